@@ -1,0 +1,249 @@
+//! `ocislim convert`: re-encode an image into another sink or codec, losslessly.
+//!
+//! Each layer streams once: verified, and either copied byte-for-byte (same codec, no
+//! level asked) or re-encoded. The config is copied byte-for-byte, so the image ID
+//! stays the same: re-encoding never changes a layer's diff_id.
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::media;
+use crate::image::reader::{self, OpenOptions, SourceSpec};
+use crate::image::store::Store;
+use crate::image::writer::{Dest, OutImage, OutLayer, Staging};
+use crate::image::{Format, Image, LayerRef};
+use crate::layer::codec::{Compression, EncodeOptions};
+use crate::layer::reader::{Copy, LayerScan, scan};
+use rayon::prelude::*;
+use std::io::Read;
+
+/// What `convert` is asked to do, validated before any image byte is read.
+#[derive(Clone, Debug)]
+pub struct ConvertOptions {
+    /// The source.
+    pub source: SourceSpec,
+    /// Platform choice.
+    pub open: OpenOptions,
+    /// The destination.
+    pub dest: Dest,
+    /// Output format; `None` keeps the input's (docker archive for stdout).
+    pub format: Option<Format>,
+    /// Output codec; `None` keeps each layer's.
+    pub compression: Option<Compression>,
+    /// Codec level; `None` for the codec's default.
+    pub level: Option<i32>,
+    /// Names for the output; empty keeps the input's.
+    pub tags: Vec<String>,
+    /// Worker threads.
+    pub jobs: usize,
+}
+
+/// One layer, before and after.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LayerConversion {
+    /// Position from 1.
+    pub position: usize,
+    /// Input blob digest.
+    pub input_digest: Digest,
+    /// Input codec.
+    pub input_compression: &'static str,
+    /// Input blob size.
+    pub input_size: u64,
+    /// Output blob digest.
+    pub output_digest: Digest,
+    /// Output codec.
+    pub output_compression: &'static str,
+    /// Output blob size.
+    pub output_size: u64,
+    /// Uncompressed tar size.
+    pub tar_size: u64,
+    /// Whether the blob was copied byte-for-byte.
+    pub copied: bool,
+}
+
+/// What `convert` did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ConvertReport {
+    /// Input format.
+    pub input_format: &'static str,
+    /// Output format.
+    pub output_format: &'static str,
+    /// The config digest (unchanged by conversion).
+    pub config_digest: Digest,
+    /// Per layer.
+    pub layers: Vec<LayerConversion>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+}
+
+/// The output format when none is asked for.
+pub fn default_format(input: Format, dest: &Dest) -> Format {
+    match dest {
+        Dest::Stdout => Format::DockerArchive,
+        Dest::Path(_) => input,
+    }
+}
+
+/// Peeks at a blob's first bytes to learn its codec.
+pub(crate) fn sniff_blob(store: &Store, layer: &LayerRef) -> Result<Compression> {
+    let (r, _) = store.open(&layer.location)?;
+    let mut head = Vec::with_capacity(4);
+    r.take(4).read_to_end(&mut head)?;
+    Ok(Compression::sniff(&head))
+}
+
+/// Streams one layer into staging: verified, copied or re-encoded.
+pub(crate) fn write_layer(
+    store: &Store,
+    staging: &Staging,
+    layer: &LayerRef,
+    want: Option<Compression>,
+    level: Option<i32>,
+    threads: u32,
+) -> Result<(LayerScan, OutLayer, bool)> {
+    let have = sniff_blob(store, layer)?;
+    let target = want.unwrap_or(have);
+    let copy_raw = target == have && level.is_none();
+    let (blob, size) = store.open(&layer.location)?;
+    if let Some(expected) = layer.size
+        && expected != size
+    {
+        return Err(Error::SizeMismatch {
+            blob: layer.name(),
+            expected,
+            found: size,
+        });
+    }
+    let out = staging.blob_writer()?;
+    let copy = if copy_raw {
+        Copy::Raw(out)
+    } else {
+        Copy::Reencode(
+            out,
+            EncodeOptions {
+                compression: target,
+                level,
+                threads,
+            },
+        )
+    };
+    let (scan, out) = scan(blob, &layer.name(), copy)?;
+    layer.verify(&scan)?;
+    let (digest, size) = out.expect("a copy target was given").finish()?;
+    let out = OutLayer {
+        digest,
+        size,
+        media_type: String::new(),
+        annotations: layer.annotations.clone(),
+    };
+    Ok((scan, out, copy_raw))
+}
+
+/// Chooses the manifest family: Docker's only when the input used it and every
+/// layer is gzip (Docker has no zstd layer type).
+pub(crate) fn media_family(
+    image: &Image,
+    codecs: &[Compression],
+    warnings: &mut Vec<String>,
+) -> (bool, String, String) {
+    let docker = image.docker_media_types && codecs.iter().all(|c| *c == Compression::Gzip);
+    if image.docker_media_types && !docker {
+        warnings.push(
+            "Docker media types have no zstd or plain layer type; wrote OCI media types".into(),
+        );
+    }
+    let config_media = if image.docker_media_types && !docker {
+        media::OCI_CONFIG.to_string()
+    } else {
+        image.config_media_type.clone()
+    };
+    let manifest_media = if docker {
+        media::DOCKER_MANIFEST
+    } else {
+        media::OCI_MANIFEST
+    };
+    (docker, manifest_media.to_string(), config_media)
+}
+
+/// Runs `convert`.
+pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
+    if let Some(f) = opts.format {
+        opts.dest.check(f)?;
+    }
+    let source = reader::open(&opts.source, &opts.open)?;
+    let image = &source.image;
+    let format = opts
+        .format
+        .unwrap_or_else(|| default_format(image.format, &opts.dest));
+    opts.dest.check(format)?;
+    let staging = Staging::new(opts.dest.clone(), format)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .build()
+        .map_err(std::io::Error::other)?;
+    let threads = opts.jobs.max(1) as u32;
+    let results: Vec<(LayerScan, OutLayer, bool)> = pool.install(|| {
+        image
+            .layers
+            .par_iter()
+            .map(|l| {
+                write_layer(
+                    &source.store,
+                    &staging,
+                    l,
+                    opts.compression,
+                    opts.level,
+                    threads,
+                )
+            })
+            .collect::<Result<_>>()
+    })?;
+    let mut warnings = image.warnings.clone();
+    let codecs: Vec<Compression> = results
+        .iter()
+        .map(|(s, _, raw)| {
+            if *raw {
+                s.compression
+            } else {
+                opts.compression.unwrap_or(s.compression)
+            }
+        })
+        .collect();
+    let (docker, manifest_media, config_media) = media_family(image, &codecs, &mut warnings);
+    let mut layers = Vec::new();
+    let mut report_layers = Vec::new();
+    for ((scan, mut out, copied), codec) in results.into_iter().zip(&codecs) {
+        out.media_type = codec.media_type(docker).to_string();
+        report_layers.push(LayerConversion {
+            position: report_layers.len() + 1,
+            input_digest: scan.blob_digest.clone(),
+            input_compression: scan.compression.name(),
+            input_size: scan.blob_size,
+            output_digest: out.digest.clone(),
+            output_compression: codec.name(),
+            output_size: out.size,
+            tar_size: scan.tar_size,
+            copied,
+        });
+        layers.push(out);
+    }
+    let tags = if opts.tags.is_empty() {
+        image.tags.clone()
+    } else {
+        opts.tags.clone()
+    };
+    staging.finish(&OutImage {
+        config: image.config.clone(),
+        config_media_type: config_media,
+        manifest_media_type: manifest_media,
+        manifest_annotations: image.manifest_annotations.clone(),
+        layers,
+        tags,
+    })?;
+    Ok(ConvertReport {
+        input_format: image.format.name(),
+        output_format: format.name(),
+        config_digest: image.config_digest(),
+        layers: report_layers,
+        warnings,
+    })
+}

@@ -1,0 +1,148 @@
+//! The library's error type: every variant carries what a user needs to act on it.
+//!
+//! Messages are one line; the binary prints them as `error: {err:#}`.
+
+use std::path::PathBuf;
+
+/// Everything that can stop ocislim.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error; `fs-err` puts the path in the message.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A blob's sha256 does not match the digest that names it.
+    #[error("digest mismatch for blob {blob}: expected {expected}, found {found}")]
+    DigestMismatch {
+        /// Where the blob was read from.
+        blob: String,
+        /// The digest the manifest or file name promises.
+        expected: String,
+        /// The digest of the bytes that were read.
+        found: String,
+    },
+    /// A blob's size does not match its descriptor.
+    #[error("size mismatch for blob {blob}: expected {expected} bytes, found {found}")]
+    SizeMismatch {
+        /// Where the blob was read from.
+        blob: String,
+        /// The size the descriptor promises.
+        expected: u64,
+        /// The number of bytes read.
+        found: u64,
+    },
+    /// A layer's uncompressed sha256 does not match the config's `rootfs.diff_ids`.
+    #[error("layer {layer} ({blob}): diff_id mismatch: config says {expected}, content is {found}")]
+    DiffIdMismatch {
+        /// Position of the layer in the manifest, from 1.
+        layer: usize,
+        /// Where the blob was read from.
+        blob: String,
+        /// The diff_id in the config.
+        expected: String,
+        /// The sha256 of the uncompressed bytes.
+        found: String,
+    },
+    /// A blob the image refers to is not in the source.
+    #[error("missing blob {blob} in {source_name}")]
+    MissingBlob {
+        /// The blob's path or digest.
+        blob: String,
+        /// The source that should hold it.
+        source_name: String,
+    },
+    /// A media type ocislim does not know how to treat.
+    #[error("unsupported media type {media_type:?} for {what}")]
+    UnsupportedMediaType {
+        /// The media type as written.
+        media_type: String,
+        /// What carried it (a layer, a manifest).
+        what: String,
+    },
+    /// A path that would escape the image root or the archive.
+    #[error("unsafe path {path:?} in {layer}")]
+    UnsafePath {
+        /// The layer or archive that holds it.
+        layer: String,
+        /// The offending path, escaped.
+        path: String,
+    },
+    /// A truncated or otherwise unreadable archive or layer.
+    #[error("corrupt {what}: {reason}")]
+    Corrupt {
+        /// The file, blob or layer.
+        what: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A JSON document that does not parse or lacks a required field.
+    #[error("invalid {what}: {reason}")]
+    InvalidJson {
+        /// The document (config, manifest, index).
+        what: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The source is none of the formats ocislim reads.
+    #[error("{path}: not an OCI layout, OCI archive or docker archive ({reason})")]
+    UnknownFormat {
+        /// The source path.
+        path: PathBuf,
+        /// What was looked for.
+        reason: String,
+    },
+    /// No image matches the requested platform.
+    #[error("no image for platform {wanted} in {source_name}; available: {available}")]
+    NoSuchPlatform {
+        /// The platform asked for (or the host's).
+        wanted: String,
+        /// The source.
+        source_name: String,
+        /// The platforms that are there.
+        available: String,
+    },
+    /// No image or several images match the requested reference.
+    #[error(
+        "{reason} in {source_name}; choose one of: {choices} (as oci:PATH:REF or docker-archive:PATH:REF)"
+    )]
+    ImageChoice {
+        /// What went wrong ("no image named x", "several images").
+        reason: String,
+        /// The source.
+        source_name: String,
+        /// The references to choose from.
+        choices: String,
+    },
+    /// A command line that cannot be carried out.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A corrupt-input error.
+    pub(crate) fn corrupt(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Error::Corrupt {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// An invalid-document error.
+    pub(crate) fn json(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Error::InvalidJson {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The exit code for this error: 2 for usage errors, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}

@@ -1,0 +1,686 @@
+//! Opens a source and chooses one image in it.
+//!
+//! ```text
+//! SOURCE ─► Store (dir | tar index | stdin spool)
+//!        ─► index.json (OCI layout, OCI archive, Docker 25+ save)   ─► candidates
+//!           or manifest.json only (classic docker save)             ─┘   │
+//!        ─► choose by reference, then platform (attestations dropped) ◄──┘
+//!        ─► manifest + config, verified by digest and size ─► Image
+//! ```
+//! Format is detected from content, never from the file name.
+
+use super::media::{self, normalize_ref};
+use super::platform::Platform;
+use super::store::{self, Store};
+use super::{Format, Image, LayerRef};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::layer::codec::check_layer_media_type;
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// Largest JSON document (index, manifest, config) accepted.
+const JSON_LIMIT: u64 = 32 << 20;
+/// Nesting of indexes followed before giving up.
+const MAX_INDEX_DEPTH: usize = 4;
+
+/// Where to read an image from, as written on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceSpec {
+    /// A path, or `None` for standard input.
+    pub path: Option<PathBuf>,
+    /// A skopeo-style transport prefix, when one was given.
+    pub transport: Option<Format>,
+    /// The image to pick inside the source (`app:1`, `@0`).
+    pub reference: Option<String>,
+}
+
+impl SourceSpec {
+    /// Parses `-`, `PATH`, or `oci:PATH[:REF]`, `oci-archive:PATH[:REF]`,
+    /// `docker-archive:PATH[:REF]`. A path that exists wins over splitting off a
+    /// reference, so paths holding `:` still work.
+    pub fn parse(s: &str) -> SourceSpec {
+        if s == "-" {
+            return SourceSpec {
+                path: None,
+                transport: None,
+                reference: None,
+            };
+        }
+        for format in [Format::Oci, Format::OciArchive, Format::DockerArchive] {
+            let Some(rest) = s
+                .strip_prefix(format.name())
+                .and_then(|r| r.strip_prefix(':'))
+            else {
+                continue;
+            };
+            let (path, reference) = match rest.split_once(':') {
+                Some((p, r)) if !std::path::Path::new(rest).exists() => {
+                    (p, Some(r.to_string()).filter(|r| !r.is_empty()))
+                }
+                _ => (rest, None),
+            };
+            let path = if path == "-" {
+                None
+            } else {
+                Some(PathBuf::from(path))
+            };
+            return SourceSpec {
+                path,
+                transport: Some(format),
+                reference,
+            };
+        }
+        SourceSpec {
+            path: Some(PathBuf::from(s)),
+            transport: None,
+            reference: None,
+        }
+    }
+
+    /// How messages name this source.
+    pub fn display(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or_else(|| "standard input".into(), |p| p.display().to_string())
+    }
+}
+
+/// Options for choosing an image.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// `--platform`; `None` prefers the host's in a multi-platform index.
+    pub platform: Option<Platform>,
+}
+
+/// An opened source and the image chosen in it.
+pub struct Source {
+    /// Random access to the source's files.
+    pub store: Store,
+    /// The image.
+    pub image: Image,
+}
+
+/// Opens a source and chooses its image.
+pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
+    let store = match &spec.path {
+        None => store::open_stdin()?,
+        Some(p) => store::open_path(p)?,
+    };
+    let name = spec.display();
+    let has_index = store.exists(media::INDEX_FILE) && store.exists(media::OCI_LAYOUT_FILE);
+    let has_docker = store.exists(media::DOCKER_MANIFEST_FILE);
+    let format = match (&store, has_index, has_docker) {
+        (Store::Dir(_), true, _) => Format::Oci,
+        (_, _, true) => Format::DockerArchive,
+        (Store::Tar(_), true, false) => Format::OciArchive,
+        _ => {
+            return Err(Error::UnknownFormat {
+                path: PathBuf::from(&name),
+                reason: "found neither oci-layout with index.json nor manifest.json".into(),
+            });
+        }
+    };
+    if let Some(t) = spec.transport {
+        let fits = match t {
+            Format::Oci => format == Format::Oci,
+            Format::OciArchive => {
+                format == Format::OciArchive || (has_index && format != Format::Oci)
+            }
+            Format::DockerArchive => has_docker,
+        };
+        if !fits {
+            return Err(Error::Usage(format!(
+                "{name} is {}, not {}",
+                format.name(),
+                t.name()
+            )));
+        }
+    }
+    let reader = Reader {
+        store: &store,
+        name: &name,
+    };
+    let image = if has_index {
+        let shape = match format {
+            Format::DockerArchive => "docker save, OCI layout (Docker 25+)",
+            Format::OciArchive => "OCI layout in a tar",
+            Format::Oci => "OCI layout directory",
+        };
+        let docker_tags = if has_docker {
+            reader.docker_tags_by_config()?
+        } else {
+            Vec::new()
+        };
+        reader.image_from_index(format, shape, spec.reference.as_deref(), opts, &docker_tags)?
+    } else {
+        reader.image_from_docker_manifest(spec.reference.as_deref(), opts)?
+    };
+    Ok(Source { store, image })
+}
+
+/// A leaf manifest found while walking the index.
+struct Candidate {
+    descriptor: Value,
+    names: Vec<String>,
+    platform: Option<Platform>,
+}
+
+struct Reader<'a> {
+    store: &'a Store,
+    name: &'a str,
+}
+
+fn field<'v>(v: &'v Value, key: &str, what: &str) -> Result<&'v Value> {
+    v.get(key)
+        .ok_or_else(|| Error::json(what, format!("missing field {key:?}")))
+}
+
+fn str_field<'v>(v: &'v Value, key: &str, what: &str) -> Result<&'v str> {
+    field(v, key, what)?
+        .as_str()
+        .ok_or_else(|| Error::json(what, format!("field {key:?} is not a string")))
+}
+
+fn parse_json(bytes: &[u8], what: &str) -> Result<Value> {
+    serde_json::from_slice(bytes).map_err(|e| Error::json(what, e))
+}
+
+/// The names an index descriptor gives its image.
+fn descriptor_names(d: &Value) -> Vec<String> {
+    let mut names = Vec::new();
+    for key in [media::CONTAINERD_IMAGE_NAME, media::REF_NAME] {
+        if let Some(n) = d
+            .pointer(&format!("/annotations/{}", key.replace('/', "~1")))
+            .and_then(Value::as_str)
+        {
+            names.push(n.to_string());
+        }
+    }
+    names
+}
+
+fn matches_reference(names: &[String], wanted: &str) -> bool {
+    let w = normalize_ref(wanted);
+    names.iter().any(|n| n == wanted || normalize_ref(n) == w)
+}
+
+impl Reader<'_> {
+    /// Reads a blob named by a descriptor and checks its size and digest.
+    fn read_descriptor(&self, d: &Value, what: &str) -> Result<(Vec<u8>, Digest)> {
+        let digest_str = str_field(d, "digest", what)?;
+        let digest = Digest::parse(digest_str)
+            .ok_or_else(|| Error::json(what, format!("unsupported digest {digest_str:?}")))?;
+        let location = format!("{}/{}", media::BLOBS_DIR, digest.hex());
+        let bytes = self
+            .store
+            .read_small(&location, JSON_LIMIT)
+            .map_err(|e| match e {
+                Error::MissingBlob { .. } => Error::MissingBlob {
+                    blob: format!("{digest} ({what})"),
+                    source_name: self.name.to_string(),
+                },
+                other => other,
+            })?;
+        if let Some(size) = d.get("size").and_then(Value::as_u64)
+            && size != bytes.len() as u64
+        {
+            return Err(Error::SizeMismatch {
+                blob: format!("{digest} ({what})"),
+                expected: size,
+                found: bytes.len() as u64,
+            });
+        }
+        check_digest(&bytes, &digest, what)?;
+        Ok((bytes, digest))
+    }
+
+    fn walk_index(
+        &self,
+        index: &Value,
+        inherited: &[String],
+        depth: usize,
+        out: &mut Vec<Candidate>,
+        warnings: &mut Vec<String>,
+    ) -> Result<()> {
+        let manifests = field(index, "manifests", "index")?
+            .as_array()
+            .ok_or_else(|| Error::json("index", "manifests is not an array"))?;
+        for d in manifests {
+            let mut names = descriptor_names(d);
+            if names.is_empty() {
+                names = inherited.to_vec();
+            }
+            let media_type = d
+                .get("mediaType")
+                .and_then(Value::as_str)
+                .unwrap_or(media::OCI_MANIFEST);
+            let attestation = d
+                .pointer(&format!("/annotations/{}", media::DOCKER_REFERENCE_TYPE))
+                .and_then(Value::as_str)
+                == Some("attestation-manifest");
+            let platform = d.get("platform").map(Platform::of_config);
+            if attestation || platform.as_ref().is_some_and(|p| p.os == "unknown") {
+                warnings.push(format!(
+                    "dropped attestation manifest {}",
+                    d.get("digest").and_then(Value::as_str).unwrap_or("?")
+                ));
+            } else if media::is_manifest(media_type) {
+                out.push(Candidate {
+                    descriptor: d.clone(),
+                    names,
+                    platform,
+                });
+            } else if media::is_index(media_type) {
+                if depth >= MAX_INDEX_DEPTH {
+                    return Err(Error::json("index", "indexes nested too deep"));
+                }
+                let (bytes, _) = self.read_descriptor(d, "nested index")?;
+                let nested = parse_json(&bytes, "nested index")?;
+                self.walk_index(&nested, &names, depth + 1, out, warnings)?;
+            } else {
+                warnings.push(format!("dropped index entry of media type {media_type}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn image_from_index(
+        &self,
+        format: Format,
+        shape: &'static str,
+        reference: Option<&str>,
+        opts: &OpenOptions,
+        docker_tags: &[(Digest, Vec<String>)],
+    ) -> Result<Image> {
+        let index = parse_json(
+            &self.store.read_small(media::INDEX_FILE, JSON_LIMIT)?,
+            "index.json",
+        )?;
+        let mut candidates = Vec::new();
+        let mut warnings = Vec::new();
+        self.walk_index(&index, &[], 0, &mut candidates, &mut warnings)?;
+        if let Some(r) = reference {
+            candidates.retain(|c| matches_reference(&c.names, r));
+            if candidates.is_empty() {
+                let mut all = Vec::new();
+                self.walk_index(&index, &[], 0, &mut all, &mut Vec::new())?;
+                return Err(self.choice_error(
+                    format!("no image named {r:?}"),
+                    all.iter().flat_map(|c| c.names.clone()),
+                ));
+            }
+        }
+        let chosen = self.choose_platform(candidates, opts)?;
+        let (manifest_bytes, manifest_digest) =
+            self.read_descriptor(&chosen.descriptor, "manifest")?;
+        let manifest = parse_json(&manifest_bytes, "manifest")?;
+        let what = format!("manifest {manifest_digest}");
+        let media_type = manifest
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .or_else(|| chosen.descriptor.get("mediaType").and_then(Value::as_str))
+            .unwrap_or(media::OCI_MANIFEST);
+        if !media::is_manifest(media_type) {
+            return Err(Error::UnsupportedMediaType {
+                media_type: media_type.into(),
+                what,
+            });
+        }
+        let config_desc = field(&manifest, "config", &what)?;
+        let (config, config_digest) = self.read_descriptor(config_desc, "config")?;
+        let config_json = parse_json(&config, "config")?;
+        let diff_ids = diff_ids(&config_json)?;
+        let layer_descs = field(&manifest, "layers", &what)?
+            .as_array()
+            .ok_or_else(|| Error::json(&what, "layers is not an array"))?;
+        if layer_descs.len() != diff_ids.len() {
+            return Err(Error::json(
+                &what,
+                format!(
+                    "{} layers but the config lists {} diff_ids",
+                    layer_descs.len(),
+                    diff_ids.len()
+                ),
+            ));
+        }
+        let mut layers = Vec::new();
+        for (i, (d, diff_id)) in layer_descs.iter().zip(diff_ids).enumerate() {
+            let lwhat = format!("layer {}", i + 1);
+            let layer_media = str_field(d, "mediaType", &lwhat)?;
+            check_layer_media_type(layer_media, &lwhat)?;
+            let digest_str = str_field(d, "digest", &lwhat)?;
+            let digest = Digest::parse(digest_str)
+                .ok_or_else(|| Error::json(&lwhat, format!("unsupported digest {digest_str:?}")))?;
+            layers.push(LayerRef {
+                position: i + 1,
+                location: format!("{}/{}", media::BLOBS_DIR, digest.hex()),
+                digest: Some(digest),
+                size: d.get("size").and_then(Value::as_u64),
+                media_type: Some(layer_media.to_string()),
+                diff_id,
+                annotations: d.get("annotations").cloned(),
+            });
+        }
+        let mut tags: Vec<String> = chosen
+            .names
+            .iter()
+            .filter(|n| n.contains(':') || !n.contains('/'))
+            .cloned()
+            .collect();
+        // Docker 25+ writes both the full name and the bare tag; keep the full name.
+        if tags.iter().any(|t| t.contains(':')) {
+            tags.retain(|t| t.contains(':'));
+        }
+        for (d, t) in docker_tags {
+            if *d == config_digest {
+                tags.extend(t.iter().cloned());
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        tags.retain(|t| seen.insert(normalize_ref(t)));
+        Ok(Image {
+            format,
+            shape,
+            config,
+            config_json,
+            config_media_type: str_field(config_desc, "mediaType", "config descriptor")
+                .unwrap_or(media::OCI_CONFIG)
+                .to_string(),
+            docker_media_types: media_type == media::DOCKER_MANIFEST,
+            manifest_annotations: manifest.get("annotations").cloned(),
+            layers,
+            tags,
+            warnings,
+        })
+    }
+
+    fn choose_platform(
+        &self,
+        mut candidates: Vec<Candidate>,
+        opts: &OpenOptions,
+    ) -> Result<Candidate> {
+        let describe = |cs: &[Candidate]| {
+            cs.iter()
+                .map(|c| {
+                    c.platform
+                        .as_ref()
+                        .map_or_else(|| "unspecified".to_string(), Platform::to_string)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if candidates.is_empty() {
+            return Err(Error::json("index.json", "no image manifests"));
+        }
+        let wanted = opts.platform.clone();
+        let host = Platform::host();
+        let filter = |cs: &mut Vec<Candidate>, p: &Platform| {
+            cs.retain(|c| c.platform.as_ref().is_none_or(|cp| p.accepts(cp)))
+        };
+        match &wanted {
+            Some(p) => {
+                let available = describe(&candidates);
+                filter(&mut candidates, p);
+                if candidates.is_empty() {
+                    return Err(Error::NoSuchPlatform {
+                        wanted: p.to_string(),
+                        source_name: self.name.into(),
+                        available,
+                    });
+                }
+            }
+            None if candidates.len() > 1 => {
+                let available = describe(&candidates);
+                let mut on_host: Vec<Candidate> = Vec::new();
+                let mut rest = Vec::new();
+                for c in candidates {
+                    if c.platform.as_ref().is_some_and(|cp| host.accepts(cp)) {
+                        on_host.push(c)
+                    } else {
+                        rest.push(c)
+                    }
+                }
+                candidates = if on_host.is_empty() { rest } else { on_host };
+                if candidates.iter().all(|c| c.platform.is_some())
+                    && candidates.len() > 1
+                    && candidates
+                        .iter()
+                        .any(|c| !host.accepts(c.platform.as_ref().unwrap()))
+                {
+                    return Err(Error::NoSuchPlatform {
+                        wanted: format!("{host} (the host's; use --platform)"),
+                        source_name: self.name.into(),
+                        available,
+                    });
+                }
+            }
+            None => {}
+        }
+        if candidates.len() > 1 {
+            let names = candidates
+                .iter()
+                .flat_map(|c| c.names.clone())
+                .collect::<Vec<_>>();
+            return Err(self.choice_error("several images".into(), names));
+        }
+        Ok(candidates.remove(0))
+    }
+
+    fn choice_error(&self, reason: String, names: impl IntoIterator<Item = String>) -> Error {
+        let mut names: Vec<String> = names.into_iter().collect();
+        names.sort();
+        names.dedup();
+        let choices = if names.is_empty() {
+            "(the images have no names)".to_string()
+        } else {
+            names.join(", ")
+        };
+        Error::ImageChoice {
+            reason,
+            source_name: self.name.into(),
+            choices,
+        }
+    }
+
+    /// `manifest.json` of a `docker save` archive: (config digest, RepoTags) per entry.
+    fn docker_manifest(&self) -> Result<Vec<Value>> {
+        let v = parse_json(
+            &self
+                .store
+                .read_small(media::DOCKER_MANIFEST_FILE, JSON_LIMIT)?,
+            "manifest.json",
+        )?;
+        v.as_array()
+            .cloned()
+            .ok_or_else(|| Error::json("manifest.json", "not an array"))
+    }
+
+    fn docker_tags_by_config(&self) -> Result<Vec<(Digest, Vec<String>)>> {
+        let mut out = Vec::new();
+        for entry in self.docker_manifest()? {
+            let config = str_field(&entry, "Config", "manifest.json")?;
+            if let Some(d) = digest_from_location(config) {
+                out.push((d, repo_tags(&entry)));
+            }
+        }
+        Ok(out)
+    }
+
+    fn image_from_docker_manifest(
+        &self,
+        reference: Option<&str>,
+        opts: &OpenOptions,
+    ) -> Result<Image> {
+        let entries = self.docker_manifest()?;
+        let all_names = || {
+            entries.iter().enumerate().flat_map(|(i, e)| {
+                let t = repo_tags(e);
+                if t.is_empty() {
+                    vec![format!("@{i}")]
+                } else {
+                    t
+                }
+            })
+        };
+        let chosen = match reference {
+            Some(r) if r.starts_with('@') => r[1..]
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| entries.get(i))
+                .ok_or_else(|| self.choice_error(format!("no image {r}"), all_names()))?,
+            Some(r) => entries
+                .iter()
+                .find(|e| matches_reference(&repo_tags(e), r))
+                .ok_or_else(|| self.choice_error(format!("no image named {r:?}"), all_names()))?,
+            None if entries.len() == 1 => &entries[0],
+            None if entries.is_empty() => return Err(Error::json("manifest.json", "no images")),
+            None => return Err(self.choice_error("several images".into(), all_names())),
+        };
+        let what = "manifest.json";
+        let config_loc = str_field(chosen, "Config", what)?;
+        let config = self.store.read_small(config_loc, JSON_LIMIT)?;
+        if let Some(d) = digest_from_location(config_loc) {
+            check_digest(&config, &d, &format!("config {config_loc}"))?;
+        }
+        let config_json = parse_json(&config, "config")?;
+        let platform = Platform::of_config(&config_json);
+        if let Some(p) = &opts.platform
+            && !p.accepts(&platform)
+        {
+            return Err(Error::NoSuchPlatform {
+                wanted: p.to_string(),
+                source_name: self.name.into(),
+                available: platform.to_string(),
+            });
+        }
+        let diff_ids = diff_ids(&config_json)?;
+        let locations = field(chosen, "Layers", what)?
+            .as_array()
+            .ok_or_else(|| Error::json(what, "Layers is not an array"))?;
+        if locations.len() != diff_ids.len() {
+            return Err(Error::json(
+                what,
+                format!(
+                    "{} layers but the config lists {} diff_ids",
+                    locations.len(),
+                    diff_ids.len()
+                ),
+            ));
+        }
+        let mut layers = Vec::new();
+        for (i, (loc, diff_id)) in locations.iter().zip(diff_ids).enumerate() {
+            let loc = loc
+                .as_str()
+                .ok_or_else(|| Error::json(what, "a layer path is not a string"))?;
+            layers.push(LayerRef {
+                position: i + 1,
+                location: loc.to_string(),
+                digest: digest_from_location(loc),
+                size: None,
+                media_type: None,
+                diff_id,
+                annotations: None,
+            });
+        }
+        Ok(Image {
+            format: Format::DockerArchive,
+            shape: "docker save, classic",
+            config,
+            config_json,
+            config_media_type: media::OCI_CONFIG.to_string(),
+            docker_media_types: false,
+            manifest_annotations: None,
+            layers,
+            tags: repo_tags(chosen),
+            warnings: Vec::new(),
+        })
+    }
+}
+
+fn repo_tags(entry: &Value) -> Vec<String> {
+    entry
+        .get("RepoTags")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The digest a `docker save` path promises: `blobs/sha256/<hex>` or `<hex>.json`.
+fn digest_from_location(loc: &str) -> Option<Digest> {
+    let file = loc.rsplit('/').next()?;
+    let hex = if loc.starts_with(media::BLOBS_DIR) {
+        file
+    } else {
+        file.strip_suffix(".json")?
+    };
+    Digest::parse(&format!("sha256:{hex}"))
+}
+
+fn check_digest(bytes: &[u8], expected: &Digest, what: &str) -> Result<()> {
+    let found = Digest::of(bytes);
+    if &found != expected {
+        return Err(Error::DigestMismatch {
+            blob: format!("{expected} ({what})"),
+            expected: expected.to_string(),
+            found: found.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn diff_ids(config: &Value) -> Result<Vec<Digest>> {
+    let ids = config
+        .pointer("/rootfs/diff_ids")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::json("config", "missing rootfs.diff_ids"))?;
+    ids.iter()
+        .map(|v| {
+            v.as_str()
+                .and_then(Digest::parse)
+                .ok_or_else(|| Error::json("config", format!("bad diff_id {v}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_spec_table() {
+        let p = |s: &str| SourceSpec::parse(s);
+        assert_eq!(p("-").path, None);
+        let s = p("oci:/no/such/dir:app:1");
+        assert_eq!(
+            (s.path.unwrap(), s.transport, s.reference.as_deref()),
+            (
+                PathBuf::from("/no/such/dir"),
+                Some(Format::Oci),
+                Some("app:1")
+            )
+        );
+        let s = p("docker-archive:x.tar");
+        assert_eq!(
+            (s.transport, s.reference),
+            (Some(Format::DockerArchive), None)
+        );
+        let s = p("oci-archive:-:latest");
+        assert_eq!((s.path, s.reference.as_deref()), (None, Some("latest")));
+        assert_eq!(p("plain.tar").transport, None);
+    }
+
+    #[test]
+    fn digest_from_location_table() {
+        let hex = "ab".repeat(32);
+        assert!(digest_from_location(&format!("blobs/sha256/{hex}")).is_some());
+        assert!(digest_from_location(&format!("{hex}.json")).is_some());
+        assert!(digest_from_location(&format!("{hex}/layer.tar")).is_none());
+        assert!(digest_from_location("config.json").is_none());
+    }
+}

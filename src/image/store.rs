@@ -1,0 +1,278 @@
+//! Random access to the files of a source: a directory, or a tar archive indexed once
+//! by offset (an OCI archive, a `docker save` archive, or stdin spooled to a temporary
+//! file). Members are read in place with positional reads, so layers can be read in
+//! parallel without extracting anything.
+
+use crate::error::{Error, Result};
+use crate::layer::path;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Symlink hops followed inside an archive before giving up.
+const MAX_LINK_HOPS: usize = 16;
+
+/// Where a source's files live.
+pub enum Store {
+    /// An unpacked directory.
+    Dir(PathBuf),
+    /// A tar archive with its member index.
+    Tar(TarStore),
+}
+
+/// A tar archive's regular files by normalised name.
+pub struct TarStore {
+    file: Arc<File>,
+    members: BTreeMap<String, Member>,
+}
+
+#[derive(Clone, Debug)]
+enum Member {
+    File { offset: u64, size: u64 },
+    Symlink(Vec<u8>),
+    Hardlink(Vec<u8>),
+    Dir,
+}
+
+/// A reader over one archive member.
+pub struct Section {
+    file: Arc<File>,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for Section {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if left == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..left], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "archive ends inside a member",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl TarStore {
+    /// Indexes the archive at `path` (named `what` in errors).
+    pub fn index(mut file: File, what: &str) -> Result<TarStore> {
+        let len = file.metadata()?.len();
+        io::Seek::rewind(&mut file)?;
+        let corrupt = |e: io::Error| Error::corrupt(what, e);
+        let mut archive = tar::Archive::new(io::BufReader::new(&file));
+        let mut members = BTreeMap::new();
+        for entry in archive.entries_with_seek().map_err(corrupt)? {
+            let entry = entry.map_err(corrupt)?;
+            let raw = entry.path_bytes();
+            let Some(name) = path::normalize(&raw) else {
+                return Err(Error::UnsafePath {
+                    layer: what.to_string(),
+                    path: path::escape(&raw),
+                });
+            };
+            let Ok(name) = String::from_utf8(name) else {
+                continue; // no image file has a non-UTF-8 name; it cannot be referenced
+            };
+            let kind = entry.header().entry_type();
+            let member = if kind.is_symlink() {
+                Member::Symlink(entry.link_name_bytes().unwrap_or_default().into_owned())
+            } else if kind.is_hard_link() {
+                Member::Hardlink(entry.link_name_bytes().unwrap_or_default().into_owned())
+            } else if kind.is_dir() {
+                Member::Dir
+            } else {
+                let offset = entry.raw_file_position();
+                let size = entry.size();
+                if offset + size > len {
+                    return Err(Error::corrupt(
+                        what,
+                        format!("truncated: member {name} ends past the end of the archive"),
+                    ));
+                }
+                Member::File { offset, size }
+            };
+            members.insert(name, member);
+        }
+        if members.is_empty() {
+            return Err(Error::corrupt(what, "empty or not a tar archive"));
+        }
+        Ok(TarStore {
+            file: Arc::new(file),
+            members,
+        })
+    }
+
+    fn resolve(&self, name: &str) -> Option<(u64, u64)> {
+        let mut name = name.to_string();
+        for _ in 0..MAX_LINK_HOPS {
+            match self.members.get(&name)? {
+                Member::File { offset, size } => return Some((*offset, *size)),
+                Member::Hardlink(target) => {
+                    name = String::from_utf8(path::normalize(target)?).ok()?;
+                }
+                Member::Symlink(target) => {
+                    // `docker save` links duplicate layers as `../<id>/layer.tar`.
+                    let dir = name.rsplit_once('/').map_or("", |(d, _)| d);
+                    let joined = if target.starts_with(b"/") {
+                        target.clone()
+                    } else {
+                        [dir.as_bytes(), b"/", target].concat()
+                    };
+                    name = String::from_utf8(path::normalize(&joined)?).ok()?;
+                }
+                Member::Dir => return None,
+            }
+        }
+        None
+    }
+}
+
+impl Store {
+    /// Whether `name` exists as a readable file.
+    pub fn exists(&self, name: &str) -> bool {
+        match self {
+            Store::Dir(root) => root.join(name).is_file(),
+            Store::Tar(t) => t.resolve(name).is_some(),
+        }
+    }
+
+    /// Opens `name` (a relative path inside the source) with its size.
+    pub fn open(&self, name: &str) -> Result<(Box<dyn Read + Send>, u64)> {
+        let clean = path::normalize(name.as_bytes())
+            .and_then(|p| String::from_utf8(p).ok())
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| Error::UnsafePath {
+                layer: "a manifest reference".into(),
+                path: path::escape(name.as_bytes()),
+            })?;
+        match self {
+            Store::Dir(root) => {
+                let path = root.join(&clean);
+                let file = fs_err::File::open(&path).map_err(|e| {
+                    if e.kind() == io::ErrorKind::NotFound {
+                        Error::MissingBlob {
+                            blob: clean.clone(),
+                            source_name: root.display().to_string(),
+                        }
+                    } else {
+                        e.into()
+                    }
+                })?;
+                let size = file.metadata()?.len();
+                Ok((Box::new(file), size))
+            }
+            Store::Tar(t) => {
+                let (offset, size) = t.resolve(&clean).ok_or_else(|| Error::MissingBlob {
+                    blob: clean.clone(),
+                    source_name: "the archive".into(),
+                })?;
+                let section = Section {
+                    file: t.file.clone(),
+                    pos: offset,
+                    end: offset + size,
+                };
+                Ok((Box::new(section), size))
+            }
+        }
+    }
+
+    /// Reads a small file (JSON documents) whole, refusing anything over `limit` bytes.
+    pub fn read_small(&self, name: &str, limit: u64) -> Result<Vec<u8>> {
+        let (reader, size) = self.open(name)?;
+        if size > limit {
+            return Err(Error::corrupt(
+                name,
+                format!("{size} bytes is too large for a JSON document"),
+            ));
+        }
+        let mut buf = Vec::with_capacity(size as usize);
+        reader.take(limit).read_to_end(&mut buf)?;
+        Ok(buf)
+    }
+}
+
+/// Opens `path` as a store: a directory as itself, a file as an indexed tar.
+pub fn open_path(path: &Path) -> Result<Store> {
+    let meta = fs_err::metadata(path)?;
+    if meta.is_dir() {
+        return Ok(Store::Dir(path.to_path_buf()));
+    }
+    let file = fs_err::File::open(path)?.into_parts().0;
+    Ok(Store::Tar(TarStore::index(
+        file,
+        &path.display().to_string(),
+    )?))
+}
+
+/// Spools standard input to an anonymous temporary file and indexes it.
+pub fn open_stdin() -> Result<Store> {
+    let mut file = tempfile::tempfile()?;
+    let n = io::copy(&mut io::stdin().lock(), &mut file)?;
+    if n == 0 {
+        return Err(Error::corrupt("standard input", "empty"));
+    }
+    Ok(Store::Tar(TarStore::index(file, "standard input")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn archive(build: impl FnOnce(&mut tar::Builder<&mut File>)) -> File {
+        let mut f = tempfile::tempfile().unwrap();
+        let mut b = tar::Builder::new(&mut f);
+        build(&mut b);
+        b.finish().unwrap();
+        drop(b);
+        f
+    }
+
+    fn add(b: &mut tar::Builder<&mut File>, name: &str, data: &[u8]) {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data).unwrap();
+    }
+
+    #[test]
+    fn follows_docker_save_layer_symlinks() {
+        let f = archive(|b| {
+            add(b, "./aaa/layer.tar", b"layer bytes");
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o777);
+            b.append_link(&mut h, "bbb/layer.tar", "../aaa/layer.tar")
+                .unwrap();
+        });
+        let store = Store::Tar(TarStore::index(f, "t").unwrap());
+        let (mut r, size) = store.open("bbb/layer.tar").unwrap();
+        let mut s = String::new();
+        r.read_to_string(&mut s).unwrap();
+        assert_eq!((s.as_str(), size), ("layer bytes", 11));
+        assert!(matches!(store.open("nope"), Err(Error::MissingBlob { .. })));
+        assert!(matches!(
+            store.open("../aaa"),
+            Err(Error::UnsafePath { .. })
+        ));
+    }
+
+    #[test]
+    fn truncated_archive_is_refused() {
+        let mut f = archive(|b| add(b, "big", &[7u8; 5000]));
+        f.set_len(2048).unwrap();
+        f.flush().unwrap();
+        let err = TarStore::index(f, "x.tar").err().unwrap();
+        assert!(err.to_string().contains("x.tar"), "{err}");
+    }
+}

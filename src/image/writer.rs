@@ -1,0 +1,367 @@
+//! Writes an image to a sink: an OCI layout directory, an OCI archive, or a docker
+//! archive (an OCI layout plus `manifest.json` and `repositories`, the shape Docker 25+
+//! writes and every `docker load` since 1.10 reads), to a path or to stdout.
+//!
+//! Blobs are written into a staging folder beside the destination while layers stream;
+//! the config, manifest and index are written last, and only a complete result is
+//! renamed into place. A failure drops the staging folder, leaving nothing behind.
+//! Every JSON document is written with sorted keys and every archive header is fixed
+//! (mtime 0, uid 0, mode 0644/0755), so the same image gives the same bytes.
+
+use super::Format;
+use super::media;
+use crate::digest::{Digest, Meter};
+use crate::error::{Error, Result};
+use serde_json::{Map, Value, json};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Where an image goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dest {
+    /// A path, replaced atomically.
+    Path(PathBuf),
+    /// Standard output, as a tar stream.
+    Stdout,
+}
+
+impl Dest {
+    /// `-` means stdout.
+    pub fn parse(s: &str) -> Dest {
+        if s == "-" {
+            Dest::Stdout
+        } else {
+            Dest::Path(PathBuf::from(s))
+        }
+    }
+
+    /// Checks, before any image byte is read, that the destination can be written.
+    pub fn check(&self, format: Format) -> Result<()> {
+        match self {
+            Dest::Stdout => {
+                if format == Format::Oci {
+                    return Err(Error::Usage("an OCI layout directory cannot be written to stdout; use --format oci-archive or docker-archive".into()));
+                }
+                if io::IsTerminal::is_terminal(&io::stdout()) {
+                    return Err(Error::Usage(
+                        "refusing to write an image archive to a terminal; redirect stdout".into(),
+                    ));
+                }
+                Ok(())
+            }
+            Dest::Path(p) => {
+                let parent = staging_parent(p);
+                if !parent.is_dir() {
+                    return Err(Error::Usage(format!(
+                        "output folder {} does not exist",
+                        parent.display()
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn staging_parent(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A layer as written.
+#[derive(Clone, Debug)]
+pub struct OutLayer {
+    /// Blob digest.
+    pub digest: Digest,
+    /// Blob size.
+    pub size: u64,
+    /// Layer media type.
+    pub media_type: String,
+    /// Descriptor annotations carried from the input.
+    pub annotations: Option<Value>,
+}
+
+/// Everything but the layer blobs, which are already staged.
+#[derive(Clone, Debug)]
+pub struct OutImage {
+    /// Config bytes.
+    pub config: Vec<u8>,
+    /// Config media type.
+    pub config_media_type: String,
+    /// Manifest media type.
+    pub manifest_media_type: String,
+    /// Manifest annotations.
+    pub manifest_annotations: Option<Value>,
+    /// Layers, bottom first.
+    pub layers: Vec<OutLayer>,
+    /// Image names (`app:1`).
+    pub tags: Vec<String>,
+}
+
+/// A staging folder of blobs, finished into a sink.
+pub struct Staging {
+    dir: tempfile::TempDir,
+    dest: Dest,
+    format: Format,
+}
+
+/// A blob being written into staging; `finish` names it by its digest.
+pub struct BlobWriter {
+    file: Meter<BufWriter<tempfile::NamedTempFile>>,
+    blobs: PathBuf,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl BlobWriter {
+    /// Moves the blob to `blobs/sha256/<hex>` and returns its digest and size.
+    pub fn finish(self) -> Result<(Digest, u64)> {
+        let (buf, digest, size) = self.file.finish();
+        let tmp = buf.into_inner().map_err(|e| e.into_error())?;
+        tmp.persist(self.blobs.join(digest.hex()))
+            .map_err(|e| e.error)?;
+        Ok((digest, size))
+    }
+}
+
+const STAGING_PREFIX: &str = ".ocislim-";
+
+impl Staging {
+    /// Creates the staging folder next to the destination (or in `$TMPDIR` for stdout).
+    pub fn new(dest: Dest, format: Format) -> Result<Staging> {
+        let dir = match &dest {
+            Dest::Stdout => tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir()?,
+            Dest::Path(p) => tempfile::Builder::new()
+                .prefix(STAGING_PREFIX)
+                .tempdir_in(staging_parent(p))?,
+        };
+        fs_err::create_dir_all(dir.path().join(media::BLOBS_DIR))?;
+        Ok(Staging { dir, dest, format })
+    }
+
+    fn blobs(&self) -> PathBuf {
+        self.dir.path().join(media::BLOBS_DIR)
+    }
+
+    /// Starts writing a blob.
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(self.blobs())?;
+        Ok(BlobWriter {
+            file: Meter::new(BufWriter::with_capacity(1 << 20, tmp)),
+            blobs: self.blobs(),
+        })
+    }
+
+    /// Writes a small blob whole.
+    pub fn add_bytes(&self, bytes: &[u8]) -> Result<(Digest, u64)> {
+        let mut w = self.blob_writer()?;
+        w.write_all(bytes)?;
+        w.finish()
+    }
+
+    /// Writes config, manifest and index, then moves the result into place.
+    pub fn finish(self, image: &OutImage) -> Result<()> {
+        let (config_digest, config_size) = self.add_bytes(&image.config)?;
+        let layers: Vec<Value> = image
+            .layers
+            .iter()
+            .map(|l| {
+                let mut d =
+                    json!({"mediaType": l.media_type, "digest": l.digest.as_str(), "size": l.size});
+                if let Some(a) = &l.annotations {
+                    d["annotations"] = a.clone();
+                }
+                d
+            })
+            .collect();
+        let mut manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": image.manifest_media_type,
+            "config": {"mediaType": image.config_media_type, "digest": config_digest.as_str(), "size": config_size},
+            "layers": layers,
+        });
+        if let Some(a) = &image.manifest_annotations {
+            manifest["annotations"] = a.clone();
+        }
+        let manifest_bytes = serde_json::to_vec(&manifest).map_err(io::Error::other)?;
+        let (manifest_digest, manifest_size) = self.add_bytes(&manifest_bytes)?;
+        let root = self.dir.path();
+        let mut descriptors = Vec::new();
+        let base = json!({"mediaType": image.manifest_media_type, "digest": manifest_digest.as_str(), "size": manifest_size});
+        for tag in &image.tags {
+            let mut d = base.clone();
+            let mut ann = Map::new();
+            ann.insert(media::CONTAINERD_IMAGE_NAME.into(), json!(full_name(tag)));
+            ann.insert(media::REF_NAME.into(), json!(media::tag_of(tag)));
+            d["annotations"] = Value::Object(ann);
+            descriptors.push(d);
+        }
+        if descriptors.is_empty() {
+            descriptors.push(base);
+        }
+        let index =
+            json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": descriptors});
+        write_json(&root.join(media::INDEX_FILE), &index)?;
+        fs_err::write(
+            root.join(media::OCI_LAYOUT_FILE),
+            format!(
+                "{{\"imageLayoutVersion\":\"{}\"}}",
+                media::OCI_LAYOUT_VERSION
+            ),
+        )?;
+        let mut top_files = vec![media::OCI_LAYOUT_FILE, media::INDEX_FILE];
+        if self.format == Format::DockerArchive {
+            let tags: Vec<String> = image.tags.iter().map(|t| media::normalize_ref(t)).collect();
+            let docker = json!([{
+                "Config": format!("{}/{}", media::BLOBS_DIR, config_digest.hex()),
+                "RepoTags": tags,
+                "Layers": image.layers.iter().map(|l| format!("{}/{}", media::BLOBS_DIR, l.digest.hex())).collect::<Vec<_>>(),
+            }]);
+            write_json(&root.join(media::DOCKER_MANIFEST_FILE), &docker)?;
+            let mut repos = Map::new();
+            for t in &tags {
+                let (name, tag) = t.rsplit_once(':').unwrap_or((t, "latest"));
+                let top = image
+                    .layers
+                    .last()
+                    .map_or(config_digest.hex(), |l| l.digest.hex());
+                let entry = repos.entry(name.to_string()).or_insert_with(|| json!({}));
+                entry[tag] = json!(top);
+            }
+            write_json(
+                &root.join(media::DOCKER_REPOSITORIES_FILE),
+                &Value::Object(repos),
+            )?;
+            top_files.extend([media::DOCKER_MANIFEST_FILE, media::DOCKER_REPOSITORIES_FILE]);
+        }
+        match (&self.dest, self.format) {
+            (Dest::Path(p), Format::Oci) => replace_dir(self.dir, p),
+            (Dest::Path(p), _) => {
+                let tmp = tempfile::Builder::new()
+                    .prefix(STAGING_PREFIX)
+                    .tempfile_in(staging_parent(p))?;
+                let mut w = BufWriter::with_capacity(1 << 20, tmp);
+                write_archive(root, &top_files, &mut w)?;
+                let tmp = w.into_inner().map_err(|e| e.into_error())?;
+                tmp.as_file().sync_all()?;
+                if p.is_dir() {
+                    return Err(Error::Usage(format!(
+                        "{} is a directory; an archive cannot replace it",
+                        p.display()
+                    )));
+                }
+                tmp.persist(p).map_err(|e| e.error)?;
+                Ok(())
+            }
+            (Dest::Stdout, _) => {
+                let mut w = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+                write_archive(root, &top_files, &mut w)?;
+                w.flush()?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `app:1` -> `docker.io/library/app:1`, as Docker 25+ writes `io.containerd.image.name`.
+fn full_name(tag: &str) -> String {
+    let n = media::normalize_ref(tag);
+    let first = n.split('/').next().unwrap_or("");
+    if n.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
+        n
+    } else if n.contains('/') {
+        format!("docker.io/{n}")
+    } else {
+        format!("docker.io/library/{n}")
+    }
+}
+
+fn write_json(path: &Path, v: &Value) -> Result<()> {
+    fs_err::write(path, serde_json::to_vec(v).map_err(io::Error::other)?)?;
+    Ok(())
+}
+
+/// Replaces `dest` (absent, or an earlier result) with the staged layout.
+fn replace_dir(staged: tempfile::TempDir, dest: &Path) -> Result<()> {
+    let staged = staged.keep();
+    let result = (|| -> Result<()> {
+        if fs_err::symlink_metadata(dest).is_ok() {
+            let old = tempfile::Builder::new()
+                .prefix(STAGING_PREFIX)
+                .tempdir_in(staging_parent(dest))?;
+            let old_path = old.path().join("old");
+            fs_err::rename(dest, &old_path)?;
+            fs_err::rename(&staged, dest)?;
+            drop(old); // removes the previous result
+        } else {
+            fs_err::rename(&staged, dest)?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        // Leave nothing behind: the staged layout is ours to remove.
+        let _ = std::fs::remove_dir_all(&staged);
+    }
+    result
+}
+
+fn tar_header(kind: tar::EntryType, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h
+}
+
+/// Writes the staged layout as a tar: top-level files, then blobs sorted by digest.
+fn write_archive(root: &Path, top_files: &[&str], w: &mut impl Write) -> Result<()> {
+    let mut b = tar::Builder::new(w);
+    for name in top_files {
+        let bytes = fs_err::read(root.join(name))?;
+        let mut h = tar_header(tar::EntryType::Regular, bytes.len() as u64);
+        b.append_data(&mut h, name, &bytes[..])?;
+    }
+    for dir in ["blobs/", "blobs/sha256/"] {
+        let mut h = tar_header(tar::EntryType::Directory, 0);
+        b.append_data(&mut h, dir, io::empty())?;
+    }
+    let blobs = root.join(media::BLOBS_DIR);
+    let mut names: Vec<String> = fs_err::read_dir(&blobs)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<io::Result<_>>()?;
+    names.sort();
+    for name in names {
+        let file = fs_err::File::open(blobs.join(&name))?;
+        let mut h = tar_header(tar::EntryType::Regular, file.metadata()?.len());
+        b.append_data(&mut h, format!("{}/{name}", media::BLOBS_DIR), file)?;
+    }
+    b.into_inner()?.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_name_table() {
+        assert_eq!(full_name("app:1"), "docker.io/library/app:1");
+        assert_eq!(full_name("me/app"), "docker.io/me/app:latest");
+        assert_eq!(full_name("localhost:5000/app:2"), "localhost:5000/app:2");
+        assert_eq!(full_name("ghcr.io/x/y:3"), "ghcr.io/x/y:3");
+    }
+}

@@ -1,0 +1,105 @@
+//! `ocislim inspect`: what an image is made of, every layer verified as it is read.
+
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::image::reader::{self, OpenOptions, SourceSpec};
+use crate::layer::reader::{Copy, scan};
+use rayon::prelude::*;
+use serde_json::Value;
+
+/// One layer as found.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LayerInfo {
+    /// Position from 1.
+    pub position: usize,
+    /// Blob digest.
+    pub digest: Digest,
+    /// Media type: the descriptor's, or the one the sniffed codec implies.
+    pub media_type: String,
+    /// Blob size.
+    pub compressed_size: u64,
+    /// Uncompressed tar size.
+    pub uncompressed_size: u64,
+    /// The config's diff_id, checked.
+    pub diff_id: Digest,
+    /// Tar entries.
+    pub entries: u64,
+}
+
+/// What `inspect` found.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct InspectReport {
+    /// The source as given.
+    pub source: String,
+    /// Detected format.
+    pub format: &'static str,
+    /// Detected shape.
+    pub shape: &'static str,
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// Names the source gives the image.
+    pub tags: Vec<String>,
+    /// Config digest (the image ID).
+    pub config_digest: Digest,
+    /// `created` from the config.
+    pub created: Option<String>,
+    /// The config's `config` object (Env, Cmd, Entrypoint, ...), as it is.
+    pub config: Value,
+    /// The config's history.
+    pub history: Vec<Value>,
+    /// Layers, bottom first.
+    pub layers: Vec<LayerInfo>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+}
+
+/// Runs `inspect`, reading every layer with `jobs` threads.
+pub fn inspect(source: &SourceSpec, open: &OpenOptions, jobs: usize) -> Result<InspectReport> {
+    let src = reader::open(source, open)?;
+    let image = &src.image;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(std::io::Error::other)?;
+    let layers = pool.install(|| {
+        image
+            .layers
+            .par_iter()
+            .map(|l| {
+                let (blob, _) = src.store.open(&l.location)?;
+                let (s, _) = scan::<_, std::io::Sink>(blob, &l.name(), Copy::Nothing)?;
+                l.verify(&s)?;
+                Ok(LayerInfo {
+                    position: l.position,
+                    digest: s.blob_digest.clone(),
+                    media_type: l
+                        .media_type
+                        .clone()
+                        .unwrap_or_else(|| s.compression.media_type(false).to_string()),
+                    compressed_size: s.blob_size,
+                    uncompressed_size: s.tar_size,
+                    diff_id: s.diff_id,
+                    entries: s.entries,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let c = &image.config_json;
+    Ok(InspectReport {
+        source: source.display(),
+        format: image.format.name(),
+        shape: image.shape,
+        platform: image.platform(),
+        tags: image.tags.clone(),
+        config_digest: image.config_digest(),
+        created: c.get("created").and_then(Value::as_str).map(str::to_string),
+        config: c.get("config").cloned().unwrap_or(Value::Null),
+        history: c
+            .get("history")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        layers,
+        warnings: image.warnings.clone(),
+    })
+}

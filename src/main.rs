@@ -1,0 +1,155 @@
+//! The `ocislim` command: parses arguments, calls the library, prints the report.
+
+use clap::{Parser, Subcommand};
+use ocislim::convert::{self, ConvertOptions};
+use ocislim::image::Format;
+use ocislim::image::platform::Platform;
+use ocislim::image::reader::{OpenOptions, SourceSpec};
+use ocislim::image::writer::Dest;
+use ocislim::layer::codec::Compression;
+use ocislim::{Error, inspect, report};
+use std::io::Write;
+
+const EXIT_CODES: &str = "Exit status: 0 done, 1 failed, 2 usage error.";
+
+/// Make existing container images smaller.
+#[derive(Parser)]
+#[command(version, about, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Worker threads (default: all cores).
+    #[arg(short, long, global = true)]
+    jobs: Option<usize>,
+    /// Print nothing but errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct SourceArgs {
+    /// Image to read: a path (OCI layout dir, OCI archive, docker save archive), `-` for
+    /// stdin, or oci:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:REF].
+    source: String,
+    /// Platform to pick from a multi-platform index (default: the host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Re-encode an image into another format or compression, losslessly.
+    #[command(after_help = EXIT_CODES)]
+    Convert {
+        #[command(flatten)]
+        src: SourceArgs,
+        /// Destination path, or `-` for stdout.
+        #[arg(short, long)]
+        output: String,
+        /// Output format (default: the input's; docker-archive for stdout).
+        #[arg(long)]
+        format: Option<Format>,
+        /// Layer compression (default: keep each layer's).
+        #[arg(long)]
+        compression: Option<Compression>,
+        /// Compression level (gzip 0-9, zstd 1-19).
+        #[arg(long)]
+        level: Option<i32>,
+        /// Name the output image NAME[:TAG] (repeatable; default: the input's names).
+        #[arg(long)]
+        tag: Vec<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an image's format, config, history and layers, verifying every blob.
+    #[command(after_help = EXIT_CODES)]
+    Inspect {
+        #[command(flatten)]
+        src: SourceArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn open_options(src: &SourceArgs) -> Result<OpenOptions, Error> {
+    let platform = match &src.platform {
+        None => None,
+        Some(p) => Some(Platform::parse(p).ok_or_else(|| {
+            Error::Usage(format!("--platform {p:?}: expected OS/ARCH[/VARIANT]"))
+        })?),
+    };
+    Ok(OpenOptions { platform })
+}
+
+fn run(cli: Cli) -> Result<String, Error> {
+    let jobs = cli
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    match cli.command {
+        Command::Convert {
+            src,
+            output,
+            format,
+            compression,
+            level,
+            tag,
+            json,
+        } => {
+            let opts = ConvertOptions {
+                source: SourceSpec::parse(&src.source),
+                open: open_options(&src)?,
+                dest: Dest::parse(&output),
+                format,
+                compression,
+                level,
+                tags: tag,
+                jobs,
+            };
+            let r = convert::convert(&opts)?;
+            Ok(if json {
+                report::json(&r)
+            } else {
+                report::convert_text(&r)
+            })
+        }
+        Command::Inspect { src, json } => {
+            let r = inspect::inspect(&SourceSpec::parse(&src.source), &open_options(&src)?, jobs)?;
+            Ok(if json {
+                report::json(&r)
+            } else {
+                report::inspect_text(&r)
+            })
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let quiet = cli.quiet;
+    // Reports go to stderr when stdout carries the image.
+    let to_stdout = !matches!(&cli.command, Command::Convert { output, .. } if output == "-");
+    match run(cli) {
+        Ok(text) if quiet => drop(text),
+        Ok(text) => {
+            let written = if to_stdout {
+                std::io::stdout().write_all(text.as_bytes())
+            } else {
+                std::io::stderr().write_all(text.as_bytes())
+            };
+            // A closed pipe (`| head`) is not an error.
+            if let Err(e) = written
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        }
+        Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::exit(err.exit_code());
+        }
+    }
+}

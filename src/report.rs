@@ -1,0 +1,152 @@
+//! Turns reports into text for people, or JSON for machines. The only place that
+//! formats; untrusted strings from images are escaped before they reach a terminal.
+
+use crate::convert::ConvertReport;
+use crate::inspect::InspectReport;
+use crate::layer::path::escape;
+use serde_json::Value;
+use std::fmt::Write as _;
+
+/// `1536` -> `1.5 KiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn clean(s: &str) -> String {
+    escape(s.as_bytes())
+}
+
+/// Any serialisable report as pretty JSON.
+pub fn json<T: serde::Serialize>(report: &T) -> String {
+    serde_json::to_string_pretty(report).expect("reports serialise") + "\n"
+}
+
+fn show_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => clean(s),
+        other => clean(&other.to_string()),
+    }
+}
+
+/// `inspect` for people.
+pub fn inspect_text(r: &InspectReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "source:   {}", clean(&r.source));
+    let _ = writeln!(o, "format:   {} ({})", r.format, r.shape);
+    let _ = writeln!(o, "platform: {}", clean(&r.platform));
+    let _ = writeln!(o, "image id: {}", r.config_digest);
+    if !r.tags.is_empty() {
+        let _ = writeln!(
+            o,
+            "tags:     {}",
+            r.tags
+                .iter()
+                .map(|t| clean(t))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some(c) = &r.created {
+        let _ = writeln!(o, "created:  {}", clean(c));
+    }
+    if let Value::Object(cfg) = &r.config {
+        let _ = writeln!(o, "config:");
+        for (k, v) in cfg {
+            let _ = writeln!(o, "  {k}: {}", show_value(v));
+        }
+    }
+    let _ = writeln!(o, "history:");
+    for h in &r.history {
+        let empty = h
+            .get("empty_layer")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let by = h.get("created_by").map(show_value).unwrap_or_default();
+        let _ = writeln!(o, "  {} {}", if empty { "      " } else { "layer " }, by);
+    }
+    let _ = writeln!(o, "layers:");
+    let _ = writeln!(
+        o,
+        "  {:>3}  {:<19}  {:<45}  {:>10}  {:>10}  {:>7}",
+        "#", "digest", "media type", "stored", "tar", "entries"
+    );
+    for l in &r.layers {
+        let _ = writeln!(
+            o,
+            "  {:>3}  {:<19}  {:<45}  {:>10}  {:>10}  {:>7}",
+            l.position,
+            &l.digest.as_str()[..19],
+            clean(&l.media_type),
+            human_bytes(l.compressed_size),
+            human_bytes(l.uncompressed_size),
+            l.entries
+        );
+    }
+    let stored: u64 = r.layers.iter().map(|l| l.compressed_size).sum();
+    let tar: u64 = r.layers.iter().map(|l| l.uncompressed_size).sum();
+    let _ = writeln!(
+        o,
+        "  total {} stored, {} uncompressed, {} layers",
+        human_bytes(stored),
+        human_bytes(tar),
+        r.layers.len()
+    );
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {}", clean(w));
+    }
+    o
+}
+
+/// `convert` for people.
+pub fn convert_text(r: &ConvertReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{} -> {}, image id {}",
+        r.input_format, r.output_format, r.config_digest
+    );
+    for l in &r.layers {
+        let _ = writeln!(
+            o,
+            "  layer {:>2}: {} {} -> {} {}{}",
+            l.position,
+            l.input_compression,
+            human_bytes(l.input_size),
+            l.output_compression,
+            human_bytes(l.output_size),
+            if l.copied { " (copied)" } else { "" }
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {}", clean(w));
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_table() {
+        for (n, s) in [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1536, "1.5 KiB"),
+            (5 << 30, "5.0 GiB"),
+        ] {
+            assert_eq!(human_bytes(n), s);
+        }
+    }
+}
