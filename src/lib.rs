@@ -12,8 +12,6 @@
 //! filesystem or config; `inspect` reads and verifies every layer and reports on it.
 //! The library never prints and never exits: it returns reports and typed errors.
 
-#![warn(missing_docs)]
-
 pub mod convert;
 pub mod digest;
 pub mod error;

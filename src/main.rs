@@ -21,7 +21,7 @@ struct Cli {
     /// Worker threads (default: all cores).
     #[arg(short, long, global = true)]
     jobs: Option<usize>,
-    /// Print nothing but errors.
+    /// Print nothing but errors (and the report of `inspect`, which is its output).
     #[arg(short, long, global = true)]
     quiet: bool,
 }
@@ -127,7 +127,8 @@ fn run(cli: Cli) -> Result<String, Error> {
 
 fn main() {
     let cli = Cli::parse();
-    let quiet = cli.quiet;
+    // `-q` silences convert's report; inspect's report is its product.
+    let quiet = cli.quiet && matches!(cli.command, Command::Convert { .. });
     // Reports go to stderr when stdout carries the image.
     let to_stdout = !matches!(&cli.command, Command::Convert { output, .. } if output == "-");
     match run(cli) {

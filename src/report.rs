@@ -62,7 +62,9 @@ pub fn inspect_text(r: &InspectReport) -> String {
     }
     if let Value::Object(cfg) = &r.config {
         let _ = writeln!(o, "config:");
-        for (k, v) in cfg {
+        for (k, v) in cfg.iter().filter(|(_, v)| {
+            !matches!(v, Value::Null | Value::Bool(false)) && v.as_str() != Some("")
+        }) {
             let _ = writeln!(o, "  {k}: {}", show_value(v));
         }
     }

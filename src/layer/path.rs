@@ -25,7 +25,20 @@ pub fn normalize(name: &[u8]) -> Option<Vec<u8>> {
 /// Escapes a name for a terminal or a one-line message: non-UTF-8 bytes and control
 /// characters become escapes, so an untrusted name cannot move the cursor.
 pub fn escape(name: &[u8]) -> String {
-    name.escape_ascii().to_string()
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() || c == '\\' {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -52,6 +65,9 @@ mod tests {
 
     #[test]
     fn escape_hides_control_bytes() {
-        assert_eq!(escape(b"a\nb\x1b[2J\xff"), "a\\nb\\x1b[2J\\xff");
+        assert_eq!(
+            escape(b"a\nb\x1b[2J\xff \"q\" \xc3\xa9"),
+            "a\\nb\\u{1b}[2J\\xff \"q\" \u{e9}"
+        );
     }
 }

@@ -1,0 +1,9 @@
+//! Integration tests: ocislim against real tools (umoci, skopeo, bsdtar, Docker).
+
+mod builder;
+mod corrupt;
+mod docker;
+mod fixtures;
+mod roundtrip;
+mod select;
+mod tools;

@@ -1,0 +1,144 @@
+//! The round-trip matrix: every source shape x every sink x gzip/zstd/none. The root
+//! filesystem unpacked by umoci and listed by bsdtar mtree and getfattr, and the
+//! config as skopeo reads it, must equal the original's.
+
+use crate::fixtures;
+use crate::tools::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    OciDir,
+    OciArchive,
+    DockerClassic,
+    Docker25,
+    Stdin,
+}
+
+/// Makes the source in `shape` from fixture `name`; returns the argument for ocislim
+/// and, for stdin, the file to feed it.
+fn make_source(shape: Shape, name: &str, work: &Path) -> (String, Option<PathBuf>) {
+    let layout = fixtures::layout(name, work);
+    let tag = fixtures::spec(name).tag;
+    let classic = || {
+        let out = work.join("classic.tar");
+        run(Command::new("skopeo")
+            .args(["copy", "--quiet"])
+            .arg(format!(
+                "oci:{}:{}",
+                layout.display(),
+                tag.rsplit_once(':').unwrap().1
+            ))
+            .arg(format!("docker-archive:{}:{tag}", out.display())));
+        out
+    };
+    match shape {
+        Shape::OciDir => (layout.display().to_string(), None),
+        Shape::OciArchive => {
+            let out = work.join("src-oci.tar");
+            run(Command::new("tar")
+                .arg("-C")
+                .arg(&layout)
+                .arg("-cf")
+                .arg(&out)
+                .arg("."));
+            (out.display().to_string(), None)
+        }
+        Shape::DockerClassic => (classic().display().to_string(), None),
+        Shape::Docker25 => {
+            let dir = work.join("docker25");
+            fixtures::spec(name).write_layout(&dir, true);
+            let out = work.join("src-docker25.tar");
+            run(Command::new("tar")
+                .arg("-C")
+                .arg(&dir)
+                .arg("-cf")
+                .arg(&out)
+                .arg("."));
+            (out.display().to_string(), None)
+        }
+        Shape::Stdin => ("-".into(), Some(classic())),
+    }
+}
+
+const SINKS: [&str; 4] = ["oci", "oci-archive", "docker-archive", "stdout"];
+const CODECS: [&str; 3] = ["gzip", "zstd", "none"];
+
+fn round_trip(shape: Shape, name: &str) {
+    let work = scratch();
+    let w = work.path();
+    let original = fixtures::layout(name, &w.join("orig"));
+    let tag = fixtures::spec(name).tag;
+    let want = umoci_listing(&original, tag.rsplit_once(':').unwrap().1, w);
+    let want_config = skopeo_config(&format!("oci:{}:1", original.display()));
+    assert!(
+        want.contains("type=file"),
+        "the oracle listed nothing:\n{want}"
+    );
+    if std::env::var_os("OCISLIM_SHOW").is_some() {
+        eprintln!("{want}");
+    }
+    let (src, stdin) = make_source(shape, name, w);
+    for sink in SINKS {
+        for codec in CODECS {
+            let case = format!("{shape:?} -> {sink} ({codec})");
+            let out = w.join(format!("out-{sink}-{codec}"));
+            let mut cmd = ocislim();
+            cmd.args(["convert", &src, "--compression", codec, "--tag", "check:1"]);
+            if sink == "stdout" {
+                cmd.args(["-o", "-"])
+                    .stdout(Stdio::from(std::fs::File::create(&out).unwrap()));
+            } else {
+                cmd.args(["-o"]).arg(&out).args(["--format", sink]);
+            }
+            if let Some(f) = &stdin {
+                cmd.stdin(Stdio::from(std::fs::File::open(f).unwrap()));
+            }
+            let status = cmd.status().unwrap();
+            assert!(status.success(), "{case}: ocislim failed");
+            let skopeo_ref = match sink {
+                "oci" => format!("oci:{}:1", out.display()),
+                "oci-archive" => format!("oci-archive:{}:1", out.display()),
+                _ => format!("docker-archive:{}", out.display()),
+            };
+            let norm = w.join(format!("norm-{sink}-{codec}"));
+            skopeo_to_oci(&skopeo_ref, &norm);
+            let got = umoci_listing(&norm, "t", w);
+            assert!(
+                got == want,
+                "{case}: root filesystems differ\n--- original\n{want}\n--- output\n{got}"
+            );
+            assert_eq!(
+                skopeo_config(&skopeo_ref),
+                want_config,
+                "{case}: configs differ"
+            );
+        }
+    }
+}
+
+#[test]
+fn oci_layout_round_trips_through_every_sink_and_codec() {
+    round_trip(Shape::OciDir, "hard-cases");
+}
+
+#[test]
+fn oci_archive_round_trips_through_every_sink_and_codec() {
+    round_trip(Shape::OciArchive, "hard-cases");
+}
+
+#[test]
+fn classic_docker_archive_round_trips_through_every_sink_and_codec() {
+    round_trip(Shape::DockerClassic, "hard-cases");
+}
+
+#[test]
+fn docker_25_archive_round_trips_through_every_sink_and_codec() {
+    round_trip(Shape::Docker25, "hard-cases");
+}
+
+#[test]
+fn stdin_round_trips_through_every_sink_and_codec() {
+    round_trip(Shape::Stdin, "hard-cases");
+}

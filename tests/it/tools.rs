@@ -1,0 +1,127 @@
+//! Runs ocislim and the oracles (umoci, skopeo, bsdtar, getfattr, docker) for tests.
+//! A missing oracle fails the test; it is never skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const OCISLIM: &str = env!("CARGO_BIN_EXE_ocislim");
+
+/// A scratch folder removed when dropped.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("ocislim-test-")
+        .tempdir()
+        .unwrap()
+}
+
+/// Runs a command, panicking with its stderr when it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| {
+        panic!("cannot run {cmd:?}: {e} (the test command installs the oracles)")
+    });
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a command expected to fail; returns its exit code and stderr.
+pub fn run_fail(cmd: &mut Command) -> (i32, String) {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    assert!(!out.status.success(), "{cmd:?} should have failed");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn ocislim() -> Command {
+    let mut c = Command::new(OCISLIM);
+    c.arg("-q");
+    c
+}
+
+/// Copies any image skopeo can read into a gzip OCI layout tagged `:t`, re-encoding
+/// layers with skopeo's own codecs, so umoci (which reads gzip and plain layers) can
+/// unpack what we wrote in any codec.
+pub fn skopeo_to_oci(transport_ref: &str, dir: &Path) {
+    run(Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--dest-compress",
+            "--dest-compress-format",
+            "gzip",
+            transport_ref,
+        ])
+        .arg(format!("oci:{}:t", dir.display())));
+}
+
+/// Unpacks an OCI layout's image `tag` with umoci and lists its root filesystem:
+/// a bsdtar mtree listing (type, mode, owner, size, mtime, link, nlink, sha256) and
+/// `getfattr` for every xattr, hex-encoded.
+pub fn umoci_listing(layout: &Path, tag: &str, work: &Path) -> String {
+    let bundle = work.join(format!(
+        "bundle-{}",
+        layout.file_name().unwrap().to_string_lossy()
+    ));
+    run(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:{tag}", layout.display()))
+        .arg(&bundle));
+    listing(&bundle.join("rootfs"))
+}
+
+/// The mtree + xattr listing of a directory tree.
+pub fn listing(root: &Path) -> String {
+    let mtree = run(Command::new("bsdtar")
+        .args([
+            "-cf",
+            "-",
+            "--format",
+            "mtree",
+            "--options",
+            "!all,type,mode,uid,gid,size,time,link,nlink,sha256,device",
+        ])
+        .arg("-C")
+        .arg(root)
+        .arg("."));
+    let xattrs = Command::new("getfattr")
+        .args(["-R", "-h", "-d", "-m", "-", "-e", "hex", "."])
+        .current_dir(root)
+        .output()
+        .expect("getfattr (package attr) is installed");
+    format!(
+        "{}\n# xattrs\n{}",
+        String::from_utf8_lossy(&mtree.stdout),
+        String::from_utf8_lossy(&xattrs.stdout)
+    )
+}
+
+/// The config of an image as skopeo reads it, parsed.
+pub fn skopeo_config(transport_ref: &str) -> serde_json::Value {
+    let out = run(Command::new("skopeo").args(["inspect", "--config", "--raw", transport_ref]));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Lists files in `dir`, to prove nothing was left behind.
+pub fn entries(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The Docker engine the test command started; a test that needs it fails without it.
+pub fn docker() -> Command {
+    let host = std::env::var("DOCKER_HOST").expect(
+        "DOCKER_HOST is set by the test command (scripts/test), which starts a Docker engine",
+    );
+    let mut c = Command::new("docker");
+    c.env("DOCKER_HOST", host);
+    c
+}
