@@ -9,11 +9,25 @@ fn run_image(tag: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The busybox fixture plus a top layer naming `who`, so that each test's image has a
+/// layer the engine has not seen and must really apply.
+fn busybox_with(who: &str, work: &std::path::Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(fixtures::fixtures_dir().join("busybox.spec")).unwrap();
+    let text = format!("{text}layer \"mark\"\nfile etc/who \"{who}\"\n");
+    let dir = work.join("busybox.oci");
+    crate::builder::Spec::parse(&text).write_layout(&dir, false);
+    dir
+}
+
+/// Docker Engine 20.10 (Debian 12's) cannot apply zstd layers (`archive/tar: invalid
+/// tar header` for zstd blobs made by the zstd CLI as well); zstd support came with
+/// Engine 23. So Docker judges gzip and plain layers; skopeo and umoci judge zstd in
+/// the round-trip matrix.
 #[test]
-fn docker_loads_and_runs_our_docker_archive_in_every_codec() {
+fn docker_loads_and_runs_our_docker_archive_gzip_and_plain() {
     let w = scratch();
-    let layout = fixtures::layout("busybox", w.path());
-    for codec in ["gzip", "zstd", "none"] {
+    for codec in ["gzip", "none"] {
+        let layout = busybox_with(&format!("load-{codec}"), &w.path().join(codec));
         let tag = format!("ocislim-test/bb-{codec}:1");
         let out = w.path().join(format!("bb-{codec}.tar"));
         run(ocislim()
@@ -39,7 +53,7 @@ fn docker_loads_and_runs_our_docker_archive_in_every_codec() {
 #[test]
 fn docker_save_piped_through_ocislim_loads_back() {
     let w = scratch();
-    let layout = fixtures::layout("busybox", w.path());
+    let layout = busybox_with("pipe", w.path());
     let first = w.path().join("first.tar");
     run(ocislim()
         .args(["convert"])

@@ -6,10 +6,12 @@ use std::process::{Command, Output, Stdio};
 
 pub const OCISLIM: &str = env!("CARGO_BIN_EXE_ocislim");
 
-/// A scratch folder removed when dropped.
+/// A scratch folder removed when dropped (kept with `OCISLIM_KEEP_SCRATCH=1`, to debug).
 pub fn scratch() -> tempfile::TempDir {
+    let keep = std::env::var_os("OCISLIM_KEEP_SCRATCH").is_some();
     tempfile::Builder::new()
         .prefix("ocislim-test-")
+        .disable_cleanup(keep)
         .tempdir()
         .unwrap()
 }
