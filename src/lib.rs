@@ -19,5 +19,6 @@ pub mod image;
 pub mod inspect;
 pub mod layer;
 pub mod report;
+pub mod squash;
 
 pub use error::{Error, Result};

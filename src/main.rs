@@ -7,6 +7,7 @@ use ocislim::image::platform::Platform;
 use ocislim::image::reader::{OpenOptions, SourceSpec};
 use ocislim::image::writer::Dest;
 use ocislim::layer::codec::Compression;
+use ocislim::squash::{self, Keep, SquashOptions};
 use ocislim::{Error, inspect, report};
 use std::io::Write;
 
@@ -58,6 +59,45 @@ enum Command {
         /// Name the output image NAME[:TAG] (repeatable; default: the input's names).
         #[arg(long)]
         tag: Vec<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Flatten layers into one (or keep a base and squash the rest) with exact overlay
+    /// semantics: the output's filesystem is the input's merged filesystem.
+    #[command(after_help = EXIT_CODES)]
+    Squash {
+        #[command(flatten)]
+        src: SourceArgs,
+        /// Destination path, or `-` for stdout.
+        #[arg(short, long)]
+        output: String,
+        /// Output format (default: the input's; docker-archive for stdout).
+        #[arg(long)]
+        format: Option<Format>,
+        /// Codec of the squashed layer (default: the input's top layer's; gzip when
+        /// that is uncompressed).
+        #[arg(long)]
+        compression: Option<Compression>,
+        /// Compression level (gzip 0-9, zstd 1-19).
+        #[arg(long)]
+        level: Option<i32>,
+        /// Name the output image NAME[:TAG] (repeatable; default: the input's names).
+        #[arg(long)]
+        tag: Vec<String>,
+        /// Keep the bottom N layers byte-identical and squash the rest above them.
+        #[arg(long, value_name = "N", conflicts_with = "base")]
+        keep_layers: Option<usize>,
+        /// Keep the layers SOURCE shares with this image (by diff_id, in order).
+        #[arg(long, value_name = "IMAGE")]
+        base: Option<String>,
+        /// Deletion policy; `none` is a pure squash (the only one until policies land).
+        #[arg(long, default_value = "none")]
+        policy: Vec<String>,
+        /// Clamp file mtimes to EPOCH and set `created` to it (default:
+        /// $SOURCE_DATE_EPOCH when set; otherwise times are kept).
+        #[arg(long, value_name = "EPOCH")]
+        timestamp: Option<u64>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -114,6 +154,59 @@ fn run(cli: Cli) -> Result<String, Error> {
                 report::convert_text(&r)
             })
         }
+        Command::Squash {
+            src,
+            output,
+            format,
+            compression,
+            level,
+            tag,
+            keep_layers,
+            base,
+            policy,
+            timestamp,
+            json,
+        } => {
+            if let Some(p) = policy.iter().find(|p| p.as_str() != "none") {
+                return Err(Error::Usage(format!(
+                    "--policy {p}: deletion policies are not implemented yet; only `none` (a pure squash)"
+                )));
+            }
+            let timestamp = match timestamp {
+                Some(t) => Some(t),
+                None => match std::env::var("SOURCE_DATE_EPOCH") {
+                    Ok(v) if !v.is_empty() => Some(v.parse().map_err(|_| {
+                        Error::Usage(format!(
+                            "SOURCE_DATE_EPOCH={v:?} is not a number of seconds"
+                        ))
+                    })?),
+                    _ => None,
+                },
+            };
+            let keep = match (keep_layers, base) {
+                (Some(n), _) => Keep::Layers(n),
+                (None, Some(b)) => Keep::Base(SourceSpec::parse(&b)),
+                (None, None) => Keep::Nothing,
+            };
+            let opts = SquashOptions {
+                source: SourceSpec::parse(&src.source),
+                open: open_options(&src)?,
+                dest: Dest::parse(&output),
+                format,
+                compression,
+                level,
+                tags: tag,
+                keep,
+                timestamp,
+                jobs,
+            };
+            let r = squash::squash(&opts)?;
+            Ok(if json {
+                report::json(&r)
+            } else {
+                report::squash_text(&r)
+            })
+        }
         Command::Inspect { src, json } => {
             let r = inspect::inspect(&SourceSpec::parse(&src.source), &open_options(&src)?, jobs)?;
             Ok(if json {
@@ -127,10 +220,10 @@ fn run(cli: Cli) -> Result<String, Error> {
 
 fn main() {
     let cli = Cli::parse();
-    // `-q` silences convert's report; inspect's report is its product.
-    let quiet = cli.quiet && matches!(cli.command, Command::Convert { .. });
+    // `-q` silences convert's and squash's reports; inspect's report is its product.
+    let quiet = cli.quiet && !matches!(cli.command, Command::Inspect { .. });
     // Reports go to stderr when stdout carries the image.
-    let to_stdout = !matches!(&cli.command, Command::Convert { output, .. } if output == "-");
+    let to_stdout = !matches!(&cli.command, Command::Convert { output, .. } | Command::Squash { output, .. } if output == "-");
     match run(cli) {
         Ok(text) if quiet => drop(text),
         Ok(text) => {

@@ -4,6 +4,7 @@
 use crate::convert::ConvertReport;
 use crate::inspect::InspectReport;
 use crate::layer::path::escape;
+use crate::squash::SquashReport;
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -130,6 +131,61 @@ pub fn convert_text(r: &ConvertReport) -> String {
             if l.copied { " (copied)" } else { "" }
         );
     }
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {}", clean(w));
+    }
+    o
+}
+
+/// `squash` for people.
+pub fn squash_text(r: &SquashReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{} -> {}, {} of {} layers kept, image id {}",
+        r.input_format,
+        r.output_format,
+        r.kept_layers,
+        r.layers.len(),
+        r.config_digest
+    );
+    let _ = writeln!(
+        o,
+        "  {:>3}  {:<19}  {:>10}  {:>10}  {:>7}  {:>10}",
+        "#", "digest", "stored", "tar", "entries", "shadowed"
+    );
+    for l in &r.layers {
+        let _ = writeln!(
+            o,
+            "  {:>3}  {:<19}  {:>10}  {:>10}  {:>7}  {:>10}{}",
+            l.position,
+            &l.digest.as_str()[..19],
+            human_bytes(l.compressed_size),
+            human_bytes(l.uncompressed_size),
+            l.entries,
+            human_bytes(l.shadowed_bytes),
+            if l.kept { "  kept" } else { "" }
+        );
+    }
+    let _ = writeln!(
+        o,
+        "  squashed layer: {} ({}, {} entries)",
+        &r.squashed_digest.as_str()[..19],
+        r.squashed_compression,
+        r.squashed_entries
+    );
+    let _ = writeln!(
+        o,
+        "  before: {} stored, {} uncompressed",
+        human_bytes(r.before.compressed),
+        human_bytes(r.before.uncompressed)
+    );
+    let _ = writeln!(
+        o,
+        "  after:  {} stored, {} uncompressed",
+        human_bytes(r.after.compressed),
+        human_bytes(r.after.uncompressed)
+    );
     for w in &r.warnings {
         let _ = writeln!(o, "warning: {}", clean(w));
     }

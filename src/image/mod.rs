@@ -5,6 +5,7 @@
 //! changes), its config as a JSON value (so fields oci-spec does not model survive),
 //! and its layers in manifest order, each with what is known to verify it by.
 
+pub mod config;
 pub mod media;
 pub mod platform;
 pub mod reader;

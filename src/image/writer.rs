@@ -148,6 +148,11 @@ impl Staging {
         Ok(Staging { dir, dest, format })
     }
 
+    /// The staging folder, for spool files that must vanish with it.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
     fn blobs(&self) -> PathBuf {
         self.dir.path().join(media::BLOBS_DIR)
     }

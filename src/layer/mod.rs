@@ -1,5 +1,8 @@
 //! Layers: codecs, entry names, and streaming a layer blob.
 
 pub mod codec;
+pub mod index;
+pub mod overlay;
 pub mod path;
 pub mod reader;
+pub mod writer;

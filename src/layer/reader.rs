@@ -9,6 +9,7 @@
 //! ```
 
 use super::codec::{Compression, Decoder, EncodeOptions, Encoder};
+use super::index::{EntryRec, record};
 use super::path;
 use crate::digest::{Digest, Meter, TeeReader};
 use crate::error::{Error, Result};
@@ -68,12 +69,35 @@ pub fn scan<R: Read, W: Write>(
     what: &str,
     copy: Copy<W>,
 ) -> Result<(LayerScan, Option<W>)> {
-    let corrupt = |e: io::Error| Error::corrupt(what, e);
     let (raw_tee, reencode) = match copy {
         Copy::Nothing => (None, None),
         Copy::Raw(w) => (Some(w), None),
         Copy::Reencode(w, opts) => (None, Some(Encoder::new(w, opts)?)),
     };
+    let (scan, raw, enc, _) = scan_full(blob, what, raw_tee, reencode, false)?;
+    let out = match (raw, enc) {
+        (Some(w), _) => Some(w),
+        (None, Some(e)) => Some(e.finish()?),
+        (None, None) => None,
+    };
+    Ok((scan, out))
+}
+
+/// What [`scan_full`] hands back: the scan, both writers, and the entry index.
+pub type FullScan<W1, W2> = (LayerScan, Option<W1>, Option<Encoder<W2>>, Vec<EntryRec>);
+
+/// [`scan`] with both taps at once (the raw blob and the uncompressed tar, re-encoded
+/// or spooled) and, with `index`, a record of every entry.
+pub fn scan_full<R: Read, W1: Write, W2: Write>(
+    blob: R,
+    what: &str,
+    raw_tee: Option<W1>,
+    reencode: Option<Encoder<W2>>,
+    index: bool,
+) -> Result<FullScan<W1, W2>> {
+    let corrupt = |e: io::Error| Error::corrupt(what, e);
+    let mut records = Vec::new();
+    let mut span_start = 0u64;
     let metered = Meter::new(TeeReader::new(blob, Maybe(raw_tee)));
     let buffered = BufReader::with_capacity(READ_BUFFER, metered);
     let (compression, decoder) = Decoder::sniff(buffered).map_err(|e| match e {
@@ -101,6 +125,11 @@ pub fn scan<R: Read, W: Write>(
                 });
             }
         }
+        if index {
+            let (rec, end) = record(&entry, span_start).expect("names were checked above");
+            span_start = end;
+            records.push(rec);
+        }
         entries += 1;
     }
     // The tar's end-of-archive blocks and record padding belong to the diff_id too.
@@ -113,11 +142,6 @@ pub fn scan<R: Read, W: Write>(
     io::copy(&mut buffered, &mut io::sink()).map_err(corrupt)?;
     let (tee, blob_digest, blob_size) = buffered.into_inner().finish();
     let (_, Maybe(raw)) = tee.into_parts();
-    let out = match (raw, encoder) {
-        (Some(w), _) => Some(w),
-        (None, Some(e)) => Some(e.finish()?),
-        (None, None) => None,
-    };
     let scan = LayerScan {
         compression,
         blob_digest,
@@ -126,7 +150,7 @@ pub fn scan<R: Read, W: Write>(
         tar_size,
         entries,
     };
-    Ok((scan, out))
+    Ok((scan, raw, encoder, records))
 }
 
 #[cfg(test)]

@@ -1,0 +1,469 @@
+//! The overlay merge: applies layer indexes in order to a path map, the way a container
+//! runtime applies layers to a root filesystem (image-spec `layer.md`, "Applying
+//! Changesets"), then plans what one squashed layer must hold to give the same result.
+//!
+//! Rules honoured:
+//! - whiteouts and opaque markers hide lower layers only, wherever they stand in their
+//!   layer, so a layer's markers are applied before its entries;
+//! - a non-directory replaces whatever was at its path, subtree included; a directory
+//!   over a directory merges (its metadata wins); a directory replaces a non-directory;
+//! - the last entry for a path within a layer wins;
+//! - a hard link joins the inode its target path holds when the link is applied; when
+//!   that path is later deleted or replaced, the surviving aliases keep the data.
+
+use super::index::{EntryRec, Kind};
+use super::path::escape;
+use crate::error::{Error, Result};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+
+/// An entry by manifest position (from 0) and index within its layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryId {
+    /// Layer position, from 0.
+    pub layer: usize,
+    /// Entry index within the layer.
+    pub entry: usize,
+}
+
+/// What the merged filesystem holds at a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// The entry that put it there.
+    pub id: EntryId,
+    /// The entry that carries its data (itself, or a hard link's target).
+    pub inode: EntryId,
+    /// Whether it is a directory.
+    pub is_dir: bool,
+}
+
+/// The merged filesystem: normalised path -> node. The root is the empty path.
+#[derive(Clone, Debug, Default)]
+pub struct Tree {
+    /// Nodes by path.
+    pub nodes: BTreeMap<Vec<u8>, Node>,
+}
+
+/// The key range of `p`'s strict descendants (`p/` up to `p0`, as `0` follows `/`).
+fn descendants_range(p: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    if p.is_empty() {
+        return (Bound::Excluded(Vec::new()), Bound::Unbounded);
+    }
+    (
+        Bound::Included([p, b"/"].concat()),
+        Bound::Excluded([p, b"0"].concat()),
+    )
+}
+
+/// The parent of a normalised path (`a/b` -> `a`, `a` -> the root).
+pub fn parent(p: &[u8]) -> &[u8] {
+    p.iter()
+        .rposition(|&b| b == b'/')
+        .map_or(&[][..], |i| &p[..i])
+}
+
+impl Tree {
+    /// Paths strictly below `p`.
+    pub fn descendants(&self, p: &[u8]) -> impl Iterator<Item = (&Vec<u8>, &Node)> {
+        self.nodes.range(descendants_range(p))
+    }
+
+    fn remove_subtree(&mut self, p: &[u8], with_self: bool) -> usize {
+        let keys: Vec<Vec<u8>> = self.descendants(p).map(|(k, _)| k.clone()).collect();
+        let mut n = keys.len();
+        for k in keys {
+            self.nodes.remove(&k);
+        }
+        if with_self && self.nodes.remove(p).is_some() {
+            n += 1;
+        }
+        n
+    }
+
+    /// Applies layer `layer`'s entries. Problems that do not stop the work are pushed
+    /// to `warnings`.
+    pub fn apply(
+        &mut self,
+        layer: usize,
+        entries: &[EntryRec],
+        what: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<()> {
+        for e in entries {
+            match &e.kind {
+                Kind::Whiteout(p) => {
+                    let removed = self.remove_subtree(p, true);
+                    if removed == 0 {
+                        warnings.push(format!(
+                            "{what}: whiteout for {} which no lower layer has",
+                            escape(p)
+                        ));
+                    }
+                }
+                Kind::Opaque(d) => {
+                    self.remove_subtree(d, false);
+                }
+                _ => {}
+            }
+        }
+        for (i, e) in entries.iter().enumerate() {
+            let id = EntryId { layer, entry: i };
+            match &e.kind {
+                Kind::Whiteout(_) | Kind::Opaque(_) | Kind::Ignored => {}
+                Kind::Dir => {
+                    if !self.nodes.get(&e.path).is_some_and(|n| n.is_dir) {
+                        self.remove_subtree(&e.path, true);
+                    }
+                    self.nodes.insert(
+                        e.path.clone(),
+                        Node {
+                            id,
+                            inode: id,
+                            is_dir: true,
+                        },
+                    );
+                }
+                Kind::Hardlink(target) => {
+                    let Some(t) = self.nodes.get(target).copied() else {
+                        return Err(Error::corrupt(
+                            what,
+                            format!(
+                                "hard link {} points at {}, which does not exist",
+                                escape(&e.path),
+                                escape(target)
+                            ),
+                        ));
+                    };
+                    if t.is_dir {
+                        return Err(Error::corrupt(
+                            what,
+                            format!(
+                                "hard link {} points at directory {}",
+                                escape(&e.path),
+                                escape(target)
+                            ),
+                        ));
+                    }
+                    if *target == e.path {
+                        continue; // a link to itself changes nothing
+                    }
+                    self.remove_subtree(&e.path, true);
+                    self.nodes.insert(
+                        e.path.clone(),
+                        Node {
+                            id,
+                            inode: t.inode,
+                            is_dir: false,
+                        },
+                    );
+                }
+                Kind::File | Kind::Symlink | Kind::Special => {
+                    self.remove_subtree(&e.path, true);
+                    self.nodes.insert(
+                        e.path.clone(),
+                        Node {
+                            id,
+                            inode: id,
+                            is_dir: false,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One entry of the squashed layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Emit {
+    /// Copy this entry's raw bytes.
+    Raw(EntryId),
+    /// Write `alias` at its path as a copy of `carrier` (type, metadata, data): the
+    /// name that carried a hard-link group's data is gone, an alias takes it over.
+    Promote {
+        /// The surviving alias.
+        alias: EntryId,
+        /// The entry holding the data.
+        carrier: EntryId,
+    },
+    /// Rewrite hard link `link` to point at `target`.
+    Relink {
+        /// The link entry.
+        link: EntryId,
+        /// Its new target path.
+        target: Vec<u8>,
+    },
+    /// `.wh.` marker hiding this base path.
+    Whiteout(Vec<u8>),
+    /// Opaque marker in this directory.
+    Opaque(Vec<u8>),
+}
+
+/// Plans the squashed layer that turns `base` (the first `keep` layers merged; empty
+/// for a full squash) into `fin` (every layer merged). `layers` gives entry kinds.
+pub fn plan(base: &Tree, fin: &Tree, keep: usize, layers: &[Vec<EntryRec>]) -> Vec<Emit> {
+    let rec = |id: EntryId| &layers[id.layer][id.entry];
+    let mut out = Vec::new();
+    out.extend(hiding_markers(base, fin, keep));
+    // Surviving upper entries, in original order: parents before children as their
+    // writers put them, hard-link carriers before their links.
+    let mut upper: Vec<(&Vec<u8>, &Node)> = fin
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.id.layer >= keep)
+        .collect();
+    upper.sort_by_key(|(_, n)| n.id);
+    // For each inode: the path links should name (a base path still holding it, or
+    // the first upper member, which is written first).
+    let mut anchor: HashMap<EntryId, Vec<u8>> = HashMap::new();
+    for (p, n) in fin
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.id.layer < keep && !n.is_dir)
+    {
+        anchor.entry(n.inode).or_insert_with(|| p.clone());
+    }
+    for (path, node) in upper {
+        if node.is_dir {
+            out.push(Emit::Raw(node.id));
+            continue;
+        }
+        match anchor.get(&node.inode) {
+            None => {
+                anchor.insert(node.inode, path.clone());
+                if node.id == node.inode {
+                    out.push(Emit::Raw(node.id));
+                } else {
+                    out.push(Emit::Promote {
+                        alias: node.id,
+                        carrier: node.inode,
+                    });
+                }
+            }
+            Some(target) => match &rec(node.id).kind {
+                Kind::Hardlink(t) if t == target => out.push(Emit::Raw(node.id)),
+                _ => out.push(Emit::Relink {
+                    link: node.id,
+                    target: target.clone(),
+                }),
+            },
+        }
+    }
+    out
+}
+
+/// Whiteouts and opaque markers for base paths the merged result no longer has. A
+/// directory with no surviving base descendants gets one opaque marker when that
+/// replaces two or more whiteouts; nothing is emitted for paths the base never had.
+fn hiding_markers(base: &Tree, fin: &Tree, keep: usize) -> Vec<Emit> {
+    if keep == 0 {
+        return Vec::new();
+    }
+    let gone: Vec<&Vec<u8>> = base
+        .nodes
+        .keys()
+        .filter(|p| !p.is_empty() && !fin.nodes.contains_key(*p))
+        .filter(|p| {
+            let par = parent(p);
+            par.is_empty() || fin.nodes.get(par).is_some_and(|n| n.is_dir)
+        })
+        .collect();
+    // Directories under which some base entry survives as it was.
+    let mut has_survivor: BTreeSet<&[u8]> = BTreeSet::new();
+    for (p, n) in &fin.nodes {
+        if n.id.layer < keep && base.nodes.get(p) == Some(n) {
+            let mut a: &[u8] = p;
+            while !a.is_empty() {
+                a = parent(a);
+                if !has_survivor.insert(a) {
+                    break;
+                }
+            }
+        }
+    }
+    let qualifies = |d: &[u8]| {
+        base.nodes.get(d).is_some_and(|n| n.is_dir)
+            && fin.nodes.get(d).is_some_and(|n| n.is_dir)
+            && !has_survivor.contains(d)
+    };
+    // For each gone path, the highest qualifying ancestor directory.
+    let mut by_dir: BTreeMap<&[u8], Vec<&Vec<u8>>> = BTreeMap::new();
+    let mut plain = Vec::new();
+    for g in gone {
+        let mut best: Option<&[u8]> = None;
+        let mut a: &[u8] = g;
+        loop {
+            a = parent(a);
+            if qualifies(a) {
+                best = Some(a);
+            }
+            if a.is_empty() {
+                break;
+            }
+        }
+        match best {
+            Some(d) => by_dir.entry(d).or_default().push(g),
+            None => plain.push(g.clone()),
+        }
+    }
+    let mut out = Vec::new();
+    for (d, gs) in by_dir {
+        if gs.len() >= 2 {
+            out.push(Emit::Opaque(d.to_vec()));
+        } else {
+            plain.extend(gs.into_iter().cloned());
+        }
+    }
+    plain.sort();
+    out.extend(plain.into_iter().map(Emit::Whiteout));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::index::classify;
+
+    /// A layer from lines like `f a`, `d a`, `l a b` (hard link a -> b), `w a`, `o a`.
+    fn layer(spec: &str) -> Vec<EntryRec> {
+        spec.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let mut it = s.split(' ');
+                let (k, p) = (it.next().unwrap(), it.next().unwrap().as_bytes().to_vec());
+                let kind = match k {
+                    "f" => Kind::File,
+                    "d" => Kind::Dir,
+                    "l" => Kind::Hardlink(it.next().unwrap().as_bytes().to_vec()),
+                    "w" => {
+                        let dir = parent(&p);
+                        let name = &p[if dir.is_empty() { 0 } else { dir.len() + 1 }..];
+                        let marker = if dir.is_empty() {
+                            [&b".wh."[..], name].concat()
+                        } else {
+                            [dir, b"/.wh.", name].concat()
+                        };
+                        classify(&marker, tar::EntryType::Regular, None)
+                    }
+                    "o" => classify(
+                        &[&p[..], b"/.wh..wh..opq"].concat(),
+                        tar::EntryType::Regular,
+                        None,
+                    ),
+                    _ => unreachable!(),
+                };
+                EntryRec {
+                    path: p,
+                    kind,
+                    span: (0, 0),
+                    data_offset: 0,
+                    size: 1,
+                }
+            })
+            .collect()
+    }
+
+    fn merged(layers: &[&str]) -> Vec<String> {
+        let ls: Vec<_> = layers.iter().map(|l| layer(l)).collect();
+        let mut t = Tree::default();
+        for (i, l) in ls.iter().enumerate() {
+            t.apply(i, l, "t", &mut Vec::new()).unwrap();
+        }
+        t.nodes
+            .iter()
+            .map(|(k, n)| {
+                format!(
+                    "{}@{}.{}{}",
+                    String::from_utf8_lossy(k),
+                    n.id.layer,
+                    n.id.entry,
+                    if n.inode != n.id {
+                        format!("~{}.{}", n.inode.layer, n.inode.entry)
+                    } else {
+                        String::new()
+                    }
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merge_table() {
+        for (layers, want) in [
+            // opaque marker after its siblings still hides only the lower layer
+            (vec!["d a, f a/x", "f a/y, o a"], vec!["a@0.0", "a/y@1.0"]),
+            // whiteout and same-named entry in one layer, both orders
+            (vec!["f a", "w a, f a"], vec!["a@1.1"]),
+            (vec!["f a", "f a, w a"], vec!["a@1.0"]),
+            // file replaces directory with its subtree; directory replaces file
+            (vec!["d a, f a/x", "f a"], vec!["a@1.0"]),
+            (vec!["f a", "d a, f a/x"], vec!["a@1.0", "a/x@1.1"]),
+            // directory over directory merges
+            (vec!["d a, f a/x", "d a"], vec!["a@1.0", "a/x@0.1"]),
+            // last entry in a layer wins
+            (vec!["f a, f a"], vec!["a@0.1"]),
+            // hard link keeps the old inode when its target is replaced
+            (vec!["f t, l h t", "f t"], vec!["h@0.1~0.0", "t@1.0"]),
+            (vec!["f t, l h t", "w t"], vec!["h@0.1~0.0"]),
+        ] {
+            assert_eq!(merged(&layers), want, "{layers:?}");
+        }
+    }
+
+    fn planned(layers: &[&str], keep: usize) -> Vec<Emit> {
+        let ls: Vec<_> = layers.iter().map(|l| layer(l)).collect();
+        let mut t = Tree::default();
+        let mut base = Tree::default();
+        for (i, l) in ls.iter().enumerate() {
+            if i == keep {
+                base = t.clone();
+            }
+            t.apply(i, l, "t", &mut Vec::new()).unwrap();
+        }
+        plan(&base, &t, keep, &ls)
+    }
+
+    fn id(layer: usize, entry: usize) -> EntryId {
+        EntryId { layer, entry }
+    }
+
+    #[test]
+    fn plan_promotes_alias_when_carrier_is_gone() {
+        let p = planned(&["f t, l h t, l g t", "w t"], 0);
+        assert_eq!(
+            p,
+            vec![
+                Emit::Promote {
+                    alias: id(0, 1),
+                    carrier: id(0, 0)
+                },
+                Emit::Relink {
+                    link: id(0, 2),
+                    target: b"h".to_vec()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn plan_above_base_uses_opaque_only_where_it_saves_whiteouts() {
+        // Deleted and recreated: one opaque marker replaces three whiteouts.
+        let p = planned(&["d d, f d/a, f d/b, f d/c", "w d, d d, f d/new"], 1);
+        assert_eq!(
+            p,
+            vec![
+                Emit::Opaque(b"d".to_vec()),
+                Emit::Raw(id(1, 1)),
+                Emit::Raw(id(1, 2))
+            ]
+        );
+        // One file deleted beside a survivor: a whiteout, no opaque marker.
+        let p = planned(&["d d, f d/a, f d/b", "w d/a"], 1);
+        assert_eq!(p, vec![Emit::Whiteout(b"d/a".to_vec())]);
+        // Nothing hidden when the path never reached the base.
+        let p = planned(&["d d", "f d/x", "w d/x"], 1);
+        assert_eq!(p, Vec::<Emit>::new());
+    }
+}

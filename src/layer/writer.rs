@@ -1,0 +1,365 @@
+//! Writes the squashed layer's tar from a plan: unchanged entries are copied as raw
+//! bytes from each layer's plain tar (extension headers, header, data and padding);
+//! only entries that change (a promoted hard-link alias, a relinked link, a
+//! synthesized whiteout) get a new header. Long names use GNU `L`/`K` records, which
+//! carry any bytes, so non-UTF-8 names survive.
+
+use super::index::{EntryRec, OPAQUE_MARKER, WHITEOUT_PREFIX};
+use super::overlay::{Emit, EntryId};
+use crate::error::{Error, Result};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+
+const BLOCK: usize = 512;
+const NAME_FIELD: usize = 100;
+const GNU_LONG_NAME: &[u8] = b"././@LongLink";
+
+/// A layer's plain tar, spooled, with its index.
+pub struct Spool {
+    /// The plain tar.
+    pub file: File,
+    /// Its entries.
+    pub entries: Vec<EntryRec>,
+}
+
+/// A reader over a byte range of a spool.
+struct Range<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for Range<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..n], self.pos)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// An entry read back whole from its spool.
+struct Parsed {
+    header: tar::Header,
+    pax: Vec<(String, Vec<u8>)>,
+    link: Option<Vec<u8>>,
+}
+
+fn parse(spool: &Spool, rec: &EntryRec) -> Result<Parsed> {
+    let range = Range {
+        file: &spool.file,
+        pos: rec.span.0,
+        end: rec.span.1,
+    };
+    let mut archive = tar::Archive::new(range);
+    let mut entries = archive.entries()?;
+    let mut entry = entries
+        .next()
+        .ok_or_else(|| Error::corrupt("spooled layer", "entry vanished"))??;
+    let mut pax = Vec::new();
+    if let Some(exts) = entry.pax_extensions()? {
+        for ext in exts {
+            let ext = ext?;
+            let key = ext.key().map_err(|e| Error::corrupt("PAX record", e))?;
+            if !matches!(key, "path" | "linkpath" | "size") {
+                pax.push((key.to_string(), ext.value_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(Parsed {
+        header: entry.header().clone(),
+        pax,
+        link: entry.link_name_bytes().map(|l| l.into_owned()),
+    })
+}
+
+fn pad(w: &mut impl Write, len: u64) -> io::Result<()> {
+    let rem = (len % BLOCK as u64) as usize;
+    if rem != 0 {
+        w.write_all(&[0u8; BLOCK][..BLOCK - rem])?;
+    }
+    Ok(())
+}
+
+fn long_record(w: &mut impl Write, kind: u8, value: &[u8]) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..GNU_LONG_NAME.len()].copy_from_slice(GNU_LONG_NAME);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::new(kind));
+    h.set_size(value.len() as u64 + 1);
+    h.set_cksum();
+    w.write_all(h.as_bytes())?;
+    w.write_all(value)?;
+    w.write_all(&[0])?;
+    pad(w, value.len() as u64 + 1)
+}
+
+fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+    // "%d %s=%s\n", where the length counts itself.
+    let body = key.len() + value.len() + 3;
+    let mut len = body + 1;
+    while len != body + len.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    [format!("{len} {key}=").as_bytes(), value, b"\n"].concat()
+}
+
+fn set_field(field: &mut [u8], value: &[u8]) {
+    field.fill(0);
+    let n = value.len().min(field.len());
+    field[..n].copy_from_slice(&value[..n]);
+}
+
+/// Writes one entry with a new name and link target, keeping `header`'s other fields.
+fn write_entry(
+    w: &mut impl Write,
+    mut header: tar::Header,
+    path: &[u8],
+    link: Option<&[u8]>,
+    pax: &[(String, Vec<u8>)],
+    data: impl Read,
+    size: u64,
+) -> Result<()> {
+    if !pax.is_empty() {
+        let body: Vec<u8> = pax.iter().flat_map(|(k, v)| pax_record(k, v)).collect();
+        let mut h = tar::Header::new_ustar();
+        set_field(&mut h.as_old_mut().name, b"././@PaxHeader");
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::XHeader);
+        h.set_size(body.len() as u64);
+        h.set_cksum();
+        w.write_all(h.as_bytes())?;
+        w.write_all(&body)?;
+        pad(w, body.len() as u64)?;
+    }
+    if path.len() > NAME_FIELD {
+        long_record(w, b'L', path)?;
+    }
+    if let Some(l) = link.filter(|l| l.len() > NAME_FIELD) {
+        long_record(w, b'K', l)?;
+    }
+    if let Some(u) = header.as_ustar_mut() {
+        u.prefix.fill(0);
+    }
+    set_field(&mut header.as_old_mut().name, path);
+    set_field(&mut header.as_old_mut().linkname, link.unwrap_or_default());
+    header.set_size(size);
+    header.set_cksum();
+    w.write_all(header.as_bytes())?;
+    let copied = io::copy(&mut data.take(size), w)?;
+    if copied != size {
+        return Err(Error::corrupt("spooled layer", "entry data is short"));
+    }
+    Ok(pad(w, size)?)
+}
+
+/// The header of a synthesized whiteout or opaque marker: an empty file, fixed metadata.
+fn marker() -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    if dir.is_empty() {
+        name.to_vec()
+    } else {
+        [dir, b"/", name].concat()
+    }
+}
+
+/// What emitting wrote, per input layer: bytes of entry data carried over.
+#[derive(Clone, Debug, Default)]
+pub struct EmitStats {
+    /// Entries written.
+    pub entries: u64,
+    /// Data bytes kept, by input layer position (from 0).
+    pub kept_by_layer: Vec<u64>,
+}
+
+/// Emission knobs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EmitOptions {
+    /// Clamp every entry's mtime to at most this (`--timestamp`, `SOURCE_DATE_EPOCH`);
+    /// entries it changes get a new header, the rest are still copied raw.
+    pub clamp_mtime: Option<u64>,
+}
+
+/// Clamps the mtime of a parsed entry; returns whether anything changed.
+fn clamp(parsed: &mut Parsed, limit: u64) -> bool {
+    let mut changed = false;
+    if parsed.header.mtime().unwrap_or(0) > limit {
+        parsed.header.set_mtime(limit);
+        changed = true;
+    }
+    for (k, v) in parsed.pax.iter_mut() {
+        if matches!(k.as_str(), "mtime" | "atime" | "ctime") {
+            let secs: f64 = std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0.0);
+            if secs > limit as f64 {
+                *v = limit.to_string().into_bytes();
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
+/// Writes the squashed layer's tar for `plan` into `w`, ending with the two zero
+/// blocks that close a tar.
+pub fn emit(
+    plan: &[Emit],
+    spools: &[Spool],
+    opts: EmitOptions,
+    w: &mut impl Write,
+) -> Result<EmitStats> {
+    let rec = |id: EntryId| &spools[id.layer].entries[id.entry];
+    let mut stats = EmitStats {
+        entries: 0,
+        kept_by_layer: vec![0; spools.len()],
+    };
+    for step in plan {
+        match step {
+            Emit::Raw(id) if opts.clamp_mtime.is_some() => {
+                let r = rec(*id);
+                let spool = &spools[id.layer];
+                let mut parsed = parse(spool, r)?;
+                if clamp(&mut parsed, opts.clamp_mtime.unwrap_or(0)) {
+                    let data = Range {
+                        file: &spool.file,
+                        pos: r.data_offset,
+                        end: r.data_offset + r.size,
+                    };
+                    let link = parsed.link.clone();
+                    write_entry(
+                        w,
+                        parsed.header,
+                        &r.path,
+                        link.as_deref(),
+                        &parsed.pax,
+                        data,
+                        r.size,
+                    )?;
+                } else {
+                    io::copy(
+                        &mut Range {
+                            file: &spool.file,
+                            pos: r.span.0,
+                            end: r.span.1,
+                        },
+                        w,
+                    )?;
+                }
+                stats.kept_by_layer[id.layer] += r.size;
+            }
+            Emit::Raw(id) => {
+                let r = rec(*id);
+                let mut range = Range {
+                    file: &spools[id.layer].file,
+                    pos: r.span.0,
+                    end: r.span.1,
+                };
+                io::copy(&mut range, w)?;
+                stats.kept_by_layer[id.layer] += r.size;
+            }
+            Emit::Promote { alias, carrier } => {
+                let c = rec(*carrier);
+                let parsed = parse(&spools[carrier.layer], c)?;
+                let data = Range {
+                    file: &spools[carrier.layer].file,
+                    pos: c.data_offset,
+                    end: c.data_offset + c.size,
+                };
+                let mut parsed = parsed;
+                if let Some(limit) = opts.clamp_mtime {
+                    clamp(&mut parsed, limit);
+                }
+                let link = parsed
+                    .link
+                    .clone()
+                    .filter(|_| parsed.header.entry_type().is_symlink());
+                write_entry(
+                    w,
+                    parsed.header,
+                    &rec(*alias).path,
+                    link.as_deref(),
+                    &parsed.pax,
+                    data,
+                    c.size,
+                )?;
+                stats.kept_by_layer[carrier.layer] += c.size;
+            }
+            Emit::Relink { link, target } => {
+                let l = rec(*link);
+                let mut parsed = parse(&spools[link.layer], l)?;
+                if let Some(limit) = opts.clamp_mtime {
+                    clamp(&mut parsed, limit);
+                }
+                write_entry(
+                    w,
+                    parsed.header,
+                    &l.path,
+                    Some(target),
+                    &parsed.pax,
+                    io::empty(),
+                    0,
+                )?;
+            }
+            Emit::Whiteout(p) => {
+                let (dir, name) = split(p);
+                let path = join(dir, &[WHITEOUT_PREFIX, name].concat());
+                write_entry(w, marker(), &path, None, &[], io::empty(), 0)?;
+            }
+            Emit::Opaque(d) => {
+                let path = join(d, OPAQUE_MARKER);
+                write_entry(w, marker(), &path, None, &[], io::empty(), 0)?;
+            }
+        }
+        stats.entries += 1;
+    }
+    w.write_all(&[0u8; 2 * BLOCK])?;
+    Ok(stats)
+}
+
+fn split(p: &[u8]) -> (&[u8], &[u8]) {
+    match p.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&p[..i], &p[i + 1..]),
+        None => (&[], p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_record_length_counts_itself() {
+        for (k, v) in [
+            ("a", &b"b"[..]),
+            ("SCHILY.xattr.user.x", &[b'z'; 95][..]),
+            ("k", &[0u8; 993][..]),
+        ] {
+            let r = pax_record(k, v);
+            let len: usize = std::str::from_utf8(&r[..r.iter().position(|&b| b == b' ').unwrap()])
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(len, r.len());
+        }
+    }
+}

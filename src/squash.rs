@@ -1,0 +1,354 @@
+//! `ocislim squash`: merge layers as a runtime would and write one layer (or keep a
+//! base and squash the rest) that yields exactly the same filesystem.
+//!
+//! ```text
+//! pass 1 (parallel, per layer by manifest position):
+//!   blob ─► verify ─► plain tar spooled + entry index   (kept base: raw blob copied too)
+//! merge:  Tree::apply layer by layer  ─► base tree (first N) and final tree
+//! plan:   overlay::plan ─► raw copies, promoted aliases, relinks, whiteouts
+//! emit:   layer::writer::emit ─► Meter (diff_id) ─► Encoder ─► blob
+//! config: rootfs.diff_ids, history folded; manifest, index; atomic rename
+//! ```
+
+use crate::convert::{default_format, media_family};
+use crate::digest::{Digest, Meter};
+use crate::error::{Error, Result};
+use crate::image::Format;
+use crate::image::config::{self, SquashNote};
+use crate::image::reader::{self, OpenOptions, SourceSpec};
+use crate::image::writer::{Dest, OutImage, OutLayer, Staging};
+use crate::layer::codec::{Compression, EncodeOptions, Encoder};
+use crate::layer::overlay::{self, Tree};
+use crate::layer::reader::{LayerScan, scan_full};
+use crate::layer::writer::{EmitOptions, Spool, emit};
+use rayon::prelude::*;
+use std::io::{BufWriter, Write};
+
+/// Which layers stay as they are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Squash everything into one layer.
+    Nothing,
+    /// Keep the bottom N layers (`--keep-layers N`).
+    Layers(usize),
+    /// Keep the layers shared, by diff_id and in order, with this image (`--base`).
+    Base(SourceSpec),
+}
+
+/// What `squash` is asked to do.
+#[derive(Clone, Debug)]
+pub struct SquashOptions {
+    /// The source.
+    pub source: SourceSpec,
+    /// Platform choice.
+    pub open: OpenOptions,
+    /// The destination.
+    pub dest: Dest,
+    /// Output format; `None` keeps the input's (docker archive for stdout).
+    pub format: Option<Format>,
+    /// Codec of the squashed layer; `None` follows the input's top layer (gzip when
+    /// that is uncompressed: output is never silently uncompressed).
+    pub compression: Option<Compression>,
+    /// Codec level.
+    pub level: Option<i32>,
+    /// Names for the output; empty keeps the input's.
+    pub tags: Vec<String>,
+    /// What to keep.
+    pub keep: Keep,
+    /// Clamp mtimes and set `created` (`--timestamp`, `SOURCE_DATE_EPOCH`).
+    pub timestamp: Option<u64>,
+    /// Worker threads.
+    pub jobs: usize,
+}
+
+/// One input layer in the report.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LayerOutcome {
+    /// Position from 1.
+    pub position: usize,
+    /// Blob digest.
+    pub digest: Digest,
+    /// Stored size.
+    pub compressed_size: u64,
+    /// Plain tar size.
+    pub uncompressed_size: u64,
+    /// Entries in the layer.
+    pub entries: u64,
+    /// Kept as is (a base layer).
+    pub kept: bool,
+    /// File data in this layer that later layers shadowed, dropped by the squash.
+    pub shadowed_bytes: u64,
+}
+
+/// What `squash` did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SquashReport {
+    /// Input format.
+    pub input_format: &'static str,
+    /// Output format.
+    pub output_format: &'static str,
+    /// Layers kept below the squashed one.
+    pub kept_layers: usize,
+    /// Per input layer.
+    pub layers: Vec<LayerOutcome>,
+    /// The squashed layer's digest.
+    pub squashed_digest: Digest,
+    /// Its diff_id.
+    pub squashed_diff_id: Digest,
+    /// Its codec.
+    pub squashed_compression: &'static str,
+    /// Entries in it.
+    pub squashed_entries: u64,
+    /// Sizes before: sum of stored blobs, sum of plain tars.
+    pub before: Sizes,
+    /// Sizes after.
+    pub after: Sizes,
+    /// The output config digest (image ID).
+    pub config_digest: Digest,
+    /// Warnings.
+    pub warnings: Vec<String>,
+}
+
+/// Compressed and uncompressed totals.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Sizes {
+    /// Stored (compressed) bytes.
+    pub compressed: u64,
+    /// Plain tar bytes.
+    pub uncompressed: u64,
+}
+
+/// Layer outcome of pass 1.
+struct Scanned {
+    scan: LayerScan,
+    spool: Spool,
+    kept_blob: Option<(Digest, u64)>,
+}
+
+/// Runs `squash`.
+pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
+    if let Some(f) = opts.format {
+        opts.dest.check(f)?;
+    }
+    let source = reader::open(&opts.source, &opts.open)?;
+    let image = &source.image;
+    let total = image.layers.len();
+    let mut warnings = image.warnings.clone();
+    let keep = match &opts.keep {
+        Keep::Nothing => 0,
+        Keep::Layers(n) => *n,
+        Keep::Base(spec) => {
+            let base = reader::open(spec, &opts.open)?.image;
+            let n = base
+                .layers
+                .iter()
+                .zip(&image.layers)
+                .take_while(|(b, i)| b.diff_id == i.diff_id)
+                .count();
+            if n < base.layers.len() {
+                warnings.push(format!(
+                    "the base image shares {n} of its {} layers with the source; keeping those {n}",
+                    base.layers.len()
+                ));
+            }
+            n
+        }
+    };
+    if total == 0 {
+        return Err(Error::Usage("the image has no layers to squash".into()));
+    }
+    if keep >= total {
+        return Err(Error::Usage(format!(
+            "keeping {keep} of {total} layers leaves nothing to squash"
+        )));
+    }
+    let format = opts
+        .format
+        .unwrap_or_else(|| default_format(image.format, &opts.dest));
+    opts.dest.check(format)?;
+    let staging = Staging::new(opts.dest.clone(), format)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .build()
+        .map_err(std::io::Error::other)?;
+    let threads = opts.jobs.max(1) as u32;
+    let plain = EncodeOptions {
+        compression: Compression::None,
+        level: None,
+        threads: 1,
+    };
+    let scanned: Vec<Scanned> = pool.install(|| {
+        image
+            .layers
+            .par_iter()
+            .map(|l| -> Result<Scanned> {
+                let (blob, size) = source.store.open(&l.location)?;
+                if let Some(expected) = l.size.filter(|e| *e != size) {
+                    return Err(Error::SizeMismatch {
+                        blob: l.name(),
+                        expected,
+                        found: size,
+                    });
+                }
+                let raw = if l.position <= keep {
+                    Some(staging.blob_writer()?)
+                } else {
+                    None
+                };
+                let spool = tempfile::tempfile_in(staging.path())?;
+                let enc = Encoder::new(BufWriter::with_capacity(1 << 20, spool), plain)?;
+                let (scan, raw, enc, entries) = scan_full(blob, &l.name(), raw, Some(enc), true)?;
+                l.verify(&scan)?;
+                let file = enc
+                    .expect("spool")
+                    .finish()?
+                    .into_inner()
+                    .map_err(|e| e.into_error())?;
+                let kept_blob = raw.map(|w| w.finish()).transpose()?;
+                Ok(Scanned {
+                    scan,
+                    spool: Spool { file, entries },
+                    kept_blob,
+                })
+            })
+            .collect::<Result<_>>()
+    })?;
+    let mut tree = Tree::default();
+    let mut base = Tree::default();
+    for (i, s) in scanned.iter().enumerate() {
+        if i == keep {
+            base = tree.clone();
+        }
+        tree.apply(i, &s.spool.entries, &image.layers[i].name(), &mut warnings)?;
+    }
+    let spools: Vec<Spool> = scanned
+        .iter()
+        .map(|s| Spool {
+            file: s.spool.file.try_clone().expect("dup spool"),
+            entries: s.spool.entries.clone(),
+        })
+        .collect();
+    let layer_entries: Vec<_> = spools.iter().map(|s| s.entries.clone()).collect();
+    let plan = overlay::plan(&base, &tree, keep, &layer_entries);
+    let codec = opts
+        .compression
+        .unwrap_or(match scanned[total - 1].scan.compression {
+            Compression::None => Compression::Gzip,
+            c => c,
+        });
+    let blob = staging.blob_writer()?;
+    let enc = Encoder::new(
+        blob,
+        EncodeOptions {
+            compression: codec,
+            level: opts.level,
+            threads,
+        },
+    )?;
+    let mut meter = Meter::new(enc);
+    let stats = emit(
+        &plan,
+        &spools,
+        EmitOptions {
+            clamp_mtime: opts.timestamp,
+        },
+        &mut meter,
+    )?;
+    meter.flush()?;
+    let (enc, diff_id, tar_size) = meter.finish();
+    let (squashed_digest, squashed_size) = enc.finish()?.finish()?;
+    // Manifest and config.
+    let mut codecs: Vec<Compression> = scanned[..keep].iter().map(|s| s.scan.compression).collect();
+    codecs.push(codec);
+    let (docker, manifest_media, config_media) = media_family(image, &codecs, &mut warnings);
+    let mut layers = Vec::new();
+    for (s, l) in scanned[..keep].iter().zip(&image.layers) {
+        let (digest, size) = s.kept_blob.clone().expect("kept layers are copied");
+        let media_type = l
+            .media_type
+            .clone()
+            .unwrap_or_else(|| s.scan.compression.media_type(docker).to_string());
+        layers.push(OutLayer {
+            digest,
+            size,
+            media_type,
+            annotations: l.annotations.clone(),
+        });
+    }
+    layers.push(OutLayer {
+        digest: squashed_digest.clone(),
+        size: squashed_size,
+        media_type: codec.media_type(docker).to_string(),
+        annotations: None,
+    });
+    let mut diff_ids: Vec<Digest> = image.layers[..keep]
+        .iter()
+        .map(|l| l.diff_id.clone())
+        .collect();
+    diff_ids.push(diff_id.clone());
+    let note = SquashNote {
+        kept: keep,
+        total,
+        policy: "none".into(),
+        created: opts.timestamp.map(config::rfc3339),
+    };
+    let (config_json, warning) = config::rebuild(&image.config_json, &diff_ids, &note);
+    warnings.extend(warning);
+    let config_bytes = serde_json::to_vec(&config_json).map_err(std::io::Error::other)?;
+    let config_digest = Digest::of(&config_bytes);
+    let tags = if opts.tags.is_empty() {
+        image.tags.clone()
+    } else {
+        opts.tags.clone()
+    };
+    staging.finish(&OutImage {
+        config: config_bytes,
+        config_media_type: config_media,
+        manifest_media_type: manifest_media,
+        manifest_annotations: image.manifest_annotations.clone(),
+        layers,
+        tags,
+    })?;
+    let mut report_layers = Vec::new();
+    let mut before = Sizes::default();
+    let mut after = Sizes {
+        compressed: squashed_size,
+        uncompressed: tar_size,
+    };
+    for (i, s) in scanned.iter().enumerate() {
+        let stored: u64 = s.spool.entries.iter().map(|e| e.size).sum();
+        before.compressed += s.scan.blob_size;
+        before.uncompressed += s.scan.tar_size;
+        if i < keep {
+            after.compressed += s.scan.blob_size;
+            after.uncompressed += s.scan.tar_size;
+        }
+        report_layers.push(LayerOutcome {
+            position: i + 1,
+            digest: s.scan.blob_digest.clone(),
+            compressed_size: s.scan.blob_size,
+            uncompressed_size: s.scan.tar_size,
+            entries: s.scan.entries,
+            kept: i < keep,
+            shadowed_bytes: if i < keep {
+                0
+            } else {
+                stored.saturating_sub(stats.kept_by_layer[i])
+            },
+        });
+    }
+    Ok(SquashReport {
+        input_format: image.format.name(),
+        output_format: format.name(),
+        kept_layers: keep,
+        layers: report_layers,
+        squashed_digest,
+        squashed_diff_id: diff_id,
+        squashed_compression: codec.name(),
+        squashed_entries: stats.entries,
+        before,
+        after,
+        config_digest,
+        warnings,
+    })
+}
