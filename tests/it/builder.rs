@@ -206,6 +206,27 @@ impl Spec {
                             e.data = t.clone();
                         }
                     }
+                    if kind == "hardlink" {
+                        // Like every real tar writer, a link carries its inode's metadata
+                        // unless the spec says otherwise (runtimes disagree on whose
+                        // metadata wins when they differ: Docker applies the link's,
+                        // umoci keeps the target's).
+                        let target = spec
+                            .layers
+                            .iter()
+                            .rev()
+                            .flat_map(|(_, es)| es.iter().rev())
+                            .find(|t| t.path == e.target);
+                        if let Some(t) = target {
+                            e.mode = e.mode.or(t.mode);
+                            if e.mtime == DEFAULT_MTIME {
+                                e.mtime = t.mtime;
+                            }
+                            if e.uid == 0 && e.gid == 0 {
+                                (e.uid, e.gid) = (t.uid, t.gid);
+                            }
+                        }
+                    }
                     spec.layers
                         .last_mut()
                         .expect("entry before layer")

@@ -6,4 +6,5 @@ mod docker;
 mod fixtures;
 mod roundtrip;
 mod select;
+mod squash;
 mod tools;

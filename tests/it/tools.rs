@@ -127,3 +127,17 @@ pub fn docker() -> Command {
     c.env("DOCKER_HOST", host);
     c
 }
+
+/// The lines only one of two listings has, for failure messages.
+pub fn diff(want: &str, got: &str) -> String {
+    let a: std::collections::BTreeSet<&str> = want.lines().collect();
+    let b: std::collections::BTreeSet<&str> = got.lines().collect();
+    let mut out = String::new();
+    for l in a.difference(&b) {
+        out += &format!("- {l}\n");
+    }
+    for l in b.difference(&a) {
+        out += &format!("+ {l}\n");
+    }
+    out
+}
