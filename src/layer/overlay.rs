@@ -4,7 +4,9 @@
 //!
 //! Rules honoured:
 //! - whiteouts and opaque markers hide lower layers only, wherever they stand in their
-//!   layer, so a layer's markers are applied before its entries;
+//!   layer: entries are applied in order, and a marker removes only what lower layers
+//!   put there (so a hard link made before a whiteout of its lower target still holds
+//!   the data, as it does when Docker applies the layer);
 //! - a non-directory replaces whatever was at its path, subtree included; a directory
 //!   over a directory merges (its metadata wins); a directory replaces a non-directory;
 //! - the last entry for a path within a layer wins;
@@ -80,6 +82,22 @@ impl Tree {
         n
     }
 
+    /// Removes what layers below `layer` put at `p` (with `with_self`) and below it.
+    fn remove_lower(&mut self, p: &[u8], with_self: bool, layer: usize) -> usize {
+        let mut keys: Vec<Vec<u8>> = self
+            .descendants(p)
+            .filter(|(_, n)| n.id.layer < layer)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if with_self && self.nodes.get(p).is_some_and(|n| n.id.layer < layer) {
+            keys.push(p.to_vec());
+        }
+        for k in &keys {
+            self.nodes.remove(k);
+        }
+        keys.len()
+    }
+
     /// Applies layer `layer`'s entries. Problems that do not stop the work are pushed
     /// to `warnings`.
     pub fn apply(
@@ -89,11 +107,13 @@ impl Tree {
         what: &str,
         warnings: &mut Vec<String>,
     ) -> Result<()> {
-        for e in entries {
+        for (i, e) in entries.iter().enumerate() {
+            let id = EntryId { layer, entry: i };
             match &e.kind {
+                // Markers hide what lower layers put there, wherever they stand in
+                // their layer; entries of their own layer stay.
                 Kind::Whiteout(p) => {
-                    let removed = self.remove_subtree(p, true);
-                    if removed == 0 {
+                    if self.remove_lower(p, true, layer) == 0 {
                         warnings.push(format!(
                             "{what}: whiteout for {} which no lower layer has",
                             escape(p)
@@ -101,17 +121,14 @@ impl Tree {
                     }
                 }
                 Kind::Opaque(d) => {
-                    self.remove_subtree(d, false);
+                    self.remove_lower(d, false, layer);
                 }
-                _ => {}
-            }
-        }
-        for (i, e) in entries.iter().enumerate() {
-            let id = EntryId { layer, entry: i };
-            match &e.kind {
-                Kind::Whiteout(_) | Kind::Opaque(_) | Kind::Ignored => {}
+                Kind::Ignored => {}
                 Kind::Dir => {
-                    if !self.nodes.get(&e.path).is_some_and(|n| n.is_dir) {
+                    // Over a non-directory it replaces; over a directory, or a path
+                    // that exists only as the implicit parent of earlier entries, it
+                    // merges.
+                    if self.nodes.get(&e.path).is_some_and(|n| !n.is_dir) {
                         self.remove_subtree(&e.path, true);
                     }
                     self.nodes.insert(
@@ -206,14 +223,35 @@ pub fn plan(base: &Tree, fin: &Tree, keep: usize, layers: &[Vec<EntryRec>]) -> V
     let rec = |id: EntryId| &layers[id.layer][id.entry];
     let mut out = Vec::new();
     out.extend(hiding_markers(base, fin, keep));
-    // Surviving upper entries, in original order: parents before children as their
-    // writers put them, hard-link carriers before their links.
+    // Surviving upper entries: directories first, parents before children (a
+    // directory restated late in its layer must still precede what it holds), then
+    // everything else in original order, so hard-link carriers precede their links.
+    // A directory below a non-directory (a lower symlink's target path) keeps its
+    // original place.
+    let under_non_dir = |p: &[u8]| {
+        let mut a = p;
+        while !a.is_empty() {
+            a = parent(a);
+            if fin.nodes.get(a).is_some_and(|n| !n.is_dir) {
+                return true;
+            }
+        }
+        false
+    };
     let mut upper: Vec<(&Vec<u8>, &Node)> = fin
         .nodes
         .iter()
         .filter(|(_, n)| n.id.layer >= keep)
         .collect();
-    upper.sort_by_key(|(_, n)| n.id);
+    upper.sort_by(|(pa, a), (pb, b)| {
+        let first = |p: &[u8], n: &Node| n.is_dir && !under_non_dir(p);
+        match (first(pa, a), first(pb, b)) {
+            (true, true) => pa.cmp(pb),
+            (true, false) => std::cmp::Ordering::Less,
+            (false, true) => std::cmp::Ordering::Greater,
+            (false, false) => a.id.cmp(&b.id),
+        }
+    });
     // For each inode: the path links should name (a base path still holding it, or
     // the first upper member, which is written first).
     let mut anchor: HashMap<EntryId, Vec<u8>> = HashMap::new();
@@ -265,8 +303,17 @@ fn hiding_markers(base: &Tree, fin: &Tree, keep: usize) -> Vec<Emit> {
         .keys()
         .filter(|p| !p.is_empty() && !fin.nodes.contains_key(*p))
         .filter(|p| {
-            let par = parent(p);
-            par.is_empty() || fin.nodes.get(par).is_some_and(|n| n.is_dir)
+            // Hidden already when an ancestor is gone too, or replaced by a
+            // non-directory; ancestors that exist only implicitly do not count.
+            let mut a: &[u8] = p;
+            while !a.is_empty() {
+                a = parent(a);
+                let gone = base.nodes.contains_key(a) && !fin.nodes.contains_key(a);
+                if gone || fin.nodes.get(a).is_some_and(|n| !n.is_dir) {
+                    return false;
+                }
+            }
+            true
         })
         .collect();
     // Directories under which some base entry survives as it was.
@@ -407,6 +454,8 @@ mod tests {
             // hard link keeps the old inode when its target is replaced
             (vec!["f t, l h t", "f t"], vec!["h@0.1~0.0", "t@1.0"]),
             (vec!["f t, l h t", "w t"], vec!["h@0.1~0.0"]),
+            // a link made before a whiteout of its lower target in the same layer
+            (vec!["f t", "l h t, w t"], vec!["h@1.0~0.0"]),
         ] {
             assert_eq!(merged(&layers), want, "{layers:?}");
         }

@@ -4,6 +4,7 @@ mod builder;
 mod corrupt;
 mod docker;
 mod fixtures;
+mod property;
 mod roundtrip;
 mod select;
 mod squash;
