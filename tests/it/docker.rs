@@ -174,7 +174,7 @@ fn docker_export_listing_since(tag: &str, work: &std::path::Path, since: u64) ->
 
 /// Where either listing has `time=applied` for a directory, the other's time for that
 /// path is set to the same: Docker's application time is not image content.
-fn reconcile(a: &str, b: &str) -> (String, String) {
+pub fn reconcile(a: &str, b: &str) -> (String, String) {
     let applied: std::collections::BTreeSet<&str> = a
         .lines()
         .chain(b.lines())

@@ -2,6 +2,7 @@
 
 mod builder;
 mod corrupt;
+mod debian;
 mod docker;
 mod fixtures;
 mod property;

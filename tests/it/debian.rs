@@ -1,0 +1,129 @@
+//! A real image built from Debian packages (debootstrap minbase, then Docker-built
+//! layers that delete, overwrite, chmod, hard-link and move things), squashed whole and
+//! above its base, judged by umoci and by Docker, and run.
+
+use crate::docker::{docker_export_listing, reconcile};
+use crate::tools::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const DOCKERFILE: &str = r#"FROM ocislim-test/debian:base
+RUN rm -rf /var/lib/apt/lists/* /usr/share/doc/* && mkdir -p /opt/app && printf 'print 6*7, "\\n";\n' > /opt/app/main.pl
+RUN echo changed > /etc/motd && chmod 600 /etc/debian_version && ln /usr/bin/perl /opt/app/perl && rm -rf /usr/share/man && mkdir -p /usr/share/man/man1 && echo new > /usr/share/man/man1/x.1
+RUN rm /usr/bin/perl5.36.0 && mv /etc/apt /etc/apt2 && rm -rf /var/cache/apt/archives/*.deb && ln -sf /opt/app /app
+CMD ["/bin/sh", "-c", "cat /etc/motd; /opt/app/perl /opt/app/main.pl"]
+"#;
+
+fn rootfs() -> PathBuf {
+    PathBuf::from(
+        std::env::var_os("OCISLIM_DEBIAN_ROOTFS").expect(
+            "OCISLIM_DEBIAN_ROOTFS is set by scripts/test (scripts/debian-rootfs builds it)",
+        ),
+    )
+}
+
+/// Builds the layered Debian image in Docker and saves it (classic `docker save`).
+fn build(work: &Path) -> PathBuf {
+    run(docker()
+        .args(["import"])
+        .arg(rootfs())
+        .arg("ocislim-test/debian:base"));
+    let ctx = work.join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
+    run(docker()
+        .args([
+            "build",
+            "--network",
+            "none",
+            "-q",
+            "-t",
+            "ocislim-test/debian:layered",
+        ])
+        .arg(&ctx));
+    let saved = work.join("debian.tar");
+    run(docker()
+        .args(["save", "-o"])
+        .arg(&saved)
+        .arg("ocislim-test/debian:layered"));
+    saved
+}
+
+#[test]
+fn debian_image_squashed_whole_and_above_its_base_matches_umoci_and_docker_and_runs() {
+    let w = scratch();
+    let saved = build(w.path());
+    let layers = String::from_utf8(
+        run(docker().args([
+            "image",
+            "inspect",
+            "-f",
+            "{{len .RootFS.Layers}}",
+            "ocislim-test/debian:layered",
+        ]))
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(layers.trim(), "4");
+    // umoci's view of the original, through skopeo.
+    let orig = w.path().join("orig.oci");
+    skopeo_to_oci(&format!("docker-archive:{}", saved.display()), &orig);
+    let want = umoci_listing(&orig, "t", w.path());
+    assert!(
+        want.contains("./opt/app/perl") && !want.contains("./usr/bin/perl5.36.0 "),
+        "the Dockerfile ran"
+    );
+    let docker_want = docker_export_listing("ocislim-test/debian:layered", w.path());
+    for keep in [0, 1] {
+        let out = w.path().join(format!("sq{keep}.oci"));
+        run(ocislim()
+            .arg("squash")
+            .arg(&saved)
+            .args([
+                "--keep-layers",
+                &keep.to_string(),
+                "--format",
+                "oci",
+                "--tag",
+                "sq:1",
+                "-o",
+            ])
+            .arg(&out));
+        let got = umoci_listing(&out, "1", w.path());
+        assert!(
+            got == want,
+            "keep {keep}: umoci sees different filesystems\n{}",
+            diff(&want, &got)
+        );
+        let tag = format!("ocislim-test/debian:sq{keep}");
+        let tar = w.path().join(format!("sq{keep}.tar"));
+        run(ocislim()
+            .arg("squash")
+            .arg(&saved)
+            .args([
+                "--keep-layers",
+                &keep.to_string(),
+                "--format",
+                "docker-archive",
+                "--tag",
+                &tag,
+                "-o",
+            ])
+            .arg(&tar));
+        run(docker().args(["load", "-i"]).arg(&tar));
+        let (a, b) = reconcile(&docker_want, &docker_export_listing(&tag, w.path()));
+        assert!(
+            a == b,
+            "keep {keep}: Docker sees different filesystems\n{}",
+            diff(&a, &b)
+        );
+        let out = run(docker().args(["run", "--rm", "--network", "none", &tag]));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "changed\n42\n");
+        run(docker().args(["rmi", &tag]));
+    }
+    run(docker().args([
+        "rmi",
+        "ocislim-test/debian:layered",
+        "ocislim-test/debian:base",
+    ]));
+}
