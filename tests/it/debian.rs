@@ -5,7 +5,6 @@
 use crate::docker::{docker_export_listing, reconcile};
 use crate::tools::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const DOCKERFILE: &str = r#"FROM ocislim-test/debian:base
 RUN rm -rf /var/lib/apt/lists/* /usr/share/doc/* && mkdir -p /opt/app && printf 'print 6*7, "\\n";\n' > /opt/app/main.pl
