@@ -113,9 +113,32 @@ pub enum Error {
         /// The references to choose from.
         choices: String,
     },
+    /// A policy file that cannot be used.
+    #[error("{file}{}: {}{reason}", if *line > 0 { format!(":{line}") } else { String::new() }, policy_context(rule, glob))]
+    Policy {
+        /// The policy file or built-in name.
+        file: String,
+        /// The line, from 1 (0 when unknown).
+        line: usize,
+        /// The rule id, when one is concerned.
+        rule: String,
+        /// The glob, when one is concerned.
+        glob: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A command line that cannot be carried out.
     #[error("{0}")]
     Usage(String),
+}
+
+fn policy_context(rule: &str, glob: &str) -> String {
+    match (rule.is_empty(), glob.is_empty()) {
+        (true, true) => String::new(),
+        (false, true) => format!("rule {rule}: "),
+        (true, false) => format!("glob {glob:?}: "),
+        (false, false) => format!("rule {rule}: glob {glob:?}: "),
+    }
 }
 
 /// The library's result type.

@@ -18,6 +18,7 @@ pub mod error;
 pub mod image;
 pub mod inspect;
 pub mod layer;
+pub mod policy;
 pub mod report;
 pub mod squash;
 

@@ -7,6 +7,7 @@ use ocislim::image::platform::Platform;
 use ocislim::image::reader::{OpenOptions, SourceSpec};
 use ocislim::image::writer::Dest;
 use ocislim::layer::codec::Compression;
+use ocislim::policy::{self, PolicySet, PolicySetBuilder};
 use ocislim::squash::{self, Keep, SquashOptions};
 use ocislim::{Error, inspect, report};
 use std::io::Write;
@@ -70,8 +71,8 @@ enum Command {
         #[command(flatten)]
         src: SourceArgs,
         /// Destination path, or `-` for stdout.
-        #[arg(short, long)]
-        output: String,
+        #[arg(short, long, required_unless_present = "dry_run")]
+        output: Option<String>,
         /// Output format (default: the input's; docker-archive for stdout).
         #[arg(long)]
         format: Option<Format>,
@@ -91,9 +92,16 @@ enum Command {
         /// Keep the layers SOURCE shares with this image (by diff_id, in order).
         #[arg(long, value_name = "IMAGE")]
         base: Option<String>,
-        /// Deletion policy; `none` is a pure squash (the only one until policies land).
-        #[arg(long, default_value = "none")]
+        /// Deletion policy: a built-in name (`ocislim policy list`) or a TOML file;
+        /// repeatable, they combine. `none` is a pure squash.
+        #[arg(long, default_value = "default", value_name = "NAME|FILE")]
         policy: Vec<String>,
+        /// Compute and report everything, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also write the JSON report (every deleted path included) to FILE.
+        #[arg(long, value_name = "FILE")]
+        report: Option<std::path::PathBuf>,
         /// Clamp file mtimes to EPOCH and set `created` to it (default:
         /// $SOURCE_DATE_EPOCH when set; otherwise times are kept).
         #[arg(long, value_name = "EPOCH")]
@@ -102,6 +110,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List, show and check deletion policies.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Policy(PolicyCommand),
     /// Show an image's format, config, history and layers, verifying every blob.
     #[command(after_help = EXIT_CODES)]
     Inspect {
@@ -111,6 +122,85 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// The built-in policies.
+    List,
+    /// A policy's rules after `extends` is resolved.
+    Show {
+        /// Built-in name or TOML file.
+        name: String,
+    },
+    /// Parse and compile policy files; errors name the file, line, rule and glob.
+    Check {
+        /// TOML files.
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+}
+
+fn policies(names: &[String]) -> Result<(PolicySetBuilder, PolicySet), Error> {
+    let mut b = PolicySetBuilder::default();
+    for n in names {
+        b.add(n)?;
+    }
+    let set = b.build()?;
+    Ok((b, set))
+}
+
+fn policy_command(cmd: PolicyCommand) -> Result<String, Error> {
+    let mut o = String::new();
+    match cmd {
+        PolicyCommand::List => {
+            for (name, _) in policy::BUILTIN {
+                o += &format!(
+                    "{name:<11} {}\n",
+                    policy::describe(name).unwrap_or_default()
+                );
+            }
+            o += &format!("{:<11} delete nothing: a pure squash\n", policy::NONE);
+        }
+        PolicyCommand::Show { name } => {
+            let (b, _) = policies(std::slice::from_ref(&name))?;
+            o += &format!(
+                "policy {name}: {}\n",
+                policy::describe(&name).unwrap_or_default()
+            );
+            for r in b.rules() {
+                o += &format!(
+                    "[[rule]] {}  (from {})\n  reason: {}\n",
+                    r.id, r.source, r.reason
+                );
+                for g in &r.delete {
+                    o += &format!("  delete {g}\n");
+                }
+                for g in &r.keep {
+                    o += &format!("  keep   {g}\n");
+                }
+            }
+            if !b.keep().is_empty() {
+                o += "[keep] (no rule deletes these, nor their parents)\n";
+                for (g, src) in b.keep() {
+                    o += &format!("  {g}  (from {src})\n");
+                }
+            }
+            for w in b.warnings() {
+                o += &format!("warning: {w}\n");
+            }
+        }
+        PolicyCommand::Check { files } => {
+            for f in &files {
+                let (b, _) = policies(std::slice::from_ref(f))?;
+                o += &format!("{f}: ok, {} rules\n", b.rules().len());
+                for w in b.warnings() {
+                    o += &format!("warning: {w}\n");
+                }
+            }
+        }
+    }
+    Ok(o)
 }
 
 fn open_options(src: &SourceArgs) -> Result<OpenOptions, Error> {
@@ -164,14 +254,13 @@ fn run(cli: Cli) -> Result<String, Error> {
             keep_layers,
             base,
             policy,
+            dry_run,
+            report: report_file,
             timestamp,
             json,
         } => {
-            if let Some(p) = policy.iter().find(|p| p.as_str() != "none") {
-                return Err(Error::Usage(format!(
-                    "--policy {p}: deletion policies are not implemented yet; only `none` (a pure squash)"
-                )));
-            }
+            // Policies are parsed and compiled before any image byte is read.
+            let (_, policy) = policies(&policy)?;
             let timestamp = match timestamp {
                 Some(t) => Some(t),
                 None => match std::env::var("SOURCE_DATE_EPOCH") {
@@ -191,22 +280,28 @@ fn run(cli: Cli) -> Result<String, Error> {
             let opts = SquashOptions {
                 source: SourceSpec::parse(&src.source),
                 open: open_options(&src)?,
-                dest: Dest::parse(&output),
+                dest: Dest::parse(output.as_deref().unwrap_or("-")),
                 format,
                 compression,
                 level,
                 tags: tag,
                 keep,
                 timestamp,
+                policy,
+                dry_run,
                 jobs,
             };
             let r = squash::squash(&opts)?;
+            if let Some(f) = report_file {
+                fs_err::write(f, report::json(&r))?;
+            }
             Ok(if json {
                 report::json(&r)
             } else {
                 report::squash_text(&r)
             })
         }
+        Command::Policy(cmd) => policy_command(cmd),
         Command::Inspect { src, json } => {
             let r = inspect::inspect(&SourceSpec::parse(&src.source), &open_options(&src)?, jobs)?;
             Ok(if json {
@@ -221,9 +316,9 @@ fn run(cli: Cli) -> Result<String, Error> {
 fn main() {
     let cli = Cli::parse();
     // `-q` silences convert's and squash's reports; inspect's report is its product.
-    let quiet = cli.quiet && !matches!(cli.command, Command::Inspect { .. });
+    let quiet = cli.quiet && !matches!(cli.command, Command::Inspect { .. } | Command::Policy(_));
     // Reports go to stderr when stdout carries the image.
-    let to_stdout = !matches!(&cli.command, Command::Convert { output, .. } | Command::Squash { output, .. } if output == "-");
+    let to_stdout = !matches!(&cli.command, Command::Convert { output, .. } | Command::Squash { output: Some(output), .. } if output == "-");
     match run(cli) {
         Ok(text) if quiet => drop(text),
         Ok(text) => {

@@ -151,40 +151,80 @@ pub fn squash_text(r: &SquashReport) -> String {
     );
     let _ = writeln!(
         o,
-        "  {:>3}  {:<19}  {:>10}  {:>10}  {:>7}  {:>10}",
-        "#", "digest", "stored", "tar", "entries", "shadowed"
+        "  {:>3}  {:<19}  {:>10}  {:>10}  {:>7}  {:>10}  {:>10}",
+        "#", "digest", "stored", "tar", "entries", "shadowed", "deleted"
     );
     for l in &r.layers {
         let _ = writeln!(
             o,
-            "  {:>3}  {:<19}  {:>10}  {:>10}  {:>7}  {:>10}{}",
+            "  {:>3}  {:<19}  {:>10}  {:>10}  {:>7}  {:>10}  {:>10}{}",
             l.position,
             &l.digest.as_str()[..19],
             human_bytes(l.compressed_size),
             human_bytes(l.uncompressed_size),
             l.entries,
             human_bytes(l.shadowed_bytes),
+            human_bytes(l.deleted_bytes),
             if l.kept { "  kept" } else { "" }
         );
     }
+    let p = &r.policy;
+    let _ = writeln!(o, "policy {}:", clean(&p.policy));
+    if !p.rules.is_empty() {
+        let _ = writeln!(
+            o,
+            "  {:<20}  {:>6}  {:>10}  {:>10}  examples",
+            "rule", "files", "reclaimed", "hidden"
+        );
+        for rule in p.rules.iter().filter(|r| r.files > 0) {
+            let _ = writeln!(
+                o,
+                "  {:<20}  {:>6}  {:>10}  {:>10}  {}",
+                clean(&rule.id),
+                rule.files,
+                human_bytes(rule.reclaimed_bytes),
+                human_bytes(rule.hidden_bytes),
+                rule.examples.join(", ")
+            );
+        }
+    }
+    let files: u64 = p.rules.iter().map(|r| r.files).sum();
+    let reclaimed: u64 = p.rules.iter().map(|r| r.reclaimed_bytes).sum();
+    let hidden: u64 = p.rules.iter().map(|r| r.hidden_bytes).sum();
     let _ = writeln!(
         o,
-        "  squashed layer: {} ({}, {} entries)",
+        "  {:<20}  {:>6}  {:>10}  {:>10}",
+        "total",
+        files,
+        human_bytes(reclaimed),
+        human_bytes(hidden)
+    );
+    let shadowed: u64 = r.layers.iter().map(|l| l.shadowed_bytes).sum();
+    let _ = writeln!(o, "shadowed by the merge: {}", human_bytes(shadowed));
+    let _ = writeln!(
+        o,
+        "squashed layer: {} ({}, {} entries)",
         &r.squashed_digest.as_str()[..19],
         r.squashed_compression,
         r.squashed_entries
     );
     let _ = writeln!(
         o,
-        "  before: {} stored, {} uncompressed",
+        "before: {:>10} stored, {:>10} uncompressed",
         human_bytes(r.before.compressed),
         human_bytes(r.before.uncompressed)
     );
     let _ = writeln!(
         o,
-        "  after:  {} stored, {} uncompressed",
+        "after:  {:>10} stored, {:>10} uncompressed ({:.1}% smaller stored){}",
         human_bytes(r.after.compressed),
-        human_bytes(r.after.uncompressed)
+        human_bytes(r.after.uncompressed),
+        100.0 * (1.0 - r.after.compressed as f64 / r.before.compressed.max(1) as f64),
+        if r.dry_run {
+            "; dry run, nothing written"
+        } else {
+            ""
+        }
     );
     for w in &r.warnings {
         let _ = writeln!(o, "warning: {}", clean(w));

@@ -16,11 +16,13 @@ use crate::error::{Error, Result};
 use crate::image::Format;
 use crate::image::config::{self, SquashNote};
 use crate::image::reader::{self, OpenOptions, SourceSpec};
-use crate::image::writer::{Dest, OutImage, OutLayer, Staging};
+use crate::image::writer::{BlobWriter, Dest, OutImage, OutLayer, Staging};
 use crate::layer::codec::{Compression, EncodeOptions, Encoder};
+use crate::layer::index::EntryRec;
 use crate::layer::overlay::{self, Tree};
 use crate::layer::reader::{LayerScan, scan_full};
 use crate::layer::writer::{EmitOptions, Spool, emit};
+use crate::policy::{PolicyOutcome, PolicySet};
 use rayon::prelude::*;
 use std::io::{BufWriter, Write};
 
@@ -57,6 +59,10 @@ pub struct SquashOptions {
     pub keep: Keep,
     /// Clamp mtimes and set `created` (`--timestamp`, `SOURCE_DATE_EPOCH`).
     pub timestamp: Option<u64>,
+    /// What to delete.
+    pub policy: PolicySet,
+    /// Compute everything, write nothing.
+    pub dry_run: bool,
     /// Worker threads.
     pub jobs: usize,
 }
@@ -76,8 +82,10 @@ pub struct LayerOutcome {
     pub entries: u64,
     /// Kept as is (a base layer).
     pub kept: bool,
-    /// File data in this layer that later layers shadowed, dropped by the squash.
+    /// File data in this layer that later layers shadowed (deleted, replaced), dropped.
     pub shadowed_bytes: u64,
+    /// File data in this layer the policy deleted.
+    pub deleted_bytes: u64,
 }
 
 /// What `squash` did.
@@ -105,6 +113,10 @@ pub struct SquashReport {
     pub after: Sizes,
     /// The output config digest (image ID).
     pub config_digest: Digest,
+    /// What the policy deleted.
+    pub policy: PolicyOutcome,
+    /// Whether nothing was written.
+    pub dry_run: bool,
     /// Warnings.
     pub warnings: Vec<String>,
 }
@@ -118,6 +130,9 @@ pub struct Sizes {
     pub uncompressed: u64,
 }
 
+/// A layer's scan, and its blob as copied when it is kept.
+type ScanAndBlob = (LayerScan, Option<(Digest, u64)>);
+
 /// Layer outcome of pass 1.
 struct Scanned {
     scan: LayerScan,
@@ -125,9 +140,42 @@ struct Scanned {
     kept_blob: Option<(Digest, u64)>,
 }
 
+/// Where the squashed layer goes: a staged blob, or (dry run) only a digest and size.
+enum LayerOut {
+    Blob(BlobWriter),
+    Dry(Meter<std::io::Sink>),
+}
+
+impl Write for LayerOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            LayerOut::Blob(w) => w.write(buf),
+            LayerOut::Dry(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            LayerOut::Blob(w) => w.flush(),
+            LayerOut::Dry(w) => w.flush(),
+        }
+    }
+}
+
+impl LayerOut {
+    fn finish(self) -> Result<(Digest, u64)> {
+        match self {
+            LayerOut::Blob(w) => w.finish(),
+            LayerOut::Dry(m) => {
+                let (_, d, n) = m.finish();
+                Ok((d, n))
+            }
+        }
+    }
+}
+
 /// Runs `squash`.
 pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
-    if let Some(f) = opts.format {
+    if let Some(f) = opts.format.filter(|_| !opts.dry_run) {
         opts.dest.check(f)?;
     }
     let source = reader::open(&opts.source, &opts.open)?;
@@ -162,11 +210,19 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
             "keeping {keep} of {total} layers leaves nothing to squash"
         )));
     }
-    let format = opts
-        .format
-        .unwrap_or_else(|| default_format(image.format, &opts.dest));
-    opts.dest.check(format)?;
-    let staging = Staging::new(opts.dest.clone(), format)?;
+    let format = match opts.format {
+        Some(f) => f,
+        None if opts.dry_run => image.format,
+        None => default_format(image.format, &opts.dest),
+    };
+    if !opts.dry_run {
+        opts.dest.check(format)?;
+    }
+    let staging = if opts.dry_run {
+        None
+    } else {
+        Some(Staging::new(opts.dest.clone(), format)?)
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .build()
@@ -190,12 +246,14 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
                         found: size,
                     });
                 }
-                let raw = if l.position <= keep {
-                    Some(staging.blob_writer()?)
-                } else {
-                    None
+                let raw = match &staging {
+                    Some(st) if l.position <= keep => Some(st.blob_writer()?),
+                    _ => None,
                 };
-                let spool = tempfile::tempfile_in(staging.path())?;
+                let spool = match &staging {
+                    Some(st) => tempfile::tempfile_in(st.path())?,
+                    None => tempfile::tempfile()?,
+                };
                 let enc = Encoder::new(BufWriter::with_capacity(1 << 20, spool), plain)?;
                 let (scan, raw, enc, entries) = scan_full(blob, &l.name(), raw, Some(enc), true)?;
                 l.verify(&scan)?;
@@ -221,24 +279,27 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         }
         tree.apply(i, &s.spool.entries, &image.layers[i].name(), &mut warnings)?;
     }
-    let spools: Vec<Spool> = scanned
-        .iter()
-        .map(|s| Spool {
-            file: s.spool.file.try_clone().expect("dup spool"),
-            entries: s.spool.entries.clone(),
-        })
-        .collect();
-    let layer_entries: Vec<_> = spools.iter().map(|s| s.entries.clone()).collect();
-    let plan = overlay::plan(&base, &tree, keep, &layer_entries);
+    let (scans, spools): (Vec<ScanAndBlob>, Vec<Spool>) = scanned
+        .into_iter()
+        .map(|s| ((s.scan, s.kept_blob), s.spool))
+        .unzip();
+    let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
+    let deleted = opts.policy.decide(&tree)?;
+    let policy = crate::policy::apply(&opts.policy, &mut tree, &deleted, keep, &entries);
+    warnings.extend(opts.policy.warnings.iter().cloned());
+    let plan = overlay::plan(&base, &tree, keep, &entries);
     let codec = opts
         .compression
-        .unwrap_or(match scanned[total - 1].scan.compression {
+        .unwrap_or(match scans[total - 1].0.compression {
             Compression::None => Compression::Gzip,
             c => c,
         });
-    let blob = staging.blob_writer()?;
+    let out = match &staging {
+        Some(st) => LayerOut::Blob(st.blob_writer()?),
+        None => LayerOut::Dry(Meter::new(std::io::sink())),
+    };
     let enc = Encoder::new(
-        blob,
+        out,
         EncodeOptions {
             compression: codec,
             level: opts.level,
@@ -258,16 +319,19 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let (enc, diff_id, tar_size) = meter.finish();
     let (squashed_digest, squashed_size) = enc.finish()?.finish()?;
     // Manifest and config.
-    let mut codecs: Vec<Compression> = scanned[..keep].iter().map(|s| s.scan.compression).collect();
+    let mut codecs: Vec<Compression> = scans[..keep].iter().map(|s| s.0.compression).collect();
     codecs.push(codec);
     let (docker, manifest_media, config_media) = media_family(image, &codecs, &mut warnings);
     let mut layers = Vec::new();
-    for (s, l) in scanned[..keep].iter().zip(&image.layers) {
-        let (digest, size) = s.kept_blob.clone().expect("kept layers are copied");
+    for ((scan, kept_blob), l) in scans[..keep].iter().zip(&image.layers) {
+        // A dry run copies nothing; the kept blobs are the input's, byte for byte.
+        let (digest, size) = kept_blob
+            .clone()
+            .unwrap_or((scan.blob_digest.clone(), scan.blob_size));
         let media_type = l
             .media_type
             .clone()
-            .unwrap_or_else(|| s.scan.compression.media_type(docker).to_string());
+            .unwrap_or_else(|| scan.compression.media_type(docker).to_string());
         layers.push(OutLayer {
             digest,
             size,
@@ -289,7 +353,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let note = SquashNote {
         kept: keep,
         total,
-        policy: "none".into(),
+        policy: opts.policy.names.clone(),
         created: opts.timestamp.map(config::rfc3339),
     };
     let (config_json, warning) = config::rebuild(&image.config_json, &diff_ids, &note);
@@ -301,40 +365,45 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     } else {
         opts.tags.clone()
     };
-    staging.finish(&OutImage {
-        config: config_bytes,
-        config_media_type: config_media,
-        manifest_media_type: manifest_media,
-        manifest_annotations: image.manifest_annotations.clone(),
-        layers,
-        tags,
-    })?;
+    if let Some(st) = staging {
+        st.finish(&OutImage {
+            config: config_bytes,
+            config_media_type: config_media,
+            manifest_media_type: manifest_media,
+            manifest_annotations: image.manifest_annotations.clone(),
+            layers,
+            tags,
+        })?;
+    }
     let mut report_layers = Vec::new();
     let mut before = Sizes::default();
     let mut after = Sizes {
         compressed: squashed_size,
         uncompressed: tar_size,
     };
-    for (i, s) in scanned.iter().enumerate() {
-        let stored: u64 = s.spool.entries.iter().map(|e| e.size).sum();
-        before.compressed += s.scan.blob_size;
-        before.uncompressed += s.scan.tar_size;
+    for (i, ((scan, _), spool)) in scans.iter().zip(&spools).enumerate() {
+        let stored: u64 = spool.entries.iter().map(|e| e.size).sum();
+        before.compressed += scan.blob_size;
+        before.uncompressed += scan.tar_size;
         if i < keep {
-            after.compressed += s.scan.blob_size;
-            after.uncompressed += s.scan.tar_size;
+            after.compressed += scan.blob_size;
+            after.uncompressed += scan.tar_size;
         }
         report_layers.push(LayerOutcome {
             position: i + 1,
-            digest: s.scan.blob_digest.clone(),
-            compressed_size: s.scan.blob_size,
-            uncompressed_size: s.scan.tar_size,
-            entries: s.scan.entries,
+            digest: scan.blob_digest.clone(),
+            compressed_size: scan.blob_size,
+            uncompressed_size: scan.tar_size,
+            entries: scan.entries,
             kept: i < keep,
             shadowed_bytes: if i < keep {
                 0
             } else {
-                stored.saturating_sub(stats.kept_by_layer[i])
+                stored
+                    .saturating_sub(stats.kept_by_layer[i])
+                    .saturating_sub(policy.reclaimed_by_layer[i])
             },
+            deleted_bytes: policy.reclaimed_by_layer[i],
         });
     }
     Ok(SquashReport {
@@ -349,6 +418,8 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         before,
         after,
         config_digest,
+        policy,
+        dry_run: opts.dry_run,
         warnings,
     })
 }

@@ -219,7 +219,7 @@ pub enum Emit {
 
 /// Plans the squashed layer that turns `base` (the first `keep` layers merged; empty
 /// for a full squash) into `fin` (every layer merged). `layers` gives entry kinds.
-pub fn plan(base: &Tree, fin: &Tree, keep: usize, layers: &[Vec<EntryRec>]) -> Vec<Emit> {
+pub fn plan(base: &Tree, fin: &Tree, keep: usize, layers: &[&[EntryRec]]) -> Vec<Emit> {
     let rec = |id: EntryId| &layers[id.layer][id.entry];
     let mut out = Vec::new();
     out.extend(hiding_markers(base, fin, keep));
@@ -471,7 +471,8 @@ mod tests {
             }
             t.apply(i, l, "t", &mut Vec::new()).unwrap();
         }
-        plan(&base, &t, keep, &ls)
+        let refs: Vec<&[EntryRec]> = ls.iter().map(Vec::as_slice).collect();
+        plan(&base, &t, keep, &refs)
     }
 
     fn id(layer: usize, entry: usize) -> EntryId {

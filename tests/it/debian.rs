@@ -76,7 +76,7 @@ fn debian_image_squashed_whole_and_above_its_base_matches_umoci_and_docker_and_r
     for keep in [0, 1] {
         let out = w.path().join(format!("sq{keep}.oci"));
         run(ocislim()
-            .arg("squash")
+            .args(["squash", "--policy", "none"])
             .arg(&saved)
             .args([
                 "--keep-layers",
@@ -97,7 +97,7 @@ fn debian_image_squashed_whole_and_above_its_base_matches_umoci_and_docker_and_r
         let tag = format!("ocislim-test/debian:sq{keep}");
         let tar = w.path().join(format!("sq{keep}.tar"));
         run(ocislim()
-            .arg("squash")
+            .args(["squash", "--policy", "none"])
             .arg(&saved)
             .args([
                 "--keep-layers",

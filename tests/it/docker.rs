@@ -238,7 +238,7 @@ fn docker_applies_original_and_squashed_hard_cases_to_the_same_filesystem() {
             // so it cannot judge; umoci does (squash.rs). Docker loads our output.
             let out = dir.join("sq.tar");
             run(ocislim()
-                .arg("squash")
+                .args(["squash", "--policy", "none"])
                 .arg(dir.join("orig.oci"))
                 .args([
                     "--format",
@@ -263,7 +263,7 @@ fn docker_applies_original_and_squashed_hard_cases_to_the_same_filesystem() {
             let sq_tag = format!("ocislim-test/sq-{i}-{keep}:1");
             let out = dir.join(format!("sq{keep}.tar"));
             run(ocislim()
-                .arg("squash")
+                .args(["squash", "--policy", "none"])
                 .arg(dir.join("orig.oci"))
                 .args([
                     "--keep-layers",
@@ -302,7 +302,7 @@ fn docker_runs_the_squashed_busybox_image() {
     let layout = busybox_with("squash", w.path());
     let out = w.path().join("sq.tar");
     run(ocislim()
-        .arg("squash")
+        .args(["squash", "--policy", "none"])
         .arg(&layout)
         .args(["--tag", "ocislim-test/bb-squashed:1", "-o"])
         .arg(&out)

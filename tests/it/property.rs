@@ -279,6 +279,8 @@ fn check(layers: &[Vec<Op>], keep: usize) -> Result<(), TestCaseError> {
         tags: vec!["out:1".into()],
         keep: Keep::Layers(keep.min(layers.len() - 1)),
         timestamp: None,
+        policy: ocislim::policy::PolicySet::none(),
+        dry_run: false,
         jobs: 2,
     };
     squash(&opts).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;

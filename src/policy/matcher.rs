@@ -1,0 +1,170 @@
+//! A compiled policy set and its decision over a merged tree.
+//!
+//! A path is deleted by the first rule whose `delete` globs match it or an ancestor
+//! (a matched directory takes its subtree), unless a keep glob (the global `[keep]`,
+//! or the rule's own `keep`) matches it or an ancestor, or it is the ancestor of a
+//! kept path (kept paths keep their parent directories). Paths are visited parents
+//! first, so each decision reads its parent's.
+
+use crate::error::{Error, Result};
+use crate::layer::overlay::Tree;
+use globset::GlobSet;
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Rules are tracked in a bit set per path.
+const MAX_RULES: usize = 128;
+
+/// A rule, as reports name it.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// Its id.
+    pub id: String,
+    /// Why deleting is safe.
+    pub reason: String,
+}
+
+/// Compiled policies: every rule's globs in one set each for deletes and keeps (one
+/// match per path, whatever the number of rules), mapped back to their rules.
+#[derive(Clone, Debug)]
+pub struct PolicySet {
+    /// The policy names, joined with `+` (`none` for a pure squash).
+    pub names: String,
+    pub(super) rules: Vec<Rule>,
+    pub(super) delete: GlobSet,
+    pub(super) delete_rule: Vec<usize>,
+    pub(super) local_keep: GlobSet,
+    pub(super) local_keep_rule: Vec<usize>,
+    pub(super) keep: GlobSet,
+    /// Globs that can never match, found while loading.
+    pub warnings: Vec<String>,
+}
+
+/// What the policy decides for a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// It stays.
+    Keep,
+    /// Rule number `rule` deletes it.
+    Delete {
+        /// Index into [`PolicySet::rules`].
+        rule: usize,
+    },
+}
+
+fn os(p: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(p))
+}
+
+fn parent(p: &[u8]) -> Option<&[u8]> {
+    if p.is_empty() {
+        None
+    } else {
+        Some(
+            p.iter()
+                .rposition(|&b| b == b'/')
+                .map_or(&[][..], |i| &p[..i]),
+        )
+    }
+}
+
+/// The rules whose globs in `set` match `path`, as a bit set.
+fn rule_bits(set: &GlobSet, rule_of: &[usize], path: &Path, scratch: &mut Vec<usize>) -> u128 {
+    set.matches_into(path, scratch);
+    scratch.iter().fold(0, |acc, &i| acc | 1u128 << rule_of[i])
+}
+
+impl PolicySet {
+    /// A policy set that deletes nothing.
+    pub fn none() -> PolicySet {
+        PolicySet {
+            names: super::NONE.into(),
+            rules: Vec::new(),
+            delete: GlobSet::empty(),
+            delete_rule: Vec::new(),
+            local_keep: GlobSet::empty(),
+            local_keep_rule: Vec::new(),
+            keep: GlobSet::empty(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Whether it deletes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Decides for every path of `tree`; returns the deleted paths (every one, parents
+    /// before children) with the rule that deletes each.
+    pub fn decide(&self, tree: &Tree) -> Result<Vec<(Vec<u8>, usize)>> {
+        if self.rules.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.rules.len() > MAX_RULES {
+            return Err(Error::Usage(format!(
+                "{} rules; at most {MAX_RULES} can be applied at once",
+                self.rules.len()
+            )));
+        }
+        // Parents first, in component order (so `a/b` directly follows `a`'s other
+        // descendants, whatever bytes sort between them).
+        let mut paths: Vec<&Vec<u8>> = tree.nodes.keys().filter(|p| !p.is_empty()).collect();
+        paths.sort_by(|a, b| a.split(|&c| c == b'/').cmp(b.split(|&c| c == b'/')));
+        let mut scratch = Vec::new();
+        // Pass 1: what is kept, globally and per rule, inherited from ancestors; then
+        // the ancestors of kept paths are shielded too.
+        let mut kept_global: HashMap<&[u8], bool> = HashMap::new();
+        let mut kept_rules: HashMap<&[u8], u128> = HashMap::new();
+        let mut shield_global: HashMap<&[u8], bool> = HashMap::new();
+        let mut shield_rules: HashMap<&[u8], u128> = HashMap::new();
+        for p in &paths {
+            let path = os(p);
+            let par = parent(p).unwrap_or_default();
+            let g = kept_global.get(par).copied().unwrap_or(false)
+                || (!self.keep.is_empty() && self.keep.is_match(path));
+            let mut k = kept_rules.get(par).copied().unwrap_or(0);
+            if !self.local_keep.is_empty() {
+                k |= rule_bits(&self.local_keep, &self.local_keep_rule, path, &mut scratch);
+            }
+            kept_global.insert(p, g);
+            kept_rules.insert(p, k);
+            if g || k != 0 {
+                let mut a = parent(p);
+                while let Some(x) = a {
+                    *shield_global.entry(x).or_default() |= g;
+                    *shield_rules.entry(x).or_default() |= k;
+                    a = parent(x);
+                }
+            }
+        }
+        // Pass 2: deletions, inherited from ancestors.
+        let mut matched: HashMap<&[u8], u128> = HashMap::new();
+        let mut out = Vec::new();
+        for p in &paths {
+            let par = parent(p).unwrap_or_default();
+            let m = matched.get(par).copied().unwrap_or(0)
+                | rule_bits(&self.delete, &self.delete_rule, os(p), &mut scratch);
+            matched.insert(p, m);
+            if m == 0
+                || kept_global[p.as_slice()]
+                || shield_global.get(p.as_slice()).copied().unwrap_or(false)
+            {
+                continue;
+            }
+            let blocked =
+                kept_rules[p.as_slice()] | shield_rules.get(p.as_slice()).copied().unwrap_or(0);
+            let live = m & !blocked;
+            if live != 0 {
+                out.push(((*p).clone(), live.trailing_zeros() as usize));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,404 @@
+//! Policies: TOML files of deletion globs, resolved through `extends` and compiled into
+//! a [`PolicySet`] before any image byte is read.
+//!
+//! ```toml
+//! description = "..."
+//! extends = ["docs", "./more.toml"]   # built-in names, or files relative to this one
+//! [[rule]]
+//! id = "pip-cache"
+//! reason = "..."
+//! delete = ["root/.cache/pip/**"]
+//! keep = ["..."]                      # exceptions to this rule only
+//! [keep]
+//! paths = ["usr/share/doc/*/copyright"]   # no rule deletes these, nor their parents
+//! ```
+//! Paths are relative to the image root (a leading `/` is accepted and ignored); `*`
+//! stays inside one path component and `**` crosses them; a matched directory takes its
+//! subtree.
+
+mod account;
+mod matcher;
+
+pub use account::{DeletedPath, PolicyOutcome, RuleOutcome, apply};
+
+pub use matcher::{Decision, PolicySet, Rule};
+
+use crate::error::{Error, Result};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The policies shipped in `policies/`, embedded in the binary.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("default", include_str!("../../policies/default.toml")),
+    ("aggressive", include_str!("../../policies/aggressive.toml")),
+    ("apt", include_str!("../../policies/apt.toml")),
+    ("docs", include_str!("../../policies/docs.toml")),
+    ("locales", include_str!("../../policies/locales.toml")),
+    ("python", include_str!("../../policies/python.toml")),
+    ("node", include_str!("../../policies/node.toml")),
+    ("headers", include_str!("../../policies/headers.toml")),
+    ("logs", include_str!("../../policies/logs.toml")),
+    ("caches", include_str!("../../policies/caches.toml")),
+];
+
+/// The name that means "delete nothing": a pure squash.
+pub const NONE: &str = "none";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    description: Option<String>,
+    #[serde(default)]
+    extends: Vec<String>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<RuleFile>,
+    keep: Option<KeepFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    id: String,
+    reason: Option<String>,
+    #[serde(default)]
+    delete: Vec<String>,
+    #[serde(default)]
+    keep: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeepFile {
+    #[serde(default)]
+    paths: Vec<String>,
+}
+
+/// Where a policy came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Origin {
+    Builtin(&'static str),
+    File(PathBuf),
+}
+
+impl Origin {
+    fn display(&self) -> String {
+        match self {
+            Origin::Builtin(n) => format!("built-in policy {n}"),
+            Origin::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// A rule as written, with where it came from (for `policy show` and errors).
+#[derive(Clone, Debug)]
+pub struct RuleSpec {
+    /// Its id.
+    pub id: String,
+    /// Why deleting is safe.
+    pub reason: String,
+    /// Deletion globs.
+    pub delete: Vec<String>,
+    /// Rule-local exceptions.
+    pub keep: Vec<String>,
+    /// The policy that defined it.
+    pub source: String,
+}
+
+/// Policies resolved through `extends`, before compiling.
+#[derive(Clone, Debug, Default)]
+pub struct PolicySetBuilder {
+    names: Vec<String>,
+    rules: Vec<RuleSpec>,
+    keep: Vec<(String, String)>,
+    warnings: Vec<String>,
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .map_or(0, |i| i + 1)
+}
+
+fn policy_error(
+    file: &str,
+    line: usize,
+    rule: &str,
+    glob: &str,
+    reason: impl std::fmt::Display,
+) -> Error {
+    Error::Policy {
+        file: file.to_string(),
+        line,
+        rule: rule.to_string(),
+        glob: glob.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Why a syntactically valid glob can never match a normalised path, if it cannot.
+fn never_matches(glob: &str) -> Option<&'static str> {
+    let g = glob.trim_start_matches('/');
+    if g.split('/').any(|c| c.contains("**") && c != "**") {
+        return Some("`**` only crosses directories as a whole path component (`a/**/b`, `**/x`)");
+    }
+    if g.ends_with('/') {
+        return Some("paths never end with `/`; drop it (a matched directory takes its subtree)");
+    }
+    if g.split('/').any(|c| c == "." || c == ".." || c.is_empty()) {
+        return Some("paths are normalised: no `.`, `..` or empty components");
+    }
+    None
+}
+
+impl PolicySetBuilder {
+    /// Adds a policy by built-in name or file path, resolving `extends`.
+    pub fn add(&mut self, name_or_path: &str) -> Result<&mut Self> {
+        if name_or_path == NONE {
+            self.names.push(NONE.into());
+            return Ok(self);
+        }
+        let origin = resolve(name_or_path, None)?;
+        self.names.push(name_or_path.to_string());
+        self.load(origin, &mut Vec::new())?;
+        Ok(self)
+    }
+
+    fn load(&mut self, origin: Origin, stack: &mut Vec<Origin>) -> Result<()> {
+        if let Some(i) = stack.iter().position(|o| *o == origin) {
+            let chain: Vec<String> = stack[i..]
+                .iter()
+                .chain([&origin])
+                .map(Origin::display)
+                .collect();
+            return Err(policy_error(
+                &origin.display(),
+                0,
+                "",
+                "",
+                format!("extends cycle: {}", chain.join(" -> ")),
+            ));
+        }
+        let file = origin.display();
+        let text = match &origin {
+            Origin::Builtin(n) => BUILTIN
+                .iter()
+                .find(|(b, _)| b == n)
+                .map(|(_, t)| t.to_string())
+                .expect("resolved built-in"),
+            Origin::File(p) => fs_err::read_to_string(p)?,
+        };
+        let parsed: PolicyFile = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map_or(0, |s| text[..s.start].lines().count().max(1));
+            policy_error(&file, line, "", "", e.message())
+        })?;
+        let _ = parsed.description;
+        stack.push(origin.clone());
+        let base = match &origin {
+            Origin::File(p) => p.parent().map(Path::to_path_buf),
+            Origin::Builtin(_) => None,
+        };
+        for parent in &parsed.extends {
+            let o = resolve(parent, base.as_deref()).map_err(|e| match e {
+                Error::Usage(reason) => policy_error(&file, line_of(&text, parent), "", "", reason),
+                other => other,
+            })?;
+            self.load(o, stack)?;
+        }
+        stack.pop();
+        for r in parsed.rules {
+            if r.id.is_empty() {
+                return Err(policy_error(
+                    &file,
+                    line_of(&text, "[[rule]]"),
+                    "",
+                    "",
+                    "a rule needs an id",
+                ));
+            }
+            if self.rules.iter().any(|x| x.id == r.id) {
+                continue; // the same rule reached twice through extends: counted once
+            }
+            for g in r.delete.iter().chain(&r.keep) {
+                self.check_glob(&file, &text, &r.id, g)?;
+            }
+            self.rules.push(RuleSpec {
+                id: r.id,
+                reason: r.reason.unwrap_or_default(),
+                delete: r.delete,
+                keep: r.keep,
+                source: file.clone(),
+            });
+        }
+        for g in parsed.keep.map(|k| k.paths).unwrap_or_default() {
+            self.check_glob(&file, &text, "[keep]", &g)?;
+            self.keep.push((g, file.clone()));
+        }
+        Ok(())
+    }
+
+    fn check_glob(&mut self, file: &str, text: &str, rule: &str, glob: &str) -> Result<()> {
+        let line = line_of(text, &format!("\"{glob}\""));
+        if let Some(why) = never_matches(glob) {
+            self.warnings.push(format!(
+                "{file}:{line}: rule {rule}: glob {glob:?} can never match: {why}"
+            ));
+            return Ok(());
+        }
+        compile(glob).map_err(|e| policy_error(file, line, rule, glob, e))?;
+        Ok(())
+    }
+
+    /// Warnings found while loading (globs that can never match).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The resolved rules, in order.
+    pub fn rules(&self) -> &[RuleSpec] {
+        &self.rules
+    }
+
+    /// The global keep globs with their sources.
+    pub fn keep(&self) -> &[(String, String)] {
+        &self.keep
+    }
+
+    /// Compiles the globs.
+    pub fn build(&self) -> Result<PolicySet> {
+        fn set<'a>(
+            globs: impl Iterator<Item = (&'a String, usize)>,
+        ) -> Result<(GlobSet, Vec<usize>)> {
+            let mut b = GlobSetBuilder::new();
+            let mut owner = Vec::new();
+            for (g, rule) in globs.filter(|(g, _)| never_matches(g).is_none()) {
+                b.add(compile(g).map_err(|e| policy_error("", 0, "", g, e))?);
+                owner.push(rule);
+            }
+            Ok((
+                b.build().map_err(|e| policy_error("", 0, "", "", e))?,
+                owner,
+            ))
+        }
+        let (delete, delete_rule) = set(self
+            .rules
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| r.delete.iter().map(move |g| (g, i))))?;
+        let (local_keep, local_keep_rule) = set(self
+            .rules
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| r.keep.iter().map(move |g| (g, i))))?;
+        let (keep, _) = set(self.keep.iter().map(|(g, _)| (g, 0)))?;
+        let names = if self.names.is_empty() {
+            NONE.to_string()
+        } else {
+            self.names.join("+")
+        };
+        Ok(PolicySet {
+            names,
+            rules: self
+                .rules
+                .iter()
+                .map(|r| Rule {
+                    id: r.id.clone(),
+                    reason: r.reason.clone(),
+                })
+                .collect(),
+            delete,
+            delete_rule,
+            local_keep,
+            local_keep_rule,
+            keep,
+            warnings: self.warnings.clone(),
+        })
+    }
+}
+
+fn compile(glob: &str) -> std::result::Result<globset::Glob, globset::Error> {
+    GlobBuilder::new(glob.trim_start_matches('/'))
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+}
+
+/// A built-in name or a file path (relative to `base` for `extends`).
+fn resolve(name: &str, base: Option<&Path>) -> Result<Origin> {
+    if let Some((n, _)) = BUILTIN.iter().find(|(n, _)| *n == name) {
+        return Ok(Origin::Builtin(n));
+    }
+    let looks_like_path = name.contains('/') || name.ends_with(".toml");
+    let path = match base {
+        Some(b) if Path::new(name).is_relative() => b.join(name),
+        _ => PathBuf::from(name),
+    };
+    if looks_like_path || path.is_file() {
+        if !path.is_file() {
+            return Err(Error::Usage(format!(
+                "policy file {} does not exist",
+                path.display()
+            )));
+        }
+        return Ok(Origin::File(path.canonicalize()?));
+    }
+    let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).chain([NONE]).collect();
+    Err(Error::Usage(format!(
+        "unknown policy {name:?}; built-in policies: {}",
+        names.join(", ")
+    )))
+}
+
+/// The description of a built-in policy.
+pub fn describe(name: &str) -> Option<String> {
+    let text = BUILTIN.iter().find(|(n, _)| *n == name)?.1;
+    let parsed: PolicyFile = toml::from_str(text).ok()?;
+    parsed.description
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_policy_parses_and_compiles() {
+        for (name, _) in BUILTIN {
+            let mut b = PolicySetBuilder::default();
+            b.add(name).unwrap();
+            assert!(b.warnings().is_empty(), "{name}: {:?}", b.warnings());
+            b.build().unwrap();
+            assert!(describe(name).is_some(), "{name} has no description");
+        }
+    }
+
+    #[test]
+    fn never_matching_globs_are_named() {
+        for (g, bad) in [
+            ("doc**", true),
+            ("a/**/b", false),
+            ("**/x", false),
+            ("dir/", true),
+            ("./a", true),
+            ("/usr/**", false),
+            ("a//b", true),
+        ] {
+            assert_eq!(never_matches(g).is_some(), bad, "{g}");
+        }
+    }
+
+    #[test]
+    fn unknown_policy_lists_the_builtins() {
+        let err = PolicySetBuilder::default()
+            .add("pythn")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown policy \"pythn\"")
+                && err.contains("python")
+                && err.contains("aggressive"),
+            "{err}"
+        );
+    }
+}
