@@ -168,3 +168,106 @@ impl PolicySet {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::overlay::{EntryId, Node};
+    use crate::policy::PolicySetBuilder;
+
+    fn tree(paths: &[&str]) -> Tree {
+        let mut t = Tree::default();
+        for (i, p) in paths.iter().enumerate() {
+            let id = EntryId { layer: 0, entry: i };
+            let (p, is_dir) = p.strip_suffix('/').map_or((*p, false), |d| (d, true));
+            t.nodes.insert(
+                p.as_bytes().to_vec(),
+                Node {
+                    id,
+                    inode: id,
+                    is_dir,
+                },
+            );
+        }
+        t
+    }
+
+    fn deleted(policy: &str, paths: &[&str]) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("p.toml");
+        std::fs::write(&f, policy).unwrap();
+        let mut b = PolicySetBuilder::default();
+        b.add(f.to_str().unwrap()).unwrap();
+        let set = b.build().unwrap();
+        set.decide(&tree(paths))
+            .unwrap()
+            .into_iter()
+            .map(|(p, r)| format!("{}:{}", String::from_utf8(p).unwrap(), set.rules[r].id))
+            .collect()
+    }
+
+    #[test]
+    fn decisions_table() {
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            // `dir/**` empties a directory but keeps it.
+            (
+                "[[rule]]\nid='d'\ndelete=['usr/share/doc/**']",
+                &[
+                    "usr/",
+                    "usr/share/",
+                    "usr/share/doc/",
+                    "usr/share/doc/a/",
+                    "usr/share/doc/a/x",
+                ],
+                &["usr/share/doc/a:d", "usr/share/doc/a/x:d"],
+            ),
+            // A matched directory takes its subtree; a leading `/` is ignored.
+            (
+                "[[rule]]\nid='p'\ndelete=['/**/__pycache__']",
+                &["a/", "a/__pycache__/", "a/__pycache__/m.pyc", "a/m.py"],
+                &["a/__pycache__:p", "a/__pycache__/m.pyc:p"],
+            ),
+            // `*` stays inside one component.
+            (
+                "[[rule]]\nid='l'\ndelete=['var/*.log']",
+                &["var/", "var/a.log", "var/x/", "var/x/b.log"],
+                &["var/a.log:l"],
+            ),
+            // Global keep keeps the path and its parents; siblings go.
+            (
+                "[[rule]]\nid='d'\ndelete=['doc']\n[keep]\npaths=['doc/*/copyright']",
+                &[
+                    "doc/",
+                    "doc/a/",
+                    "doc/a/copyright",
+                    "doc/a/NEWS",
+                    "doc/b/",
+                    "doc/b/x",
+                ],
+                &["doc/a/NEWS:d", "doc/b:d", "doc/b/x:d"],
+            ),
+            // A rule's own keep only shields from that rule.
+            (
+                "[[rule]]\nid='a'\ndelete=['x/**']\nkeep=['x/k']\n[[rule]]\nid='b'\ndelete=['x/k']",
+                &["x/", "x/k", "x/o"],
+                &["x/k:b", "x/o:a"],
+            ),
+            // The first matching rule is credited.
+            (
+                "[[rule]]\nid='first'\ndelete=['t/**']\n[[rule]]\nid='second'\ndelete=['t/a']",
+                &["t/", "t/a"],
+                &["t/a:first"],
+            ),
+            // A symlink is matched as a link, never followed: `lib/**` does not reach
+            // the link target, `lib` deletes the link alone.
+            (
+                "[[rule]]\nid='s'\ndelete=['lib']",
+                &["lib", "usr/", "usr/lib/", "usr/lib/x"],
+                &["lib:s"],
+            ),
+        ];
+        for (policy, paths, want) in cases {
+            assert_eq!(deleted(policy, paths), *want, "{policy}");
+        }
+    }
+}

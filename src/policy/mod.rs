@@ -191,10 +191,9 @@ impl PolicySetBuilder {
         let parsed: PolicyFile = toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
-                .map_or(0, |s| text[..s.start].lines().count().max(1));
+                .map_or(0, |s| text[..s.start].matches('\n').count() + 1);
             policy_error(&file, line, "", "", e.message())
         })?;
-        let _ = parsed.description;
         stack.push(origin.clone());
         let base = match &origin {
             Origin::File(p) => p.parent().map(Path::to_path_buf),

@@ -61,10 +61,8 @@ pub fn skopeo_to_oci(transport_ref: &str, dir: &Path) {
         .arg(format!("oci:{}:t", dir.display())));
 }
 
-/// Unpacks an OCI layout's image `tag` with umoci and lists its root filesystem:
-/// a bsdtar mtree listing (type, mode, owner, size, mtime, link, nlink, sha256) and
-/// `getfattr` for every xattr, hex-encoded.
-pub fn umoci_listing(layout: &Path, tag: &str, work: &Path) -> String {
+/// Unpacks an OCI layout's image `tag` with umoci; returns the root filesystem.
+pub fn umoci_unpack(layout: &Path, tag: &str, work: &Path) -> PathBuf {
     let bundle = work.join(format!(
         "bundle-{}",
         layout.file_name().unwrap().to_string_lossy()
@@ -73,7 +71,14 @@ pub fn umoci_listing(layout: &Path, tag: &str, work: &Path) -> String {
         .args(["unpack", "--image"])
         .arg(format!("{}:{tag}", layout.display()))
         .arg(&bundle));
-    listing(&bundle.join("rootfs"))
+    bundle.join("rootfs")
+}
+
+/// Unpacks an OCI layout's image `tag` with umoci and lists its root filesystem:
+/// a bsdtar mtree listing (type, mode, owner, size, mtime, link, nlink, sha256) and
+/// `getfattr` for every xattr, hex-encoded.
+pub fn umoci_listing(layout: &Path, tag: &str, work: &Path) -> String {
+    listing(&umoci_unpack(layout, tag, work))
 }
 
 /// The mtree + xattr listing of a directory tree.
