@@ -1,6 +1,7 @@
-//! A real image built from Debian packages (debootstrap minbase, then Docker-built
-//! layers that delete, overwrite, chmod, hard-link and move things), squashed whole and
-//! above its base, judged by umoci and by Docker, and run.
+//! A real image built from Debian packages (debootstrap minbase with python3-pip and a
+//! `pip install requests`, then Docker-built layers that delete, overwrite, chmod,
+//! hard-link and move things), squashed whole and above its base, with no policy and
+//! with `default` and `aggressive`, judged by umoci and by Docker, and run.
 
 use crate::docker::{docker_export_listing, reconcile};
 use crate::tools::*;
@@ -10,8 +11,11 @@ const DOCKERFILE: &str = r#"FROM ocislim-test/debian:base
 RUN rm -rf /var/lib/apt/lists/* /usr/share/doc/* && mkdir -p /opt/app && printf 'print 6*7, "\\n";\n' > /opt/app/main.pl
 RUN echo changed > /etc/motd && chmod 600 /etc/debian_version && ln /usr/bin/perl /opt/app/perl && rm -rf /usr/share/man && mkdir -p /usr/share/man/man1 && echo new > /usr/share/man/man1/x.1
 RUN rm /usr/bin/perl5.36.0 && mv /etc/apt /etc/apt2 && rm -rf /var/cache/apt/archives/*.deb && ln -sf /opt/app /app
-CMD ["/bin/sh", "-c", "cat /etc/motd; /opt/app/perl /opt/app/main.pl"]
+CMD ["/bin/sh", "-c", "cat /etc/motd; /opt/app/perl /opt/app/main.pl; python3 -c 'import requests; print(requests.__version__)'"]
 "#;
+
+/// What the image's command prints.
+const RUNS: &str = "changed\n42\n2.31.0\n";
 
 fn rootfs() -> PathBuf {
     PathBuf::from(
@@ -117,8 +121,44 @@ fn debian_image_squashed_whole_and_above_its_base_matches_umoci_and_docker_and_r
             diff(&a, &b)
         );
         let out = run(docker().args(["run", "--rm", "--network", "none", &tag]));
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "changed\n42\n");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), RUNS);
         run(docker().args(["rmi", &tag]));
+    }
+    // Slimmed by policy: only the reported paths go (umoci), and it still runs.
+    for (policy, keep) in [("default", "0"), ("aggressive", "0"), ("aggressive", "1")] {
+        let name = format!("debian-{policy}-{keep}");
+        let (r, _) = crate::policy::assert_only_reported_paths_go(
+            &orig,
+            "t",
+            &["--policy", policy, "--keep-layers", keep],
+            w.path(),
+            &name,
+        );
+        let tag = format!("ocislim-test/debian:{policy}{keep}");
+        let tar = w.path().join(format!("{name}.tar"));
+        run(ocislim()
+            .arg("squash")
+            .arg(&saved)
+            .args([
+                "--policy",
+                policy,
+                "--keep-layers",
+                keep,
+                "--format",
+                "docker-archive",
+                "--tag",
+                &tag,
+                "-o",
+            ])
+            .arg(&tar));
+        run(docker().args(["load", "-i"]).arg(&tar));
+        let out = run(docker().args(["run", "--rm", "--network", "none", &tag]));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), RUNS, "{name}");
+        run(docker().args(["rmi", &tag]));
+        eprintln!(
+            "{name}: before {} after {} stored",
+            r["before"]["compressed"], r["after"]["compressed"]
+        );
     }
     run(docker().args([
         "rmi",

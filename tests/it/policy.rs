@@ -25,7 +25,7 @@ const BUILTIN: [&str; 10] = [
     "caches",
 ];
 
-fn report(layout: &Path, out: Option<&Path>, args: &[&str]) -> Value {
+pub fn report(layout: &Path, out: Option<&Path>, args: &[&str]) -> Value {
     let mut cmd = ocislim();
     cmd.arg("squash").arg(layout).arg("--json").args(args);
     match out {

@@ -63,8 +63,11 @@ pub fn skopeo_to_oci(transport_ref: &str, dir: &Path) {
 
 /// Unpacks an OCI layout's image `tag` with umoci; returns the root filesystem.
 pub fn umoci_unpack(layout: &Path, tag: &str, work: &Path) -> PathBuf {
+    // Each unpack gets its own bundle: one layout may be unpacked more than once.
+    static UNPACKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = UNPACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let bundle = work.join(format!(
-        "bundle-{}",
+        "bundle{n}-{}",
         layout.file_name().unwrap().to_string_lossy()
     ));
     run(Command::new("umoci")
