@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::image::media;
 use crate::image::reader::{self, OpenOptions, SourceSpec};
 use crate::image::store::Store;
-use crate::image::writer::{Dest, OutImage, OutLayer, Staging};
+use crate::image::writer::{Dest, OutImage, OutLayer, OutputOptions, Staging};
 use crate::image::{Format, Image, LayerRef};
 use crate::layer::codec::{Compression, EncodeOptions};
 use crate::layer::reader::{Copy, LayerScan, scan};
@@ -23,16 +23,8 @@ pub struct ConvertOptions {
     pub source: SourceSpec,
     /// Platform choice.
     pub open: OpenOptions,
-    /// The destination.
-    pub dest: Dest,
-    /// Output format; `None` keeps the input's (docker archive for stdout).
-    pub format: Option<Format>,
-    /// Output codec; `None` keeps each layer's.
-    pub compression: Option<Compression>,
-    /// Codec level; `None` for the codec's default.
-    pub level: Option<i32>,
-    /// Names for the output; empty keeps the input's.
-    pub tags: Vec<String>,
+    /// Where and how to write the result.
+    pub output: OutputOptions,
     /// Worker threads.
     pub jobs: usize,
 }
@@ -166,16 +158,17 @@ pub(crate) fn media_family(
 
 /// Runs `convert`.
 pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
-    if let Some(f) = opts.format {
-        opts.dest.check(f)?;
+    if let Some(f) = opts.output.format {
+        opts.output.dest.check(f)?;
     }
     let source = reader::open(&opts.source, &opts.open)?;
     let image = &source.image;
     let format = opts
+        .output
         .format
-        .unwrap_or_else(|| default_format(image.format, &opts.dest));
-    opts.dest.check(format)?;
-    let staging = Staging::new(opts.dest.clone(), format)?;
+        .unwrap_or_else(|| default_format(image.format, &opts.output.dest));
+    opts.output.dest.check(format)?;
+    let staging = Staging::new(opts.output.dest.clone(), format)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .build()
@@ -190,8 +183,8 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
                     &source.store,
                     &staging,
                     l,
-                    opts.compression,
-                    opts.level,
+                    opts.output.compression,
+                    opts.output.level,
                     threads,
                 )
             })
@@ -204,7 +197,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
             if *raw {
                 s.compression
             } else {
-                opts.compression.unwrap_or(s.compression)
+                opts.output.compression.unwrap_or(s.compression)
             }
         })
         .collect();
@@ -226,10 +219,10 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
         });
         layers.push(out);
     }
-    let tags = if opts.tags.is_empty() {
+    let tags = if opts.output.tags.is_empty() {
         image.tags.clone()
     } else {
-        opts.tags.clone()
+        opts.output.tags.clone()
     };
     staging.finish(&OutImage {
         config: image.config.clone(),

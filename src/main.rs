@@ -5,7 +5,7 @@ use ocislim::convert::{self, ConvertOptions};
 use ocislim::image::Format;
 use ocislim::image::platform::Platform;
 use ocislim::image::reader::{OpenOptions, SourceSpec};
-use ocislim::image::writer::Dest;
+use ocislim::image::writer::{Dest, OutputOptions};
 use ocislim::layer::codec::Compression;
 use ocislim::policy::{self, PolicySet, PolicySetBuilder};
 use ocislim::squash::{self, Keep, SquashOptions};
@@ -38,6 +38,36 @@ struct SourceArgs {
     platform: Option<String>,
 }
 
+/// How the output image is written (shared by `convert` and `squash`).
+#[derive(clap::Args)]
+struct OutputArgs {
+    /// Output format (default: the input's; docker-archive for stdout).
+    #[arg(long)]
+    format: Option<Format>,
+    /// Layer compression (convert: default keeps each layer's; squash: default follows
+    /// the input's top layer, gzip when that is uncompressed).
+    #[arg(long)]
+    compression: Option<Compression>,
+    /// Compression level (gzip 0-9, zstd 1-19).
+    #[arg(long)]
+    level: Option<i32>,
+    /// Name the output image NAME[:TAG] (repeatable; default: the input's names).
+    #[arg(long)]
+    tag: Vec<String>,
+}
+
+impl OutputArgs {
+    fn options(self, output: &str) -> OutputOptions {
+        OutputOptions {
+            dest: Dest::parse(output),
+            format: self.format,
+            compression: self.compression,
+            level: self.level,
+            tags: self.tag,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Re-encode an image into another format or compression, losslessly.
@@ -48,18 +78,8 @@ enum Command {
         /// Destination path, or `-` for stdout.
         #[arg(short, long)]
         output: String,
-        /// Output format (default: the input's; docker-archive for stdout).
-        #[arg(long)]
-        format: Option<Format>,
-        /// Layer compression (default: keep each layer's).
-        #[arg(long)]
-        compression: Option<Compression>,
-        /// Compression level (gzip 0-9, zstd 1-19).
-        #[arg(long)]
-        level: Option<i32>,
-        /// Name the output image NAME[:TAG] (repeatable; default: the input's names).
-        #[arg(long)]
-        tag: Vec<String>,
+        #[command(flatten)]
+        out: OutputArgs,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -73,19 +93,8 @@ enum Command {
         /// Destination path, or `-` for stdout.
         #[arg(short, long, required_unless_present = "dry_run")]
         output: Option<String>,
-        /// Output format (default: the input's; docker-archive for stdout).
-        #[arg(long)]
-        format: Option<Format>,
-        /// Codec of the squashed layer (default: the input's top layer's; gzip when
-        /// that is uncompressed).
-        #[arg(long)]
-        compression: Option<Compression>,
-        /// Compression level (gzip 0-9, zstd 1-19).
-        #[arg(long)]
-        level: Option<i32>,
-        /// Name the output image NAME[:TAG] (repeatable; default: the input's names).
-        #[arg(long)]
-        tag: Vec<String>,
+        #[command(flatten)]
+        out: OutputArgs,
         /// Keep the bottom N layers byte-identical and squash the rest above them.
         #[arg(long, value_name = "N", conflicts_with = "base")]
         keep_layers: Option<usize>,
@@ -221,20 +230,13 @@ fn run(cli: Cli) -> Result<String, Error> {
         Command::Convert {
             src,
             output,
-            format,
-            compression,
-            level,
-            tag,
+            out,
             json,
         } => {
             let opts = ConvertOptions {
                 source: SourceSpec::parse(&src.source),
                 open: open_options(&src)?,
-                dest: Dest::parse(&output),
-                format,
-                compression,
-                level,
-                tags: tag,
+                output: out.options(&output),
                 jobs,
             };
             let r = convert::convert(&opts)?;
@@ -247,10 +249,7 @@ fn run(cli: Cli) -> Result<String, Error> {
         Command::Squash {
             src,
             output,
-            format,
-            compression,
-            level,
-            tag,
+            out,
             keep_layers,
             base,
             policy,
@@ -280,11 +279,8 @@ fn run(cli: Cli) -> Result<String, Error> {
             let opts = SquashOptions {
                 source: SourceSpec::parse(&src.source),
                 open: open_options(&src)?,
-                dest: Dest::parse(output.as_deref().unwrap_or("-")),
-                format,
-                compression,
-                level,
-                tags: tag,
+                // A dry run writes nothing; its destination is never checked.
+                output: out.options(output.as_deref().unwrap_or("-")),
                 keep,
                 timestamp,
                 policy,

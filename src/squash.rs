@@ -13,10 +13,9 @@
 use crate::convert::{default_format, media_family};
 use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
-use crate::image::Format;
 use crate::image::config::{self, SquashNote};
 use crate::image::reader::{self, OpenOptions, SourceSpec};
-use crate::image::writer::{BlobWriter, Dest, OutImage, OutLayer, Staging};
+use crate::image::writer::{BlobWriter, OutImage, OutLayer, OutputOptions, Staging};
 use crate::layer::codec::{Compression, EncodeOptions, Encoder};
 use crate::layer::index::EntryRec;
 use crate::layer::overlay::{self, Tree};
@@ -44,17 +43,8 @@ pub struct SquashOptions {
     pub source: SourceSpec,
     /// Platform choice.
     pub open: OpenOptions,
-    /// The destination.
-    pub dest: Dest,
-    /// Output format; `None` keeps the input's (docker archive for stdout).
-    pub format: Option<Format>,
-    /// Codec of the squashed layer; `None` follows the input's top layer (gzip when
-    /// that is uncompressed: output is never silently uncompressed).
-    pub compression: Option<Compression>,
-    /// Codec level.
-    pub level: Option<i32>,
-    /// Names for the output; empty keeps the input's.
-    pub tags: Vec<String>,
+    /// Where and how to write the result.
+    pub output: OutputOptions,
     /// What to keep.
     pub keep: Keep,
     /// Clamp mtimes and set `created` (`--timestamp`, `SOURCE_DATE_EPOCH`).
@@ -175,8 +165,8 @@ impl LayerOut {
 
 /// Runs `squash`.
 pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
-    if let Some(f) = opts.format.filter(|_| !opts.dry_run) {
-        opts.dest.check(f)?;
+    if let Some(f) = opts.output.format.filter(|_| !opts.dry_run) {
+        opts.output.dest.check(f)?;
     }
     let source = reader::open(&opts.source, &opts.open)?;
     let image = &source.image;
@@ -210,18 +200,18 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
             "keeping {keep} of {total} layers leaves nothing to squash"
         )));
     }
-    let format = match opts.format {
+    let format = match opts.output.format {
         Some(f) => f,
         None if opts.dry_run => image.format,
-        None => default_format(image.format, &opts.dest),
+        None => default_format(image.format, &opts.output.dest),
     };
     if !opts.dry_run {
-        opts.dest.check(format)?;
+        opts.output.dest.check(format)?;
     }
     let staging = if opts.dry_run {
         None
     } else {
-        Some(Staging::new(opts.dest.clone(), format)?)
+        Some(Staging::new(opts.output.dest.clone(), format)?)
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
@@ -289,6 +279,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     warnings.extend(opts.policy.warnings.iter().cloned());
     let plan = overlay::plan(&base, &tree, keep, &entries);
     let codec = opts
+        .output
         .compression
         .unwrap_or(match scans[total - 1].0.compression {
             Compression::None => Compression::Gzip,
@@ -302,7 +293,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         out,
         EncodeOptions {
             compression: codec,
-            level: opts.level,
+            level: opts.output.level,
             threads,
         },
     )?;
@@ -360,10 +351,10 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     warnings.extend(warning);
     let config_bytes = serde_json::to_vec(&config_json).map_err(std::io::Error::other)?;
     let config_digest = Digest::of(&config_bytes);
-    let tags = if opts.tags.is_empty() {
+    let tags = if opts.output.tags.is_empty() {
         image.tags.clone()
     } else {
-        opts.tags.clone()
+        opts.output.tags.clone()
     };
     if let Some(st) = staging {
         st.finish(&OutImage {

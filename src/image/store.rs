@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::layer::path;
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
@@ -37,24 +38,36 @@ enum Member {
     Dir,
 }
 
-/// A reader over one archive member.
-pub struct Section {
-    file: Arc<File>,
+/// A reader over a byte range of a file, by positional reads (so many can share one
+/// file across threads): an archive member, or an entry of a spooled layer.
+pub struct Section<F> {
+    file: F,
     pos: u64,
     end: u64,
 }
 
-impl Read for Section {
+impl<F: Borrow<File>> Section<F> {
+    /// Reads `file` from `start` up to `end`.
+    pub fn new(file: F, start: u64, end: u64) -> Self {
+        Section {
+            file,
+            pos: start,
+            end,
+        }
+    }
+}
+
+impl<F: Borrow<File>> Read for Section<F> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = (self.end - self.pos).min(buf.len() as u64) as usize;
         if left == 0 {
             return Ok(0);
         }
-        let n = self.file.read_at(&mut buf[..left], self.pos)?;
+        let n = self.file.borrow().read_at(&mut buf[..left], self.pos)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                "archive ends inside a member",
+                "file ends inside a section",
             ));
         }
         self.pos += n as u64;
@@ -175,11 +188,7 @@ impl Store {
                     blob: clean.clone(),
                     source_name: "the archive".into(),
                 })?;
-                let section = Section {
-                    file: t.file.clone(),
-                    pos: offset,
-                    end: offset + size,
-                };
+                let section = Section::new(t.file.clone(), offset, offset + size);
                 Ok((Box::new(section), size))
             }
         }

@@ -70,6 +70,21 @@ fn staging_parent(p: &Path) -> PathBuf {
     }
 }
 
+/// Where and how to write an output image.
+#[derive(Clone, Debug)]
+pub struct OutputOptions {
+    /// The destination.
+    pub dest: Dest,
+    /// Output format; `None` keeps the input's (docker archive for stdout).
+    pub format: Option<Format>,
+    /// Layer codec; `None` keeps the input's.
+    pub compression: Option<crate::layer::codec::Compression>,
+    /// Codec level; `None` for the codec's default.
+    pub level: Option<i32>,
+    /// Names for the output; empty keeps the input's.
+    pub tags: Vec<String>,
+}
+
 /// A layer as written.
 #[derive(Clone, Debug)]
 pub struct OutLayer {

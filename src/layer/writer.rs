@@ -7,9 +7,9 @@
 use super::index::{EntryRec, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use super::overlay::{Emit, EntryId};
 use crate::error::{Error, Result};
+use crate::image::store::Section;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
 
 const BLOCK: usize = 512;
 const NAME_FIELD: usize = 100;
@@ -23,28 +23,6 @@ pub struct Spool {
     pub entries: Vec<EntryRec>,
 }
 
-/// A reader over a byte range of a spool.
-struct Range<'a> {
-    file: &'a File,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for Range<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = (self.end - self.pos).min(buf.len() as u64) as usize;
-        if n == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..n], self.pos)?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
 /// An entry read back whole from its spool.
 struct Parsed {
     header: tar::Header,
@@ -53,11 +31,7 @@ struct Parsed {
 }
 
 fn parse(spool: &Spool, rec: &EntryRec) -> Result<Parsed> {
-    let range = Range {
-        file: &spool.file,
-        pos: rec.span.0,
-        end: rec.span.1,
-    };
+    let range = Section::new(&spool.file, rec.span.0, rec.span.1);
     let mut archive = tar::Archive::new(range);
     let mut entries = archive.entries()?;
     let mut entry = entries
@@ -240,11 +214,7 @@ pub fn emit(
                 let spool = &spools[id.layer];
                 let mut parsed = parse(spool, r)?;
                 if clamp(&mut parsed, opts.clamp_mtime.unwrap_or(0)) {
-                    let data = Range {
-                        file: &spool.file,
-                        pos: r.data_offset,
-                        end: r.data_offset + r.size,
-                    };
+                    let data = Section::new(&spool.file, r.data_offset, r.data_offset + r.size);
                     let link = parsed.link.clone();
                     write_entry(
                         w,
@@ -256,35 +226,24 @@ pub fn emit(
                         r.size,
                     )?;
                 } else {
-                    io::copy(
-                        &mut Range {
-                            file: &spool.file,
-                            pos: r.span.0,
-                            end: r.span.1,
-                        },
-                        w,
-                    )?;
+                    io::copy(&mut Section::new(&spool.file, r.span.0, r.span.1), w)?;
                 }
                 stats.kept_by_layer[id.layer] += r.size;
             }
             Emit::Raw(id) => {
                 let r = rec(*id);
-                let mut range = Range {
-                    file: &spools[id.layer].file,
-                    pos: r.span.0,
-                    end: r.span.1,
-                };
+                let mut range = Section::new(&spools[id.layer].file, r.span.0, r.span.1);
                 io::copy(&mut range, w)?;
                 stats.kept_by_layer[id.layer] += r.size;
             }
             Emit::Promote { alias, carrier } => {
                 let c = rec(*carrier);
                 let parsed = parse(&spools[carrier.layer], c)?;
-                let data = Range {
-                    file: &spools[carrier.layer].file,
-                    pos: c.data_offset,
-                    end: c.data_offset + c.size,
-                };
+                let data = Section::new(
+                    &spools[carrier.layer].file,
+                    c.data_offset,
+                    c.data_offset + c.size,
+                );
                 let mut parsed = parsed;
                 if let Some(limit) = opts.clamp_mtime {
                     clamp(&mut parsed, limit);

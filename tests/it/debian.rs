@@ -3,7 +3,7 @@
 //! hard-link and move things), squashed whole and above its base, with no policy and
 //! with `default` and `aggressive`, judged by umoci and by Docker, and run.
 
-use crate::docker::{docker_export_listing, reconcile};
+use crate::docker::{docker_export_listing, reconcile, squash_and_load};
 use crate::tools::*;
 use std::path::{Path, PathBuf};
 
@@ -99,21 +99,12 @@ fn debian_image_squashed_whole_and_above_its_base_matches_umoci_and_docker_and_r
             diff(&want, &got)
         );
         let tag = format!("ocislim-test/debian:sq{keep}");
-        let tar = w.path().join(format!("sq{keep}.tar"));
-        run(ocislim()
-            .args(["squash", "--policy", "none"])
-            .arg(&saved)
-            .args([
-                "--keep-layers",
-                &keep.to_string(),
-                "--format",
-                "docker-archive",
-                "--tag",
-                &tag,
-                "-o",
-            ])
-            .arg(&tar));
-        run(docker().args(["load", "-i"]).arg(&tar));
+        squash_and_load(
+            &saved,
+            &["--policy", "none", "--keep-layers", &keep.to_string()],
+            &tag,
+            w.path(),
+        );
         let (a, b) = reconcile(&docker_want, &docker_export_listing(&tag, w.path()));
         assert!(
             a == b,
@@ -135,23 +126,12 @@ fn debian_image_squashed_whole_and_above_its_base_matches_umoci_and_docker_and_r
             &name,
         );
         let tag = format!("ocislim-test/debian:{policy}{keep}");
-        let tar = w.path().join(format!("{name}.tar"));
-        run(ocislim()
-            .arg("squash")
-            .arg(&saved)
-            .args([
-                "--policy",
-                policy,
-                "--keep-layers",
-                keep,
-                "--format",
-                "docker-archive",
-                "--tag",
-                &tag,
-                "-o",
-            ])
-            .arg(&tar));
-        run(docker().args(["load", "-i"]).arg(&tar));
+        squash_and_load(
+            &saved,
+            &["--policy", policy, "--keep-layers", keep],
+            &tag,
+            w.path(),
+        );
         let out = run(docker().args(["run", "--rm", "--network", "none", &tag]));
         assert_eq!(String::from_utf8_lossy(&out.stdout), RUNS, "{name}");
         run(docker().args(["rmi", &tag]));

@@ -63,42 +63,33 @@ fn docker_save_piped_through_ocislim_loads_back() {
         .args(["--format", "docker-archive"]));
     run(docker().args(["load", "-i"]).arg(&first));
     // docker save | ocislim convert - -o - | docker load, with real pipes.
-    let mut save = docker()
-        .args(["save", "ocislim-test/pipe-src:1"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut conv = Command::new(OCISLIM)
-        .args([
-            "-q",
+    pipe(
+        "ocislim-test/pipe-src:1",
+        &[
             "convert",
             "-",
             "-o",
             "-",
             "--compression",
-            "zstd",
+            "gzip",
             "--tag",
             "ocislim-test/pipe-out:1",
-        ])
-        .stdin(save.stdout.take().unwrap())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let load = docker()
-        .arg("load")
-        .stdin(conv.stdout.take().unwrap())
-        .output()
-        .unwrap();
-    assert!(save.wait().unwrap().success() && conv.wait().unwrap().success());
-    assert!(
-        load.status.success(),
-        "{}",
-        String::from_utf8_lossy(&load.stderr)
+        ],
     );
     assert_eq!(
         run_image("ocislim-test/pipe-out:1"),
         "fixture-ok\nmotd from layer 2\n"
     );
+    // docker save | ocislim squash - -o - | docker load: the default policy, one layer.
+    pipe(
+        "ocislim-test/pipe-src:1",
+        &["squash", "-", "-o", "-", "--tag", "ocislim-test/pipe-sq:1"],
+    );
+    assert_eq!(
+        run_image("ocislim-test/pipe-sq:1"),
+        "fixture-ok\nmotd from layer 2\n"
+    );
+    run(docker().args(["rmi", "ocislim-test/pipe-sq:1"]));
     // The image ID survives conversion: the config is copied byte for byte.
     let id = |t: &str| {
         String::from_utf8(run(docker().args(["image", "inspect", "-f", "{{.Id}}", t])).stdout)
@@ -106,6 +97,36 @@ fn docker_save_piped_through_ocislim_loads_back() {
     };
     assert_eq!(id("ocislim-test/pipe-src:1"), id("ocislim-test/pipe-out:1"));
     run(docker().args(["rmi", "ocislim-test/pipe-src:1", "ocislim-test/pipe-out:1"]));
+}
+
+/// `docker save SOURCE | ocislim ARGS | docker load`, with real pipes.
+fn pipe(source: &str, args: &[&str]) {
+    let mut save = docker()
+        .args(["save", source])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut slim = Command::new(OCISLIM)
+        .arg("-q")
+        .args(args)
+        .stdin(save.stdout.take().unwrap())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let load = docker()
+        .arg("load")
+        .stdin(slim.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        save.wait().unwrap().success() && slim.wait().unwrap().success(),
+        "{args:?}"
+    );
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
 }
 
 /// What Docker's own layer application makes of an image: `docker create` then
@@ -172,6 +193,18 @@ fn docker_export_listing_since(tag: &str, work: &std::path::Path, since: u64) ->
         .collect()
 }
 
+/// Squashes `src` with `args` into a docker archive tagged `tag` and loads it.
+pub fn squash_and_load(src: &std::path::Path, args: &[&str], tag: &str, work: &std::path::Path) {
+    let tar = work.join(format!("{}.tar", tag.replace(['/', ':'], "_")));
+    run(ocislim()
+        .arg("squash")
+        .arg(src)
+        .args(args)
+        .args(["--format", "docker-archive", "--tag", tag, "-o"])
+        .arg(&tar));
+    run(docker().args(["load", "-i"]).arg(&tar));
+}
+
 /// Where either listing has `time=applied` for a directory, the other's time for that
 /// path is set to the same: Docker's application time is not image content.
 pub fn reconcile(a: &str, b: &str) -> (String, String) {
@@ -236,19 +269,12 @@ fn docker_applies_original_and_squashed_hard_cases_to_the_same_filesystem() {
         if *name == "duplicate_and_dot_prefixed_entries_last_one_wins" {
             // Docker refuses the original ("duplicates of file paths not supported"),
             // so it cannot judge; umoci does (squash.rs). Docker loads our output.
-            let out = dir.join("sq.tar");
-            run(ocislim()
-                .args(["squash", "--policy", "none"])
-                .arg(dir.join("orig.oci"))
-                .args([
-                    "--format",
-                    "docker-archive",
-                    "--tag",
-                    "ocislim-test/dups:1",
-                    "-o",
-                ])
-                .arg(&out));
-            run(docker().args(["load", "-i"]).arg(&out));
+            squash_and_load(
+                &dir.join("orig.oci"),
+                &["--policy", "none"],
+                "ocislim-test/dups:1",
+                &dir,
+            );
             run(docker().args(["rmi", "ocislim-test/dups:1"]));
             continue;
         }
@@ -261,21 +287,12 @@ fn docker_applies_original_and_squashed_hard_cases_to_the_same_filesystem() {
         let want = docker_export_listing(&orig_tag, &dir);
         for keep in [0, 1] {
             let sq_tag = format!("ocislim-test/sq-{i}-{keep}:1");
-            let out = dir.join(format!("sq{keep}.tar"));
-            run(ocislim()
-                .args(["squash", "--policy", "none"])
-                .arg(dir.join("orig.oci"))
-                .args([
-                    "--keep-layers",
-                    &keep.to_string(),
-                    "--format",
-                    "docker-archive",
-                    "--tag",
-                    &sq_tag,
-                    "-o",
-                ])
-                .arg(&out));
-            run(docker().args(["load", "-i"]).arg(&out));
+            squash_and_load(
+                &dir.join("orig.oci"),
+                &["--policy", "none", "--keep-layers", &keep.to_string()],
+                &sq_tag,
+                &dir,
+            );
             let (want, got) = reconcile(&want, &docker_export_listing(&sq_tag, &dir));
             if *name == docker_deviates {
                 assert!(
@@ -300,14 +317,12 @@ fn docker_applies_original_and_squashed_hard_cases_to_the_same_filesystem() {
 fn docker_runs_the_squashed_busybox_image() {
     let w = scratch();
     let layout = busybox_with("squash", w.path());
-    let out = w.path().join("sq.tar");
-    run(ocislim()
-        .args(["squash", "--policy", "none"])
-        .arg(&layout)
-        .args(["--tag", "ocislim-test/bb-squashed:1", "-o"])
-        .arg(&out)
-        .args(["--format", "docker-archive"]));
-    run(docker().args(["load", "-i"]).arg(&out));
+    squash_and_load(
+        &layout,
+        &["--policy", "none"],
+        "ocislim-test/bb-squashed:1",
+        w.path(),
+    );
     assert_eq!(
         run_image("ocislim-test/bb-squashed:1"),
         "fixture-ok\nmotd from layer 2\n"

@@ -6,7 +6,7 @@
 use crate::builder::Spec;
 use crate::tools::scratch;
 use ocislim::image::reader::{OpenOptions, SourceSpec};
-use ocislim::image::writer::Dest;
+use ocislim::image::writer::{Dest, OutputOptions};
 use ocislim::squash::{Keep, SquashOptions, squash};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -272,11 +272,13 @@ fn check(layers: &[Vec<Op>], keep: usize) -> Result<(), TestCaseError> {
     let opts = SquashOptions {
         source: SourceSpec::parse(dir.to_str().unwrap()),
         open: OpenOptions::default(),
-        dest: Dest::Path(out.clone()),
-        format: None,
-        compression: None,
-        level: None,
-        tags: vec!["out:1".into()],
+        output: OutputOptions {
+            dest: Dest::Path(out.clone()),
+            format: None,
+            compression: None,
+            level: None,
+            tags: vec!["out:1".into()],
+        },
         keep: Keep::Layers(keep.min(layers.len() - 1)),
         timestamp: None,
         policy: ocislim::policy::PolicySet::none(),

@@ -374,4 +374,13 @@ fn timestamp_clamps_mtimes_and_sets_created() {
         "{l}"
     );
     assert_eq!(config(&out)["created"], "2017-07-14T02:40:00Z");
+    // SOURCE_DATE_EPOCH asks the same when --timestamp is not given.
+    let env = w.path().join("env.oci");
+    run(ocislim()
+        .args(["squash", "--policy", "none"])
+        .arg(&dir)
+        .args(["--format", "oci", "--tag", "squashed:1", "-o"])
+        .arg(&env)
+        .env("SOURCE_DATE_EPOCH", "1500000000"));
+    assert_eq!(manifest(&env), manifest(&out));
 }
