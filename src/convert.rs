@@ -27,6 +27,8 @@ pub struct ConvertOptions {
     pub output: OutputOptions,
     /// Worker threads.
     pub jobs: usize,
+    /// Progress bars.
+    pub progress: crate::progress::Progress,
 }
 
 /// One layer, before and after.
@@ -85,6 +87,7 @@ pub(crate) fn sniff_blob(store: &Store, layer: &LayerRef) -> Result<Compression>
 
 /// Streams one layer into staging: verified, copied or re-encoded.
 pub(crate) fn write_layer(
+    progress: &crate::progress::Progress,
     store: &Store,
     staging: &Staging,
     layer: &LayerRef,
@@ -118,6 +121,7 @@ pub(crate) fn write_layer(
             },
         )
     };
+    let blob = progress.reader(&format!("layer {}", layer.position), size, blob);
     let (scan, out) = scan(blob, &layer.name(), copy)?;
     layer.verify(&scan)?;
     let (digest, size) = out.expect("a copy target was given").finish()?;
@@ -180,6 +184,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
             .par_iter()
             .map(|l| {
                 write_layer(
+                    &opts.progress,
                     &source.store,
                     &staging,
                     l,

@@ -54,7 +54,12 @@ pub struct InspectReport {
 }
 
 /// Runs `inspect`, reading every layer with `jobs` threads.
-pub fn inspect(source: &SourceSpec, open: &OpenOptions, jobs: usize) -> Result<InspectReport> {
+pub fn inspect(
+    source: &SourceSpec,
+    open: &OpenOptions,
+    jobs: usize,
+    progress: &crate::progress::Progress,
+) -> Result<InspectReport> {
     let src = reader::open(source, open)?;
     let image = &src.image;
     let pool = rayon::ThreadPoolBuilder::new()
@@ -66,7 +71,8 @@ pub fn inspect(source: &SourceSpec, open: &OpenOptions, jobs: usize) -> Result<I
             .layers
             .par_iter()
             .map(|l| {
-                let (blob, _) = src.store.open(&l.location)?;
+                let (blob, size) = src.store.open(&l.location)?;
+                let blob = progress.reader(&format!("layer {}", l.position), size, blob);
                 let (s, _) = scan::<_, std::io::Sink>(blob, &l.name(), Copy::Nothing)?;
                 l.verify(&s)?;
                 Ok(LayerInfo {

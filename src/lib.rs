@@ -19,6 +19,7 @@ pub mod image;
 pub mod inspect;
 pub mod layer;
 pub mod policy;
+pub mod progress;
 pub mod report;
 pub mod squash;
 

@@ -8,6 +8,7 @@ use ocislim::image::reader::{OpenOptions, SourceSpec};
 use ocislim::image::writer::{Dest, OutputOptions};
 use ocislim::layer::codec::Compression;
 use ocislim::policy::{self, PolicySet, PolicySetBuilder};
+use ocislim::progress::Progress;
 use ocislim::squash::{self, Keep, SquashOptions};
 use ocislim::{Error, inspect, report};
 use std::io::Write;
@@ -223,6 +224,11 @@ fn open_options(src: &SourceArgs) -> Result<OpenOptions, Error> {
 }
 
 fn run(cli: Cli) -> Result<String, Error> {
+    let progress = if !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        Progress::stderr()
+    } else {
+        Progress::hidden()
+    };
     let jobs = cli
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -238,6 +244,7 @@ fn run(cli: Cli) -> Result<String, Error> {
                 open: open_options(&src)?,
                 output: out.options(&output),
                 jobs,
+                progress,
             };
             let r = convert::convert(&opts)?;
             Ok(if json {
@@ -286,6 +293,7 @@ fn run(cli: Cli) -> Result<String, Error> {
                 policy,
                 dry_run,
                 jobs,
+                progress,
             };
             let r = squash::squash(&opts)?;
             if let Some(f) = report_file {
@@ -299,7 +307,12 @@ fn run(cli: Cli) -> Result<String, Error> {
         }
         Command::Policy(cmd) => policy_command(cmd),
         Command::Inspect { src, json } => {
-            let r = inspect::inspect(&SourceSpec::parse(&src.source), &open_options(&src)?, jobs)?;
+            let r = inspect::inspect(
+                &SourceSpec::parse(&src.source),
+                &open_options(&src)?,
+                jobs,
+                &progress,
+            )?;
             Ok(if json {
                 report::json(&r)
             } else {

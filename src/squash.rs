@@ -55,6 +55,8 @@ pub struct SquashOptions {
     pub dry_run: bool,
     /// Worker threads.
     pub jobs: usize,
+    /// Progress bars.
+    pub progress: crate::progress::Progress,
 }
 
 /// One input layer in the report.
@@ -245,6 +247,9 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
                     None => tempfile::tempfile()?,
                 };
                 let enc = Encoder::new(BufWriter::with_capacity(1 << 20, spool), plain)?;
+                let blob = opts
+                    .progress
+                    .reader(&format!("read layer {}", l.position), size, blob);
                 let (scan, raw, enc, entries) = scan_full(blob, &l.name(), raw, Some(enc), true)?;
                 l.verify(&scan)?;
                 let file = enc
@@ -298,14 +303,20 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         },
     )?;
     let mut meter = Meter::new(enc);
+    // At most what the squashed layers held: the bar ends early by what was dropped.
+    let upper_bound: u64 = scans[keep..].iter().map(|s| s.0.tar_size).sum();
+    let bar = opts
+        .progress
+        .bar(&format!("write {}", codec.name()), upper_bound);
     let stats = emit(
         &plan,
         &spools,
         EmitOptions {
             clamp_mtime: opts.timestamp,
         },
-        &mut meter,
+        &mut bar.wrap_write(&mut meter),
     )?;
+    drop(bar);
     meter.flush()?;
     let (enc, diff_id, tar_size) = meter.finish();
     let (squashed_digest, squashed_size) = enc.finish()?.finish()?;

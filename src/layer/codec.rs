@@ -221,10 +221,19 @@ impl<W: Write> Write for Encoder<W> {
 }
 
 /// Checks that a descriptor's media type names a layer, returning its promised codec.
+/// A known OCI type that is not a layer (a config, a manifest, the empty JSON blob of an
+/// artifact) is named as such, so the error says what was found.
 pub fn check_layer_media_type(media_type: &str, what: &str) -> Result<Compression> {
-    Compression::from_media_type(media_type).ok_or_else(|| Error::UnsupportedMediaType {
-        media_type: media_type.to_string(),
-        what: what.to_string(),
+    use oci_spec::image::MediaType;
+    Compression::from_media_type(media_type).ok_or_else(|| {
+        let kind = match MediaType::from(media_type) {
+            MediaType::Other(_) => String::new(),
+            known => format!(" (oci-spec knows it as {known:?}, not a layer)"),
+        };
+        Error::UnsupportedMediaType {
+            media_type: media_type.to_string(),
+            what: format!("{what}{kind}"),
+        }
     })
 }
 
@@ -242,6 +251,25 @@ mod tests {
         ] {
             assert_eq!(Compression::sniff(head), c);
         }
+    }
+
+    /// Our constants against oci-spec's, so a typo cannot hide in both reader and writer.
+    #[test]
+    fn media_types_agree_with_oci_spec() {
+        use oci_spec::image::MediaType;
+        for (ours, theirs) in [
+            (OCI_LAYER_TAR, MediaType::ImageLayer),
+            (OCI_LAYER_GZIP, MediaType::ImageLayerGzip),
+            (OCI_LAYER_ZSTD, MediaType::ImageLayerZstd),
+            (crate::image::media::OCI_MANIFEST, MediaType::ImageManifest),
+            (crate::image::media::OCI_INDEX, MediaType::ImageIndex),
+            (crate::image::media::OCI_CONFIG, MediaType::ImageConfig),
+        ] {
+            assert_eq!(ours, theirs.to_string());
+        }
+        let err = check_layer_media_type("application/vnd.oci.image.config.v1+json", "layer 1")
+            .unwrap_err();
+        assert!(err.to_string().contains("ImageConfig"), "{err}");
     }
 
     #[test]

@@ -284,6 +284,7 @@ fn check(layers: &[Vec<Op>], keep: usize) -> Result<(), TestCaseError> {
         policy: ocislim::policy::PolicySet::none(),
         dry_run: false,
         jobs: 2,
+        progress: Default::default(),
     };
     squash(&opts).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
     let mut got = Model::default();

@@ -1,0 +1,61 @@
+//! Progress bars: one per layer as it streams, with bytes, rate and ETA, drawn on
+//! stderr by indicatif. The binary decides whether they show (stderr a terminal, no
+//! `-q`); hidden bars cost a counter increment, and the library never draws otherwise.
+
+use indicatif::{
+    MultiProgress, ProgressBar, ProgressBarIter, ProgressDrawTarget, ProgressFinish, ProgressStyle,
+};
+use std::io::Read;
+
+/// Redraws per second at most, so bars do not flicker.
+const REFRESH_HZ: u8 = 8;
+const TEMPLATE: &str =
+    "{prefix:>22} [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} eta {eta}";
+
+/// A set of progress bars, shown or hidden.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    multi: MultiProgress,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::hidden()
+    }
+}
+
+impl Progress {
+    /// Bars that are never drawn.
+    pub fn hidden() -> Progress {
+        Progress {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
+        }
+    }
+
+    /// Bars drawn on stderr.
+    pub fn stderr() -> Progress {
+        Progress {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(REFRESH_HZ)),
+        }
+    }
+
+    /// A bar for `total` bytes named `name`; finish it with [`ProgressBar::finish`].
+    pub fn bar(&self, name: &str, total: u64) -> ProgressBar {
+        let style = ProgressStyle::with_template(TEMPLATE)
+            .expect("template is valid")
+            .progress_chars("=> ");
+        // Cleared when dropped: the report, not a wall of full bars, is what stays.
+        let bar = self.multi.add(
+            ProgressBar::new(total)
+                .with_style(style)
+                .with_finish(ProgressFinish::AndClear),
+        );
+        bar.set_prefix(name.to_string());
+        bar
+    }
+
+    /// Wraps a reader so its bytes advance a bar named `name`.
+    pub fn reader<R: Read>(&self, name: &str, total: u64, inner: R) -> ProgressBarIter<R> {
+        self.bar(name, total).wrap_read(inner)
+    }
+}
