@@ -75,6 +75,14 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// Valid input that ocislim cannot process faithfully.
+    #[error("unsupported {what}: {reason}")]
+    Unsupported {
+        /// The layer or file.
+        what: String,
+        /// What is not supported.
+        reason: String,
+    },
     /// A JSON document that does not parse or lacks a required field.
     #[error("invalid {what}: {reason}")]
     InvalidJson {

@@ -108,7 +108,7 @@ pub fn scan_full<R: Read, W1: Write, W2: Write>(
     let mut archive = tar::Archive::new(tar_meter);
     let mut entries = 0u64;
     for entry in archive.entries().map_err(corrupt)? {
-        let entry = entry.map_err(corrupt)?;
+        let mut entry = entry.map_err(corrupt)?;
         let name = entry.path_bytes();
         if path::normalize(&name).is_none() {
             return Err(Error::UnsafePath {
@@ -126,6 +126,39 @@ pub fn scan_full<R: Read, W1: Write, W2: Write>(
             }
         }
         if index {
+            // Sparse files store less than their size: spans would be wrong, and
+            // copying them raw would corrupt the layer. Docker never writes them.
+            let pax_sparse = entry
+                .pax_extensions()
+                .map_err(corrupt)?
+                .is_some_and(|mut exts| {
+                    exts.any(|e| {
+                        e.ok()
+                            .and_then(|e| e.key().ok().map(|k| k.starts_with("GNU.sparse")))
+                            .unwrap_or(false)
+                    })
+                });
+            if pax_sparse || entry.header().entry_type() == tar::EntryType::GNUSparse {
+                return Err(Error::Unsupported {
+                    what: what.to_string(),
+                    reason: format!(
+                        "{} is a sparse file; sparse entries are not supported",
+                        path::escape(&entry.path_bytes())
+                    ),
+                });
+            }
+            // Each entry must start where the previous one ended, give or take its
+            // extension headers; anything else means the index is out of step.
+            let header_at = entry.raw_header_position();
+            if header_at < span_start || !(header_at - span_start).is_multiple_of(512) {
+                return Err(Error::corrupt(
+                    what,
+                    format!(
+                        "entry {} is not where the previous one ended",
+                        path::escape(&entry.path_bytes())
+                    ),
+                ));
+            }
             let (rec, end) = record(&entry, span_start).expect("names were checked above");
             span_start = end;
             records.push(rec);

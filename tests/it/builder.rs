@@ -273,6 +273,11 @@ impl Spec {
     /// `docker_manifest`, also writes `manifest.json` as Docker 25+ `docker save` does
     /// (and then, like Docker, leaves layers uncompressed).
     pub fn write_layout(&self, dir: &Path, docker_manifest: bool) {
+        self.write_layout_of(dir, self.layer_tars(), docker_manifest)
+    }
+
+    /// [`Spec::write_layout`] with layer tars made elsewhere (by GNU tar, say).
+    pub fn write_layout_of(&self, dir: &Path, tars: Vec<Vec<u8>>, docker_manifest: bool) {
         let blobs = dir.join("blobs/sha256");
         std::fs::create_dir_all(&blobs).unwrap();
         let put = |bytes: &[u8]| -> (String, u64) {
@@ -282,7 +287,7 @@ impl Spec {
         };
         let mut diff_ids = Vec::new();
         let mut layers = Vec::new();
-        for tar in self.layer_tars() {
+        for tar in tars {
             diff_ids.push(format!("sha256:{}", hex::encode(Sha256::digest(&tar))));
             let (blob, media) = if docker_manifest {
                 (tar, "application/vnd.oci.image.layer.v1.tar")

@@ -262,3 +262,35 @@ fn unknown_format_is_refused() {
     std::fs::write(&f, "not an image").unwrap();
     assert_refused(f.to_str().unwrap(), &[], &["notes.txt"]);
 }
+
+#[test]
+fn sparse_file_in_a_layer_is_refused_by_squash_not_corrupted() {
+    let w = scratch();
+    let root = w.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let f = std::fs::File::create(root.join("sparse")).unwrap();
+    f.set_len(4 << 20).unwrap();
+    std::io::Write::write_all(&mut &f, b"data at the start").unwrap();
+    let tar = w.path().join("layer.tar");
+    run(Command::new("tar")
+        .args(["--sparse", "--format=gnu", "-C"])
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("sparse"));
+    let spec = Spec::parse("tag sparse:1\nlayer\n");
+    let dir = w.path().join("img");
+    spec.write_layout_of(&dir, vec![std::fs::read(&tar).unwrap()], false);
+    let out = scratch();
+    let dest = out.path().join("out.tar");
+    let (code, err) = run_fail(
+        ocislim()
+            .args(["squash", "--policy", "none"])
+            .arg(&dir)
+            .arg("-o")
+            .arg(&dest),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is a sparse file; sparse entries are not supported") && err.contains("layer 1"), "{err}");
+    assert!(entries(out.path()).is_empty(), "something was left behind");
+}
