@@ -291,6 +291,10 @@ fn sparse_file_in_a_layer_is_refused_by_squash_not_corrupted() {
             .arg(&dest),
     );
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("is a sparse file; sparse entries are not supported") && err.contains("layer 1"), "{err}");
+    assert!(
+        err.contains("is a sparse file; sparse entries are not supported")
+            && err.contains("layer 1"),
+        "{err}"
+    );
     assert!(entries(out.path()).is_empty(), "something was left behind");
 }
