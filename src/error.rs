@@ -135,6 +135,9 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A CI gate (`inspect --fail-under`, `--fail-over`) that the image does not pass.
+    #[error("gate failed: {0}")]
+    Gate(String),
     /// A command line that cannot be carried out.
     #[error("{0}")]
     Usage(String),

@@ -128,6 +128,16 @@ enum Command {
     Inspect {
         #[command(flatten)]
         src: SourceArgs,
+        /// Also show what this policy would reclaim, per rule (repeatable: each is
+        /// reported on its own).
+        #[arg(long, value_name = "NAME|FILE")]
+        policy: Vec<String>,
+        /// Exit 1 when the efficiency (merged / stored file data, 0 to 1) is under this.
+        #[arg(long, value_name = "EFFICIENCY")]
+        fail_under: Option<f64>,
+        /// Exit 1 when more than this many bytes are wasted (stored but not seen).
+        #[arg(long, value_name = "WASTED_BYTES")]
+        fail_over: Option<u64>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -306,18 +316,47 @@ fn run(cli: Cli) -> Result<String, Error> {
             })
         }
         Command::Policy(cmd) => policy_command(cmd),
-        Command::Inspect { src, json } => {
+        Command::Inspect {
+            src,
+            policy,
+            fail_under,
+            fail_over,
+            json,
+        } => {
+            // Policies are compiled before any image byte is read.
+            let policies = policy
+                .iter()
+                .map(|p| policies(std::slice::from_ref(p)).map(|(_, set)| set))
+                .collect::<Result<Vec<_>, _>>()?;
             let r = inspect::inspect(
                 &SourceSpec::parse(&src.source),
                 &open_options(&src)?,
+                &policies,
                 jobs,
                 &progress,
             )?;
-            Ok(if json {
+            let text = if json {
                 report::json(&r)
             } else {
                 report::inspect_text(&r)
-            })
+            };
+            let gate = match (fail_under, fail_over) {
+                (Some(min), _) if r.efficiency < min => {
+                    Some(format!("efficiency {:.3} is under {min}", r.efficiency))
+                }
+                (_, Some(max)) if r.wasted_bytes > max => {
+                    Some(format!("{} bytes wasted, over {max}", r.wasted_bytes))
+                }
+                _ => None,
+            };
+            match gate {
+                // The report still goes out: the gate's reason is the error line.
+                Some(reason) => {
+                    std::io::stdout().write_all(text.as_bytes())?;
+                    Err(Error::Gate(reason))
+                }
+                None => Ok(text),
+            }
         }
     }
 }

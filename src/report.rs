@@ -105,6 +105,62 @@ pub fn inspect_text(r: &InspectReport) -> String {
         human_bytes(tar),
         r.layers.len()
     );
+    let a = &r.analysis;
+    let _ = writeln!(
+        o,
+        "efficiency: {:.1}% ({} of {} stored file data is in the merged filesystem; {} wasted)",
+        100.0 * a.efficiency,
+        human_bytes(a.merged_bytes),
+        human_bytes(a.stored_bytes),
+        human_bytes(r.wasted_bytes)
+    );
+    for l in a.layers.iter().filter(|l| l.shadowed_bytes > 0) {
+        let _ = writeln!(
+            o,
+            "  layer {} shadows {} of its {}:",
+            l.position,
+            human_bytes(l.shadowed_bytes),
+            human_bytes(l.stored_bytes)
+        );
+        for c in &l.culprits {
+            let _ = writeln!(
+                o,
+                "    {:>10}  {:<11}  {}",
+                human_bytes(c.bytes),
+                c.reason,
+                c.path
+            );
+        }
+    }
+    let _ = writeln!(o, "largest files:");
+    for f in &a.largest_files {
+        let _ = writeln!(o, "  {:>10}  {}", human_bytes(f.bytes), f.path);
+    }
+    let _ = writeln!(o, "largest directories:");
+    for d in &a.largest_dirs {
+        let _ = writeln!(o, "  {:>10}  {}/", human_bytes(d.bytes), d.path);
+    }
+    for p in &a.policies {
+        let files: u64 = p.rules.iter().map(|r| r.files).sum();
+        let bytes: u64 = p.rules.iter().map(|r| r.reclaimed_bytes).sum();
+        let _ = writeln!(
+            o,
+            "policy {} would reclaim {} in {} files:",
+            clean(&p.policy),
+            human_bytes(bytes),
+            files
+        );
+        for rule in p.rules.iter().filter(|r| r.files > 0) {
+            let _ = writeln!(
+                o,
+                "  {:<20}  {:>6}  {:>10}  {}",
+                clean(&rule.id),
+                rule.files,
+                human_bytes(rule.reclaimed_bytes),
+                rule.examples.join(", ")
+            );
+        }
+    }
     for w in &r.warnings {
         let _ = writeln!(o, "warning: {}", clean(w));
     }

@@ -17,7 +17,7 @@ use crate::image::config::{self, SquashNote};
 use crate::image::reader::{self, OpenOptions, SourceSpec};
 use crate::image::writer::{BlobWriter, OutImage, OutLayer, OutputOptions, Staging};
 use crate::layer::codec::{Compression, EncodeOptions, Encoder};
-use crate::layer::index::EntryRec;
+use crate::layer::index::{EntryRec, IndexMode};
 use crate::layer::overlay::{self, Tree};
 use crate::layer::reader::{LayerScan, scan_full};
 use crate::layer::writer::{EmitOptions, Spool, emit};
@@ -250,7 +250,8 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
                 let blob = opts
                     .progress
                     .reader(&format!("read layer {}", l.position), size, blob);
-                let (scan, raw, enc, entries) = scan_full(blob, &l.name(), raw, Some(enc), true)?;
+                let (scan, raw, enc, entries) =
+                    scan_full(blob, &l.name(), raw, Some(enc), IndexMode::Entries)?;
                 l.verify(&scan)?;
                 let file = enc
                     .expect("spool")

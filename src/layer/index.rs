@@ -53,6 +53,20 @@ pub struct EntryRec {
     pub data_offset: u64,
     /// Size of its data.
     pub size: u64,
+    /// sha256 of its data, when the scan was asked for digests (`inspect`, to tell a
+    /// metadata-only copy-up from an overwrite).
+    pub digest: Option<crate::digest::Digest>,
+}
+
+/// How much a scan records about each entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexMode {
+    /// Nothing: only count and check.
+    Off,
+    /// Paths, kinds and byte spans.
+    Entries,
+    /// That, and a digest of every file's data.
+    EntriesWithDigests,
 }
 
 fn split_parent(p: &[u8]) -> (&[u8], &[u8]) {
@@ -119,6 +133,7 @@ pub fn record<R: Read>(entry: &tar::Entry<'_, R>, span_start: u64) -> Option<(En
             span: (span_start, end),
             data_offset,
             size,
+            digest: None,
         },
         end,
     ))

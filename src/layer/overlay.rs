@@ -407,6 +407,7 @@ mod tests {
                     span: (0, 0),
                     data_offset: 0,
                     size: 1,
+                    digest: None,
                 }
             })
             .collect()

@@ -9,7 +9,7 @@
 //! ```
 
 use super::codec::{Compression, Decoder, EncodeOptions, Encoder};
-use super::index::{EntryRec, record};
+use super::index::{EntryRec, IndexMode, Kind, record};
 use super::path;
 use crate::digest::{Digest, Meter, TeeReader};
 use crate::error::{Error, Result};
@@ -74,7 +74,7 @@ pub fn scan<R: Read, W: Write>(
         Copy::Raw(w) => (Some(w), None),
         Copy::Reencode(w, opts) => (None, Some(Encoder::new(w, opts)?)),
     };
-    let (scan, raw, enc, _) = scan_full(blob, what, raw_tee, reencode, false)?;
+    let (scan, raw, enc, _) = scan_full(blob, what, raw_tee, reencode, IndexMode::Off)?;
     let out = match (raw, enc) {
         (Some(w), _) => Some(w),
         (None, Some(e)) => Some(e.finish()?),
@@ -93,7 +93,7 @@ pub fn scan_full<R: Read, W1: Write, W2: Write>(
     what: &str,
     raw_tee: Option<W1>,
     reencode: Option<Encoder<W2>>,
-    index: bool,
+    index: IndexMode,
 ) -> Result<FullScan<W1, W2>> {
     let corrupt = |e: io::Error| Error::corrupt(what, e);
     let mut records = Vec::new();
@@ -125,7 +125,7 @@ pub fn scan_full<R: Read, W1: Write, W2: Write>(
                 });
             }
         }
-        if index {
+        if index != IndexMode::Off {
             // Sparse files store less than their size: spans would be wrong, and
             // copying them raw would corrupt the layer. Docker never writes them.
             let pax_sparse = entry
@@ -159,7 +159,12 @@ pub fn scan_full<R: Read, W1: Write, W2: Write>(
                     ),
                 ));
             }
-            let (rec, end) = record(&entry, span_start).expect("names were checked above");
+            let (mut rec, end) = record(&entry, span_start).expect("names were checked above");
+            if index == IndexMode::EntriesWithDigests && rec.kind == Kind::File {
+                let mut m = Meter::new(io::sink());
+                io::copy(&mut entry, &mut m).map_err(corrupt)?;
+                rec.digest = Some(m.finish().1);
+            }
             span_start = end;
             records.push(rec);
         }

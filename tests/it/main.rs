@@ -5,6 +5,7 @@ mod corrupt;
 mod debian;
 mod docker;
 mod fixtures;
+mod inspect;
 mod policy;
 mod property;
 mod roundtrip;

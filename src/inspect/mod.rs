@@ -1,9 +1,14 @@
-//! `ocislim inspect`: what an image is made of, every layer verified as it is read.
+//! `ocislim inspect`: what an image is made of, every layer verified as it is read,
+//! and where its bytes go (see [`waste`]).
+
+pub mod waste;
 
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::image::reader::{self, OpenOptions, SourceSpec};
-use crate::layer::reader::{Copy, scan};
+use crate::layer::index::IndexMode;
+use crate::layer::reader::scan_full;
+use crate::policy::PolicySet;
 use rayon::prelude::*;
 use serde_json::Value;
 
@@ -49,6 +54,12 @@ pub struct InspectReport {
     pub history: Vec<Value>,
     /// Layers, bottom first.
     pub layers: Vec<LayerInfo>,
+    /// File data stored across layers that the merged filesystem does not show.
+    pub wasted_bytes: u64,
+    /// Merged over stored file data (1.0: nothing wasted).
+    pub efficiency: f64,
+    /// Where the bytes go.
+    pub analysis: waste::Waste,
     /// Warnings.
     pub warnings: Vec<String>,
 }
@@ -57,6 +68,7 @@ pub struct InspectReport {
 pub fn inspect(
     source: &SourceSpec,
     open: &OpenOptions,
+    policies: &[PolicySet],
     jobs: usize,
     progress: &crate::progress::Progress,
 ) -> Result<InspectReport> {
@@ -66,30 +78,44 @@ pub fn inspect(
         .num_threads(jobs.max(1))
         .build()
         .map_err(std::io::Error::other)?;
-    let layers = pool.install(|| {
+    let scanned = pool.install(|| {
         image
             .layers
             .par_iter()
             .map(|l| {
                 let (blob, size) = src.store.open(&l.location)?;
                 let blob = progress.reader(&format!("layer {}", l.position), size, blob);
-                let (s, _) = scan::<_, std::io::Sink>(blob, &l.name(), Copy::Nothing)?;
+                let none: Option<std::io::Sink> = None;
+                let (s, _, _, entries) = scan_full(
+                    blob,
+                    &l.name(),
+                    none,
+                    None::<crate::layer::codec::Encoder<std::io::Sink>>,
+                    IndexMode::EntriesWithDigests,
+                )?;
                 l.verify(&s)?;
-                Ok(LayerInfo {
-                    position: l.position,
-                    digest: s.blob_digest.clone(),
-                    media_type: l
-                        .media_type
-                        .clone()
-                        .unwrap_or_else(|| s.compression.media_type(false).to_string()),
-                    compressed_size: s.blob_size,
-                    uncompressed_size: s.tar_size,
-                    diff_id: s.diff_id,
-                    entries: s.entries,
-                })
+                Ok((
+                    entries,
+                    LayerInfo {
+                        position: l.position,
+                        digest: s.blob_digest.clone(),
+                        media_type: l
+                            .media_type
+                            .clone()
+                            .unwrap_or_else(|| s.compression.media_type(false).to_string()),
+                        compressed_size: s.blob_size,
+                        uncompressed_size: s.tar_size,
+                        diff_id: s.diff_id,
+                        entries: s.entries,
+                    },
+                ))
             })
             .collect::<Result<Vec<_>>>()
     })?;
+    let (indexes, layers): (Vec<_>, Vec<_>) = scanned.into_iter().unzip();
+    let mut warnings = image.warnings.clone();
+    let names: Vec<String> = image.layers.iter().map(|l| l.name()).collect();
+    let analysis = waste::analyse(&indexes, &names, policies, &mut warnings)?;
     let c = &image.config_json;
     Ok(InspectReport {
         source: source.display(),
@@ -106,6 +132,9 @@ pub fn inspect(
             .cloned()
             .unwrap_or_default(),
         layers,
-        warnings: image.warnings.clone(),
+        wasted_bytes: analysis.stored_bytes - analysis.merged_bytes,
+        efficiency: analysis.efficiency,
+        analysis,
+        warnings,
     })
 }

@@ -1,0 +1,196 @@
+//! Where an image's bytes go: what later layers shadow (deleted, overwritten, copied up
+//! by a metadata change), how efficient the stack is, the largest files and
+//! directories, and what each policy would reclaim.
+//!
+//! Efficiency is bytes in the merged filesystem over bytes stored across layers: every
+//! file's data counted once per layer that stores it, each inode once (hard links
+//! store nothing of their own). 1.0 means no layer stores a byte nobody sees.
+
+use crate::error::Result;
+use crate::layer::index::{EntryRec, Kind};
+use crate::layer::overlay::{EntryId, Tree, parent};
+use crate::layer::path::escape;
+use crate::policy::{PolicyOutcome, PolicySet};
+use std::collections::{HashMap, HashSet};
+
+/// How many culprits, files and directories are listed.
+const TOP: usize = 5;
+
+/// A path and a byte count.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PathBytes {
+    /// The path, escaped.
+    pub path: String,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// A shadowed entry.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Culprit {
+    /// The path, escaped.
+    pub path: String,
+    /// Its data size.
+    pub bytes: u64,
+    /// `deleted`, `overwritten` or `copied up` (same data, new metadata).
+    pub reason: &'static str,
+}
+
+/// One layer's waste.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LayerWaste {
+    /// Position from 1.
+    pub position: usize,
+    /// File data the layer stores.
+    pub stored_bytes: u64,
+    /// Of which later layers (or later entries) shadow.
+    pub shadowed_bytes: u64,
+    /// The largest shadowed entries.
+    pub culprits: Vec<Culprit>,
+}
+
+/// The analysis.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Waste {
+    /// File data stored across layers.
+    pub stored_bytes: u64,
+    /// File data in the merged filesystem.
+    pub merged_bytes: u64,
+    /// `merged_bytes / stored_bytes` (1.0 for an image with no file data).
+    pub efficiency: f64,
+    /// Per layer.
+    pub layers: Vec<LayerWaste>,
+    /// The largest files of the merged filesystem.
+    pub largest_files: Vec<PathBytes>,
+    /// The largest directories (file data below them, each inode counted once).
+    pub largest_dirs: Vec<PathBytes>,
+    /// What each named policy would reclaim.
+    pub policies: Vec<PolicyOutcome>,
+}
+
+fn top(mut v: Vec<PathBytes>) -> Vec<PathBytes> {
+    v.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.path.cmp(&b.path)));
+    v.truncate(TOP);
+    v
+}
+
+/// Analyses layer indexes (with digests, to recognise copy-ups).
+pub fn analyse(
+    layers: &[Vec<EntryRec>],
+    names: &[String],
+    policies: &[PolicySet],
+    warnings: &mut Vec<String>,
+) -> Result<Waste> {
+    let mut tree = Tree::default();
+    for (i, entries) in layers.iter().enumerate() {
+        tree.apply(i, entries, &names[i], warnings)?;
+    }
+    let rec = |id: EntryId| &layers[id.layer][id.entry];
+    let is_file = |id: EntryId| rec(id).kind == Kind::File;
+    let live: HashSet<EntryId> = tree
+        .nodes
+        .values()
+        .filter(|n| !n.is_dir)
+        .map(|n| n.inode)
+        .collect();
+    let stored_bytes: u64 = layers
+        .iter()
+        .flatten()
+        .filter(|e| e.kind == Kind::File)
+        .map(|e| e.size)
+        .sum();
+    let merged_bytes: u64 = live
+        .iter()
+        .filter(|id| is_file(**id))
+        .map(|id| rec(*id).size)
+        .sum();
+    let mut out_layers = Vec::new();
+    for (i, entries) in layers.iter().enumerate() {
+        let mut culprits = Vec::new();
+        let mut shadowed = 0;
+        for (j, e) in entries.iter().enumerate() {
+            let id = EntryId { layer: i, entry: j };
+            if e.kind != Kind::File || e.size == 0 || live.contains(&id) {
+                continue;
+            }
+            shadowed += e.size;
+            let reason = match tree.nodes.get(&e.path) {
+                None => "deleted",
+                Some(n)
+                    if !n.is_dir
+                        && is_file(n.inode)
+                        && rec(n.inode).digest.is_some()
+                        && rec(n.inode).digest == e.digest =>
+                {
+                    "copied up"
+                }
+                Some(_) => "overwritten",
+            };
+            culprits.push(Culprit {
+                path: escape(&e.path),
+                bytes: e.size,
+                reason,
+            });
+        }
+        culprits.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.path.cmp(&b.path)));
+        culprits.truncate(TOP);
+        out_layers.push(LayerWaste {
+            position: i + 1,
+            stored_bytes: entries
+                .iter()
+                .filter(|e| e.kind == Kind::File)
+                .map(|e| e.size)
+                .sum(),
+            shadowed_bytes: shadowed,
+            culprits,
+        });
+    }
+    // Files and directories, each inode counted once (at its first path).
+    let mut seen = HashSet::new();
+    let mut files = Vec::new();
+    let mut dirs: HashMap<&[u8], u64> = HashMap::new();
+    for (p, n) in &tree.nodes {
+        if n.is_dir || !is_file(n.inode) || !seen.insert(n.inode) {
+            continue;
+        }
+        let size = rec(n.inode).size;
+        files.push(PathBytes {
+            path: escape(p),
+            bytes: size,
+        });
+        let mut a: &[u8] = p;
+        while !a.is_empty() {
+            a = parent(a);
+            if !a.is_empty() {
+                *dirs.entry(a).or_default() += size;
+            }
+        }
+    }
+    let dirs = dirs
+        .into_iter()
+        .map(|(p, bytes)| PathBytes {
+            path: escape(p),
+            bytes,
+        })
+        .collect();
+    let entries: Vec<&[EntryRec]> = layers.iter().map(Vec::as_slice).collect();
+    let mut outcomes = Vec::new();
+    for policy in policies {
+        let mut t = tree.clone();
+        let deleted = policy.decide(&t)?;
+        outcomes.push(crate::policy::apply(policy, &mut t, &deleted, 0, &entries));
+    }
+    Ok(Waste {
+        stored_bytes,
+        merged_bytes,
+        efficiency: if stored_bytes == 0 {
+            1.0
+        } else {
+            merged_bytes as f64 / stored_bytes as f64
+        },
+        layers: out_layers,
+        largest_files: top(files),
+        largest_dirs: top(dirs),
+        policies: outcomes,
+    })
+}
