@@ -126,14 +126,14 @@ pub struct Sizes {
 type ScanAndBlob = (LayerScan, Option<(Digest, u64)>);
 
 /// Layer outcome of pass 1.
-struct Scanned {
-    scan: LayerScan,
-    spool: Spool,
-    kept_blob: Option<(Digest, u64)>,
+pub(crate) struct Scanned {
+    pub(crate) scan: LayerScan,
+    pub(crate) spool: Spool,
+    pub(crate) kept_blob: Option<(Digest, u64)>,
 }
 
 /// Where the squashed layer goes: a staged blob, or (dry run) only a digest and size.
-enum LayerOut {
+pub(crate) enum LayerOut {
     Blob(BlobWriter),
     Dry(Meter<std::io::Sink>),
 }
@@ -163,6 +163,110 @@ impl LayerOut {
             }
         }
     }
+}
+
+/// Pass 1: every layer streamed once by manifest position, verified, spooled as a plain
+/// tar and indexed; the kept base layers' blobs are also copied into `staging`.
+pub(crate) fn scan_layers(
+    source: &reader::Source,
+    keep: usize,
+    staging: Option<&Staging>,
+    jobs: usize,
+    progress: &crate::progress::Progress,
+) -> Result<Vec<Scanned>> {
+    let image = &source.image;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(std::io::Error::other)?;
+    let plain = EncodeOptions {
+        compression: Compression::None,
+        level: None,
+        threads: 1,
+    };
+    pool.install(|| {
+        image
+            .layers
+            .par_iter()
+            .map(|l| -> Result<Scanned> {
+                let (blob, size) = source.store.open(&l.location)?;
+                if let Some(expected) = l.size.filter(|e| *e != size) {
+                    return Err(Error::SizeMismatch {
+                        blob: l.name(),
+                        expected,
+                        found: size,
+                    });
+                }
+                let raw = match staging {
+                    Some(st) if l.position <= keep => Some(st.blob_writer()?),
+                    _ => None,
+                };
+                let spool = match staging {
+                    Some(st) => tempfile::tempfile_in(st.path())?,
+                    None => tempfile::tempfile()?,
+                };
+                let enc = Encoder::new(BufWriter::with_capacity(1 << 20, spool), plain)?;
+                let blob = progress.reader(&format!("read layer {}", l.position), size, blob);
+                let (scan, raw, enc, entries) =
+                    scan_full(blob, &l.name(), raw, Some(enc), IndexMode::Entries)?;
+                l.verify(&scan)?;
+                let file = enc
+                    .expect("spool")
+                    .finish()?
+                    .into_inner()
+                    .map_err(|e| e.into_error())?;
+                let kept_blob = raw.map(|w| w.finish()).transpose()?;
+                Ok(Scanned {
+                    scan,
+                    spool: Spool { file, entries },
+                    kept_blob,
+                })
+            })
+            .collect::<Result<_>>()
+    })
+}
+
+/// The squashed layer as written.
+pub(crate) struct Written {
+    pub(crate) stats: crate::layer::writer::EmitStats,
+    pub(crate) diff_id: Digest,
+    pub(crate) tar_size: u64,
+    pub(crate) digest: Digest,
+    pub(crate) size: u64,
+}
+
+/// Emits `plan` through the codec into `out`, hashing the plain tar for the diff_id.
+pub(crate) fn write_layer(
+    plan: &[overlay::Emit],
+    spools: &[Spool],
+    enc: EncodeOptions,
+    timestamp: Option<u64>,
+    progress: &crate::progress::Progress,
+    upper_bound: u64,
+    out: LayerOut,
+) -> Result<Written> {
+    let name = format!("write {}", enc.compression.name());
+    let mut meter = Meter::new(Encoder::new(out, enc)?);
+    let bar = progress.bar(&name, upper_bound);
+    let stats = emit(
+        plan,
+        spools,
+        EmitOptions {
+            clamp_mtime: timestamp,
+        },
+        &mut bar.wrap_write(&mut meter),
+    )?;
+    drop(bar);
+    meter.flush()?;
+    let (enc, diff_id, tar_size) = meter.finish();
+    let (digest, size) = enc.finish()?.finish()?;
+    Ok(Written {
+        stats,
+        diff_id,
+        tar_size,
+        digest,
+        size,
+    })
 }
 
 /// Runs `squash`.
@@ -215,58 +319,8 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     } else {
         Some(Staging::new(opts.output.dest.clone(), format)?)
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
-        .build()
-        .map_err(std::io::Error::other)?;
     let threads = opts.jobs.max(1) as u32;
-    let plain = EncodeOptions {
-        compression: Compression::None,
-        level: None,
-        threads: 1,
-    };
-    let scanned: Vec<Scanned> = pool.install(|| {
-        image
-            .layers
-            .par_iter()
-            .map(|l| -> Result<Scanned> {
-                let (blob, size) = source.store.open(&l.location)?;
-                if let Some(expected) = l.size.filter(|e| *e != size) {
-                    return Err(Error::SizeMismatch {
-                        blob: l.name(),
-                        expected,
-                        found: size,
-                    });
-                }
-                let raw = match &staging {
-                    Some(st) if l.position <= keep => Some(st.blob_writer()?),
-                    _ => None,
-                };
-                let spool = match &staging {
-                    Some(st) => tempfile::tempfile_in(st.path())?,
-                    None => tempfile::tempfile()?,
-                };
-                let enc = Encoder::new(BufWriter::with_capacity(1 << 20, spool), plain)?;
-                let blob = opts
-                    .progress
-                    .reader(&format!("read layer {}", l.position), size, blob);
-                let (scan, raw, enc, entries) =
-                    scan_full(blob, &l.name(), raw, Some(enc), IndexMode::Entries)?;
-                l.verify(&scan)?;
-                let file = enc
-                    .expect("spool")
-                    .finish()?
-                    .into_inner()
-                    .map_err(|e| e.into_error())?;
-                let kept_blob = raw.map(|w| w.finish()).transpose()?;
-                Ok(Scanned {
-                    scan,
-                    spool: Spool { file, entries },
-                    kept_blob,
-                })
-            })
-            .collect::<Result<_>>()
-    })?;
+    let scanned = scan_layers(&source, keep, staging.as_ref(), opts.jobs, &opts.progress)?;
     let mut tree = Tree::default();
     let mut base = Tree::default();
     for (i, s) in scanned.iter().enumerate() {
@@ -295,32 +349,29 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         Some(st) => LayerOut::Blob(st.blob_writer()?),
         None => LayerOut::Dry(Meter::new(std::io::sink())),
     };
-    let enc = Encoder::new(
-        out,
-        EncodeOptions {
-            compression: codec,
-            level: opts.output.level,
-            threads,
-        },
-    )?;
-    let mut meter = Meter::new(enc);
     // At most what the squashed layers held: the bar ends early by what was dropped.
     let upper_bound: u64 = scans[keep..].iter().map(|s| s.0.tar_size).sum();
-    let bar = opts
-        .progress
-        .bar(&format!("write {}", codec.name()), upper_bound);
-    let stats = emit(
+    let enc = EncodeOptions {
+        compression: codec,
+        level: opts.output.level,
+        threads,
+    };
+    let written = write_layer(
         &plan,
         &spools,
-        EmitOptions {
-            clamp_mtime: opts.timestamp,
-        },
-        &mut bar.wrap_write(&mut meter),
+        enc,
+        opts.timestamp,
+        &opts.progress,
+        upper_bound,
+        out,
     )?;
-    drop(bar);
-    meter.flush()?;
-    let (enc, diff_id, tar_size) = meter.finish();
-    let (squashed_digest, squashed_size) = enc.finish()?.finish()?;
+    let Written {
+        stats,
+        diff_id,
+        tar_size,
+        digest: squashed_digest,
+        size: squashed_size,
+    } = written;
     // Manifest and config.
     let mut codecs: Vec<Compression> = scans[..keep].iter().map(|s| s.0.compression).collect();
     codecs.push(codec);
