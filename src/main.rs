@@ -1,6 +1,7 @@
 //! The `ocislim` command: parses arguments, calls the library, prints the report.
 
 use clap::{Parser, Subcommand};
+use ocislim::bench::{self, BenchOptions};
 use ocislim::convert::{self, ConvertOptions};
 use ocislim::image::Format;
 use ocislim::image::platform::Platform;
@@ -9,6 +10,7 @@ use ocislim::image::writer::{Dest, OutputOptions};
 use ocislim::layer::codec::Compression;
 use ocislim::policy::{self, PolicySet, PolicySetBuilder};
 use ocislim::progress::Progress;
+use ocislim::report::TableFormat;
 use ocislim::squash::{self, Keep, SquashOptions};
 use ocislim::{Error, inspect, report};
 use std::io::Write;
@@ -119,6 +121,28 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Run each policy against each image and print a table of sizes before and after.
+    #[command(after_help = EXIT_CODES)]
+    Bench {
+        /// Images (default: the fixture images built into ocislim).
+        images: Vec<String>,
+        /// Policies, each run on its own (default: `none` as a baseline, then every
+        /// built-in policy).
+        #[arg(long, value_name = "NAME|FILE")]
+        policy: Vec<String>,
+        /// Output format.
+        #[arg(long, default_value = "table")]
+        format: TableFormat,
+        /// Codec of the squashed layer (default: as squash chooses).
+        #[arg(long)]
+        compression: Option<Compression>,
+        /// Compression level.
+        #[arg(long)]
+        level: Option<i32>,
+        /// Platform to pick from multi-platform indexes.
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
     },
     /// List, show and check deletion policies.
     #[command(subcommand, after_help = EXIT_CODES)]
@@ -316,6 +340,61 @@ fn run(cli: Cli) -> Result<String, Error> {
             })
         }
         Command::Policy(cmd) => policy_command(cmd),
+        Command::Bench {
+            images,
+            policy,
+            format,
+            compression,
+            level,
+            platform,
+        } => {
+            let names: Vec<String> = if policy.is_empty() {
+                std::iter::once(policy::NONE.to_string())
+                    .chain(policy::BUILTIN.iter().map(|(n, _)| n.to_string()))
+                    .collect()
+            } else {
+                policy
+            };
+            // Policies are compiled before any image byte is read.
+            let policies = names
+                .iter()
+                .map(|n| policies(std::slice::from_ref(n)).map(|(_, set)| (n.clone(), set)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let open = open_options(&SourceArgs {
+                source: String::new(),
+                platform,
+            })?;
+            // The built-in fixtures are written to a temporary folder to be read.
+            let fixtures = tempfile::tempdir()?;
+            let images: Vec<(String, SourceSpec)> = if images.is_empty() {
+                bench::FIXTURES
+                    .iter()
+                    .map(|(name, bytes)| {
+                        let p = fixtures.path().join(name.replace('/', "_"));
+                        fs_err::write(&p, bytes)?;
+                        Ok((
+                            name.to_string(),
+                            SourceSpec::parse(&p.display().to_string()),
+                        ))
+                    })
+                    .collect::<Result<_, Error>>()?
+            } else {
+                images
+                    .iter()
+                    .map(|i| (i.clone(), SourceSpec::parse(i)))
+                    .collect()
+            };
+            let r = bench::bench(&BenchOptions {
+                images,
+                policies,
+                open,
+                compression,
+                level,
+                jobs,
+                progress,
+            })?;
+            Ok(report::bench(&r, format))
+        }
         Command::Inspect {
             src,
             policy,
@@ -364,7 +443,11 @@ fn run(cli: Cli) -> Result<String, Error> {
 fn main() {
     let cli = Cli::parse();
     // `-q` silences convert's and squash's reports; inspect's report is its product.
-    let quiet = cli.quiet && !matches!(cli.command, Command::Inspect { .. } | Command::Policy(_));
+    let quiet = cli.quiet
+        && !matches!(
+            cli.command,
+            Command::Inspect { .. } | Command::Policy(_) | Command::Bench { .. }
+        );
     // Reports go to stderr when stdout carries the image.
     let to_stdout = !matches!(&cli.command, Command::Convert { output, .. } | Command::Squash { output: Some(output), .. } if output == "-");
     match run(cli) {

@@ -1,6 +1,7 @@
 //! Turns reports into text for people, or JSON for machines. The only place that
 //! formats; untrusted strings from images are escaped before they reach a terminal.
 
+use crate::bench::BenchReport;
 use crate::convert::ConvertReport;
 use crate::inspect::InspectReport;
 use crate::layer::path::escape;
@@ -284,6 +285,126 @@ pub fn squash_text(r: &SquashReport) -> String {
     );
     for w in &r.warnings {
         let _ = writeln!(o, "warning: {}", clean(w));
+    }
+    o
+}
+
+/// How `bench` prints its table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableFormat {
+    /// Aligned columns for a terminal.
+    Table,
+    /// A Markdown table, for a README or a pull request.
+    Markdown,
+    /// JSON.
+    Json,
+    /// CSV with raw byte counts.
+    Csv,
+}
+
+const BENCH_HEADER: [&str; 10] = [
+    "image",
+    "policy",
+    "tar before",
+    "tar after",
+    "stored before",
+    "stored after",
+    "reduction",
+    "files removed",
+    "seconds",
+    "",
+];
+
+/// `bench` in the chosen format.
+pub fn bench(r: &BenchReport, format: TableFormat) -> String {
+    let mut o = String::new();
+    let cells = |human: bool| -> Vec<Vec<String>> {
+        let b = |n: u64| if human { human_bytes(n) } else { n.to_string() };
+        r.rows
+            .iter()
+            .map(|x| {
+                vec![
+                    clean(&x.image),
+                    clean(&x.policy),
+                    b(x.before.uncompressed),
+                    b(x.after.uncompressed),
+                    b(x.before.compressed),
+                    b(x.after.compressed),
+                    format!("{:.1}%", x.reduction_percent),
+                    x.files_removed.to_string(),
+                    format!("{:.2}", x.seconds),
+                ]
+            })
+            .collect()
+    };
+    let header = &BENCH_HEADER[..9];
+    match format {
+        TableFormat::Json => return json(r),
+        TableFormat::Csv => {
+            let quote = |c: &str| {
+                if c.contains([',', '"', '\n']) {
+                    format!("\"{}\"", c.replace('"', "\"\""))
+                } else {
+                    c.to_string()
+                }
+            };
+            let _ = writeln!(
+                o,
+                "{}",
+                header
+                    .iter()
+                    .map(|h| h.replace(' ', "_"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            for row in cells(false) {
+                let _ = writeln!(
+                    o,
+                    "{}",
+                    row.iter().map(|c| quote(c)).collect::<Vec<_>>().join(",")
+                );
+            }
+        }
+        TableFormat::Markdown => {
+            let _ = writeln!(o, "| {} |", header.join(" | "));
+            let _ = writeln!(o, "|{}", "---|".repeat(header.len()));
+            for row in cells(true) {
+                let _ = writeln!(o, "| {} |", row.join(" | "));
+            }
+        }
+        TableFormat::Table => {
+            let rows = cells(true);
+            let widths: Vec<usize> = (0..header.len())
+                .map(|i| {
+                    rows.iter()
+                        .map(|r| r[i].chars().count())
+                        .chain([header[i].len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let line = |row: &[String]| {
+                row.iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        if i < 2 {
+                            format!("{c:<w$}", w = widths[i])
+                        } else {
+                            format!("{c:>w$}", w = widths[i])
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            };
+            let _ = writeln!(
+                o,
+                "{}",
+                line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>()).trim_end()
+            );
+            for row in rows {
+                let _ = writeln!(o, "{}", line(&row).trim_end());
+            }
+        }
     }
     o
 }

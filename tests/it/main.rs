@@ -1,5 +1,6 @@
 //! Integration tests: ocislim against real tools (umoci, skopeo, bsdtar, Docker).
 
+mod bench;
 mod builder;
 mod corrupt;
 mod debian;
