@@ -70,15 +70,11 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
         let source = reader::open(spec, &opts.open)?;
         let scanned = scan_layers(&source, 0, None, opts.jobs, &opts.progress)?;
         let mut warnings = Vec::new();
-        let mut tree = Tree::default();
-        for (i, s) in scanned.iter().enumerate() {
-            tree.apply(
-                i,
-                &s.spool.entries,
-                &source.image.layers[i].name(),
-                &mut warnings,
-            )?;
-        }
+        let layers = scanned
+            .iter()
+            .zip(&source.image.layers)
+            .map(|(s, l)| (s.spool.entries.as_slice(), l.name()));
+        let (_, tree) = Tree::merge(layers, 0, &mut warnings)?;
         let before = Sizes {
             compressed: scanned.iter().map(|s| s.scan.blob_size).sum(),
             uncompressed: scanned.iter().map(|s| s.scan.tar_size).sum(),

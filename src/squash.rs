@@ -321,14 +321,11 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     };
     let threads = opts.jobs.max(1) as u32;
     let scanned = scan_layers(&source, keep, staging.as_ref(), opts.jobs, &opts.progress)?;
-    let mut tree = Tree::default();
-    let mut base = Tree::default();
-    for (i, s) in scanned.iter().enumerate() {
-        if i == keep {
-            base = tree.clone();
-        }
-        tree.apply(i, &s.spool.entries, &image.layers[i].name(), &mut warnings)?;
-    }
+    let layers = scanned
+        .iter()
+        .zip(&image.layers)
+        .map(|(s, l)| (s.spool.entries.as_slice(), l.name()));
+    let (base, mut tree) = Tree::merge(layers, keep, &mut warnings)?;
     let (scans, spools): (Vec<ScanAndBlob>, Vec<Spool>) = scanned
         .into_iter()
         .map(|s| ((s.scan, s.kept_blob), s.spool))

@@ -81,10 +81,11 @@ pub fn analyse(
     policies: &[PolicySet],
     warnings: &mut Vec<String>,
 ) -> Result<Waste> {
-    let mut tree = Tree::default();
-    for (i, entries) in layers.iter().enumerate() {
-        tree.apply(i, entries, &names[i], warnings)?;
-    }
+    let (_, tree) = Tree::merge(
+        layers.iter().map(Vec::as_slice).zip(names.iter().cloned()),
+        0,
+        warnings,
+    )?;
     let rec = |id: EntryId| &layers[id.layer][id.entry];
     let is_file = |id: EntryId| rec(id).kind == Kind::File;
     let live: HashSet<EntryId> = tree

@@ -82,6 +82,30 @@ impl Tree {
         n
     }
 
+    /// Puts a non-directory at `p`, replacing whatever was there, subtree included.
+    fn replace(&mut self, p: &[u8], node: Node) {
+        self.remove_subtree(p, true);
+        self.nodes.insert(p.to_vec(), node);
+    }
+
+    /// Merges layers in order; returns the tree after the first `keep` layers (empty
+    /// when `keep` is 0) and the tree after all of them.
+    pub fn merge<'a>(
+        layers: impl IntoIterator<Item = (&'a [EntryRec], String)>,
+        keep: usize,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Tree, Tree)> {
+        let mut tree = Tree::default();
+        let mut base = Tree::default();
+        for (i, (entries, name)) in layers.into_iter().enumerate() {
+            if i == keep {
+                base = tree.clone();
+            }
+            tree.apply(i, entries, &name, warnings)?;
+        }
+        Ok((base, tree))
+    }
+
     /// Removes what layers below `layer` put at `p` (with `with_self`) and below it.
     fn remove_lower(&mut self, p: &[u8], with_self: bool, layer: usize) -> usize {
         let mut keys: Vec<Vec<u8>> = self
@@ -161,23 +185,21 @@ impl Tree {
                             ),
                         ));
                     }
-                    if *target == e.path {
-                        continue; // a link to itself changes nothing
+                    if *target != e.path {
+                        // A link to itself changes nothing.
+                        self.replace(
+                            &e.path,
+                            Node {
+                                id,
+                                inode: t.inode,
+                                is_dir: false,
+                            },
+                        );
                     }
-                    self.remove_subtree(&e.path, true);
-                    self.nodes.insert(
-                        e.path.clone(),
-                        Node {
-                            id,
-                            inode: t.inode,
-                            is_dir: false,
-                        },
-                    );
                 }
                 Kind::File | Kind::Symlink | Kind::Special => {
-                    self.remove_subtree(&e.path, true);
-                    self.nodes.insert(
-                        e.path.clone(),
+                    self.replace(
+                        &e.path,
                         Node {
                             id,
                             inode: id,
