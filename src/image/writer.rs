@@ -13,7 +13,9 @@ use super::media;
 use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
 use serde_json::{Map, Value, json};
+use std::fs::Permissions;
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Where an image goes.
@@ -155,8 +157,10 @@ impl Staging {
     pub fn new(dest: Dest, format: Format) -> Result<Staging> {
         let dir = match &dest {
             Dest::Stdout => tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir()?,
+            // The staged folder becomes the OCI layout: give it the umask's mode, not 0700.
             Dest::Path(p) => tempfile::Builder::new()
                 .prefix(STAGING_PREFIX)
+                .permissions(Permissions::from_mode(0o777))
                 .tempdir_in(staging_parent(p))?,
         };
         fs_err::create_dir_all(dir.path().join(media::BLOBS_DIR))?;
@@ -176,6 +180,7 @@ impl Staging {
     pub fn blob_writer(&self) -> Result<BlobWriter> {
         let tmp = tempfile::Builder::new()
             .prefix(".tmp-")
+            .permissions(Permissions::from_mode(0o666))
             .tempfile_in(self.blobs())?;
         Ok(BlobWriter {
             file: Meter::new(BufWriter::with_capacity(1 << 20, tmp)),
@@ -270,6 +275,7 @@ impl Staging {
             (Dest::Path(p), _) => {
                 let tmp = tempfile::Builder::new()
                     .prefix(STAGING_PREFIX)
+                    .permissions(Permissions::from_mode(0o666))
                     .tempfile_in(staging_parent(p))?;
                 let mut w = BufWriter::with_capacity(1 << 20, tmp);
                 write_archive(root, &top_files, &mut w)?;

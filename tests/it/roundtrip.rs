@@ -142,3 +142,34 @@ fn docker_25_archive_round_trips_through_every_sink_and_codec() {
 fn stdin_round_trips_through_every_sink_and_codec() {
     round_trip(Shape::Stdin, "hard-cases");
 }
+
+/// Outputs get the modes `cp` or `tar` would give them under the caller's umask (0644
+/// files, 0755 folders under 022), not the 0600/0700 of a private temporary file.
+#[test]
+fn outputs_follow_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = scratch();
+    let src = fixtures::fixtures_dir().join("small.tar");
+    for (umask, file_mode, dir_mode) in [("022", 0o644, 0o755), ("027", 0o640, 0o750)] {
+        let archive = work.path().join(format!("out-{umask}.tar"));
+        let layout = work.path().join(format!("layout-{umask}"));
+        for (dest, format) in [(&archive, "docker-archive"), (&layout, "oci")] {
+            run(Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "umask {umask} && exec \"$0\" -q squash \"$1\" -o \"$2\" --format {format}"
+                ))
+                .arg(OCISLIM)
+                .arg(&src)
+                .arg(dest));
+        }
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&archive), file_mode, "{}", archive.display());
+        assert_eq!(mode(&layout), dir_mode, "{}", layout.display());
+        assert_eq!(mode(&layout.join("blobs/sha256")), dir_mode);
+        assert_eq!(mode(&layout.join("index.json")), file_mode);
+        for blob in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+            assert_eq!(mode(&blob.unwrap().path()), file_mode);
+        }
+    }
+}
