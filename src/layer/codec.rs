@@ -105,8 +105,9 @@ pub struct EncodeOptions {
     pub compression: Compression,
     /// Level; `None` for the codec's default.
     pub level: Option<i32>,
-    /// Worker threads for zstd (always at least 1: zstd's output with zero workers
-    /// differs from its output with any number of workers).
+    /// Worker threads for gzip and zstd (zstd always gets at least 1: its output with
+    /// zero workers differs from its output with any number of workers). The output
+    /// bytes never depend on it.
     pub threads: u32,
 }
 
@@ -157,8 +158,8 @@ impl<R: BufRead> Read for Decoder<R> {
 
 /// A compressing writer.
 pub enum Encoder<W: Write> {
-    /// gzip, one member.
-    Gzip(flate2::write::GzEncoder<W>),
+    /// gzip, one member, compressed in parallel chunks.
+    Gzip(super::pgzip::ParGzEncoder<W>),
     /// zstd.
     Zstd(zstd::stream::write::Encoder<'static, W>),
     /// No compression.
@@ -173,13 +174,13 @@ impl<W: Write> Encoder<W> {
                 let level = opts
                     .level
                     .map_or(DEFAULT_GZIP_LEVEL, |l| l.clamp(0, 9) as u32);
-                // GzBuilder writes mtime 0 and no file name: the bytes depend only on
-                // the input and the level.
-                Encoder::Gzip(
-                    flate2::GzBuilder::new()
-                        .operating_system(255)
-                        .write(inner, flate2::Compression::new(level)),
-                )
+                // mtime 0, no file name and fixed chunks: the bytes depend only on the
+                // input and the level.
+                Encoder::Gzip(super::pgzip::ParGzEncoder::new(
+                    inner,
+                    level,
+                    opts.threads.max(1) as usize,
+                ))
             }
             Compression::Zstd => {
                 let level = opts.level.unwrap_or(DEFAULT_ZSTD_LEVEL);

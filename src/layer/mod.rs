@@ -4,5 +4,6 @@ pub mod codec;
 pub mod index;
 pub mod overlay;
 pub mod path;
+pub mod pgzip;
 pub mod reader;
 pub mod writer;

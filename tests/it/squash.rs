@@ -6,6 +6,7 @@ use crate::builder::Spec;
 use crate::tools::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Squashes `dir` into `out` (an OCI layout tagged `:1`) with extra arguments.
 pub fn squash(dir: &Path, out: &Path, extra: &[&str]) {
@@ -383,4 +384,81 @@ fn timestamp_clamps_mtimes_and_sets_created() {
         .arg(&env)
         .env("SOURCE_DATE_EPOCH", "1500000000"));
     assert_eq!(manifest(&env), manifest(&out));
+}
+
+/// A squashed layer of several gzip chunks (1 MiB each): the same bytes for any
+/// `--jobs`, one gzip member, and every reader gets the whole tar back: Python's
+/// `gzip` module, `zcat`, and flate2's single-member `GzDecoder` (a second member
+/// would be invisible to it). Each must reproduce the config's diff_id.
+#[test]
+fn parallel_gzip_is_one_member_every_reader_reads_and_jobs_do_not_change() {
+    use std::io::Read;
+    let w = scratch();
+    let dir = w.path().join("big.oci");
+    Spec::parse(
+        "layer\nfile a size=3000000:1\nfile b size=2500000:2\nlayer\nfile c size=1500000:3\nfile a size=100:4\n",
+    )
+    .write_layout(&dir, false);
+    let mut outputs = Vec::new();
+    for jobs in ["1", "2", "3"] {
+        let out = w.path().join(format!("j{jobs}.oci"));
+        run(ocislim()
+            .args([
+                "-j",
+                jobs,
+                "squash",
+                "--policy",
+                "none",
+                "--compression",
+                "gzip",
+            ])
+            .arg(&dir)
+            .arg("-o")
+            .arg(&out));
+        outputs.push(out);
+    }
+    for o in &outputs[1..] {
+        assert_eq!(
+            manifest(o),
+            manifest(&outputs[0]),
+            "{} differs",
+            o.display()
+        );
+    }
+    let out = &outputs[0];
+    let layer = blob(out, manifest(out)["layers"][0]["digest"].as_str().unwrap());
+    let diff_id = config(out)["rootfs"]["diff_ids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gz = std::fs::read(&layer).unwrap();
+    assert!(gz.len() > 3 << 20, "not several chunks: {} bytes", gz.len());
+    let sha = |b: &[u8]| {
+        use sha2::Digest as _;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
+    };
+
+    let mut flate = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut flate)
+        .unwrap();
+    assert_eq!(sha(&flate), diff_id, "flate2's GzDecoder");
+    let zcat = run(Command::new("zcat").arg(&layer)).stdout;
+    assert_eq!(sha(&zcat), diff_id, "zcat");
+    let python = run(Command::new("python3")
+        .args([
+            "-c",
+            "import gzip, hashlib, sys; print('sha256:' + hashlib.sha256(gzip.open(sys.argv[1]).read()).hexdigest())",
+        ])
+        .arg(&layer))
+    .stdout;
+    assert_eq!(
+        String::from_utf8(python).unwrap().trim(),
+        diff_id,
+        "python gzip"
+    );
+    // One member: nothing follows the first one.
+    let mut d = flate2::bufread::GzDecoder::new(&gz[..]);
+    std::io::copy(&mut d, &mut std::io::sink()).unwrap();
+    assert!(d.into_inner().is_empty(), "more than one gzip member");
 }
