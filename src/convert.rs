@@ -13,7 +13,6 @@ use crate::image::writer::{Dest, OutImage, OutLayer, OutputOptions, Staging};
 use crate::image::{Format, Image, LayerRef};
 use crate::layer::codec::{Compression, EncodeOptions};
 use crate::layer::reader::{Copy, LayerScan, scan};
-use rayon::prelude::*;
 use std::io::Read;
 
 /// What `convert` is asked to do, validated before any image byte is read.
@@ -173,28 +172,23 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
         .unwrap_or_else(|| default_format(image.format, &opts.output.dest));
     opts.output.dest.check(format)?;
     let staging = Staging::new(opts.output.dest.clone(), format)?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
-        .build()
-        .map_err(std::io::Error::other)?;
     let threads = opts.jobs.max(1) as u32;
-    let results: Vec<(LayerScan, OutLayer, bool)> = pool.install(|| {
-        image
-            .layers
-            .par_iter()
-            .map(|l| {
-                write_layer(
-                    &opts.progress,
-                    &source.store,
-                    &staging,
-                    l,
-                    opts.output.compression,
-                    opts.output.level,
-                    threads,
-                )
-            })
-            .collect::<Result<_>>()
-    })?;
+    let results: Vec<(LayerScan, OutLayer, bool)> = crate::parallel::biggest_first(
+        &image.layers,
+        opts.jobs,
+        |l| crate::squash::blob_size(&source, l),
+        |l| {
+            write_layer(
+                &opts.progress,
+                &source.store,
+                &staging,
+                l,
+                opts.output.compression,
+                opts.output.level,
+                threads,
+            )
+        },
+    )?;
     let mut warnings = image.warnings.clone();
     let codecs: Vec<Compression> = results
         .iter()

@@ -19,6 +19,7 @@ pub mod error;
 pub mod image;
 pub mod inspect;
 pub mod layer;
+pub mod parallel;
 pub mod policy;
 pub mod progress;
 pub mod report;

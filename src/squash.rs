@@ -22,7 +22,6 @@ use crate::layer::overlay::{self, Tree};
 use crate::layer::reader::{LayerScan, scan_full};
 use crate::layer::writer::{EmitOptions, Spool, emit};
 use crate::policy::{PolicyOutcome, PolicySet};
-use rayon::prelude::*;
 use std::io::{BufWriter, Write};
 
 /// Which layers stay as they are.
@@ -175,55 +174,58 @@ pub(crate) fn scan_layers(
     progress: &crate::progress::Progress,
 ) -> Result<Vec<Scanned>> {
     let image = &source.image;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
-        .build()
-        .map_err(std::io::Error::other)?;
     let plain = EncodeOptions {
         compression: Compression::None,
         level: None,
         threads: 1,
     };
-    pool.install(|| {
-        image
-            .layers
-            .par_iter()
-            .map(|l| -> Result<Scanned> {
-                let (blob, size) = source.store.open(&l.location)?;
-                if let Some(expected) = l.size.filter(|e| *e != size) {
-                    return Err(Error::SizeMismatch {
-                        blob: l.name(),
-                        expected,
-                        found: size,
-                    });
-                }
-                let raw = match staging {
-                    Some(st) if l.position <= keep => Some(st.blob_writer()?),
-                    _ => None,
-                };
-                let spool = match staging {
-                    Some(st) => tempfile::tempfile_in(st.path())?,
-                    None => tempfile::tempfile()?,
-                };
-                let enc = Encoder::new(BufWriter::with_capacity(1 << 20, spool), plain)?;
-                let blob = progress.reader(&format!("read layer {}", l.position), size, blob);
-                let (scan, raw, enc, entries) =
-                    scan_full(blob, &l.name(), raw, Some(enc), IndexMode::Entries)?;
-                l.verify(&scan)?;
-                let file = enc
-                    .expect("spool")
-                    .finish()?
-                    .into_inner()
-                    .map_err(|e| e.into_error())?;
-                let kept_blob = raw.map(|w| w.finish()).transpose()?;
-                Ok(Scanned {
-                    scan,
-                    spool: Spool { file, entries },
-                    kept_blob,
-                })
+    crate::parallel::biggest_first(
+        &image.layers,
+        jobs,
+        |l| blob_size(source, l),
+        |l| -> Result<Scanned> {
+            let (blob, size) = source.store.open(&l.location)?;
+            if let Some(expected) = l.size.filter(|e| *e != size) {
+                return Err(Error::SizeMismatch {
+                    blob: l.name(),
+                    expected,
+                    found: size,
+                });
+            }
+            let raw = match staging {
+                Some(st) if l.position <= keep => Some(st.blob_writer()?),
+                _ => None,
+            };
+            let spool = match staging {
+                Some(st) => tempfile::tempfile_in(st.path())?,
+                None => tempfile::tempfile()?,
+            };
+            let enc = Encoder::new(BufWriter::with_capacity(1 << 20, spool), plain)?;
+            let blob = progress.reader(&format!("read layer {}", l.position), size, blob);
+            let (scan, raw, enc, entries) =
+                scan_full(blob, &l.name(), raw, Some(enc), IndexMode::Entries)?;
+            l.verify(&scan)?;
+            let file = enc
+                .expect("spool")
+                .finish()?
+                .into_inner()
+                .map_err(|e| e.into_error())?;
+            let kept_blob = raw.map(|w| w.finish()).transpose()?;
+            Ok(Scanned {
+                scan,
+                spool: Spool { file, entries },
+                kept_blob,
             })
-            .collect::<Result<_>>()
-    })
+        },
+    )
+}
+
+/// A layer's stored size, for scheduling (0 when it cannot be opened: the scan reports
+/// that).
+pub(crate) fn blob_size(source: &reader::Source, l: &crate::image::LayerRef) -> u64 {
+    l.size
+        .or_else(|| source.store.open(&l.location).ok().map(|(_, n)| n))
+        .unwrap_or(0)
 }
 
 /// The squashed layer as written.

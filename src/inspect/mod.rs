@@ -9,7 +9,6 @@ use crate::image::reader::{self, OpenOptions, SourceSpec};
 use crate::layer::index::IndexMode;
 use crate::layer::reader::scan_full;
 use crate::policy::PolicySet;
-use rayon::prelude::*;
 use serde_json::Value;
 
 /// One layer as found.
@@ -74,44 +73,39 @@ pub fn inspect(
 ) -> Result<InspectReport> {
     let src = reader::open(source, open)?;
     let image = &src.image;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
-        .build()
-        .map_err(std::io::Error::other)?;
-    let scanned = pool.install(|| {
-        image
-            .layers
-            .par_iter()
-            .map(|l| {
-                let (blob, size) = src.store.open(&l.location)?;
-                let blob = progress.reader(&format!("layer {}", l.position), size, blob);
-                let none: Option<std::io::Sink> = None;
-                let (s, _, _, entries) = scan_full(
-                    blob,
-                    &l.name(),
-                    none,
-                    None::<crate::layer::codec::Encoder<std::io::Sink>>,
-                    IndexMode::EntriesWithDigests,
-                )?;
-                l.verify(&s)?;
-                Ok((
-                    entries,
-                    LayerInfo {
-                        position: l.position,
-                        digest: s.blob_digest.clone(),
-                        media_type: l
-                            .media_type
-                            .clone()
-                            .unwrap_or_else(|| s.compression.media_type(false).to_string()),
-                        compressed_size: s.blob_size,
-                        uncompressed_size: s.tar_size,
-                        diff_id: s.diff_id,
-                        entries: s.entries,
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>>>()
-    })?;
+    let scanned = crate::parallel::biggest_first(
+        &image.layers,
+        jobs,
+        |l| crate::squash::blob_size(&src, l),
+        |l| {
+            let (blob, size) = src.store.open(&l.location)?;
+            let blob = progress.reader(&format!("layer {}", l.position), size, blob);
+            let none: Option<std::io::Sink> = None;
+            let (s, _, _, entries) = scan_full(
+                blob,
+                &l.name(),
+                none,
+                None::<crate::layer::codec::Encoder<std::io::Sink>>,
+                IndexMode::EntriesWithDigests,
+            )?;
+            l.verify(&s)?;
+            Ok((
+                entries,
+                LayerInfo {
+                    position: l.position,
+                    digest: s.blob_digest.clone(),
+                    media_type: l
+                        .media_type
+                        .clone()
+                        .unwrap_or_else(|| s.compression.media_type(false).to_string()),
+                    compressed_size: s.blob_size,
+                    uncompressed_size: s.tar_size,
+                    diff_id: s.diff_id,
+                    entries: s.entries,
+                },
+            ))
+        },
+    )?;
     let (indexes, layers): (Vec<_>, Vec<_>) = scanned.into_iter().unzip();
     let mut warnings = image.warnings.clone();
     let names: Vec<String> = image.layers.iter().map(|l| l.name()).collect();
