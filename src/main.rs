@@ -265,7 +265,13 @@ fn run(cli: Cli) -> Result<String, Error> {
     };
     let jobs = cli
         .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    // Bulk work the library hands to rayon (policy matching) runs on --jobs threads too.
+    // Failing to size the pool only costs speed.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build_global();
     match cli.command {
         Command::Convert {
             src,

@@ -9,6 +9,7 @@
 use crate::error::{Error, Result};
 use crate::layer::overlay::Tree;
 use globset::GlobSet;
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -70,6 +71,13 @@ fn parent(p: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// What a path's own name matches, before anything is inherited from its ancestors.
+struct OwnMatch {
+    keep: bool,
+    local_keep: u128,
+    delete: u128,
+}
+
 /// The rules whose globs in `set` match `path`, as a bit set.
 fn rule_bits(set: &GlobSet, rule_of: &[usize], path: &Path, scratch: &mut Vec<usize>) -> u128 {
     set.matches_into(path, scratch);
@@ -117,52 +125,73 @@ impl PolicySet {
         // descendants, whatever bytes sort between them).
         let mut paths: Vec<&Vec<u8>> = tree.nodes.keys().filter(|p| !p.is_empty()).collect();
         paths.sort_by(|a, b| a.split(|&c| c == b'/').cmp(b.split(|&c| c == b'/')));
-        let mut scratch = Vec::new();
+        // The glob matching, the costly part, runs on every core; the inheritance
+        // below is a cheap walk in order.
+        let own: Vec<OwnMatch> = paths
+            .par_iter()
+            .map_init(Vec::new, |scratch, p| {
+                let path = os(p);
+                OwnMatch {
+                    keep: !self.keep.is_empty() && self.keep.is_match(path),
+                    local_keep: if self.local_keep.is_empty() {
+                        0
+                    } else {
+                        rule_bits(&self.local_keep, &self.local_keep_rule, path, scratch)
+                    },
+                    delete: rule_bits(&self.delete, &self.delete_rule, path, scratch),
+                }
+            })
+            .collect();
+        // Each path's parent by position: one hash per path, then plain indexing.
+        let index: HashMap<&[u8], usize> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.as_slice(), i))
+            .collect();
+        let parent_of: Vec<Option<usize>> = paths
+            .iter()
+            .map(|p| parent(p).and_then(|x| index.get(x).copied()))
+            .collect();
         // Pass 1: what is kept, globally and per rule, inherited from ancestors; then
         // the ancestors of kept paths are shielded too.
-        let mut kept_global: HashMap<&[u8], bool> = HashMap::new();
-        let mut kept_rules: HashMap<&[u8], u128> = HashMap::new();
-        let mut shield_global: HashMap<&[u8], bool> = HashMap::new();
-        let mut shield_rules: HashMap<&[u8], u128> = HashMap::new();
-        for p in &paths {
-            let path = os(p);
-            let par = parent(p).unwrap_or_default();
-            let g = kept_global.get(par).copied().unwrap_or(false)
-                || (!self.keep.is_empty() && self.keep.is_match(path));
-            let mut k = kept_rules.get(par).copied().unwrap_or(0);
-            if !self.local_keep.is_empty() {
-                k |= rule_bits(&self.local_keep, &self.local_keep_rule, path, &mut scratch);
-            }
-            kept_global.insert(p, g);
-            kept_rules.insert(p, k);
+        let n = paths.len();
+        let (mut kept_global, mut kept_rules) = (vec![false; n], vec![0u128; n]);
+        let (mut shield_global, mut shield_rules) = (vec![false; n], vec![0u128; n]);
+        for i in 0..n {
+            let (g, k) = match parent_of[i] {
+                Some(j) => (kept_global[j], kept_rules[j]),
+                None => (false, 0),
+            };
+            let (g, k) = (g || own[i].keep, k | own[i].local_keep);
+            kept_global[i] = g;
+            kept_rules[i] = k;
             if g || k != 0 {
-                let mut a = parent(p);
+                let mut a = parent(paths[i]);
                 while let Some(x) = a {
-                    *shield_global.entry(x).or_default() |= g;
-                    *shield_rules.entry(x).or_default() |= k;
+                    if let Some(&j) = index.get(x) {
+                        // Whoever shielded `x` with these bits shielded its ancestors too.
+                        if (shield_global[j] || !g) && shield_rules[j] & k == k {
+                            break;
+                        }
+                        shield_global[j] |= g;
+                        shield_rules[j] |= k;
+                    }
                     a = parent(x);
                 }
             }
         }
         // Pass 2: deletions, inherited from ancestors.
-        let mut matched: HashMap<&[u8], u128> = HashMap::new();
+        let mut matched = vec![0u128; n];
         let mut out = Vec::new();
-        for p in &paths {
-            let par = parent(p).unwrap_or_default();
-            let m = matched.get(par).copied().unwrap_or(0)
-                | rule_bits(&self.delete, &self.delete_rule, os(p), &mut scratch);
-            matched.insert(p, m);
-            if m == 0
-                || kept_global[p.as_slice()]
-                || shield_global.get(p.as_slice()).copied().unwrap_or(false)
-            {
+        for i in 0..n {
+            let m = parent_of[i].map_or(0, |j| matched[j]) | own[i].delete;
+            matched[i] = m;
+            if m == 0 || kept_global[i] || shield_global[i] {
                 continue;
             }
-            let blocked =
-                kept_rules[p.as_slice()] | shield_rules.get(p.as_slice()).copied().unwrap_or(0);
-            let live = m & !blocked;
+            let live = m & !(kept_rules[i] | shield_rules[i]);
             if live != 0 {
-                out.push(((*p).clone(), live.trailing_zeros() as usize));
+                out.push((paths[i].clone(), live.trailing_zeros() as usize));
             }
         }
         Ok(out)
