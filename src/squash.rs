@@ -15,6 +15,7 @@ use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
 use crate::image::config::{self, SquashNote};
 use crate::image::reader::{self, OpenOptions, SourceSpec};
+use crate::image::store::Section;
 use crate::image::writer::{BlobWriter, OutImage, OutLayer, OutputOptions, Staging};
 use crate::layer::codec::{Compression, EncodeOptions, Encoder};
 use crate::layer::index::{EntryRec, IndexMode};
@@ -23,6 +24,7 @@ use crate::layer::reader::{LayerScan, scan_full};
 use crate::layer::writer::{EmitOptions, Spool, emit};
 use crate::policy::{PolicyOutcome, PolicySet};
 use std::io::{BufWriter, Write};
+use std::sync::Arc;
 
 /// Which layers stay as they are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,7 +186,7 @@ pub(crate) fn scan_layers(
         jobs,
         |l| blob_size(source, l),
         |l| -> Result<Scanned> {
-            let (blob, size) = source.store.open(&l.location)?;
+            let (file, offset, size) = source.store.locate(&l.location)?;
             if let Some(expected) = l.size.filter(|e| *e != size) {
                 return Err(Error::SizeMismatch {
                     blob: l.name(),
@@ -196,24 +198,43 @@ pub(crate) fn scan_layers(
                 Some(st) if l.position <= keep => Some(st.blob_writer()?),
                 _ => None,
             };
-            let spool = match staging {
-                Some(st) => tempfile::tempfile_in(st.path())?,
-                None => tempfile::tempfile()?,
+            // A plain tar is read in place in pass 2; only compressed layers are
+            // spooled, decompressed, to a temporary file.
+            let mut head = [0u8; 4];
+            let head_len = size.min(head.len() as u64) as usize;
+            std::os::unix::fs::FileExt::read_exact_at(&*file, &mut head[..head_len], offset)?;
+            let in_place = Compression::sniff(&head[..head_len]) == Compression::None;
+            let spool = if in_place {
+                None
+            } else {
+                let f = match staging {
+                    Some(st) => tempfile::tempfile_in(st.path())?,
+                    None => tempfile::tempfile()?,
+                };
+                Some(Encoder::new(BufWriter::with_capacity(1 << 20, f), plain)?)
             };
-            let enc = Encoder::new(BufWriter::with_capacity(1 << 20, spool), plain)?;
+            let blob = Section::new(file.clone(), offset, offset + size);
             let blob = progress.reader(&format!("read layer {}", l.position), size, blob);
             let (scan, raw, enc, entries) =
-                scan_full(blob, &l.name(), raw, Some(enc), IndexMode::Entries)?;
+                scan_full(blob, &l.name(), raw, spool, IndexMode::Entries)?;
             l.verify(&scan)?;
-            let file = enc
-                .expect("spool")
-                .finish()?
-                .into_inner()
-                .map_err(|e| e.into_error())?;
+            let spool = match enc {
+                Some(enc) => Spool {
+                    file: Arc::new(enc.finish()?.into_inner().map_err(|e| e.into_error())?),
+                    base: 0,
+                    entries,
+                },
+                None if scan.compression == Compression::None => Spool {
+                    file,
+                    base: offset,
+                    entries,
+                },
+                None => return Err(Error::corrupt(l.name(), "changed while it was read")),
+            };
             let kept_blob = raw.map(|w| w.finish()).transpose()?;
             Ok(Scanned {
                 scan,
-                spool: Spool { file, entries },
+                spool,
                 kept_blob,
             })
         },

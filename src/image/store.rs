@@ -160,6 +160,13 @@ impl Store {
 
     /// Opens `name` (a relative path inside the source) with its size.
     pub fn open(&self, name: &str) -> Result<(Box<dyn Read + Send>, u64)> {
+        let (file, offset, size) = self.locate(name)?;
+        Ok((Box::new(Section::new(file, offset, offset + size)), size))
+    }
+
+    /// Where `name`'s bytes are: the file holding them, their offset and their size,
+    /// for positional reads in place.
+    pub fn locate(&self, name: &str) -> Result<(Arc<File>, u64, u64)> {
         let clean = path::normalize(name.as_bytes())
             .and_then(|p| String::from_utf8(p).ok())
             .filter(|p| !p.is_empty())
@@ -181,15 +188,14 @@ impl Store {
                     }
                 })?;
                 let size = file.metadata()?.len();
-                Ok((Box::new(file), size))
+                Ok((Arc::new(file.into_parts().0), 0, size))
             }
             Store::Tar(t) => {
                 let (offset, size) = t.resolve(&clean).ok_or_else(|| Error::MissingBlob {
                     blob: clean.clone(),
                     source_name: "the archive".into(),
                 })?;
-                let section = Section::new(t.file.clone(), offset, offset + size);
-                Ok((Box::new(section), size))
+                Ok((t.file.clone(), offset, size))
             }
         }
     }

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::image::store::Section;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 const BLOCK: usize = 512;
 const NAME_FIELD: usize = 100;
@@ -17,10 +18,20 @@ const GNU_LONG_NAME: &[u8] = b"././@LongLink";
 
 /// A layer's plain tar, spooled, with its index.
 pub struct Spool {
-    /// The plain tar.
-    pub file: File,
-    /// Its entries.
+    /// The file holding the plain tar: a spool file, or the source itself when the
+    /// layer is stored uncompressed (read in place).
+    pub file: Arc<File>,
+    /// Where the tar starts in `file`.
+    pub base: u64,
+    /// Its entries, with spans relative to `base`.
     pub entries: Vec<EntryRec>,
+}
+
+impl Spool {
+    /// The bytes `start..end` of the tar.
+    fn range(&self, start: u64, end: u64) -> Section<&File> {
+        Section::new(&self.file, self.base + start, self.base + end)
+    }
 }
 
 /// An entry read back whole from its spool.
@@ -31,7 +42,7 @@ struct Parsed {
 }
 
 fn parse(spool: &Spool, rec: &EntryRec) -> Result<Parsed> {
-    let range = Section::new(&spool.file, rec.span.0, rec.span.1);
+    let range = spool.range(rec.span.0, rec.span.1);
     let mut archive = tar::Archive::new(range);
     let mut entries = archive.entries()?;
     let mut entry = entries
@@ -214,7 +225,7 @@ pub fn emit(
                 let spool = &spools[id.layer];
                 let mut parsed = parse(spool, r)?;
                 if clamp(&mut parsed, opts.clamp_mtime.unwrap_or(0)) {
-                    let data = Section::new(&spool.file, r.data_offset, r.data_offset + r.size);
+                    let data = spool.range(r.data_offset, r.data_offset + r.size);
                     let link = parsed.link.clone();
                     write_entry(
                         w,
@@ -226,24 +237,20 @@ pub fn emit(
                         r.size,
                     )?;
                 } else {
-                    io::copy(&mut Section::new(&spool.file, r.span.0, r.span.1), w)?;
+                    io::copy(&mut spool.range(r.span.0, r.span.1), w)?;
                 }
                 stats.kept_by_layer[id.layer] += r.size;
             }
             Emit::Raw(id) => {
                 let r = rec(*id);
-                let mut range = Section::new(&spools[id.layer].file, r.span.0, r.span.1);
+                let mut range = spools[id.layer].range(r.span.0, r.span.1);
                 io::copy(&mut range, w)?;
                 stats.kept_by_layer[id.layer] += r.size;
             }
             Emit::Promote { alias, carrier } => {
                 let c = rec(*carrier);
                 let parsed = parse(&spools[carrier.layer], c)?;
-                let data = Section::new(
-                    &spools[carrier.layer].file,
-                    c.data_offset,
-                    c.data_offset + c.size,
-                );
+                let data = spools[carrier.layer].range(c.data_offset, c.data_offset + c.size);
                 let mut parsed = parsed;
                 if let Some(limit) = opts.clamp_mtime {
                     clamp(&mut parsed, limit);

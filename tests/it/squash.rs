@@ -40,6 +40,21 @@ pub fn assert_squash_faithful(spec: &str) -> (tempfile::TempDir, String) {
         let m = manifest(&out);
         assert_eq!(m["layers"].as_array().unwrap().len(), keep + 1);
     }
+    // The same layers stored uncompressed in a `docker save` archive are read in place
+    // (at their offsets in the archive) rather than spooled: the result must not change.
+    let plain_dir = w.path().join("orig-plain.oci");
+    spec.write_layout(&plain_dir, true);
+    let plain = w.path().join("orig-plain.tar");
+    crate::fixtures::pack(&plain_dir, &plain);
+    for keep in [0, layers - 1] {
+        let out = w.path().join(format!("squashed-plain-keep{keep}.oci"));
+        squash(&plain, &out, &["--keep-layers", &keep.to_string()]);
+        let got = umoci_listing(&out, "1", w.path());
+        assert!(
+            got == want,
+            "plain layers, keep {keep}: root filesystems differ\n--- original\n{want}\n--- squashed\n{got}"
+        );
+    }
     (w, want)
 }
 
