@@ -172,7 +172,11 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
         .unwrap_or_else(|| default_format(image.format, &opts.output.dest));
     opts.output.dest.check(format)?;
     let staging = Staging::new(opts.output.dest.clone(), format)?;
-    let threads = opts.jobs.max(1) as u32;
+    // Layers run side by side; their encoders share the rest of --jobs, so at most about
+    // --jobs threads compress at once, however many layers there are. The bytes do not
+    // depend on it.
+    let side_by_side = opts.jobs.clamp(1, image.layers.len().max(1));
+    let threads = (opts.jobs.max(1) / side_by_side).max(1) as u32;
     let results: Vec<(LayerScan, OutLayer, bool)> = crate::parallel::biggest_first(
         &image.layers,
         opts.jobs,
