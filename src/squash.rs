@@ -2,11 +2,12 @@
 //! base and squash the rest) that yields exactly the same filesystem.
 //!
 //! ```text
-//! pass 1 (parallel, per layer by manifest position):
-//!   blob ─► verify ─► plain tar spooled + entry index   (kept base: raw blob copied too)
+//! pass 1 (parallel, one layer per thread, biggest first):
+//!   blob ─► verify ─► entry index; compressed layers decompressed once to a spool,
+//!   plain ones read in place later                      (kept base: raw blob copied too)
 //! merge:  Tree::apply layer by layer  ─► base tree (first N) and final tree
 //! plan:   overlay::plan ─► raw copies, promoted aliases, relinks, whiteouts
-//! emit:   layer::writer::emit ─► Meter (diff_id) ─► Encoder ─► blob
+//! emit:   layer::writer::emit ─► Meter (diff_id) ─► Encoder (parallel chunks) ─► blob
 //! config: rootfs.diff_ids, history folded; manifest, index; atomic rename
 //! ```
 
