@@ -5,15 +5,13 @@
 //! stays the same: re-encoding never changes a layer's diff_id.
 
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::image::media;
 use crate::image::reader::{self, OpenOptions, SourceSpec};
-use crate::image::store::Store;
 use crate::image::writer::{Dest, OutImage, OutLayer, OutputOptions, Staging};
 use crate::image::{Format, Image, LayerRef};
 use crate::layer::codec::{Compression, EncodeOptions};
 use crate::layer::reader::{Copy, LayerScan, scan};
-use std::io::Read;
 
 /// What `convert` is asked to do, validated before any image byte is read.
 #[derive(Clone, Debug)]
@@ -76,37 +74,20 @@ pub fn default_format(input: Format, dest: &Dest) -> Format {
     }
 }
 
-/// Peeks at a blob's first bytes to learn its codec.
-pub(crate) fn sniff_blob(store: &Store, layer: &LayerRef) -> Result<Compression> {
-    let (r, _) = store.open(&layer.location)?;
-    let mut head = Vec::with_capacity(4);
-    r.take(4).read_to_end(&mut head)?;
-    Ok(Compression::sniff(&head))
-}
-
 /// Streams one layer into staging: verified, copied or re-encoded.
 pub(crate) fn write_layer(
     progress: &crate::progress::Progress,
-    store: &Store,
+    source: &reader::Source,
     staging: &Staging,
     layer: &LayerRef,
     want: Option<Compression>,
     level: Option<i32>,
     threads: u32,
 ) -> Result<(LayerScan, OutLayer, bool)> {
-    let have = sniff_blob(store, layer)?;
+    let blob = source.layer_blob(layer)?;
+    let have = blob.compression;
     let target = want.unwrap_or(have);
     let copy_raw = target == have && level.is_none();
-    let (blob, size) = store.open(&layer.location)?;
-    if let Some(expected) = layer.size
-        && expected != size
-    {
-        return Err(Error::SizeMismatch {
-            blob: layer.name(),
-            expected,
-            found: size,
-        });
-    }
     let out = staging.blob_writer()?;
     let copy = if copy_raw {
         Copy::Raw(out)
@@ -120,8 +101,12 @@ pub(crate) fn write_layer(
             },
         )
     };
-    let blob = progress.reader(&format!("layer {}", layer.position), size, blob);
-    let (scan, out) = scan(blob, &layer.name(), copy)?;
+    let reader = progress.reader(
+        &format!("layer {}", layer.position),
+        blob.size,
+        blob.reader(),
+    );
+    let (scan, out) = scan(reader, &layer.name(), copy)?;
     layer.verify(&scan)?;
     let (digest, size) = out.expect("a copy target was given").finish()?;
     let out = OutLayer {
@@ -180,11 +165,11 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
     let results: Vec<(LayerScan, OutLayer, bool)> = crate::parallel::biggest_first(
         &image.layers,
         opts.jobs,
-        |l| crate::squash::blob_size(&source, l),
+        |l| source.layer_size(l),
         |l| {
             write_layer(
                 &opts.progress,
-                &source.store,
+                &source,
                 &staging,
                 l,
                 opts.output.compression,
@@ -222,11 +207,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
         });
         layers.push(out);
     }
-    let tags = if opts.output.tags.is_empty() {
-        image.tags.clone()
-    } else {
-        opts.output.tags.clone()
-    };
+    let tags = opts.output.tags_or(&image.tags);
     staging.finish(&OutImage {
         config: image.config.clone(),
         config_media_type: config_media,

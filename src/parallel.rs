@@ -42,18 +42,18 @@ pub fn biggest_first<T: Sync, R: Send>(
         }
     });
     let results = results.into_inner().expect("no worker panics holding it");
-    // The first error in item order; items never started after a failure are skipped.
-    let mut out = Vec::with_capacity(results.len());
-    let mut missing = false;
-    for r in results {
-        match r {
-            Some(Ok(v)) => out.push(v),
-            Some(Err(e)) => return Err(e),
-            None => missing = true,
-        }
+    if failed.into_inner() {
+        // The first error in item order; items never started after it are skipped.
+        let first = results.into_iter().flatten().find_map(Result::err);
+        return Err(first.expect("a failed item left its error"));
     }
-    assert!(!missing, "an item was skipped without an error");
-    Ok(out)
+    Ok(results
+        .into_iter()
+        .map(|r| match r {
+            Some(Ok(v)) => v,
+            _ => unreachable!("with no failure every item ran and succeeded"),
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@ use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
 use crate::image::config::{self, SquashNote};
 use crate::image::reader::{self, OpenOptions, SourceSpec};
-use crate::image::store::Section;
 use crate::image::writer::{BlobWriter, OutImage, OutLayer, OutputOptions, Staging};
 use crate::layer::codec::{Compression, EncodeOptions, Encoder};
 use crate::layer::index::{EntryRec, IndexMode};
@@ -167,8 +166,9 @@ impl LayerOut {
     }
 }
 
-/// Pass 1: every layer streamed once by manifest position, verified, spooled as a plain
-/// tar and indexed; the kept base layers' blobs are also copied into `staging`.
+/// Pass 1: every layer streamed once (biggest first), verified and indexed; compressed
+/// layers are spooled as a plain tar, plain ones stay where they are; the kept base
+/// layers' blobs are also copied into `staging`.
 pub(crate) fn scan_layers(
     source: &reader::Source,
     keep: usize,
@@ -177,47 +177,35 @@ pub(crate) fn scan_layers(
     progress: &crate::progress::Progress,
 ) -> Result<Vec<Scanned>> {
     let image = &source.image;
-    let plain = EncodeOptions {
-        compression: Compression::None,
-        level: None,
-        threads: 1,
-    };
     crate::parallel::biggest_first(
         &image.layers,
         jobs,
-        |l| blob_size(source, l),
+        |l| source.layer_size(l),
         |l| -> Result<Scanned> {
-            let (file, offset, size) = source.store.locate(&l.location)?;
-            if let Some(expected) = l.size.filter(|e| *e != size) {
-                return Err(Error::SizeMismatch {
-                    blob: l.name(),
-                    expected,
-                    found: size,
-                });
-            }
+            let blob = source.layer_blob(l)?;
             let raw = match staging {
                 Some(st) if l.position <= keep => Some(st.blob_writer()?),
                 _ => None,
             };
             // A plain tar is read in place in pass 2; only compressed layers are
             // spooled, decompressed, to a temporary file.
-            let mut head = [0u8; 4];
-            let head_len = size.min(head.len() as u64) as usize;
-            std::os::unix::fs::FileExt::read_exact_at(&*file, &mut head[..head_len], offset)?;
-            let in_place = Compression::sniff(&head[..head_len]) == Compression::None;
-            let spool = if in_place {
-                None
-            } else {
-                let f = match staging {
-                    Some(st) => tempfile::tempfile_in(st.path())?,
-                    None => tempfile::tempfile()?,
-                };
-                Some(Encoder::new(BufWriter::with_capacity(1 << 20, f), plain)?)
+            let spool = match blob.compression {
+                Compression::None => None,
+                _ => {
+                    let f = match staging {
+                        Some(st) => tempfile::tempfile_in(st.path())?,
+                        None => tempfile::tempfile()?,
+                    };
+                    Some(Encoder::Plain(BufWriter::with_capacity(1 << 20, f)))
+                }
             };
-            let blob = Section::new(file.clone(), offset, offset + size);
-            let blob = progress.reader(&format!("read layer {}", l.position), size, blob);
+            let reader = progress.reader(
+                &format!("read layer {}", l.position),
+                blob.size,
+                blob.reader(),
+            );
             let (scan, raw, enc, entries) =
-                scan_full(blob, &l.name(), raw, spool, IndexMode::Entries)?;
+                scan_full(reader, &l.name(), raw, spool, IndexMode::Entries)?;
             l.verify(&scan)?;
             let spool = match enc {
                 Some(enc) => Spool {
@@ -226,8 +214,8 @@ pub(crate) fn scan_layers(
                     entries,
                 },
                 None if scan.compression == Compression::None => Spool {
-                    file,
-                    base: offset,
+                    file: blob.file,
+                    base: blob.offset,
                     entries,
                 },
                 None => return Err(Error::corrupt(l.name(), "changed while it was read")),
@@ -240,14 +228,6 @@ pub(crate) fn scan_layers(
             })
         },
     )
-}
-
-/// A layer's stored size, for scheduling (0 when it cannot be opened: the scan reports
-/// that).
-pub(crate) fn blob_size(source: &reader::Source, l: &crate::image::LayerRef) -> u64 {
-    l.size
-        .or_else(|| source.store.open(&l.location).ok().map(|(_, n)| n))
-        .unwrap_or(0)
 }
 
 /// The squashed layer as written.
@@ -435,11 +415,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     warnings.extend(warning);
     let config_bytes = serde_json::to_vec(&config_json).map_err(std::io::Error::other)?;
     let config_digest = Digest::of(&config_bytes);
-    let tags = if opts.output.tags.is_empty() {
-        image.tags.clone()
-    } else {
-        opts.output.tags.clone()
-    };
+    let tags = opts.output.tags_or(&image.tags);
     if let Some(st) = staging {
         st.finish(&OutImage {
             config: config_bytes,

@@ -11,13 +11,16 @@
 
 use super::media::{self, normalize_ref};
 use super::platform::Platform;
-use super::store::{self, Store};
+use super::store::{self, Section, Store};
 use super::{Format, Image, LayerRef};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::layer::codec::check_layer_media_type;
+use crate::layer::codec::{Compression, check_layer_media_type};
 use serde_json::Value;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Largest JSON document (index, manifest, config) accepted.
 const JSON_LIMIT: u64 = 32 << 20;
@@ -99,6 +102,57 @@ pub struct Source {
     pub store: Store,
     /// The image.
     pub image: Image,
+}
+
+/// A layer's blob, found in its source, with the size the manifest promised checked and
+/// its codec sniffed from its first bytes.
+pub struct LayerBlob {
+    /// The file holding the blob (the blob itself, or the archive around it).
+    pub file: Arc<File>,
+    /// Where the blob starts in `file`.
+    pub offset: u64,
+    /// Its size.
+    pub size: u64,
+    /// Its codec, by magic bytes.
+    pub compression: Compression,
+}
+
+impl LayerBlob {
+    /// A reader over the blob, by positional reads.
+    pub fn reader(&self) -> Section<Arc<File>> {
+        Section::new(self.file.clone(), self.offset, self.offset + self.size)
+    }
+}
+
+impl Source {
+    /// Finds layer `l`'s blob, checks its size against the manifest's and sniffs its codec.
+    pub fn layer_blob(&self, l: &LayerRef) -> Result<LayerBlob> {
+        let (file, offset, size) = self.store.locate(&l.location)?;
+        if let Some(expected) = l.size.filter(|e| *e != size) {
+            return Err(Error::SizeMismatch {
+                blob: l.name(),
+                expected,
+                found: size,
+            });
+        }
+        let mut head = [0u8; 4];
+        let head_len = size.min(head.len() as u64) as usize;
+        file.read_exact_at(&mut head[..head_len], offset)?;
+        Ok(LayerBlob {
+            file,
+            offset,
+            size,
+            compression: Compression::sniff(&head[..head_len]),
+        })
+    }
+
+    /// Layer `l`'s stored size, to schedule the biggest layers first (0 when it cannot be
+    /// found: reading it will say why).
+    pub fn layer_size(&self, l: &LayerRef) -> u64 {
+        l.size
+            .or_else(|| self.store.locate(&l.location).ok().map(|(_, _, n)| n))
+            .unwrap_or(0)
+    }
 }
 
 /// Opens a source and chooses its image.

@@ -87,6 +87,17 @@ pub struct OutputOptions {
     pub tags: Vec<String>,
 }
 
+impl OutputOptions {
+    /// The output's names: `--tag`s when given, else the input's.
+    pub fn tags_or(&self, input: &[String]) -> Vec<String> {
+        if self.tags.is_empty() {
+            input.to_vec()
+        } else {
+            self.tags.clone()
+        }
+    }
+}
+
 /// A layer as written.
 #[derive(Clone, Debug)]
 pub struct OutLayer {

@@ -76,13 +76,14 @@ pub fn inspect(
     let scanned = crate::parallel::biggest_first(
         &image.layers,
         jobs,
-        |l| crate::squash::blob_size(&src, l),
+        |l| src.layer_size(l),
         |l| {
-            let (blob, size) = src.store.open(&l.location)?;
-            let blob = progress.reader(&format!("layer {}", l.position), size, blob);
+            let blob = src.layer_blob(l)?;
+            let reader =
+                progress.reader(&format!("layer {}", l.position), blob.size, blob.reader());
             let none: Option<std::io::Sink> = None;
             let (s, _, _, entries) = scan_full(
-                blob,
+                reader,
                 &l.name(),
                 none,
                 None::<crate::layer::codec::Encoder<std::io::Sink>>,

@@ -220,31 +220,31 @@ pub fn emit(
     };
     for step in plan {
         match step {
-            Emit::Raw(id) if opts.clamp_mtime.is_some() => {
+            Emit::Raw(id) => {
                 let r = rec(*id);
                 let spool = &spools[id.layer];
-                let mut parsed = parse(spool, r)?;
-                if clamp(&mut parsed, opts.clamp_mtime.unwrap_or(0)) {
-                    let data = spool.range(r.data_offset, r.data_offset + r.size);
-                    let link = parsed.link.clone();
-                    write_entry(
+                // Copied byte for byte, unless --timestamp clamps its mtime.
+                let clamped = match opts.clamp_mtime {
+                    Some(limit) => {
+                        let mut parsed = parse(spool, r)?;
+                        clamp(&mut parsed, limit).then_some(parsed)
+                    }
+                    None => None,
+                };
+                match clamped {
+                    Some(parsed) => write_entry(
                         w,
                         parsed.header,
                         &r.path,
-                        link.as_deref(),
+                        parsed.link.as_deref(),
                         &parsed.pax,
-                        data,
+                        spool.range(r.data_offset, r.data_offset + r.size),
                         r.size,
-                    )?;
-                } else {
-                    io::copy(&mut spool.range(r.span.0, r.span.1), w)?;
+                    )?,
+                    None => {
+                        io::copy(&mut spool.range(r.span.0, r.span.1), w)?;
+                    }
                 }
-                stats.kept_by_layer[id.layer] += r.size;
-            }
-            Emit::Raw(id) => {
-                let r = rec(*id);
-                let mut range = spools[id.layer].range(r.span.0, r.span.1);
-                io::copy(&mut range, w)?;
                 stats.kept_by_layer[id.layer] += r.size;
             }
             Emit::Promote { alias, carrier } => {
