@@ -9,7 +9,7 @@ use crate::layer::index::EntryRec;
 use crate::layer::overlay::{self, Tree};
 use crate::policy::PolicySet;
 use crate::progress::Progress;
-use crate::squash::{LayerOut, Sizes, scan_layers, write_layer};
+use crate::squash::{LayerOut, Sizes, merge_scanned, scan_layers, squashed_codec, write_layer};
 use std::time::Instant;
 
 /// The fixture images embedded in the binary, the default when no image is named.
@@ -70,21 +70,12 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
         let source = reader::open(spec, &opts.open)?;
         let scanned = scan_layers(&source, 0, None, opts.jobs, &opts.progress)?;
         let mut warnings = Vec::new();
-        let layers = scanned
-            .iter()
-            .zip(&source.image.layers)
-            .map(|(s, l)| (s.spool.entries.as_slice(), l.name()));
-        let (_, tree) = Tree::merge(layers, 0, &mut warnings)?;
+        let (_, tree) = merge_scanned(&scanned, &source.image, 0, &mut warnings)?;
         let before = Sizes {
             compressed: scanned.iter().map(|s| s.scan.blob_size).sum(),
             uncompressed: scanned.iter().map(|s| s.scan.tar_size).sum(),
         };
-        let codec = opts
-            .compression
-            .unwrap_or(match scanned.last().map(|s| s.scan.compression) {
-                Some(Compression::Gzip) | Some(Compression::None) | None => Compression::Gzip,
-                Some(c) => c,
-            });
+        let codec = squashed_codec(opts.compression, scanned.last().map(|s| s.scan.compression));
         let spools: Vec<_> = scanned.into_iter().map(|s| s.spool).collect();
         let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
         for (policy_name, policy) in &opts.policies {

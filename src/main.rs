@@ -194,6 +194,14 @@ fn policies(names: &[String]) -> Result<(PolicySetBuilder, PolicySet), Error> {
     Ok((b, set))
 }
 
+/// Each named policy compiled on its own (inspect and bench compare them).
+fn each_policy(names: &[String]) -> Result<Vec<PolicySet>, Error> {
+    names
+        .iter()
+        .map(|n| policies(std::slice::from_ref(n)).map(|(_, set)| set))
+        .collect()
+}
+
 fn policy_command(cmd: PolicyCommand) -> Result<String, Error> {
     let mut o = String::new();
     match cmd {
@@ -362,10 +370,7 @@ fn run(cli: Cli) -> Result<String, Error> {
                 policy
             };
             // Policies are compiled before any image byte is read.
-            let policies = names
-                .iter()
-                .map(|n| policies(std::slice::from_ref(n)).map(|(_, set)| (n.clone(), set)))
-                .collect::<Result<Vec<_>, _>>()?;
+            let policies = names.iter().cloned().zip(each_policy(&names)?).collect();
             let open = open_options(&SourceArgs {
                 source: String::new(),
                 platform,
@@ -409,10 +414,7 @@ fn run(cli: Cli) -> Result<String, Error> {
             json,
         } => {
             // Policies are compiled before any image byte is read.
-            let policies = policy
-                .iter()
-                .map(|p| policies(std::slice::from_ref(p)).map(|(_, set)| set))
-                .collect::<Result<Vec<_>, _>>()?;
+            let policies = each_policy(&policy)?;
             let r = inspect::inspect(
                 &SourceSpec::parse(&src.source),
                 &open_options(&src)?,

@@ -230,6 +230,29 @@ pub(crate) fn scan_layers(
     )
 }
 
+/// Merges the scanned layers (see [`Tree::merge`]).
+pub(crate) fn merge_scanned(
+    scanned: &[Scanned],
+    image: &crate::image::Image,
+    keep: usize,
+    warnings: &mut Vec<String>,
+) -> Result<(Tree, Tree)> {
+    let layers = scanned
+        .iter()
+        .zip(&image.layers)
+        .map(|(s, l)| (s.spool.entries.as_slice(), l.name()));
+    Tree::merge(layers, keep, warnings)
+}
+
+/// The squashed layer's codec: the one asked for, else the input's top layer's, and
+/// gzip when that is plain tar (output is never silently uncompressed).
+pub(crate) fn squashed_codec(want: Option<Compression>, top: Option<Compression>) -> Compression {
+    want.unwrap_or(match top {
+        Some(Compression::None) | None => Compression::Gzip,
+        Some(c) => c,
+    })
+}
+
 /// The squashed layer as written.
 pub(crate) struct Written {
     pub(crate) stats: crate::layer::writer::EmitStats,
@@ -325,11 +348,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     };
     let threads = opts.jobs.max(1) as u32;
     let scanned = scan_layers(&source, keep, staging.as_ref(), opts.jobs, &opts.progress)?;
-    let layers = scanned
-        .iter()
-        .zip(&image.layers)
-        .map(|(s, l)| (s.spool.entries.as_slice(), l.name()));
-    let (base, mut tree) = Tree::merge(layers, keep, &mut warnings)?;
+    let (base, mut tree) = merge_scanned(&scanned, image, keep, &mut warnings)?;
     let (scans, spools): (Vec<ScanAndBlob>, Vec<Spool>) = scanned
         .into_iter()
         .map(|s| ((s.scan, s.kept_blob), s.spool))
@@ -339,13 +358,10 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let policy = crate::policy::apply(&opts.policy, &mut tree, &deleted, keep, &entries);
     warnings.extend(opts.policy.warnings.iter().cloned());
     let plan = overlay::plan(&base, &tree, keep, &entries);
-    let codec = opts
-        .output
-        .compression
-        .unwrap_or(match scans[total - 1].0.compression {
-            Compression::None => Compression::Gzip,
-            c => c,
-        });
+    let codec = squashed_codec(
+        opts.output.compression,
+        Some(scans[total - 1].0.compression),
+    );
     let out = match &staging {
         Some(st) => LayerOut::Blob(st.blob_writer()?),
         None => LayerOut::Dry(Meter::new(std::io::sink())),

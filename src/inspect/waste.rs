@@ -88,12 +88,7 @@ pub fn analyse(
     )?;
     let rec = |id: EntryId| &layers[id.layer][id.entry];
     let is_file = |id: EntryId| rec(id).kind == Kind::File;
-    let live: HashSet<EntryId> = tree
-        .nodes
-        .values()
-        .filter(|n| !n.is_dir)
-        .map(|n| n.inode)
-        .collect();
+    let live = tree.live_inodes();
     let stored_bytes: u64 = layers
         .iter()
         .flatten()

@@ -82,6 +82,15 @@ impl Tree {
         n
     }
 
+    /// The inodes some path of the tree still holds (non-directories only).
+    pub fn live_inodes(&self) -> std::collections::HashSet<EntryId> {
+        self.nodes
+            .values()
+            .filter(|n| !n.is_dir)
+            .map(|n| n.inode)
+            .collect()
+    }
+
     /// Puts a non-directory at `p`, replacing whatever was there, subtree included.
     fn replace(&mut self, p: &[u8], node: Node) {
         self.remove_subtree(p, true);
@@ -260,18 +269,22 @@ pub fn plan(base: &Tree, fin: &Tree, keep: usize, layers: &[&[EntryRec]]) -> Vec
         }
         false
     };
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    enum Order<'a> {
+        Dir(&'a [u8]),
+        Other(EntryId),
+    }
     let mut upper: Vec<(&Vec<u8>, &Node)> = fin
         .nodes
         .iter()
         .filter(|(_, n)| n.id.layer >= keep)
         .collect();
-    upper.sort_by(|(pa, a), (pb, b)| {
-        let first = |p: &[u8], n: &Node| n.is_dir && !under_non_dir(p);
-        match (first(pa, a), first(pb, b)) {
-            (true, true) => pa.cmp(pb),
-            (true, false) => std::cmp::Ordering::Less,
-            (false, true) => std::cmp::Ordering::Greater,
-            (false, false) => a.id.cmp(&b.id),
+    // The key is computed once per entry: `under_non_dir` walks the ancestors.
+    upper.sort_by_cached_key(|(p, n)| {
+        if n.is_dir && !under_non_dir(p) {
+            Order::Dir(p.as_slice())
+        } else {
+            Order::Other(n.id)
         }
     });
     // For each inode: the path links should name (a base path still holding it, or

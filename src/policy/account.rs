@@ -80,12 +80,7 @@ pub fn apply(
         .iter()
         .filter_map(|(p, r)| tree.nodes.remove(p).map(|n| (p.clone(), *r, n)))
         .collect();
-    let surviving: HashSet<EntryId> = tree
-        .nodes
-        .values()
-        .filter(|n| !n.is_dir)
-        .map(|n| n.inode)
-        .collect();
+    let surviving = tree.live_inodes();
     let rule_of: HashMap<&[u8], usize> =
         removed.iter().map(|(p, r, _)| (p.as_slice(), *r)).collect();
     let mut counted: HashSet<EntryId> = HashSet::new();
