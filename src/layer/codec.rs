@@ -180,7 +180,7 @@ impl<W: Write> Encoder<W> {
                     inner,
                     level,
                     opts.threads.max(1) as usize,
-                ))
+                )?)
             }
             Compression::Zstd => {
                 let level = opts.level.unwrap_or(DEFAULT_ZSTD_LEVEL);

@@ -31,7 +31,6 @@ struct Job {
     dict: Vec<u8>,
     data: Vec<u8>,
     last: bool,
-    level: u32,
     reply: SyncSender<io::Result<Done>>,
 }
 
@@ -49,14 +48,14 @@ pub struct ParGzEncoder<W: Write> {
     crc: crc32fast::Hasher,
     /// Input bytes so far, for the trailer's ISIZE.
     total_in: u64,
-    header_written: bool,
 }
 
 impl<W: Write> ParGzEncoder<W> {
-    /// Starts a gzip member at `level` (0-9). With one thread, chunks are compressed on the
-    /// caller's thread; the output is the same either way.
-    pub fn new(inner: W, level: u32, threads: usize) -> ParGzEncoder<W> {
+    /// Starts a gzip member at `level` (0-9), writing its header. With one thread, chunks
+    /// are compressed on the caller's thread; the output is the same either way.
+    pub fn new(mut inner: W, level: u32, threads: usize) -> io::Result<ParGzEncoder<W>> {
         let level = level.min(9);
+        inner.write_all(&gzip_header(level))?;
         let (jobs, workers) = if threads > 1 {
             let (tx, rx) = channel::<Job>();
             let rx = Arc::new(Mutex::new(rx));
@@ -70,7 +69,7 @@ impl<W: Write> ParGzEncoder<W> {
                                 Err(_) => return,
                             };
                             let Ok(job) = job else { return };
-                            let done = compress_chunk(&job.dict, &job.data, job.level, job.last);
+                            let done = compress_chunk(&job.dict, &job.data, level, job.last);
                             // The encoder may have been dropped on an error: nobody waits.
                             let _ = job.reply.send(done);
                         }
@@ -81,7 +80,7 @@ impl<W: Write> ParGzEncoder<W> {
         } else {
             (None, Vec::new())
         };
-        ParGzEncoder {
+        Ok(ParGzEncoder {
             inner: Some(inner),
             level,
             buf: Vec::with_capacity(CHUNK),
@@ -94,8 +93,7 @@ impl<W: Write> ParGzEncoder<W> {
             max_pending: 2 * threads.max(1) + 2,
             crc: crc32fast::Hasher::new(),
             total_in: 0,
-            header_written: false,
-        }
+        })
     }
 
     fn inner(&mut self) -> &mut W {
@@ -112,7 +110,6 @@ impl<W: Write> ParGzEncoder<W> {
             dict,
             data,
             last,
-            level: self.level,
             reply,
         };
         match &self.jobs {
@@ -120,7 +117,7 @@ impl<W: Write> ParGzEncoder<W> {
                 .send(job)
                 .map_err(|_| io::Error::other("a gzip worker thread died"))?,
             None => {
-                let done = compress_chunk(&job.dict, &job.data, job.level, job.last);
+                let done = compress_chunk(&job.dict, &job.data, self.level, job.last);
                 let _ = job.reply.send(done);
             }
         }
@@ -139,11 +136,6 @@ impl<W: Write> ParGzEncoder<W> {
         let done = rx
             .recv()
             .map_err(|_| io::Error::other("a gzip worker thread died"))??;
-        if !self.header_written {
-            let header = gzip_header(self.level);
-            self.inner().write_all(&header)?;
-            self.header_written = true;
-        }
         self.crc.combine(&done.crc);
         self.inner().write_all(&done.deflate)
     }
@@ -264,7 +256,7 @@ mod tests {
     }
 
     fn gz(data: &[u8], level: u32, threads: usize, write_size: usize) -> Vec<u8> {
-        let mut e = ParGzEncoder::new(Vec::new(), level, threads);
+        let mut e = ParGzEncoder::new(Vec::new(), level, threads).unwrap();
         for piece in data.chunks(write_size.max(1)) {
             e.write_all(piece).unwrap();
         }
