@@ -151,16 +151,7 @@ pub fn inspect_text(r: &InspectReport) -> String {
             human_bytes(bytes),
             files
         );
-        for rule in p.rules.iter().filter(|r| r.files > 0) {
-            let _ = writeln!(
-                o,
-                "  {:<20}  {:>6}  {:>10}  {}",
-                clean(&rule.id),
-                rule.files,
-                human_bytes(rule.reclaimed_bytes),
-                rule.examples.join(", ")
-            );
-        }
+        rule_rows(&mut o, &p.rules, false);
     }
     for w in &r.warnings {
         let _ = writeln!(o, "warning: {}", clean(w));
@@ -233,17 +224,7 @@ pub fn squash_text(r: &SquashReport) -> String {
             "  {:<20}  {:>6}  {:>10}  {:>10}  examples",
             "rule", "files", "reclaimed", "hidden"
         );
-        for rule in p.rules.iter().filter(|r| r.files > 0) {
-            let _ = writeln!(
-                o,
-                "  {:<20}  {:>6}  {:>10}  {:>10}  {}",
-                clean(&rule.id),
-                rule.files,
-                human_bytes(rule.reclaimed_bytes),
-                human_bytes(rule.hidden_bytes),
-                rule.examples.join(", ")
-            );
-        }
+        rule_rows(&mut o, &p.rules, true);
     }
     let files: u64 = p.rules.iter().map(|r| r.files).sum();
     let reclaimed: u64 = p.rules.iter().map(|r| r.reclaimed_bytes).sum();
@@ -407,6 +388,26 @@ pub fn bench(r: &BenchReport, format: TableFormat) -> String {
         }
     }
     o
+}
+
+/// One row per rule that deleted something: files, reclaimed bytes, (with `hidden`)
+/// bytes hidden in kept base layers, and examples.
+fn rule_rows(o: &mut String, rules: &[crate::policy::RuleOutcome], hidden: bool) {
+    for rule in rules.iter().filter(|r| r.files > 0) {
+        let hidden = if hidden {
+            format!("  {:>10}", human_bytes(rule.hidden_bytes))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            o,
+            "  {:<20}  {:>6}  {:>10}{hidden}  {}",
+            clean(&rule.id),
+            rule.files,
+            human_bytes(rule.reclaimed_bytes),
+            rule.examples.join(", ")
+        );
+    }
 }
 
 #[cfg(test)]

@@ -89,12 +89,6 @@ pub fn analyse(
     let rec = |id: EntryId| &layers[id.layer][id.entry];
     let is_file = |id: EntryId| rec(id).kind == Kind::File;
     let live = tree.live_inodes();
-    let stored_bytes: u64 = layers
-        .iter()
-        .flatten()
-        .filter(|e| e.kind == Kind::File)
-        .map(|e| e.size)
-        .sum();
     let merged_bytes: u64 = live
         .iter()
         .filter(|id| is_file(**id))
@@ -141,6 +135,7 @@ pub fn analyse(
             culprits,
         });
     }
+    let stored_bytes: u64 = out_layers.iter().map(|l| l.stored_bytes).sum();
     // Files and directories, each inode counted once (at its first path).
     let mut seen = HashSet::new();
     let mut files = Vec::new();
