@@ -56,17 +56,7 @@ fn build(work: &Path) -> PathBuf {
 fn debian_image_squashed_whole_and_above_its_base_matches_umoci_and_docker_and_runs() {
     let w = scratch();
     let saved = build(w.path());
-    let layers = String::from_utf8(
-        run(docker().args([
-            "image",
-            "inspect",
-            "-f",
-            "{{len .RootFS.Layers}}",
-            "ocislim-test/debian:layered",
-        ]))
-        .stdout,
-    )
-    .unwrap();
+    let layers = docker_layer_count("ocislim-test/debian:layered");
     assert_eq!(layers.trim(), "4");
     // umoci's view of the original, through skopeo.
     let orig = w.path().join("orig.oci");

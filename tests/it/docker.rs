@@ -327,17 +327,7 @@ fn docker_runs_the_squashed_busybox_image() {
         run_image("ocislim-test/bb-squashed:1"),
         "fixture-ok\nmotd from layer 2\n"
     );
-    let layers = String::from_utf8(
-        run(docker().args([
-            "image",
-            "inspect",
-            "-f",
-            "{{len .RootFS.Layers}}",
-            "ocislim-test/bb-squashed:1",
-        ]))
-        .stdout,
-    )
-    .unwrap();
+    let layers = docker_layer_count("ocislim-test/bb-squashed:1");
     assert_eq!(layers.trim(), "1");
     run(docker().args(["rmi", "ocislim-test/bb-squashed:1"]));
 }

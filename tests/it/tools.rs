@@ -149,3 +149,10 @@ pub fn diff(want: &str, got: &str) -> String {
     }
     out
 }
+
+/// How many layers the Docker engine holds for image `tag`, as `docker image inspect`
+/// prints it.
+pub fn docker_layer_count(tag: &str) -> String {
+    let out = run(docker().args(["image", "inspect", "-f", "{{len .RootFS.Layers}}", tag]));
+    String::from_utf8(out.stdout).unwrap()
+}
