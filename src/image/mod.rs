@@ -105,18 +105,10 @@ impl Image {
 
 impl LayerRef {
     /// Checks what streaming the blob found against what the manifest and config
-    /// promise: blob size and digest (when known) and the diff_id.
+    /// promise: blob digest (when known) and the diff_id. The size was checked before
+    /// reading, by `Source::layer_blob`.
     pub fn verify(&self, scan: &crate::layer::reader::LayerScan) -> crate::Result<()> {
         use crate::Error;
-        if let Some(size) = self.size
-            && size != scan.blob_size
-        {
-            return Err(Error::SizeMismatch {
-                blob: self.name(),
-                expected: size,
-                found: scan.blob_size,
-            });
-        }
         if let Some(d) = &self.digest
             && *d != scan.blob_digest
         {
