@@ -13,6 +13,7 @@
 //! The library never prints and never exits: it returns reports and typed errors.
 
 pub mod bench;
+pub mod cleanup;
 pub mod convert;
 pub mod digest;
 pub mod error;

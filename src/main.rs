@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use ocislim::bench::{self, BenchOptions};
+use ocislim::cleanup::STAGED;
 use ocislim::convert::{self, ConvertOptions};
 use ocislim::image::Format;
 use ocislim::image::platform::Platform;
@@ -13,6 +14,9 @@ use ocislim::progress::Progress;
 use ocislim::report::TableFormat;
 use ocislim::squash::{self, Keep, SquashOptions};
 use ocislim::{Error, inspect, report};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use signal_hook::low_level::{emulate_default_handler, signal_name};
 use std::io::Write;
 
 const EXIT_CODES: &str = "Exit status: 0 done, 1 failed, 2 usage error.";
@@ -376,7 +380,7 @@ fn run(cli: Cli) -> Result<String, Error> {
                 platform,
             })?;
             // The built-in fixtures are written to a temporary folder to be read.
-            let fixtures = tempfile::tempdir()?;
+            let (fixtures, _staged) = STAGED.create(tempfile::tempdir)?;
             let images: Vec<(String, SourceSpec)> = if images.is_empty() {
                 bench::FIXTURES
                     .iter()
@@ -448,8 +452,32 @@ fn run(cli: Cli) -> Result<String, Error> {
     }
 }
 
+/// On SIGINT, SIGTERM or SIGHUP, removes what is staged and dies of that signal, as if it
+/// had not been caught (the shell sees 130, 143 or 129).
+fn remove_staged_on_signal() -> std::io::Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let held = STAGED.abandon();
+            let name = signal_name(sig).unwrap_or("a signal");
+            if held.removed > 0 {
+                eprintln!("error: interrupted by {name}; the partial output was removed");
+            } else {
+                eprintln!("error: interrupted by {name}");
+            }
+            let _ = emulate_default_handler(sig);
+            std::process::exit(128 + sig);
+        }
+    });
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
+    if let Err(e) = remove_staged_on_signal() {
+        eprintln!("error: cannot handle signals: {e}");
+        std::process::exit(1);
+    }
     // `-q` silences convert's and squash's reports; inspect's report is its product.
     let quiet = cli.quiet
         && !matches!(
@@ -476,6 +504,9 @@ fn main() {
         }
         Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(err) => {
+            // An interruption removing the staged output makes the pipeline fail: that
+            // error is not the story, so wait for the signal thread to end the process.
+            STAGED.settle();
             eprintln!("error: {err:#}");
             std::process::exit(err.exit_code());
         }

@@ -4,12 +4,14 @@
 //!
 //! Blobs are written into a staging folder beside the destination while layers stream;
 //! the config, manifest and index are written last, and only a complete result is
-//! renamed into place. A failure drops the staging folder, leaving nothing behind.
+//! renamed into place. A failure drops the staging folder, leaving nothing behind; so
+//! does an interruption, through [`crate::cleanup`].
 //! Every JSON document is written with sorted keys and every archive header is fixed
 //! (mtime 0, uid 0, mode 0644/0755), so the same image gives the same bytes.
 
 use super::Format;
 use super::media;
+use crate::cleanup::{STAGED, Staged};
 use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
 use serde_json::{Map, Value, json};
@@ -130,7 +132,9 @@ pub struct OutImage {
 
 /// A staging folder of blobs, finished into a sink.
 pub struct Staging {
+    // Declared before `staged`: the folder is removed before it leaves the list.
     dir: tempfile::TempDir,
+    staged: Staged,
     dest: Dest,
     format: Format,
 }
@@ -166,16 +170,21 @@ const STAGING_PREFIX: &str = ".ocislim-";
 impl Staging {
     /// Creates the staging folder next to the destination (or in `$TMPDIR` for stdout).
     pub fn new(dest: Dest, format: Format) -> Result<Staging> {
-        let dir = match &dest {
-            Dest::Stdout => tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir()?,
+        let (dir, staged) = STAGED.create(|| match &dest {
+            Dest::Stdout => tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir(),
             // The staged folder becomes the OCI layout: give it the umask's mode, not 0700.
             Dest::Path(p) => tempfile::Builder::new()
                 .prefix(STAGING_PREFIX)
                 .permissions(Permissions::from_mode(0o777))
-                .tempdir_in(staging_parent(p))?,
-        };
+                .tempdir_in(staging_parent(p)),
+        })?;
         fs_err::create_dir_all(dir.path().join(media::BLOBS_DIR))?;
-        Ok(Staging { dir, dest, format })
+        Ok(Staging {
+            dir,
+            staged,
+            dest,
+            format,
+        })
     }
 
     /// The staging folder, for spool files that must vanish with it.
@@ -282,12 +291,14 @@ impl Staging {
             top_files.extend([media::DOCKER_MANIFEST_FILE, media::DOCKER_REPOSITORIES_FILE]);
         }
         match (&self.dest, self.format) {
-            (Dest::Path(p), Format::Oci) => replace_dir(self.dir, p),
+            (Dest::Path(p), Format::Oci) => self.staged.commit(|| replace_dir(self.dir, p)),
             (Dest::Path(p), _) => {
-                let tmp = tempfile::Builder::new()
-                    .prefix(STAGING_PREFIX)
-                    .permissions(Permissions::from_mode(0o666))
-                    .tempfile_in(staging_parent(p))?;
+                let (tmp, staged) = STAGED.create(|| {
+                    tempfile::Builder::new()
+                        .prefix(STAGING_PREFIX)
+                        .permissions(Permissions::from_mode(0o666))
+                        .tempfile_in(staging_parent(p))
+                })?;
                 let mut w = BufWriter::with_capacity(1 << 20, tmp);
                 write_archive(root, &top_files, &mut w)?;
                 let tmp = w.into_inner().map_err(|e| e.into_error())?;
@@ -298,7 +309,7 @@ impl Staging {
                         p.display()
                     )));
                 }
-                tmp.persist(p).map_err(|e| e.error)?;
+                staged.commit(|| tmp.persist(p)).map_err(|e| e.error)?;
                 Ok(())
             }
             (Dest::Stdout, _) => {

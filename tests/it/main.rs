@@ -7,6 +7,7 @@ mod debian;
 mod docker;
 mod fixtures;
 mod inspect;
+mod interrupt;
 mod policy;
 mod property;
 mod roundtrip;
