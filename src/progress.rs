@@ -9,8 +9,9 @@ use std::io::Read;
 
 /// Redraws per second at most, so bars do not flicker.
 const REFRESH_HZ: u8 = 8;
+/// Fits the terminal: the bar takes what the numbers leave (at least 10 columns of 80).
 const TEMPLATE: &str =
-    "{prefix:>22} [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} eta {eta}";
+    "{prefix:>12} [{wide_bar}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>11} eta {eta:<3}";
 
 /// A set of progress bars, shown or hidden.
 #[derive(Clone, Debug)]

@@ -13,4 +13,5 @@ mod property;
 mod roundtrip;
 mod select;
 mod squash;
+mod terminal;
 mod tools;

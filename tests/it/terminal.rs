@@ -1,0 +1,112 @@
+//! What a terminal sees: progress bars on stderr (bytes, rate, ETA, one line each that
+//! fits 80 columns) only when stderr is a terminal and `-q` is not given. The terminal is
+//! a real pseudo-terminal, made by util-linux `script`.
+
+use crate::builder::Spec;
+use crate::tools::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Runs ocislim with `args` on an 80x24 pseudo-terminal; returns what it printed there.
+fn on_terminal(args: &str) -> String {
+    let out = run(Command::new("script")
+        .arg("-qec")
+        .arg(format!("stty cols 80 rows 24; exec {OCISLIM} {args}"))
+        .arg("/dev/null"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The frames drawn: text between carriage returns and line feeds, escapes removed.
+fn frames(log: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters, then one final byte in @..~
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .split(['\r', '\n'])
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.to_string())
+        .collect()
+}
+
+/// The bars in a frame, each from its name to the end of its ETA. indicatif pads a bar
+/// to the terminal's width and lets the terminal wrap to the next row.
+fn bars(frame: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = frame;
+    while let Some(i) = rest.find(" eta ") {
+        let eta = i + " eta ".len();
+        let end = eta + rest[eta..].find(' ').unwrap_or(rest.len() - eta);
+        out.push(rest[..end].trim_start());
+        rest = &rest[end..];
+    }
+    out
+}
+
+fn image(dir: &Path) -> String {
+    Spec::parse("tag bars:1\nlayer\nfile a size=8000000 mode=0644\nlayer\nfile b size=8000000:2\n")
+        .write_layout(dir, false);
+    format!("oci:{}:1", dir.display())
+}
+
+#[test]
+fn a_terminal_shows_one_bar_per_layer_and_stage_unless_quiet() {
+    let work = scratch();
+    let src = image(&work.path().join("src"));
+    let out = work.path().join("out");
+    // Level 9 makes the write last long enough to be drawn at 8 frames a second.
+    let log = on_terminal(&format!(
+        "squash {src} --policy none --level 9 -o {}",
+        out.display()
+    ));
+    let frames = frames(&log);
+    let drawn: Vec<&str> = frames.iter().flat_map(|f| bars(f)).collect();
+    for name in ["read layer 1 [", "read layer 2 [", "write gzip ["] {
+        // Bytes done of total, and a rate: some frame of each bar shows them moving.
+        let moving = drawn
+            .iter()
+            .any(|b| b.starts_with(name) && b.contains(" MiB/") && b.contains("MiB/s eta "));
+        assert!(moving, "no moving {name:?} bar in {log:?}");
+    }
+    for bar in &drawn {
+        assert!(
+            bar.chars().count() <= 80,
+            "wider than the terminal: {bar:?}"
+        );
+    }
+    // The report follows the bars, which cleared themselves.
+    assert!(log.contains("squashed"), "{log:?}");
+
+    let quiet = on_terminal(&format!(
+        "-q squash {src} --policy none -o {}",
+        out.display()
+    ));
+    assert_eq!(quiet, "", "-q printed on the terminal");
+}
+
+#[test]
+fn no_bars_when_stderr_is_not_a_terminal() {
+    let work = scratch();
+    let src = image(&work.path().join("src"));
+    let out = Command::new(OCISLIM)
+        .args(["squash", &src, "--policy", "none", "-o"])
+        .arg(work.path().join("out"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert!(!out.stdout.is_empty(), "the report is missing");
+}
