@@ -135,6 +135,10 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The image stream to stdout was cut short (the reader went away): what the reader
+    /// got is not an image.
+    #[error("writing the image to stdout: {0}")]
+    Stdout(std::io::Error),
     /// A CI gate (`inspect --fail-under`, `--fail-over`) that the image does not pass.
     #[error("gate failed: {0}")]
     Gate(String),

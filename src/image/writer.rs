@@ -314,9 +314,12 @@ impl Staging {
             }
             (Dest::Stdout, _) => {
                 let mut w = BufWriter::with_capacity(1 << 20, io::stdout().lock());
-                write_archive(root, &top_files, &mut w)?;
-                w.flush()?;
-                Ok(())
+                // A closed pipe is an error here, not the quiet end of a `| head`.
+                write_archive(root, &top_files, &mut w).map_err(|e| match e {
+                    Error::Io(e) => Error::Stdout(e),
+                    e => e,
+                })?;
+                w.flush().map_err(Error::Stdout)
             }
         }
     }

@@ -1,6 +1,7 @@
 //! An interrupted run (Ctrl-C, `timeout`, a CI job cancelled) leaves nothing behind: the
 //! process removes its staging folder and dies of the signal, and an earlier result at
-//! the destination is untouched.
+//! the destination is untouched. A reader of stdout that goes away early makes the run
+//! fail, as `docker save` fails: what it read is not an image.
 
 use crate::builder::Spec;
 use crate::tools::*;
@@ -140,4 +141,40 @@ fn an_interrupted_write_to_stdout_leaves_nothing_in_tmpdir() {
         "something was left behind"
     );
     assert_died_of(ended, "TERM", 15);
+}
+
+#[test]
+fn a_reader_that_stops_early_makes_the_run_fail() {
+    let work = scratch();
+    let src = work.path().join("src");
+    Spec::parse("tag cut:1\nlayer\nfile big size=400000 mode=0644\n").write_layout(&src, false);
+    let tmp = work.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut child = Command::new(OCISLIM)
+        .args(["-q", "squash"])
+        .arg(format!("oci:{}:1", src.display()))
+        .args(["--policy", "none", "--compression", "none", "-o", "-"])
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `| head -c 512`: read the first block, then close the pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 512];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "error: writing the image to stdout: Broken pipe (os error 32)"
+    );
+    assert_eq!(
+        entries(&tmp),
+        Vec::<std::path::PathBuf>::new(),
+        "something was left behind"
+    );
 }
