@@ -61,9 +61,40 @@ impl Dest {
                         parent.display()
                     )));
                 }
-                Ok(())
+                replaceable(p, format)
             }
         }
+    }
+}
+
+/// What may be replaced by an output of `format`: nothing, a symlink (the link is
+/// replaced, not what it points to), a file for an archive, an empty folder or an OCI
+/// layout for a layout. Any other folder is the user's, and replacing a layout removes
+/// the old one whole.
+fn replaceable(p: &Path, format: Format) -> Result<()> {
+    let Ok(meta) = fs_err::symlink_metadata(p) else {
+        return Ok(());
+    };
+    let refuse = |what: &str| {
+        Err(Error::Usage(format!(
+            "{} {what}; refusing to replace it (remove it or choose another -o)",
+            p.display()
+        )))
+    };
+    match (meta.is_dir(), format) {
+        (false, Format::Oci) if !meta.file_type().is_symlink() => {
+            refuse("is a file, not an OCI layout")
+        }
+        (true, Format::Oci) => {
+            let layout = p.join(media::OCI_LAYOUT_FILE).is_file();
+            if layout || fs_err::read_dir(p)?.next().is_none() {
+                Ok(())
+            } else {
+                refuse("is a folder but not an OCI layout")
+            }
+        }
+        (true, _) => refuse("is a folder, and the output is an archive"),
+        _ => Ok(()),
     }
 }
 
@@ -303,12 +334,7 @@ impl Staging {
                 write_archive(root, &top_files, &mut w)?;
                 let tmp = w.into_inner().map_err(|e| e.into_error())?;
                 tmp.as_file().sync_all()?;
-                if p.is_dir() {
-                    return Err(Error::Usage(format!(
-                        "{} is a directory; an archive cannot replace it",
-                        p.display()
-                    )));
-                }
+                replaceable(p, self.format)?;
                 staged.commit(|| tmp.persist(p)).map_err(|e| e.error)?;
                 Ok(())
             }
@@ -347,6 +373,8 @@ fn write_json(path: &Path, v: &Value) -> Result<()> {
 fn replace_dir(staged: tempfile::TempDir, dest: &Path) -> Result<()> {
     let staged = staged.keep();
     let result = (|| -> Result<()> {
+        // Checked before the image was read; checked again, as the folder may have changed.
+        replaceable(dest, Format::Oci)?;
         if fs_err::symlink_metadata(dest).is_ok() {
             let old = tempfile::Builder::new()
                 .prefix(STAGING_PREFIX)

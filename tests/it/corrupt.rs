@@ -1,5 +1,6 @@
 //! Bad input: each gives a one-line error naming what is wrong, exit status 1, and
-//! leaves nothing new in the output folder (an existing destination is untouched).
+//! leaves nothing new in the output folder (an existing destination is untouched). And
+//! a destination that is not an earlier image, refused before anything is read.
 
 use crate::builder::Spec;
 use crate::fixtures;
@@ -297,4 +298,63 @@ fn sparse_file_in_a_layer_is_refused_by_squash_not_corrupted() {
         "{err}"
     );
     assert!(entries(out.path()).is_empty(), "something was left behind");
+}
+
+/// `-o` replaces an earlier image (an OCI layout, an empty folder, an archive file) but
+/// never a folder of the user's, nor a file with a layout: refused before the image is
+/// read, exit 2, everything as it was.
+#[test]
+fn output_replaces_an_earlier_image_but_never_a_users_folder() {
+    let work = scratch();
+    let src = fixtures::fixtures_dir().join("small.tar");
+    let notes = work.path().join("notes");
+    std::fs::create_dir(&notes).unwrap();
+    std::fs::write(notes.join("keep.txt"), PRECIOUS).unwrap();
+    let file = work.path().join("file");
+    std::fs::write(&file, PRECIOUS).unwrap();
+    let before = entries(work.path());
+    for (dest, format, needle) in [
+        (&notes, "oci", "is a folder but not an OCI layout"),
+        (&file, "oci", "is a file, not an OCI layout"),
+        (
+            &notes,
+            "docker-archive",
+            "is a folder, and the output is an archive",
+        ),
+    ] {
+        let (code, stderr) = run_fail(
+            ocislim()
+                .args(["squash"])
+                .arg(&src)
+                .args(["--format", format, "-o"])
+                .arg(dest),
+        );
+        assert_eq!(code, 2, "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(needle) && stderr.contains("refusing to replace it"),
+            "{stderr}"
+        );
+        assert_eq!(entries(work.path()), before, "something changed");
+        assert_eq!(std::fs::read(notes.join("keep.txt")).unwrap(), PRECIOUS);
+        assert_eq!(std::fs::read(&file).unwrap(), PRECIOUS);
+    }
+    // An empty folder takes a layout; a second run replaces that layout whole.
+    let layout = work.path().join("layout");
+    std::fs::create_dir(&layout).unwrap();
+    for _ in 0..2 {
+        run(ocislim()
+            .args(["squash"])
+            .arg(&src)
+            .args(["--format", "oci", "-o"])
+            .arg(&layout));
+        assert!(layout.join("oci-layout").is_file());
+    }
+    // An archive file is overwritten, as `docker save -o` does.
+    run(ocislim()
+        .args(["squash"])
+        .arg(&src)
+        .args(["--format", "docker-archive", "-o"])
+        .arg(&file));
+    assert_ne!(std::fs::read(&file).unwrap(), PRECIOUS);
 }
