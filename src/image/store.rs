@@ -230,6 +230,11 @@ pub fn open_path(path: &Path) -> Result<Store> {
 
 /// Spools standard input to an anonymous temporary file and indexes it.
 pub fn open_stdin() -> Result<Store> {
+    if io::IsTerminal::is_terminal(&io::stdin()) {
+        return Err(Error::Usage(
+            "refusing to read an image from a terminal; pipe one in (docker save IMAGE | ocislim ... -)".into(),
+        ));
+    }
     let mut file = tempfile::tempfile()?;
     let n = io::copy(&mut io::stdin().lock(), &mut file)?;
     if n == 0 {

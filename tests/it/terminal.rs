@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 fn on_terminal(args: &str) -> String {
     let out = run(Command::new("script")
         .arg("-qec")
-        .arg(format!("stty cols 80 rows 24; exec {OCISLIM} {args}"))
+        .arg(format!("stty cols 80 rows 24; {OCISLIM} {args}"))
         .arg("/dev/null"));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -109,4 +109,21 @@ fn no_bars_when_stderr_is_not_a_terminal() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
     assert!(!out.stdout.is_empty(), "the report is missing");
+}
+
+/// `-` on a terminal would wait for an image nobody is typing: refused, as `docker load`
+/// refuses it.
+#[test]
+fn stdin_on_a_terminal_is_refused() {
+    let work = scratch();
+    let log = on_terminal(&format!(
+        "squash - -o {}; echo exit=$?",
+        work.path().join("out").display()
+    ));
+    assert!(
+        log.contains("error: refusing to read an image from a terminal"),
+        "{log:?}"
+    );
+    assert!(log.contains("exit=2"), "{log:?}");
+    assert_eq!(entries(work.path()), Vec::<std::path::PathBuf>::new());
 }
