@@ -66,10 +66,15 @@ pub struct ConvertReport {
     pub warnings: Vec<String>,
 }
 
-/// The output format when none is asked for.
+/// The output format when none is asked for: the input's, except a docker archive on
+/// stdout and an OCI archive for a `.tar` path from a layout folder.
 pub fn default_format(input: Format, dest: &Dest) -> Format {
     match dest {
         Dest::Stdout => Format::DockerArchive,
+        // `-o app.tar` from a layout folder means an archive, as for `docker save -o`.
+        Dest::Path(p) if input == Format::Oci && p.extension().is_some_and(|e| e == "tar") => {
+            Format::OciArchive
+        }
         Dest::Path(_) => input,
     }
 }

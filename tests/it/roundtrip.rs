@@ -173,3 +173,28 @@ fn outputs_follow_the_umask() {
         }
     }
 }
+
+/// `-o NAME.tar` from a layout folder writes an archive (an OCI archive, which skopeo
+/// reads as one), not a folder named `NAME.tar`; any other name keeps the layout.
+#[test]
+fn a_tar_destination_from_a_layout_is_an_archive() {
+    let work = scratch();
+    let layout = work.path().join("layout");
+    run(ocislim()
+        .args(["convert"])
+        .arg(fixtures::fixtures_dir().join("small.tar"))
+        .args(["--format", "oci", "-o"])
+        .arg(&layout));
+    let archive = work.path().join("slim.tar");
+    let folder = work.path().join("slim");
+    for dest in [&archive, &folder] {
+        run(ocislim()
+            .arg("squash")
+            .arg(format!("oci:{}", layout.display()))
+            .arg("-o")
+            .arg(dest));
+    }
+    assert!(archive.is_file(), "{} is not a file", archive.display());
+    skopeo_config(&format!("oci-archive:{}", archive.display()));
+    assert!(folder.join("oci-layout").is_file());
+}
