@@ -110,12 +110,11 @@ fn remove(p: &Path) -> io::Result<()> {
     // Worker threads may still be creating files in the folder: try again.
     let mut last = Ok(());
     for _ in 0..20 {
-        last = std::fs::remove_dir_all(p);
-        match &last {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(_) => std::thread::yield_now(),
-            Ok(()) => return Ok(()),
+        match std::fs::remove_dir_all(p) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => last = Err(e),
+            _ => return Ok(()),
         }
+        std::thread::yield_now();
     }
     last
 }
