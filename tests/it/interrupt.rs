@@ -77,6 +77,8 @@ fn an_interrupted_squash_leaves_nothing_and_keeps_the_earlier_result() {
         let dest = out.join(name);
         if format == "oci" {
             std::fs::create_dir(&dest).unwrap();
+            // An earlier layout (-o replaces nothing else): its files must survive.
+            std::fs::write(dest.join("oci-layout"), b"{}").unwrap();
             std::fs::write(dest.join("index.json"), PRECIOUS).unwrap();
         } else {
             std::fs::write(&dest, PRECIOUS).unwrap();
