@@ -152,7 +152,7 @@ pub(crate) fn media_family(
 /// Runs `convert`.
 pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
     if let Some(f) = opts.output.format {
-        opts.output.dest.check(f)?;
+        opts.output.check(f)?;
     }
     let source = reader::open(&opts.source, &opts.open)?;
     let image = &source.image;
@@ -160,7 +160,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
         .output
         .format
         .unwrap_or_else(|| default_format(image.format, &opts.output.dest));
-    opts.output.dest.check(format)?;
+    opts.output.check(format)?;
     let staging = Staging::new(opts.output.dest.clone(), format)?;
     // Layers run side by side; their encoders share the rest of --jobs, so at most about
     // --jobs threads compress at once, however many layers there are. The bytes do not

@@ -27,9 +27,9 @@ const EXIT_CODES: &str = "Exit status: 0 done, 1 failed, 2 usage error.";
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Worker threads (default: all cores).
-    #[arg(short, long, global = true)]
-    jobs: Option<usize>,
+    /// Worker threads, at least 1 (default: all cores).
+    #[arg(short, long, global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    jobs: Option<u64>,
     /// Print nothing but errors (and the report of `inspect`, which is its output).
     #[arg(short, long, global = true)]
     quiet: bool,
@@ -55,7 +55,7 @@ struct OutputArgs {
     /// the input's top layer, gzip when that is uncompressed).
     #[arg(long)]
     compression: Option<Compression>,
-    /// Compression level (gzip 0-9, zstd 1-19).
+    /// Compression level (gzip 0-9, zstd 1-22).
     #[arg(long)]
     level: Option<i32>,
     /// Name the output image NAME[:TAG] (repeatable; default: the input's names).
@@ -275,10 +275,10 @@ fn run(cli: Cli) -> Result<String, Error> {
     } else {
         Progress::hidden()
     };
-    let jobs = cli
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let jobs = cli.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |j| j as usize,
+    );
     // Bulk work the library hands to rayon (policy matching) runs on --jobs threads too.
     // Failing to size the pool only costs speed.
     let _ = rayon::ThreadPoolBuilder::new()

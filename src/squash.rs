@@ -299,7 +299,7 @@ pub(crate) fn write_layer(
 /// Runs `squash`.
 pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     if let Some(f) = opts.output.format.filter(|_| !opts.dry_run) {
-        opts.output.dest.check(f)?;
+        opts.output.check(f)?;
     }
     let source = reader::open(&opts.source, &opts.open)?;
     let image = &source.image;
@@ -339,7 +339,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         None => default_format(image.format, &opts.output.dest),
     };
     if !opts.dry_run {
-        opts.output.dest.check(format)?;
+        opts.output.check(format)?;
     }
     let staging = if opts.dry_run {
         None

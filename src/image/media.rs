@@ -65,9 +65,126 @@ pub fn tag_of(r: &str) -> &str {
     name_part.rsplit_once(':').map_or("latest", |(_, t)| t)
 }
 
+/// Why `r` is not an image name Docker would accept as `NAME[:TAG]`, following the
+/// grammar of distribution's `reference` package: an optional registry host (it has a
+/// `.` or a `:port`, or is `localhost`), then lowercase path components of `[a-z0-9]`
+/// joined by `.`, `_`, `__` or dashes, then an optional tag of up to 128 word
+/// characters, dots and dashes that does not start with either.
+pub fn reference_problem(r: &str) -> Option<&'static str> {
+    let (name, tag) = match r.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => (n, Some(t)),
+        _ => (r, None),
+    };
+    if let Some(t) = tag {
+        let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let ok = t.len() <= 128
+            && t.starts_with(word)
+            && t.chars().all(|c| word(c) || c == '.' || c == '-');
+        if !ok {
+            return Some(
+                "a tag is 1-128 letters, digits, '_', '.' and '-', not starting with '.' or '-'",
+            );
+        }
+    }
+    if name.is_empty() || name.len() > 255 {
+        return Some("a name is 1-255 characters");
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    let first = parts[0];
+    if parts.len() > 1 && (first.contains(['.', ':']) || first == "localhost") {
+        let (host, port) = first.split_once(':').unwrap_or((first, ""));
+        let label = |l: &str| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        };
+        if !host.split('.').all(label) || (first.contains(':') && !is_digits(port)) {
+            return Some("a registry host is DNS labels with an optional :port");
+        }
+        parts.remove(0);
+    }
+    if !parts.iter().all(|p| path_component(p)) {
+        return Some(
+            "a name is lowercase letters and digits, joined by '.', '_', '__' or '-', in parts separated by '/'",
+        );
+    }
+    None
+}
+
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_digit())
+}
+
+/// `[a-z0-9]+` joined by `.`, `_`, `__` or one or more `-`.
+fn path_component(p: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let b = p.as_bytes();
+    if b.is_empty() || !alnum(b[0] as char) || !alnum(b[b.len() - 1] as char) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i] as char;
+        if alnum(c) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(b[i] as char) {
+            i += 1;
+        }
+        let sep = &p[start..i];
+        if !(sep == "." || sep == "_" || sep == "__" || sep.chars().all(|c| c == '-')) {
+            return false;
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_follow_dockers_grammar() {
+        for ok in [
+            "app",
+            "app:1",
+            "app:latest",
+            "my-org/my_app:v1.2-rc_3",
+            "a__b/c--d.e",
+            "localhost/app",
+            "localhost:5000/app:2",
+            "registry.example.com/team/app",
+            "Registry.Example.com:443/app:X",
+            "app:_private",
+        ] {
+            assert_eq!(reference_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "App",
+            "app:",
+            "app:-x",
+            "app:.x",
+            "a b",
+            "app:1:2",
+            "app/",
+            "/app",
+            "-app",
+            "app-",
+            "a___b",
+            "a..b",
+            "app@sha256:00",
+            "host:port/app",
+            "ex-.com/app",
+        ] {
+            assert!(reference_problem(bad).is_some(), "{bad:?} was accepted");
+        }
+        assert!(reference_problem(&format!("app:{}", "t".repeat(129))).is_some());
+        assert!(reference_problem(&"a".repeat(256)).is_some());
+    }
 
     #[test]
     fn normalize_ref_table() {

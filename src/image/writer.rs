@@ -121,6 +121,21 @@ pub struct OutputOptions {
 }
 
 impl OutputOptions {
+    /// Checks, before any image byte is read, the destination for `format`, the names
+    /// and, when the codec is given, the level.
+    pub fn check(&self, format: Format) -> Result<()> {
+        self.dest.check(format)?;
+        for t in &self.tags {
+            if let Some(problem) = media::reference_problem(t) {
+                return Err(Error::Usage(format!("--tag {t:?}: {problem}")));
+            }
+        }
+        match (self.compression, self.level) {
+            (Some(c), Some(level)) => c.check_level(level),
+            _ => Ok(()),
+        }
+    }
+
     /// The output's names: `--tag`s when given, else the input's.
     pub fn tags_or(&self, input: &[String]) -> Vec<String> {
         if self.tags.is_empty() {

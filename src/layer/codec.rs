@@ -46,6 +46,24 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// Checks a `--level` for this codec: gzip takes 0-9, zstd 1-22 (what `zstd --ultra`
+    /// takes); no compression ignores it. Out of range is an error, not a clamp.
+    pub fn check_level(self, level: i32) -> Result<()> {
+        let (low, high) = match self {
+            Compression::Gzip => (0, 9),
+            Compression::Zstd => (1, 22),
+            Compression::None => return Ok(()),
+        };
+        if (low..=high).contains(&level) {
+            Ok(())
+        } else {
+            Err(Error::Usage(format!(
+                "--level {level}: {} levels are {low}-{high}",
+                self.name()
+            )))
+        }
+    }
+
     /// Sniffs the codec from the first bytes of a blob.
     pub fn sniff(head: &[u8]) -> Compression {
         if head.starts_with(GZIP_MAGIC) {
@@ -169,11 +187,12 @@ pub enum Encoder<W: Write> {
 impl<W: Write> Encoder<W> {
     /// Starts an encoder writing into `inner`.
     pub fn new(inner: W, opts: EncodeOptions) -> Result<Encoder<W>> {
+        if let Some(level) = opts.level {
+            opts.compression.check_level(level)?;
+        }
         Ok(match opts.compression {
             Compression::Gzip => {
-                let level = opts
-                    .level
-                    .map_or(DEFAULT_GZIP_LEVEL, |l| l.clamp(0, 9) as u32);
+                let level = opts.level.map_or(DEFAULT_GZIP_LEVEL, |l| l as u32);
                 // mtime 0, no file name and fixed chunks: the bytes depend only on the
                 // input and the level.
                 Encoder::Gzip(super::pgzip::ParGzEncoder::new(

@@ -358,3 +358,59 @@ fn output_replaces_an_earlier_image_but_never_a_users_folder() {
         .arg(&file));
     assert_ne!(std::fs::read(&file).unwrap(), PRECIOUS);
 }
+
+/// Names Docker would not load and levels the codec does not have are refused before
+/// the image is read (a missing source is not even noticed): exit 2, one line naming the
+/// option, nothing written. A level checked against the input's codec is refused too.
+#[test]
+fn bad_tags_and_levels_are_refused_before_reading() {
+    let work = scratch();
+    let dest = work.path().join("out.tar");
+    let missing = work.path().join("missing.tar");
+    for (args, needle) in [
+        (
+            &["--tag", "Bad:Name"][..],
+            "--tag \"Bad:Name\": a name is lowercase",
+        ),
+        (&["--tag", "app:1:2"], "--tag \"app:1:2\""),
+        (&["--tag", "app:-x"], "--tag \"app:-x\": a tag is"),
+        (
+            &["--compression", "gzip", "--level", "12"],
+            "--level 12: gzip levels are 0-9",
+        ),
+        (
+            &["--compression", "zstd", "--level", "23"],
+            "--level 23: zstd levels are 1-22",
+        ),
+    ] {
+        let (code, stderr) = run_fail(
+            ocislim()
+                .arg("squash")
+                .arg(&missing)
+                .args(["--format", "docker-archive", "-o"])
+                .arg(&dest)
+                .args(args),
+        );
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{stderr:?} does not mention {needle:?}"
+        );
+    }
+    let (code, stderr) = run_fail(
+        ocislim()
+            .arg("squash")
+            .arg(fixtures::fixtures_dir().join("small.tar"))
+            .args(["--level", "10", "-o"])
+            .arg(&dest),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--level 10: gzip levels are 0-9"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_fail(ocislim().args(["-j", "0", "policy", "list"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(entries(work.path()), Vec::<std::path::PathBuf>::new());
+}
