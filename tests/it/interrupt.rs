@@ -113,16 +113,14 @@ fn an_interrupted_squash_leaves_nothing_and_keeps_the_earlier_result() {
     }
 }
 
-/// Writing to a pipe nobody reads blocks the run after its layers are staged in
-/// `$TMPDIR`; the interruption must still remove them.
-#[test]
-fn an_interrupted_write_to_stdout_leaves_nothing_in_tmpdir() {
-    let work = scratch();
-    let src = work.path().join("src");
+/// Starts a squash of a 400 kB image to a stdout pipe, with `$TMPDIR` in `work/tmp`;
+/// returns the child and that folder.
+fn squash_to_stdout(work: &Path) -> (Child, std::path::PathBuf) {
+    let src = work.join("src");
     Spec::parse("tag piped:1\nlayer\nfile big size=400000 mode=0644\n").write_layout(&src, false);
-    let tmp = work.path().join("tmp");
+    let tmp = work.join("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    let mut child = Command::new(OCISLIM)
+    let child = Command::new(OCISLIM)
         .args(["-q", "squash"])
         .arg(format!("oci:{}:1", src.display()))
         .args(["--policy", "none", "--compression", "none", "-o", "-"])
@@ -132,6 +130,15 @@ fn an_interrupted_write_to_stdout_leaves_nothing_in_tmpdir() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    (child, tmp)
+}
+
+/// Writing to a pipe nobody reads blocks the run after its layers are staged in
+/// `$TMPDIR`; the interruption must still remove them.
+#[test]
+fn an_interrupted_write_to_stdout_leaves_nothing_in_tmpdir() {
+    let work = scratch();
+    let (mut child, tmp) = squash_to_stdout(work.path());
     wait_for_staging(&mut child, &tmp);
     // The archive is bigger than the pipe holds: the run cannot finish on its own.
     let unread = child.stdout.take().unwrap();
@@ -148,20 +155,7 @@ fn an_interrupted_write_to_stdout_leaves_nothing_in_tmpdir() {
 #[test]
 fn a_reader_that_stops_early_makes_the_run_fail() {
     let work = scratch();
-    let src = work.path().join("src");
-    Spec::parse("tag cut:1\nlayer\nfile big size=400000 mode=0644\n").write_layout(&src, false);
-    let tmp = work.path().join("tmp");
-    std::fs::create_dir(&tmp).unwrap();
-    let mut child = Command::new(OCISLIM)
-        .args(["-q", "squash"])
-        .arg(format!("oci:{}:1", src.display()))
-        .args(["--policy", "none", "--compression", "none", "-o", "-"])
-        .env("TMPDIR", &tmp)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, tmp) = squash_to_stdout(work.path());
     // Like `| head -c 512`: read the first block, then close the pipe.
     let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 512];
