@@ -1,13 +1,12 @@
 //! Running per-layer work on `--jobs` threads.
 
 use crate::error::Result;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Runs `work` on every item on up to `jobs` threads, biggest `cost` first, and returns
 /// the results in the items' order. Biggest first matters: a layer's scan cannot be
 /// split, so a large layer started last would run alone while the other cores idle.
-/// The first error stops new items from starting and is returned.
+/// The first error stops new items from starting; the first in item order is returned.
 pub fn biggest_first<T: Sync, R: Send>(
     items: &[T],
     jobs: usize,
@@ -19,47 +18,42 @@ pub fn biggest_first<T: Sync, R: Send>(
     order.sort_by_key(|&i| std::cmp::Reverse(cost(&items[i])));
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<Result<R>>>> = Mutex::new(items.iter().map(|_| None).collect());
     let threads = jobs.clamp(1, items.len().max(1));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(std::io::Error::other)?;
-    pool.scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|_| {
-                while !failed.load(Ordering::Relaxed) {
-                    let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                        break;
-                    };
-                    let r = work(&items[i]);
-                    if r.is_err() {
-                        failed.store(true, Ordering::Relaxed);
+    // Each thread hands back what it ran, by item index.
+    let mut done: Vec<(usize, Result<R>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut ran = Vec::new();
+                    while !failed.load(Ordering::Relaxed) {
+                        let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            break;
+                        };
+                        let r = work(&items[i]);
+                        if r.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        ran.push((i, r));
                     }
-                    results.lock().expect("no worker panics holding it")[i] = Some(r);
-                }
-            });
-        }
+                    ran
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
     });
-    let results = results.into_inner().expect("no worker panics holding it");
-    if failed.into_inner() {
-        // The first error in item order; items never started after it are skipped.
-        let first = results.into_iter().flatten().find_map(Result::err);
-        return Err(first.expect("a failed item left its error"));
-    }
-    Ok(results
-        .into_iter()
-        .map(|r| match r {
-            Some(Ok(v)) => v,
-            _ => unreachable!("with no failure every item ran and succeeded"),
-        })
-        .collect())
+    // With no failure every item ran; with one, items never started after it are absent.
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::Error;
+    use std::sync::Mutex;
 
     #[test]
     fn results_come_back_in_item_order_for_any_job_count() {

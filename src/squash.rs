@@ -207,18 +207,18 @@ pub(crate) fn scan_layers(
             let (scan, raw, enc, entries) =
                 scan_full(reader, &l.name(), raw, spool, IndexMode::Entries)?;
             l.verify(&scan)?;
+            // No spool: the plain tar is read where it is (its digests were checked).
             let spool = match enc {
                 Some(enc) => Spool {
                     file: Arc::new(enc.finish()?.into_inner().map_err(|e| e.into_error())?),
                     base: 0,
                     entries,
                 },
-                None if scan.compression == Compression::None => Spool {
+                None => Spool {
                     file: blob.file,
                     base: blob.offset,
                     entries,
                 },
-                None => return Err(Error::corrupt(l.name(), "changed while it was read")),
             };
             let kept_blob = raw.map(|w| w.finish()).transpose()?;
             Ok(Scanned {
