@@ -441,9 +441,14 @@ fn run(cli: Cli) -> Result<String, Error> {
                 _ => None,
             };
             match gate {
-                // The report still goes out: the gate's reason is the error line.
+                // The report still goes out: the gate's reason is the error line. A
+                // reader that stopped early (`| head`) does not turn the verdict into 0.
                 Some(reason) => {
-                    std::io::stdout().write_all(text.as_bytes())?;
+                    if let Err(e) = std::io::stdout().write_all(text.as_bytes())
+                        && e.kind() != std::io::ErrorKind::BrokenPipe
+                    {
+                        return Err(e.into());
+                    }
                     Err(Error::Gate(reason))
                 }
                 None => Ok(text),

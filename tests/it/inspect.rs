@@ -81,6 +81,36 @@ fn fail_under_and_fail_over_gate_the_exit_status() {
         .args(["--fail-over", "6900", "--fail-under", "0.38"]));
 }
 
+/// `inspect --fail-over N | head -1` in CI: the reader is gone before the report is
+/// written, and the gate's verdict must still be the exit status.
+#[test]
+fn a_failed_gate_still_fails_when_stdout_is_closed_early() {
+    let w = scratch();
+    let dir = fixtures::layout("efficiency", w.path());
+    let with_stdout_closed = |max: &str| {
+        let mut child = ocislim()
+            .arg("inspect")
+            .arg(&dir)
+            .args(["--fail-over", max])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = with_stdout_closed("6899");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("6900 bytes wasted, over 6899"), "{err}");
+    // A passing gate with a closed stdout stays quiet and succeeds.
+    assert_eq!(with_stdout_closed("6900"), (Some(0), String::new()));
+}
+
 #[test]
 fn inspect_golden_listing_of_the_committed_fixture() {
     let out = run(ocislim().current_dir(env!("CARGO_MANIFEST_DIR")).args([
