@@ -213,14 +213,15 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
         layers.push(out);
     }
     let tags = opts.output.tags_or(&image.tags);
-    staging.finish(&OutImage {
+    warnings.extend(staging.finish(&OutImage {
         config: image.config.clone(),
         config_media_type: config_media,
         manifest_media_type: manifest_media,
         manifest_annotations: image.manifest_annotations.clone(),
         layers,
         tags,
-    })?;
+        ref_name: opts.output.ref_name.clone(),
+    })?);
     Ok(ConvertReport {
         input_format: image.format.name(),
         output_format: format.name(),

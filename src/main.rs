@@ -7,7 +7,7 @@ use ocislim::convert::{self, ConvertOptions};
 use ocislim::image::Format;
 use ocislim::image::platform::Platform;
 use ocislim::image::reader::{OpenOptions, SourceSpec};
-use ocislim::image::writer::{Dest, OutputOptions};
+use ocislim::image::writer::OutputOptions;
 use ocislim::layer::codec::Compression;
 use ocislim::policy::{self, PolicySet, PolicySetBuilder};
 use ocislim::progress::Progress;
@@ -64,14 +64,12 @@ struct OutputArgs {
 }
 
 impl OutputArgs {
-    fn options(self, output: &str) -> OutputOptions {
-        OutputOptions {
-            dest: Dest::parse(output),
-            format: self.format,
+    fn options(self, output: &str) -> Result<OutputOptions, Error> {
+        Ok(OutputOptions {
             compression: self.compression,
             level: self.level,
-            tags: self.tag,
-        }
+            ..OutputOptions::parse(output, self.format, self.tag)?
+        })
     }
 }
 
@@ -82,7 +80,8 @@ enum Command {
     Convert {
         #[command(flatten)]
         src: SourceArgs,
-        /// Destination path, or `-` for stdout.
+        /// Destination: a path, `-` for stdout, or oci:DIR[:REF], oci-archive:FILE[:REF],
+        /// docker-archive:FILE[:NAME:TAG]. An existing OCI layout gets the image added.
         #[arg(short, long)]
         output: String,
         #[command(flatten)]
@@ -97,7 +96,8 @@ enum Command {
     Squash {
         #[command(flatten)]
         src: SourceArgs,
-        /// Destination path, or `-` for stdout.
+        /// Destination: a path, `-` for stdout, or oci:DIR[:REF], oci-archive:FILE[:REF],
+        /// docker-archive:FILE[:NAME:TAG]. An existing OCI layout gets the image added.
         #[arg(short, long, required_unless_present = "dry_run")]
         output: Option<String>,
         #[command(flatten)]
@@ -294,7 +294,7 @@ fn run(cli: Cli) -> Result<String, Error> {
             let opts = ConvertOptions {
                 source: SourceSpec::parse(&src.source),
                 open: open_options(&src)?,
-                output: out.options(&output),
+                output: out.options(&output)?,
                 jobs,
                 progress,
             };
@@ -339,7 +339,7 @@ fn run(cli: Cli) -> Result<String, Error> {
                 source: SourceSpec::parse(&src.source),
                 open: open_options(&src)?,
                 // A dry run writes nothing; its destination is never checked.
-                output: out.options(output.as_deref().unwrap_or("-")),
+                output: out.options(output.as_deref().unwrap_or("-"))?,
                 keep,
                 timestamp,
                 policy,

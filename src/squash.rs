@@ -433,14 +433,15 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let config_digest = Digest::of(&config_bytes);
     let tags = opts.output.tags_or(&image.tags);
     if let Some(st) = staging {
-        st.finish(&OutImage {
+        warnings.extend(st.finish(&OutImage {
             config: config_bytes,
             config_media_type: config_media,
             manifest_media_type: manifest_media,
             manifest_annotations: image.manifest_annotations.clone(),
             layers,
             tags,
-        })?;
+            ref_name: opts.output.ref_name.clone(),
+        })?);
     }
     let mut report_layers = Vec::new();
     let mut before = Sizes::default();

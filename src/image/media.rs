@@ -112,6 +112,29 @@ pub fn reference_problem(r: &str) -> Option<&'static str> {
     None
 }
 
+/// Why `r` is not a ref name as image-spec's `annotations.md` describes
+/// `org.opencontainers.image.ref.name`: components of letters and digits joined by one of
+/// `-._:@+` or by `--`, separated by `/`.
+pub fn ref_name_problem(r: &str) -> Option<&'static str> {
+    let component = |c: &str| {
+        let b = c.as_bytes();
+        let sep = |x: u8| b"-._:@+".contains(&x);
+        !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter().all(|&x| x.is_ascii_alphanumeric() || sep(x))
+            && b.windows(2)
+                .all(|w| !(sep(w[0]) && sep(w[1])) || w == b"--")
+    };
+    if r.split('/').all(component) {
+        None
+    } else {
+        Some(
+            "a ref name is letters and digits joined by one of '-._:@+' or '--', in parts separated by '/'",
+        )
+    }
+}
+
 fn is_digits(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_digit())
 }

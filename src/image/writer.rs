@@ -67,10 +67,10 @@ impl Dest {
     }
 }
 
-/// What may be replaced by an output of `format`: nothing, a symlink (the link is
-/// replaced, not what it points to), a file for an archive, an empty folder or an OCI
-/// layout for a layout. Any other folder is the user's, and replacing a layout removes
-/// the old one whole.
+/// What an output of `format` may be written over: nothing, a symlink (the link is
+/// replaced, not what it points to), a file for an archive; for a layout, an empty
+/// folder or an OCI layout with a readable index (the image is added to it). Any other
+/// folder is the user's.
 fn replaceable(p: &Path, format: Format) -> Result<()> {
     let Ok(meta) = fs_err::symlink_metadata(p) else {
         return Ok(());
@@ -86,8 +86,10 @@ fn replaceable(p: &Path, format: Format) -> Result<()> {
             refuse("is a file, not an OCI layout")
         }
         (true, Format::Oci) => {
-            let layout = p.join(media::OCI_LAYOUT_FILE).is_file();
-            if layout || fs_err::read_dir(p)?.next().is_none() {
+            if is_layout(p) {
+                // The image is added to it: its index must be one to add to.
+                super::layout::read_index(p).map(drop)
+            } else if fs_err::read_dir(p)?.next().is_none() {
                 Ok(())
             } else {
                 refuse("is a folder but not an OCI layout")
@@ -116,11 +118,51 @@ pub struct OutputOptions {
     pub compression: Option<crate::layer::codec::Compression>,
     /// Codec level; `None` for the codec's default.
     pub level: Option<i32>,
-    /// Names for the output; empty keeps the input's.
+    /// Names for the output; empty keeps the input's (unless `ref_name` is given).
     pub tags: Vec<String>,
+    /// A layout entry's `org.opencontainers.image.ref.name`, written as given (`-o
+    /// oci:DIR:REF`, `-o oci-archive:FILE:REF`).
+    pub ref_name: Option<String>,
 }
 
 impl OutputOptions {
+    /// Reads `-o`: a path, `-`, or what skopeo takes as a destination:
+    /// `oci:DIR[:REF]`, `oci-archive:FILE[:REF]` (REF becomes the entry's ref name) or
+    /// `docker-archive:FILE[:NAME[:TAG]]` (a name, as `--tag`). The transport sets the
+    /// format; a different `--format` is an error.
+    pub fn parse(
+        output: &str,
+        format: Option<Format>,
+        mut tags: Vec<String>,
+    ) -> Result<OutputOptions> {
+        let spec = super::reader::SourceSpec::parse(output);
+        let format = match (format, spec.transport) {
+            (Some(f), Some(t)) if f != t => {
+                return Err(Error::Usage(format!(
+                    "-o {output} writes {} but --format is {}",
+                    t.name(),
+                    f.name()
+                )));
+            }
+            (f, t) => f.or(t),
+        };
+        let ref_name = match (spec.transport, spec.reference) {
+            (Some(Format::DockerArchive), Some(name)) => {
+                tags.insert(0, name);
+                None
+            }
+            (_, r) => r,
+        };
+        Ok(OutputOptions {
+            dest: spec.path.map_or(Dest::Stdout, Dest::Path),
+            format,
+            compression: None,
+            level: None,
+            tags,
+            ref_name,
+        })
+    }
+
     /// Checks, before any image byte is read, the destination for `format`, the names
     /// and, when the codec is given, the level.
     pub fn check(&self, format: Format) -> Result<()> {
@@ -130,15 +172,26 @@ impl OutputOptions {
                 return Err(Error::Usage(format!("--tag {t:?}: {problem}")));
             }
         }
+        if let Some(r) = &self.ref_name {
+            if let Some(problem) = media::ref_name_problem(r) {
+                return Err(Error::Usage(format!("-o ...:{r}: {problem}")));
+            }
+            if format == Format::DockerArchive {
+                return Err(Error::Usage(format!(
+                    "-o ...:{r}: a docker archive names images with --tag, not a ref name"
+                )));
+            }
+        }
         match (self.compression, self.level) {
             (Some(c), Some(level)) => c.check_level(level),
             _ => Ok(()),
         }
     }
 
-    /// The output's names: `--tag`s when given, else the input's.
+    /// The output's names: `--tag`s when given, else the input's (none when the entry is
+    /// named by `ref_name`).
     pub fn tags_or(&self, input: &[String]) -> Vec<String> {
-        if self.tags.is_empty() {
+        if self.tags.is_empty() && self.ref_name.is_none() {
             input.to_vec()
         } else {
             self.tags.clone()
@@ -174,6 +227,8 @@ pub struct OutImage {
     pub layers: Vec<OutLayer>,
     /// Image names (`app:1`).
     pub tags: Vec<String>,
+    /// A layout entry named as given.
+    pub ref_name: Option<String>,
 }
 
 /// A staging folder of blobs, finished into a sink.
@@ -261,8 +316,9 @@ impl Staging {
         w.finish()
     }
 
-    /// Writes config, manifest and index, then moves the result into place.
-    pub fn finish(self, image: &OutImage) -> Result<()> {
+    /// Writes config, manifest and index, then moves the result into place. Returns
+    /// warnings about what was left as it was.
+    pub fn finish(self, image: &OutImage) -> Result<Vec<String>> {
         let (config_digest, config_size) = self.add_bytes(&image.config)?;
         let layers: Vec<Value> = image
             .layers
@@ -296,6 +352,11 @@ impl Staging {
             ann.insert(media::CONTAINERD_IMAGE_NAME.into(), json!(full_name(tag)));
             ann.insert(media::REF_NAME.into(), json!(media::tag_of(tag)));
             d["annotations"] = Value::Object(ann);
+            descriptors.push(d);
+        }
+        if let Some(r) = &image.ref_name {
+            let mut d = base.clone();
+            d["annotations"] = json!({media::REF_NAME: r});
             descriptors.push(d);
         }
         if descriptors.is_empty() {
@@ -337,7 +398,7 @@ impl Staging {
             top_files.extend([media::DOCKER_MANIFEST_FILE, media::DOCKER_REPOSITORIES_FILE]);
         }
         match (&self.dest, self.format) {
-            (Dest::Path(p), Format::Oci) => self.staged.commit(|| replace_dir(self.dir, p)),
+            (Dest::Path(p), Format::Oci) => self.staged.commit(|| put_layout(self.dir, p)),
             (Dest::Path(p), _) => {
                 let (tmp, staged) = STAGED.create(|| {
                     tempfile::Builder::new()
@@ -351,7 +412,7 @@ impl Staging {
                 tmp.as_file().sync_all()?;
                 replaceable(p, self.format)?;
                 staged.commit(|| tmp.persist(p)).map_err(|e| e.error)?;
-                Ok(())
+                Ok(Vec::new())
             }
             (Dest::Stdout, _) => {
                 let mut w = BufWriter::with_capacity(1 << 20, io::stdout().lock());
@@ -360,7 +421,8 @@ impl Staging {
                     Error::Io(e) => Error::Stdout(e),
                     e => e,
                 })?;
-                w.flush().map_err(Error::Stdout)
+                w.flush().map_err(Error::Stdout)?;
+                Ok(Vec::new())
             }
         }
     }
@@ -384,30 +446,43 @@ fn write_json(path: &Path, v: &Value) -> Result<()> {
     Ok(())
 }
 
-/// Replaces `dest` (absent, or an earlier result) with the staged layout.
-fn replace_dir(staged: tempfile::TempDir, dest: &Path) -> Result<()> {
+/// Puts the staged layout at `dest`: renamed into place when `dest` is absent, an empty
+/// folder or a symlink (the link is replaced); added to it when it is an OCI layout.
+fn put_layout(staged: tempfile::TempDir, dest: &Path) -> Result<Vec<String>> {
     let staged = staged.keep();
-    let result = (|| -> Result<()> {
+    let result = (|| -> Result<Vec<String>> {
         // Checked before the image was read; checked again, as the folder may have changed.
         replaceable(dest, Format::Oci)?;
-        if fs_err::symlink_metadata(dest).is_ok() {
+        let meta = fs_err::symlink_metadata(dest).ok();
+        if meta.as_ref().is_some_and(|m| m.is_dir()) && is_layout(dest) {
+            let mut warnings = super::layout::add(&staged, dest)?;
+            if let Err(e) = fs_err::remove_dir_all(&staged) {
+                warnings.push(format!("the staging folder was left: {e}"));
+            }
+            Ok(warnings)
+        } else if meta.is_some() {
             let old = tempfile::Builder::new()
                 .prefix(STAGING_PREFIX)
                 .tempdir_in(staging_parent(dest))?;
             let old_path = old.path().join("old");
             fs_err::rename(dest, &old_path)?;
             fs_err::rename(&staged, dest)?;
-            drop(old); // removes the previous result
+            drop(old); // removes the empty folder or the link
+            Ok(Vec::new())
         } else {
             fs_err::rename(&staged, dest)?;
+            Ok(Vec::new())
         }
-        Ok(())
     })();
     if result.is_err() {
         // Leave nothing behind: the staged layout is ours to remove.
         let _ = std::fs::remove_dir_all(&staged);
     }
     result
+}
+
+fn is_layout(dir: &Path) -> bool {
+    dir.join(media::OCI_LAYOUT_FILE).is_file()
 }
 
 fn tar_header(kind: tar::EntryType, size: u64) -> tar::Header {

@@ -339,7 +339,7 @@ fn output_replaces_an_earlier_image_but_never_a_users_folder() {
         assert_eq!(std::fs::read(notes.join("keep.txt")).unwrap(), PRECIOUS);
         assert_eq!(std::fs::read(&file).unwrap(), PRECIOUS);
     }
-    // An empty folder takes a layout; a second run replaces that layout whole.
+    // An empty folder takes a layout; a second run adds to it (`layout.rs` tests how).
     let layout = work.path().join("layout");
     std::fs::create_dir(&layout).unwrap();
     for _ in 0..2 {

@@ -75,14 +75,20 @@ fn an_interrupted_squash_leaves_nothing_and_keeps_the_earlier_result() {
         let out = work.path().join(format!("out-{format}"));
         std::fs::create_dir(&out).unwrap();
         let dest = out.join(name);
-        if format == "oci" {
+        // An earlier layout (the image would be added to it) or archive: its bytes must
+        // survive.
+        let earlier = if format == "oci" {
             std::fs::create_dir(&dest).unwrap();
-            // An earlier layout (-o replaces nothing else): its files must survive.
             std::fs::write(dest.join("oci-layout"), b"{}").unwrap();
-            std::fs::write(dest.join("index.json"), PRECIOUS).unwrap();
+            let index = serde_json::json!({"schemaVersion": 2, "manifests": [],
+                "annotations": {"note": String::from_utf8_lossy(PRECIOUS)}});
+            let bytes = serde_json::to_vec(&index).unwrap();
+            std::fs::write(dest.join("index.json"), &bytes).unwrap();
+            bytes
         } else {
             std::fs::write(&dest, PRECIOUS).unwrap();
-        }
+            PRECIOUS.to_vec()
+        };
         let mut child = Command::new(OCISLIM)
             .args(["-q", "-j", "1", "squash"])
             .arg(format!("oci:{}:1", src.display()))
@@ -106,7 +112,7 @@ fn an_interrupted_squash_leaves_nothing_and_keeps_the_earlier_result() {
         };
         assert_eq!(
             std::fs::read(kept).unwrap(),
-            PRECIOUS,
+            earlier,
             "{format}: the earlier result was touched"
         );
         assert_died_of(ended, signal, number);

@@ -8,6 +8,7 @@ mod docker;
 mod fixtures;
 mod inspect;
 mod interrupt;
+mod layout;
 mod policy;
 mod property;
 mod roundtrip;

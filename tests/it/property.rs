@@ -278,6 +278,7 @@ fn check(layers: &[Vec<Op>], keep: usize) -> Result<(), TestCaseError> {
             compression: None,
             level: None,
             tags: vec!["out:1".into()],
+            ref_name: None,
         },
         keep: Keep::Layers(keep.min(layers.len() - 1)),
         timestamp: None,

@@ -1,0 +1,173 @@
+//! Adding an image to an OCI layout that already holds images, as `skopeo copy` to
+//! `oci:DIR:REF` and `umoci repack` do: the layout is a store of images, not one file to
+//! replace.
+//!
+//! The staged blobs are moved in first (content-addressed, so a blob already there is
+//! the same bytes), then `index.json` is replaced in one rename: an interruption before
+//! it leaves the layout as it was plus unreferenced blobs, never an index naming a
+//! missing blob. An entry whose `org.opencontainers.image.ref.name` a new entry carries
+//! is replaced in place; every other entry is kept, in order; new names are appended.
+//! Blobs that only the replaced entries reached are removed after the index is in place
+//! (skopeo leaves them for a later garbage collection); when any of the layout's
+//! manifests cannot be read, nothing is removed.
+
+use super::media;
+use crate::error::{Error, Result};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+
+/// Reads and checks `dir/index.json` of an existing layout; the error names the file.
+pub fn read_index(dir: &Path) -> Result<Value> {
+    let path = dir.join(media::INDEX_FILE);
+    let bad = |why: String| Error::Usage(format!("{}: {why}", path.display()));
+    let bytes = fs_err::read(&path).map_err(|e| bad(e.to_string()))?;
+    let index: Value = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    if !index["manifests"].is_array() {
+        return Err(bad("not an image index (no \"manifests\" list)".into()));
+    }
+    Ok(index)
+}
+
+fn ref_name(d: &Value) -> Option<&str> {
+    d["annotations"][media::REF_NAME].as_str()
+}
+
+/// `index`'s manifests with `new` added: a new entry replaces the entries carrying its
+/// ref name (in the first one's place), an entry already there is not repeated, anything
+/// else is appended. Returns the entries that were replaced.
+fn merge(manifests: &mut Vec<Value>, new: &[Value]) -> Vec<Value> {
+    let mut replaced = Vec::new();
+    for d in new {
+        let same_name = |m: &Value| ref_name(d).is_some() && ref_name(m) == ref_name(d);
+        match manifests.iter().position(same_name) {
+            Some(i) => {
+                replaced.push(std::mem::replace(&mut manifests[i], d.clone()));
+                let mut j = i + 1;
+                while j < manifests.len() {
+                    if same_name(&manifests[j]) {
+                        replaced.push(manifests.remove(j));
+                    } else {
+                        j += 1;
+                    }
+                }
+            }
+            None if manifests.contains(d) => {}
+            None => manifests.push(d.clone()),
+        }
+    }
+    replaced
+}
+
+/// The sha256 blobs `descriptors` reach through manifests and indexes in `blobs`; `None`
+/// when one of them cannot be read or parsed, so nothing is known to be unreferenced.
+fn reachable(blobs: &Path, descriptors: &[Value]) -> Option<BTreeSet<String>> {
+    let mut seen = BTreeSet::new();
+    let mut todo: Vec<Value> = descriptors.to_vec();
+    while let Some(d) = todo.pop() {
+        let hex = d["digest"].as_str()?.strip_prefix("sha256:")?.to_string();
+        if !seen.insert(hex.clone()) {
+            continue;
+        }
+        let media_type = d["mediaType"].as_str().unwrap_or_default();
+        if media::is_manifest(media_type) || media::is_index(media_type) {
+            let doc: Value = serde_json::from_slice(&std::fs::read(blobs.join(&hex)).ok()?).ok()?;
+            todo.extend(doc["config"].as_object().map(|_| doc["config"].clone()));
+            for list in ["layers", "manifests"] {
+                todo.extend(doc[list].as_array().into_iter().flatten().cloned());
+            }
+        }
+    }
+    Some(seen)
+}
+
+/// Adds the layout staged at `staged` (blobs and an `index.json`) to the layout at
+/// `dest`, whose index [`read_index`] accepted. Returns warnings: a blob left behind
+/// does not undo an image already in place.
+pub fn add(staged: &Path, dest: &Path) -> Result<Vec<String>> {
+    let mut index = read_index(dest)?;
+    let new = read_index(staged)?["manifests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let before: Vec<Value> = index["manifests"].as_array().cloned().unwrap_or_default();
+    let mut manifests = before.clone();
+    let replaced = merge(&mut manifests, &new);
+
+    let blobs = dest.join(media::BLOBS_DIR);
+    fs_err::create_dir_all(&blobs)?;
+    let mut names: Vec<_> = fs_err::read_dir(staged.join(media::BLOBS_DIR))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<std::io::Result<_>>()?;
+    names.sort();
+    for name in names {
+        fs_err::rename(staged.join(media::BLOBS_DIR).join(&name), blobs.join(&name))?;
+    }
+
+    index["manifests"] = Value::Array(manifests.clone());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".ocislim-index-")
+        .tempfile_in(dest)?;
+    tmp.write_all(&serde_json::to_vec(&index).map_err(std::io::Error::other)?)?;
+    tmp.as_file().sync_all()?;
+    // The old index's mode, not the temporary file's 0600.
+    let mode = fs_err::metadata(dest.join(media::INDEX_FILE))?.permissions();
+    fs_err::set_permissions(tmp.path(), mode)?;
+    tmp.persist(dest.join(media::INDEX_FILE))
+        .map_err(|e| e.error)?;
+
+    let mut warnings = Vec::new();
+    if let (Some(gone), Some(kept)) = (reachable(&blobs, &replaced), reachable(&blobs, &manifests))
+    {
+        for hex in gone.difference(&kept) {
+            if let Err(e) = fs_err::remove_file(blobs.join(hex))
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                warnings.push(format!("the replaced image's blob was left: {e}"));
+            }
+        }
+    }
+    Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn named(digest: &str, name: &str) -> Value {
+        json!({"digest": digest, "annotations": {media::REF_NAME: name}})
+    }
+
+    #[test]
+    fn merge_replaces_by_name_in_place_and_appends_the_rest() {
+        let mut m = vec![
+            named("sha256:a", "1"),
+            named("sha256:b", "2"),
+            json!({"digest": "sha256:c"}),
+            named("sha256:d", "1"),
+        ];
+        let replaced = merge(
+            &mut m,
+            &[
+                named("sha256:e", "1"),
+                json!({"digest": "sha256:c"}),
+                named("sha256:f", "3"),
+            ],
+        );
+        assert_eq!(
+            m,
+            vec![
+                named("sha256:e", "1"),
+                named("sha256:b", "2"),
+                json!({"digest": "sha256:c"}),
+                named("sha256:f", "3"),
+            ]
+        );
+        assert_eq!(
+            replaced,
+            vec![named("sha256:a", "1"), named("sha256:d", "1")]
+        );
+    }
+}

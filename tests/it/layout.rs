@@ -1,0 +1,202 @@
+//! Writing into an OCI layout that already holds images: ocislim adds its image beside
+//! them, as `skopeo copy` and umoci do, replacing only the entry of the same name. skopeo
+//! writes the layout and reads every image back (verifying each blob's digest), umoci
+//! lists the names, and `umoci gc` finds nothing left unreferenced.
+
+use crate::fixtures;
+use crate::tools::*;
+use std::path::Path;
+use std::process::Command;
+
+fn names(layout: &Path) -> Vec<String> {
+    let out = run(Command::new("umoci").args(["ls", "--layout"]).arg(layout));
+    let mut v: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+fn blobs(layout: &Path) -> Vec<std::path::PathBuf> {
+    entries(&layout.join("blobs/sha256"))
+}
+
+/// Every image in the layout reads back whole through skopeo, and umoci's garbage
+/// collection, run on a copy, removes nothing: no blob was lost, none was left over.
+fn assert_whole_and_tidy(layout: &Path, work: &Path) {
+    for name in names(layout) {
+        let dir = work.join(format!("read-{name}"));
+        run(Command::new("skopeo")
+            .args(["copy", "--quiet"])
+            .arg(format!("oci:{}:{name}", layout.display()))
+            .arg(format!("dir:{}", dir.display())));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    let copy = work.join("gc-copy");
+    let _ = std::fs::remove_dir_all(&copy);
+    run(Command::new("cp").arg("-a").arg(layout).arg(&copy));
+    run(Command::new("umoci").args(["gc", "--layout"]).arg(&copy));
+    let rel = |l: &Path| -> Vec<_> {
+        blobs(l)
+            .into_iter()
+            .map(|b| b.file_name().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(rel(layout), rel(&copy), "umoci gc found unreferenced blobs");
+    std::fs::remove_dir_all(&copy).unwrap();
+    let left: Vec<_> = entries(layout)
+        .into_iter()
+        .chain(entries(layout.parent().unwrap()))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".ocislim")
+        })
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn an_image_is_added_beside_the_layouts_other_images_and_replaces_only_its_name() {
+    let w = scratch();
+    let small = fixtures::fixtures_dir().join("small.tar");
+    let layout = w.path().join("images");
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!("oci-archive:{}", small.display()))
+        .arg(format!("oci:{}:other", layout.display())));
+    let others_blobs = blobs(&layout);
+
+    // A new name is added; the image already there keeps every blob.
+    run(ocislim()
+        .args(["squash", "--policy", "none"])
+        .arg(&small)
+        .arg("-o")
+        .arg(format!("oci:{}:slim", layout.display())));
+    assert_eq!(names(&layout), ["other", "slim"]);
+    assert!(others_blobs.iter().all(|b| b.exists()));
+    assert_whole_and_tidy(&layout, w.path());
+    let first = blobs(&layout);
+
+    // The same name again, another policy: that entry is replaced, and the blobs only
+    // it used are gone.
+    run(ocislim()
+        .args(["squash", "--policy", "aggressive"])
+        .arg(&small)
+        .arg("-o")
+        .arg(format!("oci:{}:slim", layout.display())));
+    assert_eq!(names(&layout), ["other", "slim"]);
+    assert_ne!(blobs(&layout), first);
+    assert!(others_blobs.iter().all(|b| b.exists()));
+    assert_whole_and_tidy(&layout, w.path());
+
+    // Entries that share blobs: the bottom layer kept, twice under one name. Replacing
+    // the first removes what only it used, never the layer `other` still uses.
+    for policy in ["none", "aggressive"] {
+        run(ocislim()
+            .arg("squash")
+            .arg(format!("oci:{}:other", layout.display()))
+            .args(["--keep-layers", "1", "--policy", policy, "-o"])
+            .arg(format!("oci:{}:based", layout.display())));
+    }
+    assert_eq!(names(&layout), ["based", "other", "slim"]);
+    assert!(others_blobs.iter().all(|b| b.exists()));
+    assert_whole_and_tidy(&layout, w.path());
+
+    // Read from the layout and written back under the source's own name, with a
+    // `--tag` as well (a second entry, named by the tag part, as for any layout output).
+    run(ocislim()
+        .arg("squash")
+        .arg(format!("oci:{}:other", layout.display()))
+        .args(["--tag", "app:2", "-o"])
+        .arg(format!("oci:{}:other", layout.display())));
+    assert_eq!(names(&layout), ["2", "based", "other", "slim"]);
+    assert_whole_and_tidy(&layout, w.path());
+    let config = skopeo_config(&format!("oci:{}:other", layout.display()));
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(layout.join("index.json"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o644, "index.json keeps its mode");
+}
+
+/// A layout whose index cannot be read is refused before the image is read: one line
+/// naming the file, exit 2, nothing changed. `-o` transports that contradict
+/// `--format`, or a ref name outside image-spec's grammar, are refused the same way.
+#[test]
+fn a_layout_with_a_broken_index_and_bad_destinations_are_refused() {
+    let w = scratch();
+    let small = fixtures::fixtures_dir().join("small.tar");
+    let layout = w.path().join("images");
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!("oci-archive:{}", small.display()))
+        .arg(format!("oci:{}:other", layout.display())));
+    std::fs::write(layout.join("index.json"), "{\"manifests\": ").unwrap();
+    let before = entries(w.path());
+    let blobs_before = blobs(&layout);
+    let cases = [
+        (format!("oci:{}:x", layout.display()), vec![], "index.json"),
+        (
+            format!("oci:{}:x", w.path().join("new").display()),
+            vec!["--format", "oci-archive"],
+            "writes oci but --format is oci-archive",
+        ),
+        (
+            format!("oci:{}:bad name", w.path().join("new").display()),
+            vec![],
+            "a ref name is",
+        ),
+        (
+            format!("docker-archive:{}:Bad:1", w.path().join("d.tar").display()),
+            vec![],
+            "--tag \"Bad:1\"",
+        ),
+    ];
+    for (dest, extra, needle) in cases {
+        let (code, err) = run_fail(
+            ocislim()
+                .arg("squash")
+                .arg(&small)
+                .args(extra)
+                .arg("-o")
+                .arg(&dest),
+        );
+        assert_eq!(code, 2, "{dest}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{dest}: {err}");
+        assert_eq!(entries(w.path()), before);
+        assert_eq!(blobs(&layout), blobs_before);
+    }
+}
+
+/// `-o docker-archive:FILE:NAME:TAG` names the image as `--tag` does, and
+/// `-o oci-archive:FILE:REF` names the archive's entry, as skopeo writes them.
+#[test]
+fn archive_destinations_take_skopeos_names() {
+    let w = scratch();
+    let small = fixtures::fixtures_dir().join("small.tar");
+    let docker = w.path().join("d.tar");
+    run(ocislim()
+        .arg("squash")
+        .arg(&small)
+        .arg("-o")
+        .arg(format!("docker-archive:{}:app:7", docker.display())));
+    let out = run(Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("docker-archive:{}:app:7", docker.display())));
+    assert!(!out.stdout.is_empty());
+    let oci = w.path().join("o.tar");
+    run(ocislim()
+        .arg("squash")
+        .arg(&small)
+        .arg("-o")
+        .arg(format!("oci-archive:{}:v1", oci.display())));
+    let config = skopeo_config(&format!("oci-archive:{}:v1", oci.display()));
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
+}
