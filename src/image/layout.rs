@@ -82,28 +82,29 @@ fn reachable(blobs: &Path, descriptors: &[Value]) -> Option<BTreeSet<String>> {
     Some(seen)
 }
 
-/// Adds the layout staged at `staged` (blobs and an `index.json`) to the layout at
-/// `dest`, whose index [`read_index`] accepted. Returns warnings: a blob left behind
-/// does not undo an image already in place.
+/// Adds the layout staged at `staged` (blobs, `oci-layout` and `index.json`) to the
+/// folder `dest`: an OCI layout whose index [`read_index`] accepted, or an empty folder,
+/// which takes the staged layout as it is. Returns warnings: a blob left behind does not
+/// undo an image already in place.
 pub fn add(staged: &Path, dest: &Path) -> Result<Vec<String>> {
+    let blobs = dest.join(media::BLOBS_DIR);
+    if !dest.join(media::INDEX_FILE).exists() {
+        move_blobs(staged, &blobs)?;
+        fs_err::rename(
+            staged.join(media::OCI_LAYOUT_FILE),
+            dest.join(media::OCI_LAYOUT_FILE),
+        )?;
+        fs_err::rename(staged.join(media::INDEX_FILE), dest.join(media::INDEX_FILE))?;
+        return Ok(Vec::new());
+    }
     let mut index = read_index(dest)?;
     let new = read_index(staged)?["manifests"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let before: Vec<Value> = index["manifests"].as_array().cloned().unwrap_or_default();
-    let mut manifests = before.clone();
+    let mut manifests: Vec<Value> = index["manifests"].as_array().cloned().unwrap_or_default();
     let replaced = merge(&mut manifests, &new);
-
-    let blobs = dest.join(media::BLOBS_DIR);
-    fs_err::create_dir_all(&blobs)?;
-    let mut names: Vec<_> = fs_err::read_dir(staged.join(media::BLOBS_DIR))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<std::io::Result<_>>()?;
-    names.sort();
-    for name in names {
-        fs_err::rename(staged.join(media::BLOBS_DIR).join(&name), blobs.join(&name))?;
-    }
+    move_blobs(staged, &blobs)?;
 
     index["manifests"] = Value::Array(manifests.clone());
     let mut tmp = tempfile::Builder::new()
@@ -129,6 +130,19 @@ pub fn add(staged: &Path, dest: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(warnings)
+}
+
+/// Moves the staged blobs into `blobs` (a blob already there is the same bytes).
+fn move_blobs(staged: &Path, blobs: &Path) -> Result<()> {
+    fs_err::create_dir_all(blobs)?;
+    let mut names: Vec<_> = fs_err::read_dir(staged.join(media::BLOBS_DIR))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<std::io::Result<_>>()?;
+    names.sort();
+    for name in names {
+        fs_err::rename(staged.join(media::BLOBS_DIR).join(&name), blobs.join(&name))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

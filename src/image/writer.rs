@@ -89,7 +89,7 @@ fn replaceable(p: &Path, format: Format) -> Result<()> {
             if is_layout(p) {
                 // The image is added to it: its index must be one to add to.
                 super::layout::read_index(p).map(drop)
-            } else if fs_err::read_dir(p)?.next().is_none() {
+            } else if is_empty_but_staging(p)? {
                 Ok(())
             } else {
                 refuse("is a folder but not an OCI layout")
@@ -98,6 +98,16 @@ fn replaceable(p: &Path, format: Format) -> Result<()> {
         (true, _) => refuse("is a folder, and the output is an archive"),
         _ => Ok(()),
     }
+}
+
+/// Whether a folder holds nothing but staging folders (ours, while it is written).
+fn is_empty_but_staging(p: &Path) -> Result<bool> {
+    for e in fs_err::read_dir(p)? {
+        if !e?.file_name().to_string_lossy().starts_with(STAGING_PREFIX) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn staging_parent(p: &Path) -> PathBuf {
@@ -269,15 +279,21 @@ impl BlobWriter {
 const STAGING_PREFIX: &str = ".ocislim-";
 
 impl Staging {
-    /// Creates the staging folder next to the destination (or in `$TMPDIR` for stdout).
+    /// Creates the staging folder next to the destination, inside it when the image is
+    /// added to an existing folder (which may be a mount point, as `docker run -v
+    /// out:/out` makes it), or in `$TMPDIR` for stdout.
     pub fn new(dest: Dest, format: Format) -> Result<Staging> {
         let (dir, staged) = STAGED.create(|| match &dest {
             Dest::Stdout => tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir(),
-            // The staged folder becomes the OCI layout: give it the umask's mode, not 0700.
+            // The staged folder may become the OCI layout: give it the umask's mode.
             Dest::Path(p) => tempfile::Builder::new()
                 .prefix(STAGING_PREFIX)
                 .permissions(Permissions::from_mode(0o777))
-                .tempdir_in(staging_parent(p)),
+                .tempdir_in(if format == Format::Oci && is_real_dir(p) {
+                    p.clone()
+                } else {
+                    staging_parent(p)
+                }),
         })?;
         fs_err::create_dir_all(dir.path().join(media::BLOBS_DIR))?;
         Ok(Staging {
@@ -446,39 +462,43 @@ fn write_json(path: &Path, v: &Value) -> Result<()> {
     Ok(())
 }
 
-/// Puts the staged layout at `dest`: renamed into place when `dest` is absent, an empty
-/// folder or a symlink (the link is replaced); added to it when it is an OCI layout.
+/// Puts the staged layout at `dest`: renamed into place when `dest` is absent or a
+/// symlink (the link is replaced); added to it when it is a folder, empty or a layout.
 fn put_layout(staged: tempfile::TempDir, dest: &Path) -> Result<Vec<String>> {
     let staged = staged.keep();
     let result = (|| -> Result<Vec<String>> {
         // Checked before the image was read; checked again, as the folder may have changed.
         replaceable(dest, Format::Oci)?;
-        let meta = fs_err::symlink_metadata(dest).ok();
-        if meta.as_ref().is_some_and(|m| m.is_dir()) && is_layout(dest) {
+        if is_real_dir(dest) {
             let mut warnings = super::layout::add(&staged, dest)?;
             if let Err(e) = fs_err::remove_dir_all(&staged) {
                 warnings.push(format!("the staging folder was left: {e}"));
             }
-            Ok(warnings)
-        } else if meta.is_some() {
+            return Ok(warnings);
+        }
+        if fs_err::symlink_metadata(dest).is_ok() {
             let old = tempfile::Builder::new()
                 .prefix(STAGING_PREFIX)
                 .tempdir_in(staging_parent(dest))?;
             let old_path = old.path().join("old");
             fs_err::rename(dest, &old_path)?;
             fs_err::rename(&staged, dest)?;
-            drop(old); // removes the empty folder or the link
-            Ok(Vec::new())
+            drop(old); // removes the link
         } else {
             fs_err::rename(&staged, dest)?;
-            Ok(Vec::new())
         }
+        Ok(Vec::new())
     })();
     if result.is_err() {
         // Leave nothing behind: the staged layout is ours to remove.
         let _ = std::fs::remove_dir_all(&staged);
     }
     result
+}
+
+/// A folder, not a symlink to one.
+fn is_real_dir(p: &Path) -> bool {
+    fs_err::symlink_metadata(p).is_ok_and(|m| m.is_dir())
 }
 
 fn is_layout(dir: &Path) -> bool {

@@ -98,7 +98,8 @@ fn an_interrupted_squash_leaves_nothing_and_keeps_the_earlier_result() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        wait_for_staging(&mut child, &out);
+        // Added to a layout, the image is staged inside it; an archive beside it.
+        wait_for_staging(&mut child, if format == "oci" { &dest } else { &out });
         let ended = interrupt(child, signal);
         assert_eq!(
             entries(&out),
@@ -106,6 +107,11 @@ fn an_interrupted_squash_leaves_nothing_and_keeps_the_earlier_result() {
             "something was left behind"
         );
         let kept = if format == "oci" {
+            assert_eq!(
+                entries(&dest),
+                [dest.join("index.json"), dest.join("oci-layout")],
+                "something was left in the layout"
+            );
             dest.join("index.json")
         } else {
             dest.clone()

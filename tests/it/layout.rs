@@ -200,3 +200,36 @@ fn archive_destinations_take_skopeos_names() {
     let config = skopeo_config(&format!("oci-archive:{}:v1", oci.display()));
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
 }
+
+/// Unmounts on drop, so a failed assertion leaves no mount behind.
+struct Mount(std::path::PathBuf);
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// `docker run -v out:/out ocislim squash ... -o /out`: the destination folder is a mount
+/// point, which cannot be renamed away. The image is staged inside it and added, for an
+/// empty folder and for a layout already there. A tmpfs stands in for the volume (the
+/// test command runs as root).
+#[test]
+fn a_layout_can_be_written_into_a_mount_point() {
+    let w = scratch();
+    let small = fixtures::fixtures_dir().join("small.tar");
+    let out = w.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    run(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .arg(&out));
+    let _mounted = Mount(out.clone());
+    for (policy, name) in [("default", "a"), ("none", "b")] {
+        run(ocislim()
+            .args(["squash", "--policy", policy])
+            .arg(&small)
+            .arg("-o")
+            .arg(format!("oci:{}:{name}", out.display())));
+    }
+    assert_eq!(names(&out), ["a", "b"]);
+    assert_whole_and_tidy(&out, w.path());
+}
