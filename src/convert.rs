@@ -212,7 +212,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
         });
         layers.push(out);
     }
-    let tags = opts.output.tags_or(&image.tags);
+    let (tags, ref_names) = opts.output.names(format, image);
     warnings.extend(staging.finish(&OutImage {
         config: image.config.clone(),
         config_media_type: config_media,
@@ -220,7 +220,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
         manifest_annotations: image.manifest_annotations.clone(),
         layers,
         tags,
-        ref_name: opts.output.ref_name.clone(),
+        ref_names,
     })?);
     Ok(ConvertReport {
         input_format: image.format.name(),

@@ -431,7 +431,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     warnings.extend(warning);
     let config_bytes = serde_json::to_vec(&config_json).map_err(std::io::Error::other)?;
     let config_digest = Digest::of(&config_bytes);
-    let tags = opts.output.tags_or(&image.tags);
+    let (tags, ref_names) = opts.output.names(format, image);
     if let Some(st) = staging {
         warnings.extend(st.finish(&OutImage {
             config: config_bytes,
@@ -440,7 +440,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
             manifest_annotations: image.manifest_annotations.clone(),
             layers,
             tags,
-            ref_name: opts.output.ref_name.clone(),
+            ref_names,
         })?);
     }
     let mut report_layers = Vec::new();

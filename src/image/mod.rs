@@ -88,6 +88,9 @@ pub struct Image {
     pub layers: Vec<LayerRef>,
     /// Names the source gives the image (`app:1`), for the output.
     pub tags: Vec<String>,
+    /// The layout entry's `ref.name` when it has no Docker name beside it (skopeo's
+    /// `oci:DIR:REF`): an OCI output carries it as it is, not as the tag of `REF:latest`.
+    pub ref_names: Vec<String>,
     /// Things worth saying that did not stop the work.
     pub warnings: Vec<String>,
 }

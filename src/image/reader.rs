@@ -217,6 +217,8 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
 struct Candidate {
     descriptor: Value,
     names: Vec<String>,
+    /// A `ref.name` given with no Docker name beside it (`skopeo copy ... oci:DIR:REF`).
+    bare_ref: Option<String>,
     platform: Option<Platform>,
 }
 
@@ -252,6 +254,18 @@ fn descriptor_names(d: &Value) -> Vec<String> {
         }
     }
     names
+}
+
+/// A descriptor's `ref.name` when it has no `io.containerd.image.name` beside it.
+fn bare_ref_name(d: &Value) -> Option<String> {
+    let annotation = |key: &str| d.get("annotations")?.get(key)?.as_str();
+    match (
+        annotation(media::REF_NAME),
+        annotation(media::CONTAINERD_IMAGE_NAME),
+    ) {
+        (Some(r), None) => Some(r.to_string()),
+        _ => None,
+    }
 }
 
 fn matches_reference(names: &[String], wanted: &str) -> bool {
@@ -292,7 +306,7 @@ impl Reader<'_> {
     fn walk_index(
         &self,
         index: &Value,
-        inherited: &[String],
+        inherited: (&[String], Option<&str>),
         depth: usize,
         out: &mut Vec<Candidate>,
         warnings: &mut Vec<String>,
@@ -302,8 +316,10 @@ impl Reader<'_> {
             .ok_or_else(|| Error::json("index", "manifests is not an array"))?;
         for d in manifests {
             let mut names = descriptor_names(d);
+            let mut bare_ref = bare_ref_name(d);
             if names.is_empty() {
-                names = inherited.to_vec();
+                names = inherited.0.to_vec();
+                bare_ref = inherited.1.map(String::from);
             }
             let media_type = d
                 .get("mediaType")
@@ -323,6 +339,7 @@ impl Reader<'_> {
                 out.push(Candidate {
                     descriptor: d.clone(),
                     names,
+                    bare_ref,
                     platform,
                 });
             } else if media::is_index(media_type) {
@@ -331,7 +348,13 @@ impl Reader<'_> {
                 }
                 let (bytes, _) = self.read_descriptor(d, "nested index")?;
                 let nested = parse_json(&bytes, "nested index")?;
-                self.walk_index(&nested, &names, depth + 1, out, warnings)?;
+                self.walk_index(
+                    &nested,
+                    (&names, bare_ref.as_deref()),
+                    depth + 1,
+                    out,
+                    warnings,
+                )?;
             } else {
                 warnings.push(format!("dropped index entry of media type {media_type}"));
             }
@@ -353,12 +376,12 @@ impl Reader<'_> {
         )?;
         let mut candidates = Vec::new();
         let mut warnings = Vec::new();
-        self.walk_index(&index, &[], 0, &mut candidates, &mut warnings)?;
+        self.walk_index(&index, (&[], None), 0, &mut candidates, &mut warnings)?;
         if let Some(r) = reference {
             candidates.retain(|c| matches_reference(&c.names, r));
             if candidates.is_empty() {
                 let mut all = Vec::new();
-                self.walk_index(&index, &[], 0, &mut all, &mut Vec::new())?;
+                self.walk_index(&index, (&[], None), 0, &mut all, &mut Vec::new())?;
                 return Err(self.choice_error(
                     format!("no image named {r:?}"),
                     all.iter().flat_map(|c| c.names.clone()),
@@ -445,6 +468,7 @@ impl Reader<'_> {
             manifest_annotations: manifest.get("annotations").cloned(),
             layers,
             tags,
+            ref_names: chosen.bare_ref.into_iter().collect(),
             warnings,
         })
     }
@@ -647,6 +671,7 @@ impl Reader<'_> {
             manifest_annotations: None,
             layers,
             tags: repo_tags(chosen),
+            ref_names: Vec::new(),
             warnings: Vec::new(),
         })
     }

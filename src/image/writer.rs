@@ -198,14 +198,23 @@ impl OutputOptions {
         }
     }
 
-    /// The output's names: `--tag`s when given, else the input's (none when the entry is
-    /// named by `ref_name`).
-    pub fn tags_or(&self, input: &[String]) -> Vec<String> {
-        if self.tags.is_empty() && self.ref_name.is_none() {
-            input.to_vec()
-        } else {
-            self.tags.clone()
+    /// The output's names and layout ref names: `--tag`s and `-o ...:REF` when given,
+    /// else the input's. An OCI output keeps an input ref name that had no Docker name
+    /// as it is; a docker archive takes it as a name (`app` is `app:latest`).
+    pub fn names(&self, format: Format, input: &super::Image) -> (Vec<String>, Vec<String>) {
+        if !self.tags.is_empty() || self.ref_name.is_some() {
+            return (self.tags.clone(), self.ref_name.iter().cloned().collect());
         }
+        if format == Format::DockerArchive {
+            return (input.tags.clone(), Vec::new());
+        }
+        let tags = input
+            .tags
+            .iter()
+            .filter(|t| !input.ref_names.contains(t))
+            .cloned()
+            .collect();
+        (tags, input.ref_names.clone())
     }
 }
 
@@ -237,8 +246,8 @@ pub struct OutImage {
     pub layers: Vec<OutLayer>,
     /// Image names (`app:1`).
     pub tags: Vec<String>,
-    /// A layout entry named as given.
-    pub ref_name: Option<String>,
+    /// Layout entries named as given (`org.opencontainers.image.ref.name` only).
+    pub ref_names: Vec<String>,
 }
 
 /// A staging folder of blobs, finished into a sink.
@@ -370,7 +379,7 @@ impl Staging {
             d["annotations"] = Value::Object(ann);
             descriptors.push(d);
         }
-        if let Some(r) = &image.ref_name {
+        for r in &image.ref_names {
             let mut d = base.clone();
             d["annotations"] = json!({media::REF_NAME: r});
             descriptors.push(d);

@@ -233,3 +233,36 @@ fn a_layout_can_be_written_into_a_mount_point() {
     assert_eq!(names(&out), ["a", "b"]);
     assert_whole_and_tidy(&out, w.path());
 }
+
+/// `squash oci:imgs:app -o imgs`, the layout skopeo wrote: with no name given, the
+/// output keeps the entry's ref name as it is, so the squashed image replaces `app`
+/// (not a new entry `latest`, as if `app` were the Docker name `app:latest`). A docker
+/// archive still takes it as a name.
+#[test]
+fn a_ref_name_without_a_docker_name_is_kept_as_it_is() {
+    let w = scratch();
+    let small = fixtures::fixtures_dir().join("small.tar");
+    let layout = w.path().join("images");
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!("oci-archive:{}", small.display()))
+        .arg(format!("oci:{}:app", layout.display())));
+    run(ocislim()
+        .arg("squash")
+        .arg(format!("oci:{}:app", layout.display()))
+        .arg("-o")
+        .arg(&layout));
+    assert_eq!(names(&layout), ["app"]);
+    let config = skopeo_config(&format!("oci:{}:app", layout.display()));
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
+    assert_whole_and_tidy(&layout, w.path());
+    let archive = w.path().join("app.tar");
+    run(ocislim()
+        .arg("squash")
+        .arg(format!("oci:{}:app", layout.display()))
+        .args(["--format", "docker-archive", "-o"])
+        .arg(&archive));
+    run(Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("docker-archive:{}:app:latest", archive.display())));
+}
