@@ -158,6 +158,9 @@ impl OutputOptions {
         };
         let ref_name = match (spec.transport, spec.reference) {
             (Some(Format::DockerArchive), Some(name)) => {
+                if let Some(problem) = media::reference_problem(&name) {
+                    return Err(Error::Usage(format!("-o {output}: {problem}")));
+                }
                 tags.insert(0, name);
                 None
             }

@@ -155,7 +155,7 @@ fn a_layout_with_a_broken_index_and_bad_destinations_are_refused() {
         (
             format!("docker-archive:{}:Bad:1", w.path().join("d.tar").display()),
             vec![],
-            "--tag \"Bad:1\"",
+            "d.tar:Bad:1: a name is lowercase",
         ),
     ];
     for (dest, extra, needle) in cases {
