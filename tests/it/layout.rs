@@ -5,8 +5,19 @@
 
 use crate::fixtures;
 use crate::tools::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The fixture image, and a layout skopeo made of it in `work/images`, named `name`.
+fn skopeo_layout(work: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let small = fixtures::fixtures_dir().join("small.tar");
+    let layout = work.join("images");
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!("oci-archive:{}", small.display()))
+        .arg(format!("oci:{}:{name}", layout.display())));
+    (small, layout)
+}
 
 fn names(layout: &Path) -> Vec<String> {
     let out = run(Command::new("umoci").args(["ls", "--layout"]).arg(layout));
@@ -19,7 +30,7 @@ fn names(layout: &Path) -> Vec<String> {
     v
 }
 
-fn blobs(layout: &Path) -> Vec<std::path::PathBuf> {
+fn blobs(layout: &Path) -> Vec<PathBuf> {
     entries(&layout.join("blobs/sha256"))
 }
 
@@ -62,12 +73,7 @@ fn assert_whole_and_tidy(layout: &Path, work: &Path) {
 #[test]
 fn an_image_is_added_beside_the_layouts_other_images_and_replaces_only_its_name() {
     let w = scratch();
-    let small = fixtures::fixtures_dir().join("small.tar");
-    let layout = w.path().join("images");
-    run(Command::new("skopeo")
-        .args(["copy", "--quiet"])
-        .arg(format!("oci-archive:{}", small.display()))
-        .arg(format!("oci:{}:other", layout.display())));
+    let (small, layout) = skopeo_layout(w.path(), "other");
     let others_blobs = blobs(&layout);
 
     // A new name is added; the image already there keeps every blob.
@@ -131,12 +137,7 @@ fn an_image_is_added_beside_the_layouts_other_images_and_replaces_only_its_name(
 #[test]
 fn a_layout_with_a_broken_index_and_bad_destinations_are_refused() {
     let w = scratch();
-    let small = fixtures::fixtures_dir().join("small.tar");
-    let layout = w.path().join("images");
-    run(Command::new("skopeo")
-        .args(["copy", "--quiet"])
-        .arg(format!("oci-archive:{}", small.display()))
-        .arg(format!("oci:{}:other", layout.display())));
+    let (small, layout) = skopeo_layout(w.path(), "other");
     std::fs::write(layout.join("index.json"), "{\"manifests\": ").unwrap();
     let before = entries(w.path());
     let blobs_before = blobs(&layout);
@@ -241,12 +242,7 @@ fn a_layout_can_be_written_into_a_mount_point() {
 #[test]
 fn a_ref_name_without_a_docker_name_is_kept_as_it_is() {
     let w = scratch();
-    let small = fixtures::fixtures_dir().join("small.tar");
-    let layout = w.path().join("images");
-    run(Command::new("skopeo")
-        .args(["copy", "--quiet"])
-        .arg(format!("oci-archive:{}", small.display()))
-        .arg(format!("oci:{}:app", layout.display())));
+    let (_, layout) = skopeo_layout(w.path(), "app");
     run(ocislim()
         .arg("squash")
         .arg(format!("oci:{}:app", layout.display()))
