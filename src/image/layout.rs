@@ -9,7 +9,8 @@
 //! is replaced in place; every other entry is kept, in order; new names are appended.
 //! Blobs that only the replaced entries reached are removed after the index is in place
 //! (skopeo leaves them for a later garbage collection); when any of the layout's
-//! manifests cannot be read, nothing is removed.
+//! manifests cannot be read, nothing is removed. ocislim runs adding to one layout at
+//! the same time take turns (a lock on the folder); other tools do not take that lock.
 
 use super::media;
 use crate::error::{Error, Result};
@@ -82,10 +83,25 @@ fn reachable(blobs: &Path, descriptors: &[Value]) -> Option<BTreeSet<String>> {
     Some(seen)
 }
 
+/// Takes turns with other ocislim runs adding to the folder `dir` (a CI matrix sharing
+/// one layout): an exclusive flock on the folder itself, released when the returned file
+/// is dropped or the process ends, however it ends. Held from checking the folder to
+/// replacing its index, so no run's entry is lost.
+pub fn lock(dir: &Path) -> Result<fs_err::File> {
+    let folder = fs_err::File::open(dir)?;
+    folder.file().lock().map_err(|e| {
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("locking {}: {e}", dir.display()),
+        ))
+    })?;
+    Ok(folder)
+}
+
 /// Adds the layout staged at `staged` (blobs, `oci-layout` and `index.json`) to the
 /// folder `dest`: an OCI layout whose index [`read_index`] accepted, or an empty folder,
-/// which takes the staged layout as it is. Returns warnings: a blob left behind does not
-/// undo an image already in place.
+/// which takes the staged layout as it is; the caller holds [`lock`]. Returns warnings:
+/// a blob left behind does not undo an image already in place.
 pub fn add(staged: &Path, dest: &Path) -> Result<Vec<String>> {
     let blobs = dest.join(media::BLOBS_DIR);
     if !dest.join(media::INDEX_FILE).exists() {

@@ -61,6 +61,10 @@ impl Dest {
                         parent.display()
                     )));
                 }
+                // A run adding to this folder right now is waited for, not seen halfway.
+                let _turn = (format == Format::Oci && is_real_dir(p))
+                    .then(|| super::layout::lock(p))
+                    .transpose()?;
                 replaceable(p, format)
             }
         }
@@ -479,6 +483,9 @@ fn write_json(path: &Path, v: &Value) -> Result<()> {
 fn put_layout(staged: tempfile::TempDir, dest: &Path) -> Result<Vec<String>> {
     let staged = staged.keep();
     let result = (|| -> Result<Vec<String>> {
+        let _turn = is_real_dir(dest)
+            .then(|| super::layout::lock(dest))
+            .transpose()?;
         // Checked before the image was read; checked again, as the folder may have changed.
         replaceable(dest, Format::Oci)?;
         if is_real_dir(dest) {

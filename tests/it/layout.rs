@@ -262,3 +262,44 @@ fn a_ref_name_without_a_docker_name_is_kept_as_it_is() {
         .args(["inspect", "--raw"])
         .arg(format!("docker-archive:{}:app:latest", archive.display())));
 }
+
+/// A CI matrix squashing into one shared folder at once, a layout skopeo made or an
+/// empty folder: every run's entry is there afterwards (runs take turns adding), and the
+/// layout is whole and tidy.
+#[test]
+fn runs_adding_to_one_layout_at_once_keep_every_entry() {
+    let w = scratch();
+    let (small, made) = skopeo_layout(w.path(), "base");
+    let empty = w.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for (layout, first) in [(&made, Some("base")), (&empty, None)] {
+        for round in 0..3 {
+            let children: Vec<_> = (0..6)
+                .map(|i| {
+                    ocislim()
+                        .args(["squash", "--policy", ["none", "default"][i % 2]])
+                        .arg(&small)
+                        .arg("-o")
+                        .arg(format!("oci:{}:r{round}-{i}", layout.display()))
+                        .stdin(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            for c in children {
+                let out = c.wait_with_output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        let mut want: Vec<String> = first.into_iter().map(String::from).collect();
+        want.extend((0..3).flat_map(|r| (0..6).map(move |i| format!("r{r}-{i}"))));
+        want.sort();
+        assert_eq!(names(layout), want);
+        assert_whole_and_tidy(layout, w.path());
+    }
+}
