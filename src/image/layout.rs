@@ -31,17 +31,14 @@ pub fn read_index(dir: &Path) -> Result<Value> {
     Ok(index)
 }
 
-fn ref_name(d: &Value) -> Option<&str> {
-    d["annotations"][media::REF_NAME].as_str()
-}
-
 /// `index`'s manifests with `new` added: a new entry replaces the entries carrying its
 /// ref name (in the first one's place), an entry already there is not repeated, anything
 /// else is appended. Returns the entries that were replaced.
 fn merge(manifests: &mut Vec<Value>, new: &[Value]) -> Vec<Value> {
     let mut replaced = Vec::new();
     for d in new {
-        let same_name = |m: &Value| ref_name(d).is_some() && ref_name(m) == ref_name(d);
+        let name = media::annotation(d, media::REF_NAME);
+        let same_name = |m: &Value| name.is_some() && media::annotation(m, media::REF_NAME) == name;
         match manifests.iter().position(same_name) {
             Some(i) => {
                 replaced.push(std::mem::replace(&mut manifests[i], d.clone()));
@@ -98,11 +95,11 @@ pub fn lock(dir: &Path) -> Result<fs_err::File> {
     Ok(folder)
 }
 
-/// Adds the layout staged at `staged` (blobs, `oci-layout` and `index.json`) to the
-/// folder `dest`: an OCI layout whose index [`read_index`] accepted, or an empty folder,
-/// which takes the staged layout as it is; the caller holds [`lock`]. Returns warnings:
-/// a blob left behind does not undo an image already in place.
-pub fn add(staged: &Path, dest: &Path) -> Result<Vec<String>> {
+/// Adds the layout staged at `staged` (blobs, `oci-layout`, and `index.json` listing
+/// `new`) to the folder `dest`: an OCI layout whose index [`read_index`] accepted, or an
+/// empty folder, which takes the staged layout as it is; the caller holds [`lock`].
+/// Returns warnings: a blob left behind does not undo an image already in place.
+pub fn add(staged: &Path, dest: &Path, new: &[Value]) -> Result<Vec<String>> {
     let blobs = dest.join(media::BLOBS_DIR);
     if !dest.join(media::INDEX_FILE).exists() {
         move_blobs(staged, &blobs)?;
@@ -114,12 +111,8 @@ pub fn add(staged: &Path, dest: &Path) -> Result<Vec<String>> {
         return Ok(Vec::new());
     }
     let mut index = read_index(dest)?;
-    let new = read_index(staged)?["manifests"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
     let mut manifests: Vec<Value> = index["manifests"].as_array().cloned().unwrap_or_default();
-    let replaced = merge(&mut manifests, &new);
+    let replaced = merge(&mut manifests, new);
     move_blobs(staged, &blobs)?;
 
     index["manifests"] = Value::Array(manifests.clone());

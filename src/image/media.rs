@@ -44,6 +44,11 @@ pub fn is_index(media_type: &str) -> bool {
     matches!(media_type, OCI_INDEX | DOCKER_MANIFEST_LIST)
 }
 
+/// A descriptor's annotation `key`, when it is a string.
+pub fn annotation<'a>(descriptor: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    descriptor.get("annotations")?.get(key)?.as_str()
+}
+
 /// Normalises an image reference the way `docker` does for comparison:
 /// `docker.io/library/app:1` and `app:1` are the same, `app` means `app:latest`.
 pub fn normalize_ref(r: &str) -> String {

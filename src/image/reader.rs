@@ -244,24 +244,17 @@ fn parse_json(bytes: &[u8], what: &str) -> Result<Value> {
 
 /// The names an index descriptor gives its image.
 fn descriptor_names(d: &Value) -> Vec<String> {
-    let mut names = Vec::new();
-    for key in [media::CONTAINERD_IMAGE_NAME, media::REF_NAME] {
-        if let Some(n) = d
-            .pointer(&format!("/annotations/{}", key.replace('/', "~1")))
-            .and_then(Value::as_str)
-        {
-            names.push(n.to_string());
-        }
-    }
-    names
+    [media::CONTAINERD_IMAGE_NAME, media::REF_NAME]
+        .into_iter()
+        .filter_map(|key| media::annotation(d, key).map(String::from))
+        .collect()
 }
 
 /// A descriptor's `ref.name` when it has no `io.containerd.image.name` beside it.
 fn bare_ref_name(d: &Value) -> Option<String> {
-    let annotation = |key: &str| d.get("annotations")?.get(key)?.as_str();
     match (
-        annotation(media::REF_NAME),
-        annotation(media::CONTAINERD_IMAGE_NAME),
+        media::annotation(d, media::REF_NAME),
+        media::annotation(d, media::CONTAINERD_IMAGE_NAME),
     ) {
         (Some(r), None) => Some(r.to_string()),
         _ => None,
@@ -325,10 +318,8 @@ impl Reader<'_> {
                 .get("mediaType")
                 .and_then(Value::as_str)
                 .unwrap_or(media::OCI_MANIFEST);
-            let attestation = d
-                .pointer(&format!("/annotations/{}", media::DOCKER_REFERENCE_TYPE))
-                .and_then(Value::as_str)
-                == Some("attestation-manifest");
+            let attestation =
+                media::annotation(d, media::DOCKER_REFERENCE_TYPE) == Some("attestation-manifest");
             let platform = d.get("platform").map(Platform::of_config);
             if attestation || platform.as_ref().is_some_and(|p| p.os == "unknown") {
                 warnings.push(format!(

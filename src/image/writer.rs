@@ -62,7 +62,7 @@ impl Dest {
                     )));
                 }
                 // A run adding to this folder right now is waited for, not seen halfway.
-                let _turn = (format == Format::Oci && is_real_dir(p))
+                let _turn = (format == Format::Oci && adds_to_folder(p))
                     .then(|| super::layout::lock(p))
                     .transpose()?;
                 replaceable(p, format)
@@ -305,7 +305,7 @@ impl Staging {
             Dest::Path(p) => tempfile::Builder::new()
                 .prefix(STAGING_PREFIX)
                 .permissions(Permissions::from_mode(0o777))
-                .tempdir_in(if format == Format::Oci && is_real_dir(p) {
+                .tempdir_in(if format == Format::Oci && adds_to_folder(p) {
                     p.clone()
                 } else {
                     staging_parent(p)
@@ -395,7 +395,7 @@ impl Staging {
             descriptors.push(base);
         }
         let index =
-            json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": descriptors});
+            json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": &descriptors});
         write_json(&root.join(media::INDEX_FILE), &index)?;
         fs_err::write(
             root.join(media::OCI_LAYOUT_FILE),
@@ -430,7 +430,9 @@ impl Staging {
             top_files.extend([media::DOCKER_MANIFEST_FILE, media::DOCKER_REPOSITORIES_FILE]);
         }
         match (&self.dest, self.format) {
-            (Dest::Path(p), Format::Oci) => self.staged.commit(|| put_layout(self.dir, p)),
+            (Dest::Path(p), Format::Oci) => {
+                self.staged.commit(|| put_layout(self.dir, p, &descriptors))
+            }
             (Dest::Path(p), _) => {
                 let (tmp, staged) = STAGED.create(|| {
                     tempfile::Builder::new()
@@ -478,18 +480,18 @@ fn write_json(path: &Path, v: &Value) -> Result<()> {
     Ok(())
 }
 
-/// Puts the staged layout at `dest`: renamed into place when `dest` is absent or a
-/// symlink (the link is replaced); added to it when it is a folder, empty or a layout.
-fn put_layout(staged: tempfile::TempDir, dest: &Path) -> Result<Vec<String>> {
+/// Puts the staged layout, whose index lists `entries`, at `dest`: renamed into place
+/// when `dest` is absent or a symlink (the link is replaced); added to it when it is a
+/// folder, empty or a layout.
+fn put_layout(staged: tempfile::TempDir, dest: &Path, entries: &[Value]) -> Result<Vec<String>> {
     let staged = staged.keep();
     let result = (|| -> Result<Vec<String>> {
-        let _turn = is_real_dir(dest)
-            .then(|| super::layout::lock(dest))
-            .transpose()?;
+        let folder = adds_to_folder(dest);
+        let _turn = folder.then(|| super::layout::lock(dest)).transpose()?;
         // Checked before the image was read; checked again, as the folder may have changed.
         replaceable(dest, Format::Oci)?;
-        if is_real_dir(dest) {
-            let mut warnings = super::layout::add(&staged, dest)?;
+        if folder {
+            let mut warnings = super::layout::add(&staged, dest, entries)?;
             if let Err(e) = fs_err::remove_dir_all(&staged) {
                 warnings.push(format!("the staging folder was left: {e}"));
             }
@@ -515,8 +517,9 @@ fn put_layout(staged: tempfile::TempDir, dest: &Path) -> Result<Vec<String>> {
     result
 }
 
-/// A folder, not a symlink to one.
-fn is_real_dir(p: &Path) -> bool {
+/// Whether a layout output at `p` is added to the folder there (a folder, not a symlink
+/// to one) rather than renamed into place.
+fn adds_to_folder(p: &Path) -> bool {
     fs_err::symlink_metadata(p).is_ok_and(|m| m.is_dir())
 }
 
