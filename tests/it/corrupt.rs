@@ -300,9 +300,10 @@ fn sparse_file_in_a_layer_is_refused_by_squash_not_corrupted() {
     assert!(entries(out.path()).is_empty(), "something was left behind");
 }
 
-/// `-o` replaces an earlier image (an OCI layout, an empty folder, an archive file) but
-/// never a folder of the user's, nor a file with a layout: refused before the image is
-/// read, exit 2, everything as it was.
+/// `-o` writes over an earlier image (an archive file is replaced; an empty folder or an
+/// OCI layout takes the image, `layout.rs` tests how) but never a folder of the user's,
+/// nor a file with a layout: refused before the image is read, exit 2, everything as it
+/// was.
 #[test]
 fn output_replaces_an_earlier_image_but_never_a_users_folder() {
     let work = scratch();
