@@ -22,6 +22,22 @@ impl Digest {
         }
     }
 
+    /// Whether `s` is a well-formed digest of an algorithm the image spec registers
+    /// (`sha256:<64 hex>`, `sha512:<128 hex>`, lowercase hex only): only such a string
+    /// may become a file name under `blobs/<alg>/` (image-spec `descriptor.md`,
+    /// "Registered algorithms").
+    pub fn is_well_formed(s: &str) -> bool {
+        let Some((alg, hex)) = s.split_once(':') else {
+            return false;
+        };
+        let len = match alg {
+            "sha256" => 64,
+            "sha512" => 128,
+            _ => return false,
+        };
+        hex.len() == len && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+
     /// The digest of a byte slice.
     pub fn of(bytes: &[u8]) -> Digest {
         Digest::from_hasher(Sha256::new_with_prefix(bytes))

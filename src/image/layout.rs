@@ -13,6 +13,7 @@
 //! the same time take turns (a lock on the folder); other tools do not take that lock.
 
 use super::media;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -23,12 +24,45 @@ use std::path::Path;
 pub fn read_index(dir: &Path) -> Result<Value> {
     let path = dir.join(media::INDEX_FILE);
     let bad = |why: String| Error::Usage(format!("{}: {why}", path.display()));
+    check_blobs_folder(dir)?;
     let bytes = fs_err::read(&path).map_err(|e| bad(e.to_string()))?;
     let index: Value = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-    if !index["manifests"].is_array() {
+    let Some(manifests) = index["manifests"].as_array() else {
         return Err(bad("not an image index (no \"manifests\" list)".into()));
+    };
+    // A digest becomes a file name when blobs are removed: one that is not a digest
+    // (`sha256:../../x`) must never get that far.
+    for d in manifests {
+        let digest = d["digest"].as_str().unwrap_or_default();
+        if !Digest::is_well_formed(digest) {
+            return Err(bad(format!(
+                "bad digest {:?} in a manifest descriptor",
+                crate::layer::path::escape(d["digest"].to_string().as_bytes())
+            )));
+        }
     }
     Ok(index)
+}
+
+/// Refuses a layout whose `blobs` or `blobs/sha256` is anything but a real folder (or
+/// absent): blobs are moved in and removed there, and a symlink would take that outside
+/// the layout.
+fn check_blobs_folder(dir: &Path) -> Result<()> {
+    let mut p = dir.to_path_buf();
+    for part in media::BLOBS_DIR.split('/') {
+        p.push(part);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::Usage(format!(
+                    "{} is not a folder (a symlink or a file); refusing to write blobs through it",
+                    p.display()
+                )));
+            }
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 /// `index`'s manifests with `new` added: a new entry replaces the entries carrying its
@@ -59,12 +93,13 @@ fn merge(manifests: &mut Vec<Value>, new: &[Value]) -> Vec<Value> {
 }
 
 /// The sha256 blobs `descriptors` reach through manifests and indexes in `blobs`; `None`
-/// when one of them cannot be read or parsed, so nothing is known to be unreferenced.
+/// when one of them cannot be read or parsed, or names anything but a well-formed
+/// sha256 digest, so nothing is known to be unreferenced.
 fn reachable(blobs: &Path, descriptors: &[Value]) -> Option<BTreeSet<String>> {
     let mut seen = BTreeSet::new();
     let mut todo: Vec<Value> = descriptors.to_vec();
     while let Some(d) = todo.pop() {
-        let hex = d["digest"].as_str()?.strip_prefix("sha256:")?.to_string();
+        let hex = Digest::parse(d["digest"].as_str()?)?.hex().to_string();
         if !seen.insert(hex.clone()) {
             continue;
         }
@@ -101,6 +136,7 @@ pub fn lock(dir: &Path) -> Result<fs_err::File> {
 /// Returns warnings: a blob left behind does not undo an image already in place.
 pub fn add(staged: &Path, dest: &Path, new: &[Value]) -> Result<Vec<String>> {
     let blobs = dest.join(media::BLOBS_DIR);
+    check_blobs_folder(dest)?;
     if !dest.join(media::INDEX_FILE).exists() {
         move_blobs(staged, &blobs)?;
         fs_err::rename(
@@ -110,6 +146,7 @@ pub fn add(staged: &Path, dest: &Path, new: &[Value]) -> Result<Vec<String>> {
         fs_err::rename(staged.join(media::INDEX_FILE), dest.join(media::INDEX_FILE))?;
         return Ok(Vec::new());
     }
+    // Read (and checked) again under the lock: the folder may have changed since.
     let mut index = read_index(dest)?;
     let mut manifests: Vec<Value> = index["manifests"].as_array().cloned().unwrap_or_default();
     let replaced = merge(&mut manifests, new);

@@ -8,8 +8,7 @@
 //! "an opaque whiteout entry is a file with the name `.wh..wh..opq` indicating that all
 //! siblings are hidden in the lower layer".
 
-use super::path;
-use std::io::Read;
+use super::{headers, path};
 
 /// Prefix of a whiteout's base name.
 pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -108,35 +107,53 @@ pub fn classify(path: &[u8], kind: tar::EntryType, link: Option<Vec<u8>>) -> Kin
     }
 }
 
-/// Records a tar entry read from the layer's plain tar; `span_start` is where the
-/// previous entry ended. Returns the record and where this entry ends.
-pub fn record<R: Read>(entry: &tar::Entry<'_, R>, span_start: u64) -> Option<(EntryRec, u64)> {
-    let raw_path = entry.path_bytes();
-    let path = path::normalize(&raw_path)?;
-    let header = entry.header();
-    let link = if header.entry_type().is_hard_link() {
-        Some(path::normalize(
-            &entry.link_name_bytes().unwrap_or_default(),
-        )?)
+/// Records an entry of the layer's plain tar. Refuses, with the escaped name and why,
+/// names that climb out of the root, entries that would replace the root itself (umoci
+/// refuses to change the root's type), links to the root, and whiteouts that name no
+/// file (`.wh.`, `.wh..`, `.wh...`: image-spec `layer.md` forbids them). Returns the
+/// record and where the entry ends.
+pub fn record(entry: &headers::Entry) -> Result<(EntryRec, u64), String> {
+    let shown = || path::escape(&entry.path);
+    let path = path::normalize(&entry.path).ok_or_else(shown)?;
+    let link = if entry.kind.is_hard_link() {
+        let target = path::normalize(&entry.link)
+            .ok_or_else(|| format!("{} (hardlink target)", path::escape(&entry.link)))?;
+        if target.is_empty() {
+            return Err(format!("{} (a hard link to the root)", shown()));
+        }
+        Some(target)
     } else {
         None
     };
-    // What tar-rs skipped to reach the next header (PAX `size` applied).
-    let size = entry.size();
-    let data_offset = entry.raw_file_position();
-    let end = data_offset + size.div_ceil(512) * 512;
-    let kind = classify(&path, header.entry_type(), link);
-    Some((
-        EntryRec {
-            path,
-            kind,
-            span: (span_start, end),
-            data_offset,
-            size,
-            digest: None,
-        },
-        end,
-    ))
+    let kind = if entry.is_global() {
+        Kind::Ignored
+    } else {
+        classify(&path, entry.kind, link)
+    };
+    let names_root = match &kind {
+        Kind::Whiteout(hidden) => {
+            let (_, name) = split_parent(hidden);
+            matches!(name, b"" | b"." | b"..")
+        }
+        Kind::Dir | Kind::Opaque(_) | Kind::Ignored => false,
+        _ => path.is_empty(),
+    };
+    if names_root {
+        return Err(format!(
+            "{} (names the root or no file: it would replace or delete the whole filesystem)",
+            shown()
+        ));
+    }
+    let end = entry.end();
+    let rec = EntryRec {
+        path,
+        kind,
+        span: (entry.start, end),
+        data_offset: entry.data_offset,
+        size: entry.size,
+        digest: None,
+    };
+    Ok((rec, end))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Layers: codecs, entry names, and streaming a layer blob.
 
 pub mod codec;
+pub mod headers;
 pub mod index;
 pub mod overlay;
 pub mod path;

@@ -9,8 +9,8 @@
 //! ```
 
 use super::codec::{Compression, Decoder, EncodeOptions, Encoder};
+use super::headers::{WalkError, Walker};
 use super::index::{EntryRec, IndexMode, Kind, record};
-use super::path;
 use crate::digest::{Digest, Meter, TeeReader};
 use crate::error::{Error, Result};
 use std::io::{self, BufReader, Read, Write};
@@ -97,7 +97,6 @@ pub fn scan_full<R: Read, W1: Write, W2: Write>(
 ) -> Result<FullScan<W1, W2>> {
     let corrupt = |e: io::Error| Error::corrupt(what, e);
     let mut records = Vec::new();
-    let mut span_start = 0u64;
     let metered = Meter::new(TeeReader::new(blob, Maybe(raw_tee)));
     let buffered = BufReader::with_capacity(READ_BUFFER, metered);
     let (compression, decoder) = Decoder::sniff(buffered).map_err(|e| match e {
@@ -105,73 +104,37 @@ pub fn scan_full<R: Read, W1: Write, W2: Write>(
         other => other,
     })?;
     let tar_meter = Meter::new(TeeReader::new(decoder, Maybe(reencode)));
-    let mut archive = tar::Archive::new(tar_meter);
+    let mut walker = Walker::new(tar_meter);
     let mut entries = 0u64;
-    for entry in archive.entries().map_err(corrupt)? {
-        let mut entry = entry.map_err(corrupt)?;
-        let name = entry.path_bytes();
-        if path::normalize(&name).is_none() {
-            return Err(Error::UnsafePath {
-                layer: what.to_string(),
-                path: path::escape(&name),
-            });
-        }
-        if entry.header().entry_type().is_hard_link() {
-            let target = entry.link_name_bytes().unwrap_or_default();
-            if path::normalize(&target).is_none() {
-                return Err(Error::UnsafePath {
-                    layer: what.to_string(),
-                    path: format!("{} (hardlink target)", path::escape(&target)),
-                });
-            }
-        }
-        if index != IndexMode::Off {
-            // Sparse files store less than their size: spans would be wrong, and
-            // copying them raw would corrupt the layer. Docker never writes them.
-            let pax_sparse = entry
-                .pax_extensions()
-                .map_err(corrupt)?
-                .is_some_and(|mut exts| {
-                    exts.any(|e| {
-                        e.ok()
-                            .and_then(|e| e.key().ok().map(|k| k.starts_with("GNU.sparse")))
-                            .unwrap_or(false)
-                    })
-                });
-            if pax_sparse || entry.header().entry_type() == tar::EntryType::GNUSparse {
+    loop {
+        let entry = match walker.next_entry() {
+            Ok(Some(e)) => e,
+            Ok(None) => break,
+            Err(WalkError::Io(e)) => return Err(corrupt(e)),
+            Err(WalkError::Refused(why)) => {
                 return Err(Error::Unsupported {
                     what: what.to_string(),
-                    reason: format!(
-                        "{} is a sparse file; sparse entries are not supported",
-                        path::escape(&entry.path_bytes())
-                    ),
+                    reason: format!("tar header before byte {}: {why}", walker.position()),
                 });
             }
-            // Each entry must start where the previous one ended, give or take its
-            // extension headers; anything else means the index is out of step.
-            let header_at = entry.raw_header_position();
-            if header_at < span_start || !(header_at - span_start).is_multiple_of(512) {
-                return Err(Error::corrupt(
-                    what,
-                    format!(
-                        "entry {} is not where the previous one ended",
-                        path::escape(&entry.path_bytes())
-                    ),
-                ));
-            }
-            let (mut rec, end) = record(&entry, span_start).expect("names were checked above");
+        };
+        let (mut rec, end) = record(&entry).map_err(|bad| Error::UnsafePath {
+            layer: what.to_string(),
+            path: bad,
+        })?;
+        if index != IndexMode::Off {
             if index == IndexMode::EntriesWithDigests && rec.kind == Kind::File {
                 let mut m = Meter::new(io::sink());
-                io::copy(&mut entry, &mut m).map_err(corrupt)?;
+                io::copy(&mut walker.data(), &mut m).map_err(corrupt)?;
                 rec.digest = Some(m.finish().1);
             }
-            span_start = end;
+            debug_assert_eq!(end, entry.end());
             records.push(rec);
         }
         entries += 1;
     }
+    let mut tar_meter = walker.into_inner();
     // The tar's end-of-archive blocks and record padding belong to the diff_id too.
-    let mut tar_meter = archive.into_inner();
     io::copy(&mut tar_meter, &mut io::sink()).map_err(corrupt)?;
     let (tee, diff_id, tar_size) = tar_meter.finish();
     let (decoder, Maybe(encoder)) = tee.into_parts();

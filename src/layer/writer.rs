@@ -4,6 +4,7 @@
 //! synthesized whiteout) get a new header. Long names use GNU `L`/`K` records, which
 //! carry any bytes, so non-UTF-8 names survive.
 
+use super::headers::{WalkError, Walker};
 use super::index::{EntryRec, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use super::overlay::{Emit, EntryId};
 use crate::error::{Error, Result};
@@ -37,31 +38,29 @@ impl Spool {
 /// An entry read back whole from its spool.
 struct Parsed {
     header: tar::Header,
-    pax: Vec<(String, Vec<u8>)>,
+    pax: Vec<(Vec<u8>, Vec<u8>)>,
     link: Option<Vec<u8>>,
 }
 
 fn parse(spool: &Spool, rec: &EntryRec) -> Result<Parsed> {
     let range = spool.range(rec.span.0, rec.span.1);
-    let mut archive = tar::Archive::new(range);
-    let mut entries = archive.entries()?;
-    let mut entry = entries
-        .next()
-        .ok_or_else(|| Error::corrupt("spooled layer", "entry vanished"))??;
-    let mut pax = Vec::new();
-    if let Some(exts) = entry.pax_extensions()? {
-        for ext in exts {
-            let ext = ext?;
-            let key = ext.key().map_err(|e| Error::corrupt("PAX record", e))?;
-            if !matches!(key, "path" | "linkpath" | "size") {
-                pax.push((key.to_string(), ext.value_bytes().to_vec()));
-            }
-        }
-    }
+    let mut walker = Walker::new(range);
+    let entry = match walker.next_entry() {
+        Ok(Some(e)) => e,
+        Ok(None) => return Err(Error::corrupt("spooled layer", "entry vanished")),
+        Err(WalkError::Io(e)) => return Err(e.into()),
+        Err(WalkError::Refused(why)) => return Err(Error::corrupt("spooled layer", why)),
+    };
+    let pax = entry
+        .pax
+        .into_iter()
+        .filter(|(k, _)| !matches!(k.as_slice(), b"path" | b"linkpath" | b"size"))
+        .collect();
+    let link = (entry.kind.is_hard_link() || entry.kind.is_symlink()).then_some(entry.link);
     Ok(Parsed {
-        header: entry.header().clone(),
+        header: entry.header,
         pax,
-        link: entry.link_name_bytes().map(|l| l.into_owned()),
+        link,
     })
 }
 
@@ -87,14 +86,14 @@ fn long_record(w: &mut impl Write, kind: u8, value: &[u8]) -> io::Result<()> {
     pad(w, value.len() as u64 + 1)
 }
 
-fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
     // "%d %s=%s\n", where the length counts itself.
     let body = key.len() + value.len() + 3;
     let mut len = body + 1;
     while len != body + len.to_string().len() {
         len = body + len.to_string().len();
     }
-    [format!("{len} {key}=").as_bytes(), value, b"\n"].concat()
+    [format!("{len} ").as_bytes(), key, b"=", value, b"\n"].concat()
 }
 
 fn set_field(field: &mut [u8], value: &[u8]) {
@@ -109,7 +108,7 @@ fn write_entry(
     mut header: tar::Header,
     path: &[u8],
     link: Option<&[u8]>,
-    pax: &[(String, Vec<u8>)],
+    pax: &[(Vec<u8>, Vec<u8>)],
     data: impl Read,
     size: u64,
 ) -> Result<()> {
@@ -191,7 +190,7 @@ fn clamp(parsed: &mut Parsed, limit: u64) -> bool {
         changed = true;
     }
     for (k, v) in parsed.pax.iter_mut() {
-        if matches!(k.as_str(), "mtime" | "atime" | "ctime") {
+        if matches!(k.as_slice(), b"mtime" | b"atime" | b"ctime") {
             let secs: f64 = std::str::from_utf8(v)
                 .ok()
                 .and_then(|s| s.parse().ok())
@@ -320,7 +319,7 @@ mod tests {
             ("SCHILY.xattr.user.x", &[b'z'; 95][..]),
             ("k", &[0u8; 993][..]),
         ] {
-            let r = pax_record(k, v);
+            let r = pax_record(k.as_bytes(), v);
             let len: usize = std::str::from_utf8(&r[..r.iter().position(|&b| b == b' ').unwrap()])
                 .unwrap()
                 .parse()

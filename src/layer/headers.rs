@@ -1,0 +1,548 @@
+//! A strict tar header walker: reads a layer's tar the way Go's `archive/tar` (which
+//! Docker, containerd and skopeo use) reads it, and refuses every header on which
+//! mainstream readers (Go, libarchive, Python's `tarfile`, the `tar` crate) could see
+//! different entries, so the names ocislim checks and merges are the names a runtime
+//! unpacks.
+//!
+//! ```text
+//! [x: PAX records] [L: GNU long name] [K: GNU long link]  header  data  padding
+//! └──────────── extension headers, at most one of each ──┘
+//! ```
+//! What is refused, and why (each is a known disagreement between readers):
+//! - a header-only entry (directory, link, device, FIFO) with a non-zero size: Go,
+//!   libarchive and Python read the next header right after it, the `tar` crate skips
+//!   `size` bytes first;
+//! - an extension header (`x`, `g`, `L`, `K`) without the ustar or GNU magic: Go applies
+//!   it, the `tar` crate returns it as a file;
+//! - two extension headers of one kind before one entry, an extension header before a
+//!   global header or the end, and a GNU long name beside a PAX `path` (readers pick
+//!   different winners);
+//! - malformed PAX records (Go's `parsePAXRecord` rules: a decimal length that counts
+//!   itself, `key=value`, a newline), a NUL inside a `path`, `linkpath`, `uname` or
+//!   `gname`, non-numeric or negative `size`, `uid`, `gid`, malformed times;
+//! - a NUL inside a GNU long name (Go cuts there, the `tar` crate does not), an empty one
+//!   (Go ignores it, the `tar` crate applies it);
+//! - a non-directory whose name ends in `/` (Go reads an old-style one as a directory);
+//! - a size or checksum field that is not clean octal or base-256, a zero block followed
+//!   by a non-zero one (Go refuses, others stop), entry types no runtime applies.
+//!
+//! A PAX global header (`g`) is parsed as strictly, then ignored, as Docker and
+//! containerd ignore it: it never renames or resizes the entry after it.
+//! Extension data is held in memory up to [`MAX_EXTENSION`] bytes, Go's own limit.
+
+use std::io::{self, Read};
+
+/// Largest PAX or GNU extension record ocislim reads (Go's `maxSpecialFileSize`).
+pub const MAX_EXTENSION: u64 = 1 << 20;
+
+const BLOCK: u64 = 512;
+
+/// One logical entry: its main header and what its extension headers said.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The main header block, as stored.
+    pub header: tar::Header,
+    /// The entry type.
+    pub kind: tar::EntryType,
+    /// The name as a runtime reads it (PAX `path`, GNU long name, or prefix + name).
+    pub path: Vec<u8>,
+    /// The link target (PAX `linkpath`, GNU long link, or the header's field).
+    pub link: Vec<u8>,
+    /// PAX records of its `x` header, in order, as stored.
+    pub pax: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Size of its data (PAX `size` applied).
+    pub size: u64,
+    /// Where its first extension header (or its header) starts.
+    pub start: u64,
+    /// Where its data starts.
+    pub data_offset: u64,
+}
+
+impl Entry {
+    /// Where the entry ends (data padded to a block).
+    pub fn end(&self) -> u64 {
+        self.data_offset + self.size.div_ceil(BLOCK) * BLOCK
+    }
+
+    /// Whether the entry is a PAX global header, to be ignored.
+    pub fn is_global(&self) -> bool {
+        self.kind == tar::EntryType::XGlobalHeader
+    }
+}
+
+/// Walks the entries of a tar stream; call [`Walker::data`] to read an entry's data.
+pub struct Walker<R> {
+    inner: R,
+    pos: u64,
+    /// Where the current entry's data ends, padding included.
+    next: u64,
+    /// Unread data of the current entry.
+    left: u64,
+    done: bool,
+}
+
+type Refusal = String;
+
+fn octal_or_base256(field: &[u8], what: &str) -> Result<u64, Refusal> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        // Base-256: a positive big-endian number after the marker byte.
+        if field[0] != 0x80 {
+            return Err(format!("negative or oversized base-256 {what}"));
+        }
+        let mut n: u64 = 0;
+        for &b in &field[1..] {
+            n = n
+                .checked_mul(256)
+                .and_then(|n| n.checked_add(b as u64))
+                .ok_or_else(|| format!("{what} overflows"))?;
+        }
+        return Ok(n);
+    }
+    // Go's parseOctal: spaces and NULs trimmed at both ends, then octal digits only.
+    let trimmed = trim(field);
+    if trimmed.is_empty() {
+        return Ok(0);
+    }
+    if !trimmed.iter().all(|b| (b'0'..=b'7').contains(b)) {
+        return Err(format!("{what} field is not octal"));
+    }
+    let s = std::str::from_utf8(trimmed).expect("octal digits");
+    u64::from_str_radix(s, 8).map_err(|_| format!("{what} overflows"))
+}
+
+fn trim(field: &[u8]) -> &[u8] {
+    let keep = |b: &u8| *b != b' ' && *b != 0;
+    let Some(start) = field.iter().position(keep) else {
+        return &[];
+    };
+    let end = field.iter().rposition(keep).expect("found one") + 1;
+    &field[start..end]
+}
+
+/// Up to the first NUL, as every reader cuts a header's string fields.
+fn cstr(field: &[u8]) -> &[u8] {
+    field.iter().position(|&b| b == 0).map_or(field, |i| &field[..i])
+}
+
+/// The header's format, as Go's `getFormat` tells it.
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Format {
+    V7,
+    Ustar,
+    Gnu,
+}
+
+fn format(block: &[u8; 512]) -> Result<Format, Refusal> {
+    let magic = &block[257..263];
+    let version = &block[263..265];
+    let trailer = &block[508..512];
+    match (magic, version) {
+        (b"ustar\0", b"00") if trailer != b"tar\0" => Ok(Format::Ustar),
+        (b"ustar ", b" \0") => Ok(Format::Gnu),
+        _ if magic.starts_with(b"ustar") => Err(format!(
+            "ambiguous tar magic {:?} {:?} (readers disagree on its fields)",
+            crate::layer::path::escape(magic),
+            crate::layer::path::escape(version)
+        )),
+        _ => Ok(Format::V7),
+    }
+}
+
+/// Parses PAX records by Go's `parsePAXRecord` rules; later records of a key win.
+pub fn parse_pax(mut data: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Refusal> {
+    let bad = |why: &str| Err(format!("malformed PAX record: {why}"));
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let Some(sp) = data.iter().position(|&b| b == b' ') else {
+            return bad("no length");
+        };
+        let digits = &data[..sp];
+        if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+            return bad("length is not a decimal number");
+        }
+        let len: usize = std::str::from_utf8(digits)
+            .expect("digits")
+            .parse()
+            .map_err(|_| "length overflows".to_string())?;
+        if len < 5 || len > data.len() || len <= sp + 1 {
+            return bad("length out of range");
+        }
+        let (rec, rest) = data.split_at(len);
+        if rec[len - 1] != b'\n' {
+            return bad("length does not end at a newline");
+        }
+        let kv = &rec[sp + 1..len - 1];
+        let Some(eq) = kv.iter().position(|&b| b == b'=') else {
+            return bad("no '='");
+        };
+        let (key, value) = (&kv[..eq], &kv[eq + 1..]);
+        if key.is_empty() || key.contains(&0) {
+            return bad("empty key or NUL in a key");
+        }
+        if matches!(key, b"path" | b"linkpath" | b"uname" | b"gname") && value.contains(&0) {
+            return bad("NUL inside a name");
+        }
+        check_pax_value(key, value)?;
+        out.push((key.to_vec(), value.to_vec()));
+        data = rest;
+    }
+    Ok(out)
+}
+
+fn check_pax_value(key: &[u8], value: &[u8]) -> Result<(), Refusal> {
+    let digits = |v: &[u8]| !v.is_empty() && v.len() <= 18 && v.iter().all(u8::is_ascii_digit);
+    match key {
+        b"size" | b"uid" | b"gid" if !digits(value) => Err(format!(
+            "PAX {} is not a non-negative decimal number",
+            String::from_utf8_lossy(key)
+        )),
+        b"mtime" | b"atime" | b"ctime" => {
+            let v = value.strip_prefix(b"-").unwrap_or(value);
+            let (secs, frac) = match v.iter().position(|&b| b == b'.') {
+                Some(i) => (&v[..i], Some(&v[i + 1..])),
+                None => (v, None),
+            };
+            if digits(secs) && frac.is_none_or(|f| f.iter().all(u8::is_ascii_digit)) {
+                Ok(())
+            } else {
+                Err(format!("PAX {} is not a time", String::from_utf8_lossy(key)))
+            }
+        }
+        _ if key.starts_with(b"GNU.sparse") => {
+            Err("the entry is a sparse file (GNU.sparse PAX records); sparse entries are not supported".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn pax_value<'a>(pax: &'a [(Vec<u8>, Vec<u8>)], key: &[u8]) -> Option<&'a [u8]> {
+    pax.iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_slice())
+}
+
+/// A GNU long name or link: up to its first NUL, which only trailing NULs may follow.
+fn long_name(data: Vec<u8>, what: &str) -> Result<Vec<u8>, Refusal> {
+    let name = cstr(&data);
+    if data[name.len()..].iter().any(|&b| b != 0) {
+        return Err(format!("NUL inside a GNU long {what}"));
+    }
+    if name.is_empty() {
+        return Err(format!("empty GNU long {what}"));
+    }
+    Ok(name.to_vec())
+}
+
+impl<R: Read> Walker<R> {
+    /// Walks the tar read from `inner`, which starts at offset 0.
+    pub fn new(inner: R) -> Self {
+        Walker {
+            inner,
+            pos: 0,
+            next: 0,
+            left: 0,
+            done: false,
+        }
+    }
+
+    /// How far into the tar the walk has read.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// The reader, positioned wherever the walk stopped.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// Reads the rest of the current entry's data.
+    pub fn data(&mut self) -> impl Read + '_ {
+        DataReader { w: self }
+    }
+
+    fn skip_to(&mut self, to: u64) -> io::Result<()> {
+        let n = to - self.pos;
+        let copied = io::copy(&mut (&mut self.inner).take(n), &mut io::sink())?;
+        self.pos += copied;
+        if copied != n {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "tar ends inside an entry",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads one block; `None` at a clean end of stream.
+    fn block(&mut self) -> io::Result<Option<[u8; 512]>> {
+        let mut b = [0u8; 512];
+        let mut got = 0;
+        while got < b.len() {
+            match self.inner.read(&mut b[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.pos += got as u64;
+        match got {
+            0 => Ok(None),
+            512 => Ok(Some(b)),
+            _ => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "tar ends inside a header",
+            )),
+        }
+    }
+
+    fn read_extension(&mut self, size: u64, what: &str) -> Result<Vec<u8>, WalkError> {
+        if size > MAX_EXTENSION {
+            return Err(WalkError::Refused(format!(
+                "{what} of {size} bytes (the limit is {MAX_EXTENSION})"
+            )));
+        }
+        let mut data = vec![0u8; size as usize];
+        self.inner.read_exact(&mut data)?;
+        self.pos += size;
+        self.skip_to(self.pos.div_ceil(BLOCK) * BLOCK)?;
+        Ok(data)
+    }
+
+    /// The next entry, or `None` at the end of the archive. Errors are I/O errors (a
+    /// truncated tar) or refusals naming what was ambiguous.
+    pub fn next_entry(&mut self) -> Result<Option<Entry>, WalkError> {
+        if self.done {
+            return Ok(None);
+        }
+        self.skip_to(self.next)?;
+        let start = self.pos;
+        let mut pax: Option<Vec<(Vec<u8>, Vec<u8>)>> = None;
+        let mut gnu_name: Option<Vec<u8>> = None;
+        let mut gnu_link: Option<Vec<u8>> = None;
+        let refuse = |s: String| Err(WalkError::Refused(s));
+        loop {
+            let pending = pax.is_some() || gnu_name.is_some() || gnu_link.is_some();
+            let Some(block) = self.block()? else {
+                if pending {
+                    return refuse("extension headers with no entry after them".into());
+                }
+                self.done = true;
+                return Ok(None);
+            };
+            if block.iter().all(|&b| b == 0) {
+                if pending {
+                    return refuse("extension headers with no entry after them".into());
+                }
+                // Go requires a second zero block; the others stop at the first.
+                match self.block()? {
+                    Some(b) if b.iter().any(|&x| x != 0) => {
+                        return refuse("a header after an end-of-archive block".into());
+                    }
+                    _ => {}
+                }
+                self.done = true;
+                return Ok(None);
+            }
+            let header = tar::Header::from_byte_slice(&block).clone();
+            let stored = octal_or_base256(&block[148..156], "checksum").map_err(WalkError::Refused)?;
+            let sum: u64 = block[..148]
+                .iter()
+                .chain(&[b' '; 8])
+                .chain(&block[156..])
+                .map(|&b| b as u64)
+                .sum();
+            if stored != sum {
+                return Err(WalkError::Io(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "tar header checksum mismatch",
+                )));
+            }
+            let fmt = format(&block).map_err(WalkError::Refused)?;
+            let kind_byte = block[156];
+            let mut size = octal_or_base256(&block[124..136], "size").map_err(WalkError::Refused)?;
+            let is_ext = matches!(kind_byte, b'x' | b'g' | b'L' | b'K');
+            if is_ext && fmt == Format::V7 {
+                return refuse(format!(
+                    "an extension header of type '{}' without the ustar magic",
+                    kind_byte as char
+                ));
+            }
+            match kind_byte {
+                b'x' | b'L' | b'K' => {
+                    let what = match kind_byte {
+                        b'x' => "PAX header",
+                        b'L' => "GNU long name",
+                        _ => "GNU long link",
+                    };
+                    let data = self.read_extension(size, what)?;
+                    let dup = match kind_byte {
+                        b'x' => pax
+                            .replace(parse_pax(&data).map_err(WalkError::Refused)?)
+                            .is_some(),
+                        b'L' => gnu_name
+                            .replace(long_name(data, "name").map_err(WalkError::Refused)?)
+                            .is_some(),
+                        _ => gnu_link
+                            .replace(long_name(data, "link").map_err(WalkError::Refused)?)
+                            .is_some(),
+                    };
+                    if dup {
+                        return refuse(format!("two {what}s before one entry"));
+                    }
+                    continue;
+                }
+                b'g' if pending => {
+                    return refuse("extension headers before a PAX global header".into());
+                }
+                _ => {}
+            }
+            let pax = pax.unwrap_or_default();
+            if gnu_name.is_some() && pax_value(&pax, b"path").is_some() {
+                return refuse("both a GNU long name and a PAX path".into());
+            }
+            if gnu_link.is_some() && pax_value(&pax, b"linkpath").is_some() {
+                return refuse("both a GNU long link and a PAX linkpath".into());
+            }
+            if let Some(s) = pax_value(&pax, b"size") {
+                size = std::str::from_utf8(s)
+                    .expect("checked digits")
+                    .parse()
+                    .expect("checked digits");
+            }
+            let kind = header.entry_type();
+            let path = match (gnu_name, pax_value(&pax, b"path")) {
+                (Some(n), _) => n,
+                (None, Some(p)) => p.to_vec(),
+                (None, None) if fmt == Format::Ustar => {
+                    let prefix = cstr(&block[345..500]);
+                    let name = cstr(&block[..100]);
+                    if prefix.is_empty() {
+                        name.to_vec()
+                    } else {
+                        [prefix, b"/", name].concat()
+                    }
+                }
+                (None, None) => cstr(&block[..100]).to_vec(),
+            };
+            let link = match (gnu_link, pax_value(&pax, b"linkpath")) {
+                (Some(l), _) => l,
+                (None, Some(l)) => l.to_vec(),
+                (None, None) => cstr(&block[157..257]).to_vec(),
+            };
+            let escaped = || crate::layer::path::escape(&path);
+            let header_only = matches!(kind_byte, b'1' | b'2' | b'3' | b'4' | b'5' | b'6');
+            if header_only && size != 0 {
+                return refuse(format!(
+                    "{}: a {} header with a size of {size} (readers disagree on where the next header is)",
+                    escaped(),
+                    type_name(kind_byte)
+                ));
+            }
+            if kind_byte == b'S' {
+                return refuse(format!(
+                    "{} is a sparse file; sparse entries are not supported",
+                    escaped()
+                ));
+            }
+            if !matches!(kind_byte, b'0' | 0 | b'1' | b'2' | b'3' | b'4' | b'5' | b'6' | b'g') {
+                return refuse(format!(
+                    "{}: unsupported entry type {:?} (runtimes refuse it)",
+                    escaped(),
+                    kind_byte as char
+                ));
+            }
+            if kind_byte != b'5' && kind_byte != b'g' && path.ends_with(b"/") {
+                return refuse(format!(
+                    "{}: a {} whose name ends in '/' (some readers take it for a directory)",
+                    escaped(),
+                    type_name(kind_byte)
+                ));
+            }
+            let data_offset = self.pos;
+            if kind_byte == b'g' {
+                // Parsed as strictly as any, so a reader that applies it cannot be
+                // fooled either; then dropped.
+                let data = self.read_extension(size, "PAX global header")?;
+                parse_pax(&data).map_err(WalkError::Refused)?;
+                self.left = 0;
+                self.next = self.pos;
+                return Ok(Some(Entry {
+                    header,
+                    kind,
+                    path,
+                    link,
+                    pax,
+                    size,
+                    start,
+                    data_offset,
+                }));
+            }
+            self.left = size;
+            self.next = data_offset
+                .checked_add(size.div_ceil(BLOCK) * BLOCK)
+                .ok_or_else(|| WalkError::Refused("size overflows".into()))?;
+            return Ok(Some(Entry {
+                header,
+                kind,
+                path,
+                link,
+                pax,
+                size,
+                start,
+                data_offset,
+            }));
+        }
+    }
+}
+
+fn type_name(kind: u8) -> &'static str {
+    match kind {
+        b'1' => "hard link",
+        b'2' => "symlink",
+        b'3' => "character device",
+        b'4' => "block device",
+        b'5' => "directory",
+        b'6' => "FIFO",
+        _ => "file",
+    }
+}
+
+/// Why a walk stopped.
+#[derive(Debug)]
+pub enum WalkError {
+    /// The stream failed or ended early.
+    Io(io::Error),
+    /// A header readers could read differently, or that runtimes refuse.
+    Refused(String),
+}
+
+impl From<io::Error> for WalkError {
+    fn from(e: io::Error) -> Self {
+        WalkError::Io(e)
+    }
+}
+
+struct DataReader<'a, R> {
+    w: &'a mut Walker<R>,
+}
+
+impl<R: Read> Read for DataReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let max = (self.w.left.min(buf.len() as u64)) as usize;
+        if max == 0 {
+            return Ok(0);
+        }
+        let n = self.w.inner.read(&mut buf[..max])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "tar ends inside an entry's data",
+            ));
+        }
+        self.w.left -= n as u64;
+        self.w.pos += n as u64;
+        Ok(n)
+    }
+}
