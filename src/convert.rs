@@ -70,7 +70,7 @@ pub struct ConvertReport {
 /// stdout and an OCI archive for a `.tar` path from a layout folder.
 pub fn default_format(input: Format, dest: &Dest) -> Format {
     match dest {
-        Dest::Stdout => Format::DockerArchive,
+        Dest::Stdout | Dest::Node(_) => Format::DockerArchive,
         // `-o app.tar` from a layout folder means an archive, as for `docker save -o`.
         Dest::Path(p) if input == Format::Oci && p.extension().is_some_and(|e| e == "tar") => {
             Format::OciArchive

@@ -344,13 +344,11 @@ fn run(cli: Cli) -> Result<String, Error> {
                 timestamp,
                 policy,
                 dry_run,
+                report_file,
                 jobs,
                 progress,
             };
             let r = squash::squash(&opts)?;
-            if let Some(f) = report_file {
-                fs_err::write(f, report::json(&r))?;
-            }
             Ok(if json {
                 report::json(&r)
             } else {
@@ -490,7 +488,8 @@ fn main() {
             Command::Inspect { .. } | Command::Policy(_) | Command::Bench { .. }
         );
     // Reports go to stderr when stdout carries the image.
-    let to_stdout = !matches!(&cli.command, Command::Convert { output, .. } | Command::Squash { output: Some(output), .. } if output == "-");
+    let to_stdout = !matches!(&cli.command, Command::Convert { output, .. } | Command::Squash { output: Some(output), .. }
+        if OutputOptions::parse(output, None, Vec::new()).is_ok_and(|o| o.dest.is_stream()));
     match run(cli) {
         Ok(text) if quiet => drop(text),
         Ok(text) => {

@@ -16,7 +16,7 @@ use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
 use crate::image::config::{self, SquashNote};
 use crate::image::reader::{self, OpenOptions, SourceSpec};
-use crate::image::writer::{BlobWriter, OutImage, OutLayer, OutputOptions, Staging};
+use crate::image::writer::{BlobWriter, Dest, OutImage, OutLayer, OutputOptions, SideFile, Staging};
 use crate::layer::codec::{Compression, EncodeOptions, Encoder};
 use crate::layer::index::{EntryRec, IndexMode};
 use crate::layer::overlay::{self, Tree};
@@ -24,6 +24,7 @@ use crate::layer::reader::{LayerScan, scan_full};
 use crate::layer::writer::{EmitOptions, Spool, emit};
 use crate::policy::{PolicyOutcome, PolicySet};
 use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Which layers stay as they are.
@@ -52,8 +53,11 @@ pub struct SquashOptions {
     pub timestamp: Option<u64>,
     /// What to delete.
     pub policy: PolicySet,
-    /// Compute everything, write nothing.
+    /// Compute everything, write nothing (but the report file).
     pub dry_run: bool,
+    /// Also write the JSON report here (`--report`), checked before the image is read
+    /// and moved into place with the image.
+    pub report_file: Option<std::path::PathBuf>,
     /// Worker threads.
     pub jobs: usize,
     /// Progress bars.
@@ -301,6 +305,16 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     if let Some(f) = opts.output.format.filter(|_| !opts.dry_run) {
         opts.output.check(f)?;
     }
+    let mut report_file = match &opts.report_file {
+        Some(p) => {
+            let mut others: Vec<&Path> = opts.source.path.iter().map(|p| p.as_path()).collect();
+            if let Dest::Path(o) | Dest::Node(o) = &opts.output.dest {
+                others.push(o);
+            }
+            Some(SideFile::stage(p, "--report", &others)?)
+        }
+        None => None,
+    };
     let source = reader::open(&opts.source, &opts.open)?;
     let image = &source.image;
     let total = image.layers.len();
@@ -432,17 +446,6 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let config_bytes = serde_json::to_vec(&config_json).map_err(std::io::Error::other)?;
     let config_digest = Digest::of(&config_bytes);
     let (tags, ref_names) = opts.output.names(format, image);
-    if let Some(st) = staging {
-        warnings.extend(st.finish(&OutImage {
-            config: config_bytes,
-            config_media_type: config_media,
-            manifest_media_type: manifest_media,
-            manifest_annotations: image.manifest_annotations.clone(),
-            layers,
-            tags,
-            ref_names,
-        })?);
-    }
     let mut report_layers = Vec::new();
     let mut before = Sizes::default();
     let mut after = Sizes {
@@ -474,7 +477,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
             deleted_bytes: policy.reclaimed_by_layer[i],
         });
     }
-    Ok(SquashReport {
+    let mut report = SquashReport {
         input_format: image.format.name(),
         output_format: format.name(),
         kept_layers: keep,
@@ -489,5 +492,32 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         policy,
         dry_run: opts.dry_run,
         warnings,
-    })
+    };
+    // The report is written before the image is committed, so a report that cannot be
+    // written leaves no image either; rewritten if committing adds warnings.
+    if let Some(f) = &mut report_file {
+        f.write(crate::report::json(&report).as_bytes())?;
+    }
+    let finished = match staging {
+        Some(st) => st.finish(&OutImage {
+            config: config_bytes,
+            config_media_type: config_media,
+            manifest_media_type: manifest_media,
+            manifest_annotations: image.manifest_annotations.clone(),
+            layers,
+            tags,
+            ref_names,
+        })?,
+        None => Vec::new(),
+    };
+    if !finished.is_empty() {
+        report.warnings.extend(finished);
+        if let Some(f) = &mut report_file {
+            f.write(crate::report::json(&report).as_bytes())?;
+        }
+    }
+    if let Some(f) = report_file {
+        f.commit()?;
+    }
+    Ok(report)
 }

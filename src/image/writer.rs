@@ -27,16 +27,33 @@ pub enum Dest {
     Path(PathBuf),
     /// Standard output, as a tar stream.
     Stdout,
+    /// A FIFO or character device (`/dev/stdout`, `/dev/null`, a named pipe), written
+    /// into as a stream, as skopeo does: never renamed over or replaced.
+    Node(PathBuf),
 }
 
 impl Dest {
-    /// `-` means stdout.
+    /// `-` means stdout; a path leading (through symlinks) to a FIFO or a character
+    /// device is a stream node.
     pub fn parse(s: &str) -> Dest {
         if s == "-" {
             Dest::Stdout
         } else {
-            Dest::Path(PathBuf::from(s))
+            Dest::from_path(PathBuf::from(s))
         }
+    }
+
+    fn from_path(p: PathBuf) -> Dest {
+        use std::os::unix::fs::FileTypeExt;
+        match std::fs::metadata(&p) {
+            Ok(m) if m.file_type().is_fifo() || m.file_type().is_char_device() => Dest::Node(p),
+            _ => Dest::Path(p),
+        }
+    }
+
+    /// Whether the image goes out as one tar stream (stdout or a stream node).
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Dest::Stdout | Dest::Node(_))
     }
 
     /// Checks, before any image byte is read, that the destination can be written.
@@ -50,6 +67,15 @@ impl Dest {
                     return Err(Error::Usage(
                         "refusing to write an image archive to a terminal; redirect stdout".into(),
                     ));
+                }
+                Ok(())
+            }
+            Dest::Node(p) => {
+                if format == Format::Oci {
+                    return Err(Error::Usage(format!(
+                        "{} is a FIFO or device: an OCI layout directory cannot be written into it; use --format oci-archive or docker-archive",
+                        p.display()
+                    )));
                 }
                 Ok(())
             }
@@ -72,7 +98,8 @@ impl Dest {
 }
 
 /// What an output of `format` may be written over: nothing, a symlink (the link is
-/// replaced, not what it points to), a file for an archive; for a layout, an empty
+/// replaced, not what it points to), a regular file for an archive, never a device,
+/// FIFO or socket; for a layout, an empty
 /// folder or an OCI layout with a readable index (the image is added to it). Any other
 /// folder is the user's.
 fn replaceable(p: &Path, format: Format) -> Result<()> {
@@ -85,6 +112,11 @@ fn replaceable(p: &Path, format: Format) -> Result<()> {
             p.display()
         )))
     };
+    let t = meta.file_type();
+    if !(t.is_file() || t.is_dir() || t.is_symlink()) {
+        // A device, FIFO or socket: renaming over it would destroy it (`/dev/null`).
+        return refuse("is a device, FIFO or socket");
+    }
     match (meta.is_dir(), format) {
         (false, Format::Oci) if !meta.file_type().is_symlink() => {
             refuse("is a file, not an OCI layout")
@@ -171,7 +203,7 @@ impl OutputOptions {
             (_, r) => r,
         };
         Ok(OutputOptions {
-            dest: spec.path.map_or(Dest::Stdout, Dest::Path),
+            dest: spec.path.map_or(Dest::Stdout, Dest::from_path),
             format,
             compression: None,
             level: None,
@@ -300,7 +332,9 @@ impl Staging {
     /// out:/out` makes it), or in `$TMPDIR` for stdout.
     pub fn new(dest: Dest, format: Format) -> Result<Staging> {
         let (dir, staged) = STAGED.create(|| match &dest {
-            Dest::Stdout => tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir(),
+            Dest::Stdout | Dest::Node(_) => {
+                tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir()
+            }
             // The staged folder may become the OCI layout: give it the umask's mode.
             Dest::Path(p) => tempfile::Builder::new()
                 .prefix(STAGING_PREFIX)
@@ -458,8 +492,121 @@ impl Staging {
                 w.flush().map_err(Error::Stdout)?;
                 Ok(Vec::new())
             }
+            (Dest::Node(p), _) => {
+                // Opened only now, when the image is complete: a reader at the other end
+                // of a FIFO sees a whole archive or nothing.
+                let node = fs_err::OpenOptions::new().write(true).open(p)?;
+                let mut w = BufWriter::with_capacity(1 << 20, node);
+                write_archive(root, &top_files, &mut w)?;
+                w.flush()?;
+                Ok(Vec::new())
+            }
         }
     }
+}
+
+/// A file written beside the image (`--report FILE`), checked before any image byte is
+/// read and staged like the image: written under a temporary name in its folder while
+/// the image is staged, renamed into place right after the image. A FIFO or character
+/// device (`/dev/stderr`) is written into instead.
+pub struct SideFile {
+    path: PathBuf,
+    staged: Option<(tempfile::NamedTempFile, Staged)>,
+    bytes: Vec<u8>,
+}
+
+impl SideFile {
+    /// Checks `path` (named `flag` in errors) against the image's source and
+    /// destination, which it must not be, and stages its temporary file.
+    pub fn stage(path: &Path, flag: &str, others: &[&Path]) -> Result<SideFile> {
+        let refuse = |why: &str| Err(Error::Usage(format!("{flag} {}: {why}", path.display())));
+        let node = matches!(Dest::from_path(path.to_path_buf()), Dest::Node(_));
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            let t = meta.file_type();
+            if t.is_dir() {
+                return refuse("is a folder");
+            }
+            if !(node || t.is_file() || t.is_symlink()) {
+                return refuse("is a device or socket; refusing to replace it");
+            }
+        }
+        for other in others {
+            if same_file(path, other) {
+                return refuse(&format!("is also {}; refusing to overwrite it", other.display()));
+            }
+        }
+        if node {
+            return Ok(SideFile {
+                path: path.to_path_buf(),
+                staged: None,
+                bytes: Vec::new(),
+            });
+        }
+        let parent = staging_parent(path);
+        if !parent.is_dir() {
+            return refuse("its folder does not exist");
+        }
+        let staged = STAGED.create(|| {
+            tempfile::Builder::new()
+                .prefix(STAGING_PREFIX)
+                .permissions(Permissions::from_mode(0o666))
+                .tempfile_in(&parent)
+        })?;
+        Ok(SideFile {
+            path: path.to_path_buf(),
+            staged: Some(staged),
+            bytes: Vec::new(),
+        })
+    }
+
+    /// Writes `bytes` into the staged file, replacing what an earlier call wrote; a
+    /// stream node is written at [`SideFile::commit`].
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.bytes = bytes.to_vec();
+        if let Some((tmp, _)) = &self.staged {
+            let mut f = tmp.as_file();
+            f.set_len(0)?;
+            io::Seek::rewind(&mut f)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Moves the file written into place (or writes it into the stream node).
+    pub fn commit(self) -> Result<()> {
+        match self.staged {
+            None => {
+                let mut node = fs_err::OpenOptions::new().write(true).open(&self.path)?;
+                node.write_all(&self.bytes)?;
+                Ok(())
+            }
+            Some((tmp, staged)) => {
+                staged
+                    .commit(|| tmp.persist(&self.path))
+                    .map_err(|e| e.error)?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Whether `a` and `b` name the same file: the same path once their folders are
+/// resolved, or the same inode.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b))
+        && x.dev() == y.dev()
+        && x.ino() == y.ino()
+    {
+        return true;
+    }
+    let resolved = |p: &Path| {
+        std::fs::canonicalize(staging_parent(p))
+            .ok()
+            .map(|d| d.join(p.file_name().unwrap_or_default()))
+    };
+    resolved(a).is_some() && resolved(a) == resolved(b)
 }
 
 /// `app:1` -> `docker.io/library/app:1`, as Docker 25+ writes `io.containerd.image.name`.
