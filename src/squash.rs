@@ -16,7 +16,9 @@ use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
 use crate::image::config::{self, SquashNote};
 use crate::image::reader::{self, OpenOptions, SourceSpec};
-use crate::image::writer::{BlobWriter, Dest, OutImage, OutLayer, OutputOptions, SideFile, Staging};
+use crate::image::writer::{
+    BlobWriter, Dest, OutImage, OutLayer, OutputOptions, SideFile, Staging,
+};
 use crate::layer::codec::{Compression, EncodeOptions, Encoder};
 use crate::layer::index::{EntryRec, IndexMode};
 use crate::layer::overlay::{self, Tree};

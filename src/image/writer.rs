@@ -532,7 +532,10 @@ impl SideFile {
         }
         for other in others {
             if same_file(path, other) {
-                return refuse(&format!("is also {}; refusing to overwrite it", other.display()));
+                return refuse(&format!(
+                    "is also {}; refusing to overwrite it",
+                    other.display()
+                ));
             }
         }
         if node {

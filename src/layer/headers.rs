@@ -27,7 +27,10 @@
 //!   by a non-zero one (Go refuses, others stop), entry types no runtime applies.
 //!
 //! A PAX global header (`g`) is parsed as strictly, then ignored, as Docker and
-//! containerd ignore it: it never renames or resizes the entry after it.
+//! containerd ignore its records: it never renames or resizes the entry after it. One
+//! that carries a `path` or `linkpath`, or whose own name is a whiteout, is refused:
+//! Go names the header itself by its `path`, and Docker then applies a whiteout so
+//! named, while umoci refuses every global header.
 //! Extension data is held in memory up to [`MAX_EXTENSION`] bytes, Go's own limit.
 
 use std::io::{self, Read};
@@ -49,7 +52,7 @@ pub struct Entry {
     /// The link target (PAX `linkpath`, GNU long link, or the header's field).
     pub link: Vec<u8>,
     /// PAX records of its `x` header, in order, as stored.
-    pub pax: Vec<(Vec<u8>, Vec<u8>)>,
+    pub pax: PaxRecords,
     /// Size of its data (PAX `size` applied).
     pub size: u64,
     /// Where its first extension header (or its header) starts.
@@ -82,6 +85,9 @@ pub struct Walker<R> {
 }
 
 type Refusal = String;
+
+/// PAX records as stored: key, value.
+pub type PaxRecords = Vec<(Vec<u8>, Vec<u8>)>;
 
 fn octal_or_base256(field: &[u8], what: &str) -> Result<u64, Refusal> {
     if field.first().is_some_and(|b| b & 0x80 != 0) {
@@ -121,7 +127,10 @@ fn trim(field: &[u8]) -> &[u8] {
 
 /// Up to the first NUL, as every reader cuts a header's string fields.
 fn cstr(field: &[u8]) -> &[u8] {
-    field.iter().position(|&b| b == 0).map_or(field, |i| &field[..i])
+    field
+        .iter()
+        .position(|&b| b == 0)
+        .map_or(field, |i| &field[..i])
 }
 
 /// The header's format, as Go's `getFormat` tells it.
@@ -149,7 +158,7 @@ fn format(block: &[u8; 512]) -> Result<Format, Refusal> {
 }
 
 /// Parses PAX records by Go's `parsePAXRecord` rules; later records of a key win.
-pub fn parse_pax(mut data: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Refusal> {
+pub fn parse_pax(mut data: &[u8]) -> Result<PaxRecords, Refusal> {
     let bad = |why: &str| Err(format!("malformed PAX record: {why}"));
     let mut out = Vec::new();
     while !data.is_empty() {
@@ -205,12 +214,16 @@ fn check_pax_value(key: &[u8], value: &[u8]) -> Result<(), Refusal> {
             if digits(secs) && frac.is_none_or(|f| f.iter().all(u8::is_ascii_digit)) {
                 Ok(())
             } else {
-                Err(format!("PAX {} is not a time", String::from_utf8_lossy(key)))
+                Err(format!(
+                    "PAX {} is not a time",
+                    String::from_utf8_lossy(key)
+                ))
             }
         }
-        _ if key.starts_with(b"GNU.sparse") => {
-            Err("the entry is a sparse file (GNU.sparse PAX records); sparse entries are not supported".into())
-        }
+        _ if key.starts_with(b"GNU.sparse") => Err(
+            "the entry is a sparse file (GNU.sparse PAX records); sparse entries are not supported"
+                .into(),
+        ),
         _ => Ok(()),
     }
 }
@@ -318,7 +331,7 @@ impl<R: Read> Walker<R> {
         }
         self.skip_to(self.next)?;
         let start = self.pos;
-        let mut pax: Option<Vec<(Vec<u8>, Vec<u8>)>> = None;
+        let mut pax: Option<PaxRecords> = None;
         let mut gnu_name: Option<Vec<u8>> = None;
         let mut gnu_link: Option<Vec<u8>> = None;
         let refuse = |s: String| Err(WalkError::Refused(s));
@@ -346,7 +359,8 @@ impl<R: Read> Walker<R> {
                 return Ok(None);
             }
             let header = tar::Header::from_byte_slice(&block).clone();
-            let stored = octal_or_base256(&block[148..156], "checksum").map_err(WalkError::Refused)?;
+            let stored =
+                octal_or_base256(&block[148..156], "checksum").map_err(WalkError::Refused)?;
             let sum: u64 = block[..148]
                 .iter()
                 .chain(&[b' '; 8])
@@ -361,7 +375,8 @@ impl<R: Read> Walker<R> {
             }
             let fmt = format(&block).map_err(WalkError::Refused)?;
             let kind_byte = block[156];
-            let mut size = octal_or_base256(&block[124..136], "size").map_err(WalkError::Refused)?;
+            let mut size =
+                octal_or_base256(&block[124..136], "size").map_err(WalkError::Refused)?;
             let is_ext = matches!(kind_byte, b'x' | b'g' | b'L' | b'K');
             if is_ext && fmt == Format::V7 {
                 return refuse(format!(
@@ -446,7 +461,10 @@ impl<R: Read> Walker<R> {
                     escaped()
                 ));
             }
-            if !matches!(kind_byte, b'0' | 0 | b'1' | b'2' | b'3' | b'4' | b'5' | b'6' | b'g') {
+            if !matches!(
+                kind_byte,
+                b'0' | 0 | b'1' | b'2' | b'3' | b'4' | b'5' | b'6' | b'g'
+            ) {
                 return refuse(format!(
                     "{}: unsupported entry type {:?} (runtimes refuse it)",
                     escaped(),
@@ -465,7 +483,21 @@ impl<R: Read> Walker<R> {
                 // Parsed as strictly as any, so a reader that applies it cannot be
                 // fooled either; then dropped.
                 let data = self.read_extension(size, "PAX global header")?;
-                parse_pax(&data).map_err(WalkError::Refused)?;
+                let records = parse_pax(&data).map_err(WalkError::Refused)?;
+                // Go gives the global header itself the name in its `path` record, and
+                // Docker and containerd then apply a whiteout so named (seen with
+                // Docker 20.10: `path=.wh.etc` deletes /etc); umoci refuses the header.
+                let named = pax_value(&records, b"path").unwrap_or(&path);
+                let base = named.rsplit(|&b| b == b'/').find(|c| !c.is_empty());
+                if pax_value(&records, b"path").is_some()
+                    || pax_value(&records, b"linkpath").is_some()
+                    || base.is_some_and(|b| b.starts_with(b".wh."))
+                {
+                    return refuse(format!(
+                        "a PAX global header named {:?}: runtimes disagree on it (Docker applies its name as a whiteout, umoci refuses it)",
+                        crate::layer::path::escape(named)
+                    ));
+                }
                 self.left = 0;
                 self.next = self.pos;
                 return Ok(Some(Entry {

@@ -1,0 +1,666 @@
+//! Hostile images and destinations: layers written byte by byte (rawtar), layouts with
+//! lying digests, outputs onto devices. Each test names the class of attack it closes.
+//! Nothing outside the destination may change: every test that could touch the host
+//! keeps a victim file beside the work folder and checks it afterwards, and refused runs
+//! must leave their output folder empty.
+
+use crate::builder::Spec;
+use crate::rawtar::{self, Block, Tar};
+use crate::tools::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// An OCI layout holding one image whose layers are `tars` (gzip-compressed).
+fn image_of(tars: Vec<Vec<u8>>, dir: &Path) -> PathBuf {
+    let spec = Spec::parse(&format!("tag hostile:1\n{}", "layer\n".repeat(tars.len())));
+    spec.write_layout_of(dir, tars, false);
+    dir.to_path_buf()
+}
+
+/// Squashes `tars` and expects a refusal: exit 1, one line naming every needle, and
+/// nothing written.
+fn assert_squash_refused(tars: Vec<Vec<u8>>, needles: &[&str]) -> String {
+    let w = scratch();
+    let img = image_of(tars, &w.path().join("img"));
+    let out = w.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let (code, err) = run_fail(
+        ocislim()
+            .args(["squash", "--policy", "none"])
+            .arg(&img)
+            .arg("-o")
+            .arg(out.join("slim.tar")),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{err:?} does not mention {n:?}");
+    }
+    assert!(entries(&out).is_empty(), "something was left behind");
+    // inspect reads layers through the same walker and refuses them too.
+    let (code, _) = run_fail(ocislim().arg("inspect").arg(&img));
+    assert_eq!(code, 1);
+    err
+}
+
+/// A header followed by a block that is itself a tar header: readers that skip the
+/// first header's `size` never see the second.
+fn hidden_behind(first: Block) -> Vec<u8> {
+    let hidden = Block::new(b"../../escaped", b'0', 0).bytes();
+    let mut t = Tar::default();
+    t.raw(&first, &hidden);
+    t.file(b"after", b"x");
+    t.finish()
+}
+
+// Class 3: parser differentials.
+
+#[test]
+fn header_only_entries_with_a_size_are_refused_naming_layer_and_entry() {
+    for (kind, what) in [
+        (b'5', "directory"),
+        (b'2', "symlink"),
+        (b'1', "hard link"),
+        (b'6', "FIFO"),
+        (b'3', "character device"),
+    ] {
+        let mut h = Block::new(b"innocent", kind, 512);
+        if kind == b'1' {
+            h.link(b"after");
+        }
+        let tar = hidden_behind(h);
+        assert_squash_refused(vec![tar], &["layer 1", "innocent", what, "size of 512"]);
+    }
+}
+
+#[test]
+fn the_tar_crate_and_docker_disagree_on_a_sized_directory_so_it_must_be_refused() {
+    // Proof that the refusal above closes a real hole: Docker applies the entry hidden
+    // in a directory's "data", while the tar crate (what ocislim read layers with)
+    // skips it.
+    let hidden = Block::new(b"smuggled", b'0', 0).bytes();
+    let mut t = Tar::default();
+    t.raw(&Block::new(b"d", b'5', 512), &hidden);
+    t.file(b"visible", b"v");
+    let tar = t.finish();
+    let mut names = Vec::new();
+    for e in tar::Archive::new(&tar[..]).entries().unwrap() {
+        names.push(String::from_utf8(e.unwrap().path_bytes().into_owned()).unwrap());
+    }
+    assert_eq!(
+        names,
+        ["d", "visible"],
+        "the tar crate skips the hidden header"
+    );
+
+    let w = scratch();
+    let spec = Spec::parse("tag ocislim-test/sized-dir:1\nlayer\n");
+    let dir = w.path().join("img");
+    spec.write_layout_of(&dir, vec![tar], true);
+    let archive = w.path().join("img.tar");
+    crate::fixtures::pack(&dir, &archive);
+    run(docker().arg("load").arg("-i").arg(&archive));
+    let id = run(docker().args(["create", "ocislim-test/sized-dir:1", "/x"]));
+    let id = String::from_utf8(id.stdout).unwrap().trim().to_string();
+    let export = run(docker().args(["export", &id]));
+    run(docker().args(["rm", &id]));
+    run(docker().args(["rmi", "ocislim-test/sized-dir:1"]));
+    let exported: Vec<String> = tar::Archive::new(&export.stdout[..])
+        .entries()
+        .unwrap()
+        .map(|e| String::from_utf8_lossy(&e.unwrap().path_bytes()).into_owned())
+        .collect();
+    assert!(
+        exported.iter().any(|n| n == "smuggled"),
+        "Docker applies the hidden entry: {exported:?}"
+    );
+
+    let (code, err) = run_fail(
+        ocislim()
+            .args(["squash", "--policy", "none"])
+            .arg(&archive)
+            .arg("-o")
+            .arg(w.path().join("out.tar")),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("d: a directory header with a size of 512"),
+        "{err}"
+    );
+}
+
+#[test]
+fn extension_headers_without_ustar_magic_are_refused() {
+    for kind in [b'L', b'K', b'x', b'g'] {
+        let mut h = Block::new(b"././@LongLink", kind, 8);
+        h.magic(rawtar::V7);
+        let mut t = Tar::default();
+        t.raw(&h, b"../../x\0");
+        t.file(b"a", b"x");
+        assert_squash_refused(vec![t.finish()], &["layer 1", "without the ustar magic"]);
+    }
+}
+
+#[test]
+fn ambiguous_names_and_extension_sequences_are_refused() {
+    let long = |kind: u8, v: &[u8]| {
+        let mut h = Block::new(b"././@LongLink", kind, v.len() as u64);
+        h.magic(rawtar::GNU);
+        let mut t = Tar::default();
+        t.raw(&h, v);
+        t
+    };
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        // Go cuts a GNU long name at its first NUL; the tar crate keeps the rest.
+        (
+            long(b'L', b"a\0../../x\0").file(b"a", b"").finish(),
+            "NUL inside a GNU long name",
+        ),
+        // Two long names for one entry: readers pick different ones.
+        (
+            {
+                let mut t = long(b'L', b"one\0");
+                t.raw(&Block::new(b"././@LongLink", b'L', 4), b"two\0");
+                t.file(b"a", b"").finish()
+            },
+            "two GNU long names",
+        ),
+        // A GNU long name and a PAX path: precedence differs between readers.
+        (
+            {
+                let mut t = Tar::default();
+                t.pax(b'x', &rawtar::record("path", b"pax-name"));
+                t.raw(&Block::new(b"././@LongLink", b'L', 9), b"gnu-name\0");
+                t.file(b"a", b"").finish()
+            },
+            "both a GNU long name and a PAX path",
+        ),
+        // An old-style file whose name ends in '/': Go reads a directory.
+        (
+            {
+                let mut t = Tar::default();
+                t.raw(&Block::new(b"d/", 0, 0), &[]);
+                t.finish()
+            },
+            "ends in '/'",
+        ),
+        // A zero block, then more entries: Go refuses, others stop reading.
+        (
+            {
+                let mut t = Tar::default();
+                t.file(b"a", b"");
+                t.0.extend_from_slice(&[0u8; 512]);
+                t.file(b"../../after-the-end", b"");
+                t.finish()
+            },
+            "after an end-of-archive block",
+        ),
+        // "ustar\0" with another version: Go reads a prefix, the tar crate does not.
+        (
+            {
+                let mut h = Block::new(b"name", b'0', 0);
+                h.magic((b"ustar\0", b"  ")).field(345, b"../..");
+                let mut t = Tar::default();
+                t.raw(&h, &[]);
+                t.finish()
+            },
+            "ambiguous tar magic",
+        ),
+        // Entry types runtimes refuse.
+        (
+            {
+                let mut t = Tar::default();
+                t.raw(&Block::new(b"vol", b'V', 0), &[]);
+                t.finish()
+            },
+            "unsupported entry type",
+        ),
+    ];
+    for (tar, needle) in cases {
+        assert_squash_refused(vec![tar], &["layer 1", needle]);
+    }
+}
+
+// Class 9: lenient PAX parsing.
+
+#[test]
+fn malformed_pax_records_are_refused_as_go_refuses_them() {
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (rawtar::record("size", b"-1"), "PAX size"),
+        (rawtar::record("size", b"12abc"), "PAX size"),
+        (rawtar::record("uid", b"x"), "PAX uid"),
+        (rawtar::record("mtime", b"yesterday"), "PAX mtime"),
+        (b"99 path=a\n".to_vec(), "malformed PAX record"),
+        (b"9 path=a\nxx".to_vec(), "malformed PAX record"),
+        (b"11 path=ab\0".to_vec(), "malformed PAX record"),
+        (rawtar::record("path", b"ok\0../../x"), "NUL inside a name"),
+        (b"6 =ab\n".to_vec(), "empty key"),
+    ];
+    for (records, needle) in cases {
+        let mut t = Tar::default();
+        t.pax(b'x', &records);
+        t.file(b"a", b"data");
+        assert_squash_refused(vec![t.finish()], &["layer 1", needle]);
+    }
+    // The same records in a global header are refused too: it is parsed, then ignored.
+    let mut t = Tar::default();
+    t.pax(b'g', &rawtar::record("size", b"-1"));
+    t.file(b"a", b"data");
+    assert_squash_refused(vec![t.finish()], &["layer 1", "PAX size"]);
+}
+
+// Class 4: PAX global headers.
+
+/// Loads the docker archive `archive` (holding `tag`), and lists what `docker export`
+/// of a container made from it holds: name, type, mode, size, link target.
+fn docker_export_listing(archive: &Path, tag: &str) -> Vec<String> {
+    run(docker().arg("load").arg("-i").arg(archive));
+    let id = run(docker().args(["create", tag, "/x"]));
+    let id = String::from_utf8(id.stdout).unwrap().trim().to_string();
+    let export = run(docker().args(["export", &id]));
+    run(docker().args(["rm", &id]));
+    run(docker().args(["rmi", tag]));
+    let mut v: Vec<String> = tar::Archive::new(&export.stdout[..])
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            format!(
+                "{} {:?} {:o} {} {:?}",
+                String::from_utf8_lossy(&e.path_bytes()),
+                h.entry_type(),
+                h.mode().unwrap(),
+                h.size().unwrap(),
+                e.link_name_bytes().map(|l| l.into_owned())
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Squashes the image made of `tars` and returns what Docker exports from the input
+/// and from the output, for comparison.
+fn docker_before_and_after(tars: Vec<Vec<u8>>, name: &str) -> (Vec<String>, Vec<String>) {
+    let w = scratch();
+    let tag = format!("ocislim-test/{name}:1");
+    let spec = Spec::parse(&format!("tag {tag}\n{}", "layer\n".repeat(tars.len())));
+    let dir = w.path().join("img");
+    spec.write_layout_of(&dir, tars, true);
+    let archive = w.path().join("img.tar");
+    crate::fixtures::pack(&dir, &archive);
+    let out = w.path().join("out.tar");
+    let out_tag = format!("ocislim-test/{name}:slim");
+    run(ocislim()
+        .args(["squash", "--policy", "none", "--tag", &out_tag])
+        .arg(&archive)
+        .arg("-o")
+        .arg(&out));
+    (
+        docker_export_listing(&archive, &tag),
+        docker_export_listing(&out, &out_tag),
+    )
+}
+
+#[test]
+fn pax_global_headers_without_names_are_ignored_as_docker_ignores_them() {
+    let mut base = Tar::default();
+    base.dir(b"etc")
+        .file(b"etc/passwd", b"root:x:0:0::/root:/bin/sh\n");
+    let mut top = Tar::default();
+    // What `git archive` writes, and records that would resize or re-time the next
+    // entry if they were applied to it.
+    top.pax(b'g', &rawtar::record("comment", b"0123456789abcdef"));
+    top.file(b"one", b"1");
+    // Docker refuses two entries of one name in a layer, global headers included.
+    let records = [rawtar::record("size", b"0"), rawtar::record("mtime", b"1")].concat();
+    top.raw(
+        &Block::new(b"pax_global_header", b'g', records.len() as u64),
+        &records,
+    );
+    top.file(b"two", b"22");
+    let (input, output) = docker_before_and_after(vec![base.finish(), top.finish()], "global");
+    for name in ["etc/passwd ", "one ", "two "] {
+        assert!(
+            output.iter().any(|l| l.starts_with(name)),
+            "{name} missing: {output:#?}"
+        );
+    }
+    assert_eq!(input, output);
+}
+
+#[test]
+fn pax_global_headers_with_names_are_refused_because_docker_applies_them_as_whiteouts() {
+    let layers = |global: &[u8]| {
+        let mut base = Tar::default();
+        base.dir(b"etc").file(b"etc/passwd", b"root\n");
+        let mut top = Tar::default();
+        top.pax(b'g', global);
+        top.file(b"one", b"1");
+        vec![base.finish(), top.finish()]
+    };
+    // Docker deletes /etc when a global header's path is `.wh.etc`: it is not ignored.
+    let w = scratch();
+    let spec = Spec::parse("tag ocislim-test/global-wh:1\nlayer\nlayer\n");
+    let dir = w.path().join("img");
+    spec.write_layout_of(&dir, layers(&rawtar::record("path", b".wh.etc")), true);
+    let archive = w.path().join("img.tar");
+    crate::fixtures::pack(&dir, &archive);
+    let exported = docker_export_listing(&archive, "ocislim-test/global-wh:1");
+    assert!(
+        !exported.iter().any(|l| l.starts_with("etc/passwd ")),
+        "Docker applied the global header as a whiteout: {exported:#?}"
+    );
+    for (records, shown) in [
+        (rawtar::record("path", b".wh.etc"), ".wh.etc"),
+        (rawtar::record("path", b".wh..wh..opq"), ".wh..wh..opq"),
+        // This one made ocislim panic.
+        (rawtar::record("path", b"../../../climb"), "../../../climb"),
+        (rawtar::record("linkpath", b"x"), "@PaxHeader"),
+    ] {
+        assert_squash_refused(layers(&records), &["layer 2", "PAX global header", shown]);
+    }
+    // A global header whose own name is a whiteout, with no records.
+    let mut t = Tar::default();
+    t.raw(&Block::new(b".wh.etc", b'g', 0), &[]);
+    assert_squash_refused(vec![t.finish()], &["layer 1", "PAX global header"]);
+}
+
+// Class 5: entries naming the root.
+
+#[test]
+fn entries_naming_the_root_are_refused() {
+    let named = |name: &[u8], kind: u8, link: &[u8]| {
+        let mut h = Block::new(name, kind, 0);
+        h.link(link);
+        let mut t = Tar::default();
+        t.file(b"a", b"data");
+        t.raw(&h, &[]);
+        t.finish()
+    };
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (named(b".", b'0', b""), "names the root"),
+        (named(b"/", b'0', b""), "ends in '/'"),
+        (named(b"./", b'2', b"/etc"), "ends in '/'"),
+        (named(b".", b'2', b"/etc"), "names the root"),
+        (named(b"a/..", b'0', b""), "names the root"),
+        (named(b"", b'6', b""), "names the root"),
+        (named(b".", b'1', b"a"), "names the root"),
+        (named(b".wh.", b'0', b""), "names the root or no file"),
+        (named(b"a/.wh.", b'0', b""), "no file"),
+        (named(b".wh...", b'0', b""), "no file"),
+        (named(b".wh..", b'0', b""), "no file"),
+        (named(b"b", b'1', b"./"), "a hard link to the root"),
+    ];
+    for (tar, needle) in cases {
+        assert_squash_refused(vec![tar], &["layer 1", needle]);
+    }
+}
+
+#[test]
+fn umoci_refuses_a_file_named_dot_as_ocislim_does() {
+    let mut t = Tar::default();
+    t.file(b"a", b"data").file(b".", b"");
+    let w = scratch();
+    let img = image_of(vec![t.finish()], &w.path().join("img"));
+    let out = Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:1", img.display()))
+        .arg(w.path().join("bundle"))
+        .output()
+        .expect("umoci is installed");
+    assert!(!out.status.success(), "umoci unpacked a file over the root");
+}
+
+// Class 1: digests in a destination layout become file names.
+
+/// A layout at `dir` whose only entry, named `t`, claims digest `digest`.
+fn layout_with_entry(dir: &Path, digest: &str, media_type: &str) {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": media_type, "digest": digest, "size": 3,
+                       "annotations": {"org.opencontainers.image.ref.name": "t"}}],
+    });
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+}
+
+#[test]
+fn a_lying_digest_in_the_destination_layout_cannot_delete_outside_it() {
+    let small = crate::fixtures::fixtures_dir().join("small.tar");
+    for digest in [
+        "sha256:../../victim",
+        "sha256:/abs/victim",
+        "sha256:../victim",
+    ] {
+        let w = scratch();
+        let victim = w.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let layout = w.path().join("sub/layout");
+        // Not a manifest type: the old code removed it without reading it.
+        layout_with_entry(&layout, digest, "application/octet-stream");
+        let (code, err) = run_fail(
+            ocislim()
+                .args(["squash"])
+                .arg(&small)
+                .arg("-o")
+                .arg(format!("oci:{}:t", layout.display())),
+        );
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("index.json") && err.contains("bad digest"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    }
+}
+
+#[test]
+fn a_lying_digest_inside_a_replaced_manifest_deletes_nothing() {
+    let small = crate::fixtures::fixtures_dir().join("small.tar");
+    let w = scratch();
+    let victim = w.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let layout = w.path().join("layout");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:../../victim", "size": 1},
+        "layers": [],
+    })
+    .to_string();
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&manifest))
+    );
+    layout_with_entry(
+        &layout,
+        &digest,
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    std::fs::write(layout.join("blobs/sha256").join(&digest[7..]), &manifest).unwrap();
+    run(ocislim()
+        .args(["squash"])
+        .arg(&small)
+        .arg("-o")
+        .arg(format!("oci:{}:t", layout.display())));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
+
+#[test]
+fn a_blobs_folder_that_is_a_symlink_is_refused() {
+    let small = crate::fixtures::fixtures_dir().join("small.tar");
+    let w = scratch();
+    let elsewhere = w.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let layout = w.path().join("layout");
+    layout_with_entry(
+        &layout,
+        &format!("sha256:{}", "a".repeat(64)),
+        "application/octet-stream",
+    );
+    std::fs::remove_dir(layout.join("blobs/sha256")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, layout.join("blobs/sha256")).unwrap();
+    let (code, err) = run_fail(
+        ocislim()
+            .arg("squash")
+            .arg(&small)
+            .arg("-o")
+            .arg(format!("oci:{}:t", layout.display())),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not a folder"), "{err}");
+    assert!(
+        entries(&elsewhere).is_empty(),
+        "blobs were written through the link"
+    );
+}
+
+// Class 2: -o onto devices and FIFOs.
+
+#[test]
+fn output_onto_a_character_device_writes_into_it_and_never_replaces_it() {
+    use std::os::unix::fs::FileTypeExt;
+    let small = crate::fixtures::fixtures_dir().join("small.tar");
+    let w = scratch();
+    // A null device of our own (we run as root, as ocislim does in pipelines).
+    let null = w.path().join("null");
+    run(Command::new("mknod").arg(&null).args(["c", "1", "3"]));
+    run(ocislim().arg("squash").arg(&small).arg("-o").arg(&null));
+    assert!(
+        std::fs::symlink_metadata(&null)
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    // Through a symlink too, and with --report onto it.
+    let link = w.path().join("link");
+    std::os::unix::fs::symlink(&null, &link).unwrap();
+    let null2 = w.path().join("null2");
+    run(Command::new("mknod").arg(&null2).args(["c", "1", "3"]));
+    run(ocislim()
+        .arg("squash")
+        .arg(&small)
+        .arg("-o")
+        .arg(&link)
+        .arg("--report")
+        .arg(&null2));
+    assert!(
+        std::fs::symlink_metadata(&null)
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    assert!(
+        std::fs::symlink_metadata(&null2)
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    assert_eq!(
+        entries(w.path()),
+        vec![link, null, null2],
+        "nothing else was written"
+    );
+    // An OCI layout folder cannot go into a device.
+    let (code, err) = run_fail(
+        ocislim()
+            .arg("squash")
+            .arg(&small)
+            .arg("-o")
+            .arg(format!("oci:{}", w.path().join("null").display())),
+    );
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn output_onto_a_fifo_streams_a_whole_archive_into_it() {
+    use std::os::unix::fs::FileTypeExt;
+    let small = crate::fixtures::fixtures_dir().join("small.tar");
+    let w = scratch();
+    let fifo = w.path().join("pipe");
+    run(Command::new("mkfifo").arg(&fifo));
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    run(ocislim().arg("squash").arg(&small).arg("-o").arg(&fifo));
+    let bytes = reader.join().unwrap();
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    let archive = w.path().join("got.tar");
+    std::fs::write(&archive, bytes).unwrap();
+    // skopeo reads what came through the pipe as a whole docker archive.
+    let dir = w.path().join("read");
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!("docker-archive:{}", archive.display()))
+        .arg(format!("dir:{}", dir.display())));
+}
+
+#[test]
+fn output_onto_a_socket_is_refused() {
+    let small = crate::fixtures::fixtures_dir().join("small.tar");
+    let w = scratch();
+    let sock = w.path().join("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let (code, err) = run_fail(ocislim().arg("squash").arg(&small).arg("-o").arg(&sock));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is a device, FIFO or socket"), "{err}");
+    assert!(std::fs::symlink_metadata(&sock).is_ok());
+}
+
+// Class 8: --report.
+
+#[test]
+fn a_report_path_that_is_the_output_or_the_input_or_unwritable_is_refused_before_reading() {
+    let w = scratch();
+    let src = w.path().join("src.tar");
+    std::fs::copy(crate::fixtures::fixtures_dir().join("small.tar"), &src).unwrap();
+    let before = std::fs::read(&src).unwrap();
+    let out = w.path().join("out.tar");
+    std::fs::write(&out, "earlier result").unwrap();
+    for (report, needle) in [
+        (out.clone(), "refusing to overwrite"),
+        (src.clone(), "refusing to overwrite"),
+        (w.path().join("./out.tar"), "refusing to overwrite"),
+        (
+            w.path().join("no/such/report.json"),
+            "folder does not exist",
+        ),
+        (w.path().to_path_buf(), "is a folder"),
+    ] {
+        let (code, err) = run_fail(
+            ocislim()
+                .arg("squash")
+                .arg(&src)
+                .arg("-o")
+                .arg(&out)
+                .arg("--report")
+                .arg(&report),
+        );
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(needle), "{err}");
+    }
+    assert_eq!(std::fs::read(&src).unwrap(), before);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "earlier result");
+    assert_eq!(entries(w.path()), vec![out.clone(), src.clone()]);
+    // A good one is written with the image.
+    let report = w.path().join("report.json");
+    run(ocislim()
+        .arg("squash")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .arg("--report")
+        .arg(&report));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(json["dry_run"], false);
+    assert_eq!(entries(w.path()), vec![out, report, src]);
+}
