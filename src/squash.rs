@@ -372,6 +372,15 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
     let deleted = opts.policy.decide(&tree)?;
     let policy = crate::policy::apply(&opts.policy, &mut tree, &deleted, keep, &entries);
+    if let Some((_, rule)) = deleted.first()
+        && tree.nodes.keys().all(|p| p.is_empty())
+    {
+        return Err(Error::Usage(format!(
+            "policy {}: rule {} deletes every file of the image; refusing to write an empty image",
+            opts.policy.names,
+            opts.policy.rules()[*rule].id
+        )));
+    }
     warnings.extend(opts.policy.warnings.iter().cloned());
     let plan = overlay::plan(&base, &tree, keep, &entries);
     let codec = squashed_codec(

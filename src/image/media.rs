@@ -70,6 +70,19 @@ pub fn tag_of(r: &str) -> &str {
     name_part.rsplit_once(':').map_or("latest", |(_, t)| t)
 }
 
+/// Whether `r` fits image-spec `annotations.md`'s grammar for
+/// `org.opencontainers.image.ref.name`: components of letters and digits joined by
+/// `-._:@+` (or `--`), separated by `/`, here at most 255 characters.
+pub fn is_ref_name(r: &str) -> bool {
+    let sep = |c: char| matches!(c, '-' | '.' | '_' | ':' | '@' | '+');
+    r.len() <= 255
+        && r.split('/').all(|comp| {
+            comp.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && comp.ends_with(|c: char| c.is_ascii_alphanumeric())
+                && comp.chars().all(|c| c.is_ascii_alphanumeric() || sep(c))
+        })
+}
+
 /// Why `r` is not an image name Docker would accept as `NAME[:TAG]`, following the
 /// grammar of distribution's `reference` package: an optional registry host (it has a
 /// `.` or a `:port`, or is `localhost`), then lowercase path components of `[a-z0-9]`

@@ -210,7 +210,39 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
     } else {
         reader.image_from_docker_manifest(spec.reference.as_deref(), opts)?
     };
-    Ok(Source { store, image })
+    Ok(Source {
+        store,
+        image: drop_bad_names(image),
+    })
+}
+
+/// Input names are copied into the output (`manifest.json`, `repositories`,
+/// annotations): one that Docker would not accept as a reference (control characters,
+/// `../`, 300 characters) is left out, with a warning.
+fn drop_bad_names(mut image: Image) -> Image {
+    let mut warnings = Vec::new();
+    image.tags.retain(|t| match media::reference_problem(t) {
+        None => true,
+        Some(why) => {
+            warnings.push(format!(
+                "the input's name {:?} is not copied: {why}",
+                crate::layer::path::escape(t.as_bytes())
+            ));
+            false
+        }
+    });
+    image.ref_names.retain(|r| {
+        let ok = media::is_ref_name(r);
+        if !ok {
+            warnings.push(format!(
+                "the input's ref name {:?} is not copied: not an image-spec ref name",
+                crate::layer::path::escape(r.as_bytes())
+            ));
+        }
+        ok
+    });
+    image.warnings.extend(warnings);
+    image
 }
 
 /// A leaf manifest found while walking the index.
@@ -283,7 +315,7 @@ impl Reader<'_> {
                 },
                 other => other,
             })?;
-        if let Some(size) = d.get("size").and_then(Value::as_u64)
+        if let Some(size) = descriptor_size(d, what)?
             && size != bytes.len() as u64
         {
             return Err(Error::SizeMismatch {
@@ -424,7 +456,7 @@ impl Reader<'_> {
                 position: i + 1,
                 location: format!("{}/{}", media::BLOBS_DIR, digest.hex()),
                 digest: Some(digest),
-                size: d.get("size").and_then(Value::as_u64),
+                size: descriptor_size(d, &lwhat)?,
                 media_type: Some(layer_media.to_string()),
                 diff_id,
                 annotations: d.get("annotations").cloned(),
@@ -690,6 +722,20 @@ fn digest_from_location(loc: &str) -> Option<Digest> {
         file.strip_suffix(".json")?
     };
     Digest::parse(&format!("sha256:{hex}"))
+}
+
+/// A descriptor's `size`: absent, or a non-negative integer (image-spec
+/// `descriptor.md`: "int64"); `-1`, `1.5` or `"12"` are refused as Go refuses them.
+fn descriptor_size(d: &Value, what: &str) -> Result<Option<u64>> {
+    match d.get("size") {
+        None => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            Error::json(
+                what,
+                format!("descriptor size {v} is not a non-negative integer"),
+            )
+        }),
+    }
 }
 
 fn check_digest(bytes: &[u8], expected: &Digest, what: &str) -> Result<()> {

@@ -6,7 +6,7 @@
 //! kept path (kept paths keep their parent directories). Paths are visited parents
 //! first, so each decision reads its parent's.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::layer::overlay::Tree;
 use globset::GlobSet;
 use rayon::prelude::*;
@@ -16,7 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Rules are tracked in a bit set per path.
-const MAX_RULES: usize = 128;
+pub(crate) const MAX_RULES: usize = 128;
 
 /// A rule, as reports name it.
 #[derive(Clone, Debug)]
@@ -115,12 +115,7 @@ impl PolicySet {
         if self.rules.is_empty() {
             return Ok(Vec::new());
         }
-        if self.rules.len() > MAX_RULES {
-            return Err(Error::Usage(format!(
-                "{} rules; at most {MAX_RULES} can be applied at once",
-                self.rules.len()
-            )));
-        }
+        debug_assert!(self.rules.len() <= MAX_RULES, "checked when built");
         // Parents first, in component order (so `a/b` directly follows `a`'s other
         // descendants, whatever bytes sort between them).
         let mut paths: Vec<&Vec<u8>> = tree.nodes.keys().filter(|p| !p.is_empty()).collect();

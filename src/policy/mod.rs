@@ -265,8 +265,17 @@ impl PolicySetBuilder {
         &self.keep
     }
 
-    /// Compiles the globs.
+    /// Compiles the globs; more rules than can be applied at once are refused here,
+    /// by `policy check` and before any image byte is read.
     pub fn build(&self) -> Result<PolicySet> {
+        if self.rules.len() > matcher::MAX_RULES {
+            return Err(Error::Usage(format!(
+                "policy {}: {} rules; at most {} can be applied at once",
+                self.names.join("+"),
+                self.rules.len(),
+                matcher::MAX_RULES
+            )));
+        }
         fn set<'a>(
             globs: impl Iterator<Item = (&'a String, usize)>,
         ) -> Result<(GlobSet, Vec<usize>)> {

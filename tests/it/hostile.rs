@@ -664,3 +664,149 @@ fn a_report_path_that_is_the_output_or_the_input_or_unwritable_is_refused_before
     assert_eq!(json["dry_run"], false);
     assert_eq!(entries(w.path()), vec![out, report, src]);
 }
+
+// Class 9: late and lenient checks.
+
+/// Rewrites the manifest of the layout's only image with `edit`, keeping the index's
+/// digest and size in step.
+fn edit_manifest(layout: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let index_path = layout.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let old = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blobs = layout.join("blobs/sha256");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blobs.join(&old[7..])).unwrap()).unwrap();
+    edit(&mut manifest);
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    std::fs::write(blobs.join(&digest), &bytes).unwrap();
+    index["manifests"][0]["digest"] = format!("sha256:{digest}").into();
+    index["manifests"][0]["size"] = bytes.len().into();
+    std::fs::write(&index_path, index.to_string()).unwrap();
+}
+
+#[test]
+fn malformed_descriptor_sizes_are_refused() {
+    for size in [
+        serde_json::json!(-1),
+        serde_json::json!(1.5),
+        serde_json::json!("12"),
+    ] {
+        let w = scratch();
+        let mut t = Tar::default();
+        t.file(b"a", b"data");
+        let img = image_of(vec![t.finish()], &w.path().join("img"));
+        edit_manifest(&img, |m| m["layers"][0]["size"] = size.clone());
+        let (code, err) = run_fail(
+            ocislim()
+                .args(["squash", "--policy", "none"])
+                .arg(&img)
+                .arg("-o")
+                .arg(w.path().join("out.tar")),
+        );
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("layer 1") && err.contains("descriptor size"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn input_names_docker_would_refuse_are_not_copied_into_the_output() {
+    let w = scratch();
+    let mut t = Tar::default();
+    t.file(b"a", b"data");
+    let spec = Spec::parse("tag good/name:1\nlayer\n");
+    let dir = w.path().join("img");
+    spec.write_layout_of(&dir, vec![t.finish()], true);
+    let bad = [
+        "evil\u{1b}[2J:1",
+        "../../x:1",
+        &format!("{}:1", "a".repeat(300)),
+    ];
+    let manifest = serde_json::json!([{
+        "Config": serde_json::from_slice::<serde_json::Value>(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()[0]["Config"],
+        "RepoTags": ["good/name:1", bad[0], bad[1], bad[2]],
+        "Layers": serde_json::from_slice::<serde_json::Value>(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()[0]["Layers"],
+    }]);
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    std::fs::remove_file(dir.join("index.json")).unwrap();
+    std::fs::remove_file(dir.join("oci-layout")).unwrap();
+    let archive = w.path().join("img.tar");
+    crate::fixtures::pack(&dir, &archive);
+    let out = w.path().join("out.tar");
+    let done = run(Command::new(OCISLIM)
+        .args(["squash", "--policy", "none"])
+        .arg(&archive)
+        .arg("-o")
+        .arg(&out));
+    let report =
+        String::from_utf8_lossy(&done.stdout).into_owned() + &String::from_utf8_lossy(&done.stderr);
+    assert_eq!(report.matches("is not copied").count(), 3, "{report}");
+    assert!(
+        !report.contains('\u{1b}'),
+        "an escape reached the terminal: {report}"
+    );
+    let mut written = String::new();
+    for e in tar::Archive::new(std::fs::File::open(&out).unwrap())
+        .entries()
+        .unwrap()
+    {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        if name == "manifest.json" || name == "repositories" || name == "index.json" {
+            std::io::Read::read_to_string(&mut e, &mut written).unwrap();
+        }
+    }
+    assert!(written.contains("good/name"), "{written}");
+    assert!(
+        !written.contains("evil") && !written.contains("..") && !written.contains("aaaa"),
+        "{written}"
+    );
+}
+
+#[test]
+fn a_policy_over_the_rule_limit_fails_policy_check() {
+    let w = scratch();
+    let f = w.path().join("many.toml");
+    let rules: String = (0..129)
+        .map(|i| format!("[[rule]]\nid = \"r{i}\"\nreason = \"x\"\ndelete = [\"x{i}\"]\n"))
+        .collect();
+    std::fs::write(&f, rules).unwrap();
+    let (code, err) = run_fail(ocislim().args(["policy", "check"]).arg(&f));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("129 rules") && err.contains("many.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_policy_that_deletes_every_file_is_refused_naming_the_rule() {
+    let w = scratch();
+    let f = w.path().join("all.toml");
+    std::fs::write(
+        &f,
+        "[[rule]]\nid = \"everything\"\nreason = \"x\"\ndelete = [\"**\"]\n",
+    )
+    .unwrap();
+    let out = w.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let (code, err) = run_fail(
+        ocislim()
+            .arg("squash")
+            .arg(crate::fixtures::fixtures_dir().join("small.tar"))
+            .arg("--policy")
+            .arg(&f)
+            .arg("-o")
+            .arg(out.join("x.tar")),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("rule everything deletes every file"), "{err}");
+    assert!(entries(&out).is_empty());
+}
