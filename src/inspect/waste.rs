@@ -68,10 +68,18 @@ pub struct Waste {
     pub policies: Vec<PolicyOutcome>,
 }
 
-fn top(mut v: Vec<PathBytes>) -> Vec<PathBytes> {
-    v.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.path.cmp(&b.path)));
+/// The largest `TOP` of raw paths and their bytes, escaped: only those few are copied,
+/// so a tree of long names costs no more than its own size.
+fn top<'a>(v: impl IntoIterator<Item = (&'a [u8], u64)>) -> Vec<PathBytes> {
+    let mut v: Vec<(&[u8], u64)> = v.into_iter().collect();
+    v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     v.truncate(TOP);
-    v
+    v.into_iter()
+        .map(|(p, bytes)| PathBytes {
+            path: escape(p),
+            bytes,
+        })
+        .collect()
 }
 
 /// Analyses layer indexes (with digests, to recognise copy-ups).
@@ -145,10 +153,7 @@ pub fn analyse(
             continue;
         }
         let size = rec(n.inode).size;
-        files.push(PathBytes {
-            path: escape(p),
-            bytes: size,
-        });
+        files.push((p.as_slice(), size));
         let mut a: &[u8] = p;
         while !a.is_empty() {
             a = parent(a);
@@ -157,13 +162,6 @@ pub fn analyse(
             }
         }
     }
-    let dirs = dirs
-        .into_iter()
-        .map(|(p, bytes)| PathBytes {
-            path: escape(p),
-            bytes,
-        })
-        .collect();
     let entries: Vec<&[EntryRec]> = layers.iter().map(Vec::as_slice).collect();
     let mut outcomes = Vec::new();
     for policy in policies {

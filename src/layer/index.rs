@@ -107,13 +107,36 @@ pub fn classify(path: &[u8], kind: tar::EntryType, link: Option<Vec<u8>>) -> Kin
     }
 }
 
+/// The longest entry name or link target accepted, in bytes: Linux's `PATH_MAX`, past
+/// which no runtime can create the path in one call.
+pub const MAX_PATH_BYTES: usize = 4096;
+/// The deepest entry accepted, in path components: ancestor walks cost the depth for
+/// every entry, so a bound keeps a small hostile layer from costing minutes. Real
+/// images stay far below it (Debian's deepest paths have about 15 components).
+pub const MAX_PATH_DEPTH: usize = 256;
+
+fn check_limits(p: &[u8], what: &str) -> Result<(), String> {
+    let depth = p.split(|&b| b == b'/').count();
+    if p.len() > MAX_PATH_BYTES || depth > MAX_PATH_DEPTH {
+        let head = path::escape(&p[..p.len().min(60)]);
+        return Err(format!(
+            "{head}... ({what} of {} bytes, {depth} components; the limits are {MAX_PATH_BYTES} bytes and {MAX_PATH_DEPTH} components)",
+            p.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Records an entry of the layer's plain tar. Refuses, with the escaped name and why,
-/// names that climb out of the root, entries that would replace the root itself (umoci
+/// names and link targets over [`MAX_PATH_BYTES`] or [`MAX_PATH_DEPTH`], names that
+/// climb out of the root, entries that would replace the root itself (umoci
 /// refuses to change the root's type), links to the root, and whiteouts that name no
 /// file (`.wh.`, `.wh..`, `.wh...`: image-spec `layer.md` forbids them). Returns the
 /// record and where the entry ends.
 pub fn record(entry: &headers::Entry) -> Result<(EntryRec, u64), String> {
     let shown = || path::escape(&entry.path);
+    check_limits(&entry.path, "a name")?;
+    check_limits(&entry.link, "a link target")?;
     let path = path::normalize(&entry.path).ok_or_else(shown)?;
     let link = if entry.kind.is_hard_link() {
         let target = path::normalize(&entry.link)
