@@ -139,6 +139,10 @@ pub enum Decoder<R: BufRead> {
     Plain(R),
 }
 
+/// The largest zstd window accepted: 2^31 bytes, zstd's own limit on 64-bit targets
+/// (`ZSTD_WINDOWLOG_MAX_64`), what `zstd --long=31` writes.
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 31;
+
 impl<R: BufRead> Decoder<R> {
     /// Sniffs the codec from `inner`'s first bytes and wraps it.
     pub fn sniff(mut inner: R) -> Result<(Compression, Decoder<R>)> {
@@ -148,7 +152,14 @@ impl<R: BufRead> Decoder<R> {
             Compression::Gzip => {
                 Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(inner)))
             }
-            Compression::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(inner)?),
+            Compression::Zstd => {
+                let mut d = zstd::stream::read::Decoder::with_buffer(inner)?;
+                // zstd refuses windows over 128 MiB unless told; `zstd --long=31` frames
+                // need up to 2 GiB, zstd's own ceiling. The window is allocated as the
+                // frame declares it but filled only as far as the layer's data reaches.
+                d.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+                Decoder::Zstd(d)
+            }
             Compression::None => Decoder::Plain(inner),
         };
         Ok((compression, decoder))

@@ -810,3 +810,68 @@ fn a_policy_that_deletes_every_file_is_refused_naming_the_rule() {
     assert!(err.contains("rule everything deletes every file"), "{err}");
     assert!(entries(&out).is_empty());
 }
+
+// Class 10: valid images refused.
+
+#[test]
+fn zstd_long_window_frames_are_read() {
+    // `zstd --long=31` reading a pipe declares a 2 GiB window, which zstd's decoder
+    // refuses by default (`zstd -d` says "Frame requires too much memory").
+    let w = scratch();
+    let mut t = Tar::default();
+    t.file(b"data", &crate::builder::filler(300_000, 7));
+    let tar = t.finish();
+    let mut child = Command::new("zstd")
+        .args(["-q", "--long=31", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("zstd is installed");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = tar.clone();
+    let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(out.status.success());
+    let frame = w.path().join("layer.zst");
+    std::fs::write(&frame, &out.stdout).unwrap();
+    let listed = run(Command::new("zstd").arg("-lv").arg(&frame));
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("2.00 GiB"),
+        "not a 2 GiB window: {}",
+        String::from_utf8_lossy(&listed.stdout)
+    );
+    let (code, _) = run_fail(Command::new("zstd").args(["-d", "-q", "-c"]).arg(&frame));
+    assert_ne!(code, 0);
+    // Put the frame in an image as its only layer.
+    let dir = w.path().join("img");
+    let spec = Spec::parse("tag zl:1\nlayer\n");
+    spec.write_layout_of(&dir, vec![tar.clone()], false);
+    let mut m = serde_json::Value::Null;
+    edit_manifest(&dir, |man| {
+        let blob = &out.stdout;
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(blob));
+        std::fs::write(dir.join("blobs/sha256").join(&digest), blob).unwrap();
+        man["layers"][0]["digest"] = format!("sha256:{digest}").into();
+        man["layers"][0]["size"] = blob.len().into();
+        man["layers"][0]["mediaType"] = "application/vnd.oci.image.layer.v1.tar+zstd".into();
+        m = man.clone();
+    });
+    assert!(
+        m["layers"][0]["mediaType"]
+            .as_str()
+            .unwrap()
+            .ends_with("zstd")
+    );
+    let slim = w.path().join("slim");
+    run(ocislim()
+        .args(["squash", "--policy", "none", "--compression", "gzip"])
+        .arg(&dir)
+        .arg("-o")
+        .arg(format!("oci:{}:t", slim.display())));
+    let root = umoci_unpack(&slim, "t", w.path());
+    assert_eq!(
+        std::fs::read(root.join("data")).unwrap(),
+        crate::builder::filler(300_000, 7)
+    );
+}
