@@ -498,23 +498,15 @@ impl<R: Read> Walker<R> {
                         crate::layer::path::escape(named)
                     ));
                 }
+                // Its data is read: nothing is left for `data`.
                 self.left = 0;
                 self.next = self.pos;
-                return Ok(Some(Entry {
-                    header,
-                    kind,
-                    path,
-                    link,
-                    pax,
-                    size,
-                    start,
-                    data_offset,
-                }));
+            } else {
+                self.left = size;
+                self.next = data_offset
+                    .checked_add(size.div_ceil(BLOCK) * BLOCK)
+                    .ok_or_else(|| WalkError::Refused("size overflows".into()))?;
             }
-            self.left = size;
-            self.next = data_offset
-                .checked_add(size.div_ceil(BLOCK) * BLOCK)
-                .ok_or_else(|| WalkError::Refused("size overflows".into()))?;
             return Ok(Some(Entry {
                 header,
                 kind,
@@ -576,5 +568,75 @@ impl<R: Read> Read for DataReader<'_, R> {
         self.w.left -= n as u64;
         self.w.pos += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_records_table() {
+        let ok = |d: &[u8]| parse_pax(d).unwrap();
+        assert_eq!(ok(b"9 path=a\n"), vec![(b"path".to_vec(), b"a".to_vec())]);
+        // A value may hold newlines and '=': the length decides.
+        assert_eq!(ok(b"13 path=a\nb=\n")[0].1, b"a\nb=");
+        assert!(ok(b"").is_empty());
+        for bad in [
+            &b"9 path=a"[..],
+            b"11 path=a\n",
+            b"+9 path=a\n",
+            b"9 patha\n\n",
+            b"5 =a\n",
+            b"12 path=\0ab\n",
+            b"11 size=-1\n",
+            b"13 mtime=1.x\n",
+            b"22 GNU.sparse.major=1\n",
+            b"99999999999999999999 path=a\n",
+        ] {
+            assert!(
+                parse_pax(bad).is_err(),
+                "{}",
+                crate::layer::path::escape(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn numeric_fields_follow_go() {
+        assert_eq!(octal_or_base256(b"0000644\0", "f"), Ok(0o644));
+        assert_eq!(octal_or_base256(b" 644 \0\0", "f"), Ok(0o644));
+        assert_eq!(octal_or_base256(b"\0\0\0", "f"), Ok(0));
+        assert_eq!(octal_or_base256(&[0x80, 0, 0, 1, 0], "f"), Ok(256));
+        assert!(octal_or_base256(b"12\0 34", "f").is_err());
+        assert!(octal_or_base256(b"0009", "f").is_err());
+        assert!(octal_or_base256(&[0xff, 0xff], "f").is_err());
+    }
+
+    #[test]
+    fn a_global_header_never_renames_the_next_entry() {
+        let mut tar = Vec::new();
+        let block = |name: &[u8], kind: u8, size: u64| {
+            let mut h = tar::Header::new_ustar();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name);
+            h.set_entry_type(tar::EntryType::new(kind));
+            h.set_size(size);
+            h.set_mode(0o644);
+            h.set_cksum();
+            h.as_bytes().to_vec()
+        };
+        let records = b"14 comment=xy\n";
+        tar.extend(block(b"pax_global_header", b'g', records.len() as u64));
+        tar.extend(records);
+        tar.resize(1024, 0);
+        tar.extend(block(b"file", b'0', 0));
+        tar.extend([0u8; 1024]);
+        let mut w = Walker::new(&tar[..]);
+        let g = w.next_entry().unwrap().unwrap();
+        assert!(g.is_global());
+        let f = w.next_entry().unwrap().unwrap();
+        assert_eq!(f.path, b"file");
+        assert_eq!((f.start, f.data_offset), (1024, 1536));
+        assert!(w.next_entry().unwrap().is_none());
     }
 }
