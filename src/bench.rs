@@ -68,9 +68,9 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
     let mut rows = Vec::new();
     for (name, spec) in &opts.images {
         let source = reader::open(spec, &opts.open)?;
-        let scanned = scan_layers(&source, 0, None, opts.jobs, &opts.progress)?;
+        let mut scanned = scan_layers(&source, 0, None, opts.jobs, &opts.progress)?;
         let mut warnings = Vec::new();
-        let (_, tree) = merge_scanned(&scanned, &source.image, 0, &mut warnings)?;
+        let (_, tree) = merge_scanned(&mut scanned, &source.image, 0, &mut warnings)?;
         let before = Sizes {
             compressed: scanned.iter().map(|s| s.scan.blob_size).sum(),
             uncompressed: scanned.iter().map(|s| s.scan.tar_size).sum(),

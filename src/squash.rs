@@ -238,15 +238,15 @@ pub(crate) fn scan_layers(
 
 /// Merges the scanned layers (see [`Tree::merge`]).
 pub(crate) fn merge_scanned(
-    scanned: &[Scanned],
+    scanned: &mut [Scanned],
     image: &crate::image::Image,
     keep: usize,
     warnings: &mut Vec<String>,
 ) -> Result<(Tree, Tree)> {
     let layers = scanned
-        .iter()
+        .iter_mut()
         .zip(&image.layers)
-        .map(|(s, l)| (s.spool.entries.as_slice(), l.name()));
+        .map(|(s, l)| (s.spool.entries.as_mut_slice(), l.name()));
     Tree::merge(layers, keep, warnings)
 }
 
@@ -363,8 +363,8 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         Some(Staging::new(opts.output.dest.clone(), format)?)
     };
     let threads = opts.jobs.max(1) as u32;
-    let scanned = scan_layers(&source, keep, staging.as_ref(), opts.jobs, &opts.progress)?;
-    let (base, mut tree) = merge_scanned(&scanned, image, keep, &mut warnings)?;
+    let mut scanned = scan_layers(&source, keep, staging.as_ref(), opts.jobs, &opts.progress)?;
+    let (base, mut tree) = merge_scanned(&mut scanned, image, keep, &mut warnings)?;
     let (scans, spools): (Vec<ScanAndBlob>, Vec<Spool>) = scanned
         .into_iter()
         .map(|s| ((s.scan, s.kept_blob), s.spool))

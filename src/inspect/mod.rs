@@ -107,10 +107,10 @@ pub fn inspect(
             ))
         },
     )?;
-    let (indexes, layers): (Vec<_>, Vec<_>) = scanned.into_iter().unzip();
+    let (mut indexes, layers): (Vec<_>, Vec<_>) = scanned.into_iter().unzip();
     let mut warnings = image.warnings.clone();
     let names: Vec<String> = image.layers.iter().map(|l| l.name()).collect();
-    let analysis = waste::analyse(&indexes, &names, policies, &mut warnings)?;
+    let analysis = waste::analyse(&mut indexes, &names, policies, &mut warnings)?;
     let c = &image.config_json;
     Ok(InspectReport {
         source: source.display(),

@@ -84,13 +84,16 @@ fn top<'a>(v: impl IntoIterator<Item = (&'a [u8], u64)>) -> Vec<PathBytes> {
 
 /// Analyses layer indexes (with digests, to recognise copy-ups).
 pub fn analyse(
-    layers: &[Vec<EntryRec>],
+    layers: &mut [Vec<EntryRec>],
     names: &[String],
     policies: &[PolicySet],
     warnings: &mut Vec<String>,
 ) -> Result<Waste> {
     let (_, tree) = Tree::merge(
-        layers.iter().map(Vec::as_slice).zip(names.iter().cloned()),
+        layers
+            .iter_mut()
+            .map(Vec::as_mut_slice)
+            .zip(names.iter().cloned()),
         0,
         warnings,
     )?;

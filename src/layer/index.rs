@@ -24,8 +24,9 @@ pub enum Kind {
     File,
     /// A directory.
     Dir,
-    /// A symbolic link (its target is data, never resolved).
-    Symlink,
+    /// A symbolic link to the target it holds as stored (never resolved on the host;
+    /// inside the image, later entries' parent directories resolve through it).
+    Symlink(Vec<u8>),
     /// A hard link to the normalised path it names.
     Hardlink(Vec<u8>),
     /// A device node, FIFO or other special file.
@@ -55,6 +56,10 @@ pub struct EntryRec {
     /// sha256 of its data, when the scan was asked for digests (`inspect`, to tell a
     /// metadata-only copy-up from an overwrite).
     pub digest: Option<crate::digest::Digest>,
+    /// Whether the merge moved it: its name (or a hard link's target) passed through a
+    /// symlink, which runtimes follow, so `path` is where it really lands and the
+    /// writer gives it a new header.
+    pub moved: bool,
 }
 
 /// How much a scan records about each entry.
@@ -99,7 +104,7 @@ pub fn classify(path: &[u8], kind: tar::EntryType, link: Option<Vec<u8>>) -> Kin
     match kind {
         T::Regular | T::Continuous | T::GNUSparse => Kind::File,
         T::Directory => Kind::Dir,
-        T::Symlink => Kind::Symlink,
+        T::Symlink => Kind::Symlink(link.unwrap_or_default()),
         T::Link => Kind::Hardlink(link.unwrap_or_default()),
         T::Char | T::Block | T::Fifo => Kind::Special,
         T::XGlobalHeader => Kind::Ignored,
@@ -145,6 +150,8 @@ pub fn record(entry: &headers::Entry) -> Result<(EntryRec, u64), String> {
             return Err(format!("{} (a hard link to the root)", shown()));
         }
         Some(target)
+    } else if entry.kind.is_symlink() {
+        Some(entry.link.clone())
     } else {
         None
     };
@@ -175,6 +182,7 @@ pub fn record(entry: &headers::Entry) -> Result<(EntryRec, u64), String> {
         data_offset: entry.data_offset,
         size: entry.size,
         digest: None,
+        moved: false,
     };
     Ok((rec, end))
 }
@@ -195,7 +203,7 @@ mod tests {
             (b"a/.wh..wh.plnk", T::Directory, Kind::Ignored),
             (b"a/foo.wh.bar", T::Regular, Kind::File),
             (b"d", T::Directory, Kind::Dir),
-            (b"s", T::Symlink, Kind::Symlink),
+            (b"s", T::Symlink, Kind::Symlink(Vec::new())),
             (b"f", T::Fifo, Kind::Special),
         ] {
             assert_eq!(classify(p, t, None), want, "{}", path::escape(p));

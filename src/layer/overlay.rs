@@ -11,7 +11,13 @@
 //!   over a directory merges (its metadata wins); a directory replaces a non-directory;
 //! - the last entry for a path within a layer wins;
 //! - a hard link joins the inode its target path holds when the link is applied; when
-//!   that path is later deleted or replaced, the surviving aliases keep the data.
+//!   that path is later deleted or replaced, the surviving aliases keep the data;
+//! - an entry's parent directories (and a whiteout's, and a hard link target's) resolve
+//!   through the symlinks the merged filesystem holds when the entry is applied, confined
+//!   to the root, as Docker (in a chroot), containerd and umoci (securejoin) resolve
+//!   them: with `a -> d`, a later `a/g` lands at `d/g` and `a/.wh.x` deletes `d/x`. The
+//!   last component is never followed. An opaque marker whose own directory is a
+//!   symlink is refused: Docker then removes nothing, containerd empties the target.
 
 use super::index::{EntryRec, Kind};
 use super::path::escape;
@@ -44,6 +50,27 @@ pub struct Node {
 pub struct Tree {
     /// Nodes by path.
     pub nodes: BTreeMap<Vec<u8>, Node>,
+    /// The target of every symlink entry applied, by the entry (a node is a symlink
+    /// when its inode is listed here).
+    symlinks: HashMap<EntryId, Vec<u8>>,
+}
+
+/// Most symlinks followed to resolve one path (Linux's `MAXSYMLINKS`).
+pub const MAX_SYMLINK_HOPS: usize = 40;
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    if dir.is_empty() {
+        name.to_vec()
+    } else {
+        [dir, b"/", name].concat()
+    }
+}
+
+fn split_last(p: &[u8]) -> (&[u8], &[u8]) {
+    match p.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&p[..i], &p[i + 1..]),
+        None => (&[], p),
+    }
 }
 
 /// The key range of `p`'s strict descendants (`p/` up to `p0`, as `0` follows `/`).
@@ -100,7 +127,7 @@ impl Tree {
     /// Merges layers in order; returns the tree after the first `keep` layers (empty
     /// when `keep` is 0) and the tree after all of them.
     pub fn merge<'a>(
-        layers: impl IntoIterator<Item = (&'a [EntryRec], String)>,
+        layers: impl IntoIterator<Item = (&'a mut [EntryRec], String)>,
         keep: usize,
         warnings: &mut Vec<String>,
     ) -> Result<(Tree, Tree)> {
@@ -131,17 +158,128 @@ impl Tree {
         keys.len()
     }
 
-    /// Applies layer `layer`'s entries. Problems that do not stop the work are pushed
-    /// to `warnings`.
+    /// The symlink target held at `p`, if a symlink is there.
+    fn symlink_at(&self, p: &[u8]) -> Option<&Vec<u8>> {
+        self.nodes.get(p).and_then(|n| self.symlinks.get(&n.inode))
+    }
+
+    /// Resolves directory path `dir` through the symlinks the tree holds, confined to the
+    /// root: `..` at the root stays there and an absolute target starts at the root, as
+    /// securejoin and a chroot resolve them. Errors on a symlink loop.
+    fn resolve_dir(&self, dir: &[u8]) -> std::result::Result<Vec<u8>, String> {
+        let mut out: Vec<u8> = Vec::new();
+        let mut rest: Vec<u8> = dir.to_vec();
+        let mut at = 0;
+        let mut hops = 0;
+        while at < rest.len() {
+            let end = rest[at..]
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(rest.len(), |i| at + i);
+            let comp = &rest[at..end];
+            let next_at = end + 1;
+            match comp {
+                b"" | b"." => {}
+                b".." => out.truncate(parent(&out).len()),
+                c => {
+                    let next = join(&out, c);
+                    if let Some(target) = self.symlink_at(&next) {
+                        hops += 1;
+                        if hops > MAX_SYMLINK_HOPS {
+                            return Err(format!(
+                                "more than {MAX_SYMLINK_HOPS} symlinks resolving {}",
+                                escape(dir)
+                            ));
+                        }
+                        if target.starts_with(b"/") {
+                            out.clear();
+                        }
+                        let tail = rest.get(next_at..).unwrap_or_default();
+                        rest = [target.as_slice(), b"/", tail].concat();
+                        at = 0;
+                        continue;
+                    }
+                    out = next;
+                }
+            }
+            at = next_at;
+        }
+        Ok(out)
+    }
+
+    /// `p` (a normalised path) with its parent directories resolved (see
+    /// [`Tree::resolve_dir`]), or `None` when no parent is a symlink, the common case,
+    /// found without allocating. Its last component is never followed.
+    fn moved_parent(&self, p: &[u8]) -> std::result::Result<Option<Vec<u8>>, String> {
+        let (dir, name) = split_last(p);
+        let through_symlink = !self.symlinks.is_empty()
+            && dir
+                .iter()
+                .enumerate()
+                .filter(|&(_, &b)| b == b'/')
+                .map(|(i, _)| &dir[..i])
+                .chain([dir])
+                .any(|prefix| !prefix.is_empty() && self.symlink_at(prefix).is_some());
+        if !through_symlink {
+            return Ok(None);
+        }
+        Ok(Some(join(&self.resolve_dir(dir)?, name)))
+    }
+
+    /// Moves entry `e` to where a runtime puts it: its parents, a whiteout's, a hard
+    /// link target's resolved through the tree's symlinks.
+    fn resolve_entry(&self, e: &mut EntryRec, what: &str) -> Result<()> {
+        let bad = |why: String| Error::Unsupported {
+            what: what.to_string(),
+            reason: format!("{}: {why}", escape(&e.path)),
+        };
+        let path = self.moved_parent(&e.path).map_err(bad)?;
+        let kind = match &e.kind {
+            Kind::Whiteout(p) => self.moved_parent(p).map_err(bad)?.map(Kind::Whiteout),
+            Kind::Opaque(d) => {
+                let dir = self.moved_parent(d).map_err(bad)?;
+                let at = dir.as_deref().unwrap_or(d);
+                if let Some(target) = self.symlink_at(at) {
+                    return Err(bad(format!(
+                        "an opaque marker in {}, a symlink to {}: runtimes disagree on it (Docker removes nothing, containerd empties the target)",
+                        escape(at),
+                        escape(target)
+                    )));
+                }
+                dir.map(Kind::Opaque)
+            }
+            Kind::Hardlink(t) => self.moved_parent(t).map_err(bad)?.map(Kind::Hardlink),
+            _ => None,
+        };
+        if path.is_some() || kind.is_some() {
+            e.moved = true;
+        }
+        if let Some(p) = path {
+            e.path = p;
+        }
+        if let Some(k) = kind {
+            e.kind = k;
+        }
+        Ok(())
+    }
+
+    /// Applies layer `layer`'s entries, first moving each to where a runtime puts it
+    /// (see [`Tree::resolve_entry`]). Problems that do not stop the work are pushed to
+    /// `warnings`.
     pub fn apply(
         &mut self,
         layer: usize,
-        entries: &[EntryRec],
+        entries: &mut [EntryRec],
         what: &str,
         warnings: &mut Vec<String>,
     ) -> Result<()> {
-        for (i, e) in entries.iter().enumerate() {
+        for (i, e) in entries.iter_mut().enumerate() {
             let id = EntryId { layer, entry: i };
+            self.resolve_entry(e, what)?;
+            if let Kind::Symlink(target) = &e.kind {
+                self.symlinks.insert(id, target.clone());
+            }
+            let e = &*e;
             match &e.kind {
                 // Markers hide what lower layers put there, wherever they stand in
                 // their layer; entries of their own layer stay.
@@ -206,7 +344,7 @@ impl Tree {
                         );
                     }
                 }
-                Kind::File | Kind::Symlink | Kind::Special => {
+                Kind::File | Kind::Symlink(_) | Kind::Special => {
                     self.replace(
                         &e.path,
                         Node {
@@ -407,7 +545,8 @@ mod tests {
     use super::*;
     use crate::layer::index::classify;
 
-    /// A layer from lines like `f a`, `d a`, `l a b` (hard link a -> b), `w a`, `o a`.
+    /// A layer from lines like `f a`, `d a`, `l a b` (hard link a -> b), `s a b`
+    /// (symlink a -> b), `w a`, `o a`.
     fn layer(spec: &str) -> Vec<EntryRec> {
         spec.split(',')
             .map(str::trim)
@@ -419,6 +558,7 @@ mod tests {
                     "f" => Kind::File,
                     "d" => Kind::Dir,
                     "l" => Kind::Hardlink(it.next().unwrap().as_bytes().to_vec()),
+                    "s" => Kind::Symlink(it.next().unwrap().as_bytes().to_vec()),
                     "w" => {
                         let dir = parent(&p);
                         let name = &p[if dir.is_empty() { 0 } else { dir.len() + 1 }..];
@@ -443,15 +583,16 @@ mod tests {
                     data_offset: 0,
                     size: 1,
                     digest: None,
+                    moved: false,
                 }
             })
             .collect()
     }
 
     fn merged(layers: &[&str]) -> Vec<String> {
-        let ls: Vec<_> = layers.iter().map(|l| layer(l)).collect();
+        let mut ls: Vec<_> = layers.iter().map(|l| layer(l)).collect();
         let mut t = Tree::default();
-        for (i, l) in ls.iter().enumerate() {
+        for (i, l) in ls.iter_mut().enumerate() {
             t.apply(i, l, "t", &mut Vec::new()).unwrap();
         }
         t.nodes
@@ -492,16 +633,81 @@ mod tests {
             (vec!["f t, l h t", "w t"], vec!["h@0.1~0.0"]),
             // a link made before a whiteout of its lower target in the same layer
             (vec!["f t", "l h t, w t"], vec!["h@1.0~0.0"]),
+            // parents resolve through symlinks, confined to the root
+            (
+                vec!["d d, s a d", "f a/g"],
+                vec!["a@0.1", "d@0.0", "d/g@1.0"],
+            ),
+            (
+                vec!["d d, s a /d", "f a/g"],
+                vec!["a@0.1", "d@0.0", "d/g@1.0"],
+            ),
+            (
+                vec!["d d, s a ../../d", "f a/g"],
+                vec!["a@0.1", "d@0.0", "d/g@1.0"],
+            ),
+            (
+                vec!["d x, s b x, s a b/", "f a/g"],
+                vec!["a@0.2", "b@0.1", "x@0.0", "x/g@1.0"],
+            ),
+            (
+                vec!["d d", "s a d, f a/g"],
+                vec!["a@1.0", "d@0.0", "d/g@1.1"],
+            ),
+            // whiteouts and hard-link targets too; the last component is not followed
+            (vec!["d d, f d/s, s a d", "w a/s"], vec!["a@0.2", "d@0.0"]),
+            (
+                vec!["d d, f d/t, s a d", "l h a/t"],
+                vec!["a@0.2", "d@0.0", "d/t@0.1", "h@1.0~0.1"],
+            ),
+            (vec!["d d, s a d", "f a"], vec!["a@1.0", "d@0.0"]),
+            (vec!["d d, s a d", "w a"], vec!["d@0.0"]),
+            // a symlink replaced by a directory no longer redirects
+            (
+                vec!["d d, s a d", "d a, f a/g"],
+                vec!["a@1.0", "a/g@1.1", "d@0.0"],
+            ),
         ] {
             assert_eq!(merged(&layers), want, "{layers:?}");
         }
     }
 
+    #[test]
+    fn symlink_loops_and_opaque_markers_through_symlinks_are_refused() {
+        for (layers, needle) in [
+            (vec!["s a b, s b a", "f a/g"], "symlinks resolving"),
+            (vec!["s a a", "f a/g"], "symlinks resolving"),
+            (vec!["d d, f d/x, s a d", "o a"], "opaque marker"),
+        ] {
+            let mut ls: Vec<_> = layers.iter().map(|l| layer(l)).collect();
+            let mut t = Tree::default();
+            let mut err = None;
+            for (i, l) in ls.iter_mut().enumerate() {
+                if let Err(e) = t.apply(i, l, "t", &mut Vec::new()) {
+                    err = Some(e.to_string());
+                }
+            }
+            let err = err.unwrap_or_default();
+            assert!(err.contains(needle), "{layers:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn moved_entries_are_marked_and_rewritten() {
+        let mut ls = [layer("d d, s a d"), layer("f a/g, f d/h")];
+        let mut t = Tree::default();
+        for (i, l) in ls.iter_mut().enumerate() {
+            t.apply(i, l, "t", &mut Vec::new()).unwrap();
+        }
+        assert!(ls[1][0].moved && ls[1][0].path == b"d/g");
+        assert!(!ls[1][1].moved);
+    }
+
     fn planned(layers: &[&str], keep: usize) -> Vec<Emit> {
-        let ls: Vec<_> = layers.iter().map(|l| layer(l)).collect();
+        let mut ls: Vec<_> = layers.iter().map(|l| layer(l)).collect();
         let mut t = Tree::default();
         let mut base = Tree::default();
-        for (i, l) in ls.iter().enumerate() {
+        for (i, l) in ls.iter_mut().enumerate() {
             if i == keep {
                 base = t.clone();
             }

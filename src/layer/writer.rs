@@ -5,7 +5,7 @@
 //! carry any bytes, so non-UTF-8 names survive.
 
 use super::headers::{WalkError, Walker};
-use super::index::{EntryRec, OPAQUE_MARKER, WHITEOUT_PREFIX};
+use super::index::{EntryRec, Kind, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use super::overlay::{Emit, EntryId};
 use crate::error::{Error, Result};
 use crate::image::store::Section;
@@ -222,15 +222,20 @@ pub fn emit(
             Emit::Raw(id) => {
                 let r = rec(*id);
                 let spool = &spools[id.layer];
-                // Copied byte for byte, unless --timestamp clamps its mtime.
-                let clamped = match opts.clamp_mtime {
-                    Some(limit) => {
+                // Copied byte for byte, unless --timestamp clamps its mtime or the
+                // merge moved it (a parent was a symlink): then it gets a new header.
+                let rewritten = match (opts.clamp_mtime, r.moved) {
+                    (None, false) => None,
+                    (limit, moved) => {
                         let mut parsed = parse(spool, r)?;
-                        clamp(&mut parsed, limit).then_some(parsed)
+                        let clamped = limit.is_some_and(|l| clamp(&mut parsed, l));
+                        if let Kind::Hardlink(target) = &r.kind {
+                            parsed.link = Some(target.clone());
+                        }
+                        (clamped || moved).then_some(parsed)
                     }
-                    None => None,
                 };
-                match clamped {
+                match rewritten {
                     Some(parsed) => write_entry(
                         w,
                         parsed.header,

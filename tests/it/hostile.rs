@@ -875,3 +875,78 @@ fn zstd_long_window_frames_are_read() {
         crate::builder::filler(300_000, 7)
     );
 }
+
+// Class 6: symlinked parents.
+
+/// Layers where later entries reach their parents through symlinks: relative,
+/// absolute, climbing above the root, a whiteout, a hard-link target, a directory.
+fn through_symlinks() -> Vec<Vec<u8>> {
+    let mut base = Tar::default();
+    base.dir(b"d")
+        .file(b"d/secret", b"s")
+        .file(b"d/keep", b"k")
+        .dir(b"e")
+        .symlink(b"a", b"d")
+        .symlink(b"abs", b"/d")
+        .symlink(b"up", b"../../e");
+    let mut top = Tar::default();
+    top.file(b"a/g", b"g")
+        .file(b"a/.wh.secret", b"")
+        .file(b"abs/h", b"h")
+        .file(b"up/i", b"i")
+        .hardlink(b"x", b"a/keep")
+        .dir(b"a/sub")
+        .file(b"a/sub/j", b"j");
+    vec![base.finish(), top.finish()]
+}
+
+#[test]
+fn entries_under_symlinked_parents_land_where_umoci_puts_them() {
+    for keep in ["0", "1"] {
+        let w = scratch();
+        let img = image_of(through_symlinks(), &w.path().join("img"));
+        let out = w.path().join("out");
+        run(ocislim()
+            .args(["squash", "--policy", "none", "--keep-layers", keep])
+            .arg(&img)
+            .arg("-o")
+            .arg(format!("oci:{}:t", out.display())));
+        let want = umoci_listing(&img, "1", w.path());
+        let got = umoci_listing(&out, "t", w.path());
+        for must in ["./d/g ", "./d/h ", "./e/i ", "./d/sub/j "] {
+            assert!(want.contains(must), "umoci put {must} elsewhere:\n{want}");
+        }
+        assert!(!want.contains("./d/secret "), "{want}");
+        assert_eq!(want, got, "--keep-layers {keep}:\n{}", diff(&want, &got));
+    }
+}
+
+#[test]
+fn entries_under_symlinked_parents_land_where_docker_puts_them() {
+    let (input, output) = docker_before_and_after(through_symlinks(), "symlinked-parents");
+    assert!(input.iter().any(|l| l.starts_with("d/g ")), "{input:#?}");
+    assert_eq!(input, output);
+}
+
+#[test]
+fn a_policy_deletes_the_file_a_symlinked_path_wrote() {
+    // `a/g` lands at `d/g`: a rule for `d/**` must see it there.
+    let w = scratch();
+    let img = image_of(through_symlinks(), &w.path().join("img"));
+    let policy = w.path().join("p.toml");
+    std::fs::write(
+        &policy,
+        "[[rule]]\nid = \"d\"\nreason = \"x\"\ndelete = [\"d/g\"]\n",
+    )
+    .unwrap();
+    let out = w.path().join("out");
+    run(ocislim()
+        .arg("squash")
+        .arg(&img)
+        .arg("--policy")
+        .arg(&policy)
+        .arg("-o")
+        .arg(format!("oci:{}:t", out.display())));
+    let got = umoci_listing(&out, "t", w.path());
+    assert!(!got.contains("./d/g ") && got.contains("./d/h "), "{got}");
+}

@@ -86,7 +86,8 @@ impl Model {
     }
 
     /// Applies one entry; `false` when the entry is not one a runtime could apply
-    /// (a link to nothing or to a directory, a path under a non-directory).
+    /// (a link to nothing or to a directory, a path under a non-directory: entries
+    /// under symlinks are judged against umoci and Docker in `hostile.rs`).
     fn apply(&mut self, layer: usize, e: &E) -> bool {
         let path = match e {
             E::File(p, _)
@@ -96,7 +97,15 @@ impl Model {
             | E::Whiteout(p)
             | E::Opaque(p) => p,
         };
-        let mut anc = path.as_str();
+        // An opaque marker's own name is `d/.wh..wh..opq`: `d` is its parent too.
+        let marker;
+        let mut anc = match e {
+            E::Opaque(d) => {
+                marker = format!("{d}/m");
+                marker.as_str()
+            }
+            _ => path.as_str(),
+        };
         while let Some((parent, _)) = anc.rsplit_once('/') {
             if self.map.get(parent).is_some_and(|v| v.kind != 'd') {
                 return false;

@@ -90,6 +90,20 @@ impl Tar {
         self.raw(&b, &[])
     }
 
+    /// A symlink.
+    pub fn symlink(&mut self, name: &[u8], target: &[u8]) -> &mut Self {
+        let mut b = Block::new(name, b'2', 0);
+        b.octal(100, 8, 0o777).link(target);
+        self.raw(&b, &[])
+    }
+
+    /// A hard link.
+    pub fn hardlink(&mut self, name: &[u8], target: &[u8]) -> &mut Self {
+        let mut b = Block::new(name, b'1', 0);
+        b.link(target);
+        self.raw(&b, &[])
+    }
+
     /// A PAX header of `kind` (`x` or `g`) holding `records` exactly as given.
     pub fn pax(&mut self, kind: u8, records: &[u8]) -> &mut Self {
         self.raw(
