@@ -24,6 +24,7 @@ fn assert_squash_refused(tars: Vec<Vec<u8>>, needles: &[&str]) -> String {
     let img = image_of(tars, &w.path().join("img"));
     let out = w.path().join("out");
     std::fs::create_dir(&out).unwrap();
+    let before = tree_state(w.path());
     let (code, err) = run_fail(
         ocislim()
             .args(["squash", "--policy", "none"])
@@ -40,7 +41,41 @@ fn assert_squash_refused(tars: Vec<Vec<u8>>, needles: &[&str]) -> String {
     // inspect reads layers through the same walker and refuses them too.
     let (code, _) = run_fail(ocislim().arg("inspect").arg(&img));
     assert_eq!(code, 1);
+    assert_eq!(before, tree_state(w.path()), "the work folder changed");
     err
+}
+
+/// Every path below `root` with its type, mode, and a file's size and mtime: a refused
+/// run must leave the whole work folder (source, destination and all beside them) as it
+/// was.
+fn tree_state(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            // A folder's own times change when ocislim stages its temporary files in it
+            // and removes them: those are allowed; what the folder holds is compared.
+            let (size, time) = if m.is_dir() {
+                (0, String::new())
+            } else {
+                (m.len(), format!("{}.{}", m.mtime(), m.mtime_nsec()))
+            };
+            out.push(format!(
+                "{} {:?} {size} {:o} {time}",
+                p.display(),
+                m.file_type(),
+                m.mode(),
+            ));
+            if m.is_dir() {
+                todo.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// A header followed by a block that is itself a tar header: readers that skip the
@@ -441,6 +476,7 @@ fn a_lying_digest_in_the_destination_layout_cannot_delete_outside_it() {
         let layout = w.path().join("sub/layout");
         // Not a manifest type: the old code removed it without reading it.
         layout_with_entry(&layout, digest, "application/octet-stream");
+        let before = tree_state(w.path());
         let (code, err) = run_fail(
             ocislim()
                 .args(["squash"])
@@ -454,6 +490,7 @@ fn a_lying_digest_in_the_destination_layout_cannot_delete_outside_it() {
             "{err}"
         );
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(before, tree_state(w.path()), "the work folder changed");
     }
 }
 
