@@ -4,6 +4,7 @@
 //! parallel without extracting anything.
 
 use crate::error::{Error, Result};
+use crate::layer::headers::{WalkError, Walker};
 use crate::layer::path;
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
@@ -81,30 +82,39 @@ impl TarStore {
         let len = file.metadata()?.len();
         io::Seek::rewind(&mut file)?;
         let corrupt = |e: io::Error| Error::corrupt(what, e);
-        let mut archive = tar::Archive::new(io::BufReader::new(&file));
+        // The strict walker, as for layers: the members ocislim reads are the ones
+        // `docker load` (Go's archive/tar) reads.
+        let mut walker = Walker::new_seekable(io::BufReader::new(&file));
         let mut members = BTreeMap::new();
-        for entry in archive.entries_with_seek().map_err(corrupt)? {
-            let entry = entry.map_err(corrupt)?;
-            let raw = entry.path_bytes();
-            let Some(name) = path::normalize(&raw) else {
+        loop {
+            let entry = match walker.next_entry() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(WalkError::Io(e)) => return Err(corrupt(e)),
+                Err(WalkError::Refused(why)) => return Err(Error::corrupt(what, why)),
+            };
+            if entry.is_global() {
+                continue;
+            }
+            let raw = &entry.path;
+            let Some(name) = path::normalize(raw) else {
                 return Err(Error::UnsafePath {
                     layer: what.to_string(),
-                    path: path::escape(&raw),
+                    path: path::escape(raw),
                 });
             };
             let Ok(name) = String::from_utf8(name) else {
                 continue; // no image file has a non-UTF-8 name; it cannot be referenced
             };
-            let kind = entry.header().entry_type();
+            let kind = entry.kind;
             let member = if kind.is_symlink() {
-                Member::Symlink(entry.link_name_bytes().unwrap_or_default().into_owned())
+                Member::Symlink(entry.link)
             } else if kind.is_hard_link() {
-                Member::Hardlink(entry.link_name_bytes().unwrap_or_default().into_owned())
+                Member::Hardlink(entry.link)
             } else if kind.is_dir() {
                 Member::Dir
             } else {
-                let offset = entry.raw_file_position();
-                let size = entry.size();
+                let (offset, size) = (entry.data_offset, entry.size);
                 if offset + size > len {
                     return Err(Error::corrupt(
                         what,

@@ -76,6 +76,8 @@ impl Entry {
 /// Walks the entries of a tar stream; call [`Walker::data`] to read an entry's data.
 pub struct Walker<R> {
     inner: R,
+    /// How data not read is passed over: read through, or sought over.
+    skip: fn(&mut R, u64) -> io::Result<u64>,
     pos: u64,
     /// Where the current entry's data ends, padding included.
     next: u64,
@@ -247,11 +249,34 @@ fn long_name(data: Vec<u8>, what: &str) -> Result<Vec<u8>, Refusal> {
     Ok(name.to_vec())
 }
 
+fn read_through<R: Read>(r: &mut R, n: u64) -> io::Result<u64> {
+    io::copy(&mut r.take(n), &mut io::sink())
+}
+
+fn seek_over<R: Read + io::Seek>(r: &mut R, n: u64) -> io::Result<u64> {
+    let n_signed = i64::try_from(n).map_err(|_| io::Error::other("size overflows"))?;
+    r.seek(io::SeekFrom::Current(n_signed))?;
+    Ok(n)
+}
+
+impl<R: Read + io::Seek> Walker<R> {
+    /// Walks a tar file whose data is sought over, not read (an image archive, where
+    /// only the positions of members are wanted). A member cut short by the end of the
+    /// file is the caller's to notice.
+    pub fn new_seekable(inner: R) -> Self {
+        Walker {
+            skip: seek_over::<R>,
+            ..Walker::new(inner)
+        }
+    }
+}
+
 impl<R: Read> Walker<R> {
     /// Walks the tar read from `inner`, which starts at offset 0.
     pub fn new(inner: R) -> Self {
         Walker {
             inner,
+            skip: read_through::<R>,
             pos: 0,
             next: 0,
             left: 0,
@@ -276,7 +301,7 @@ impl<R: Read> Walker<R> {
 
     fn skip_to(&mut self, to: u64) -> io::Result<()> {
         let n = to - self.pos;
-        let copied = io::copy(&mut (&mut self.inner).take(n), &mut io::sink())?;
+        let copied = (self.skip)(&mut self.inner, n)?;
         self.pos += copied;
         if copied != n {
             return Err(io::Error::new(

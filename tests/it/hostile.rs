@@ -987,3 +987,31 @@ fn a_policy_deletes_the_file_a_symlinked_path_wrote() {
     let got = umoci_listing(&out, "t", w.path());
     assert!(!got.contains("./d/g ") && got.contains("./d/h "), "{got}");
 }
+
+#[test]
+fn an_image_archive_with_a_header_readers_disagree_on_is_refused() {
+    // The outer archive is read by the same strict walker as layers: a sized directory
+    // ahead of the image hides a member from the tar crate but not from `docker load`.
+    let w = scratch();
+    let mut bytes = Tar::default();
+    bytes.raw(
+        &Block::new(b"d", b'5', 512),
+        &Block::new(b"manifest.json", b'0', 0).bytes(),
+    );
+    let mut archive = bytes.0;
+    archive.extend(std::fs::read(crate::fixtures::fixtures_dir().join("small.tar")).unwrap());
+    let src = w.path().join("hiding.tar");
+    std::fs::write(&src, archive).unwrap();
+    let (code, err) = run_fail(
+        ocislim()
+            .args(["squash"])
+            .arg(&src)
+            .arg("-o")
+            .arg(w.path().join("out.tar")),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("hiding.tar") && err.contains("directory header with a size"),
+        "{err}"
+    );
+}
