@@ -20,8 +20,8 @@
 //! - malformed PAX records (Go's `parsePAXRecord` rules: a decimal length that counts
 //!   itself, `key=value`, a newline), a NUL inside a `path`, `linkpath`, `uname` or
 //!   `gname`, non-numeric or negative `size`, `uid`, `gid`, malformed times;
-//! - a NUL inside a GNU long name (Go cuts there, the `tar` crate does not), an empty one
-//!   (Go ignores it, the `tar` crate applies it);
+//! - a NUL inside a GNU long name, or more than one after it (Go cuts at the first, the
+//!   `tar` crate drops one), an empty one (Go ignores it, the `tar` crate applies it);
 //! - a non-directory whose name ends in `/` (Go reads an old-style one as a directory);
 //! - a size or checksum field that is not clean octal or base-256, a zero block followed
 //!   by a non-zero one (Go refuses, others stop), entry types no runtime applies.
@@ -237,11 +237,17 @@ fn pax_value<'a>(pax: &'a [(Vec<u8>, Vec<u8>)], key: &[u8]) -> Option<&'a [u8]> 
         .map(|(_, v)| v.as_slice())
 }
 
-/// A GNU long name or link: up to its first NUL, which only trailing NULs may follow.
+/// A GNU long name or link: the name and at most one NUL, as GNU tar, Go and Python
+/// write it. Go cuts at the first NUL, the `tar` crate drops only one trailing NUL: any
+/// other byte after the name makes them disagree (found by the `tar_differential`
+/// fuzz target).
 fn long_name(data: Vec<u8>, what: &str) -> Result<Vec<u8>, Refusal> {
     let name = cstr(&data);
     if data[name.len()..].iter().any(|&b| b != 0) {
         return Err(format!("NUL inside a GNU long {what}"));
+    }
+    if data.len() > name.len() + 1 {
+        return Err(format!("a GNU long {what} padded with NULs"));
     }
     if name.is_empty() {
         return Err(format!("empty GNU long {what}"));

@@ -191,6 +191,11 @@ fn ambiguous_names_and_extension_sequences_are_refused() {
             long(b'L', b"a\0../../x\0").file(b"a", b"").finish(),
             "NUL inside a GNU long name",
         ),
+        // ... and drops only one trailing NUL (found by fuzzing).
+        (
+            long(b'L', b"name\0\0").file(b"a", b"").finish(),
+            "padded with NULs",
+        ),
         // Two long names for one entry: readers pick different ones.
         (
             {
