@@ -22,7 +22,7 @@
 use super::index::{EntryRec, Kind};
 use super::path::escape;
 use crate::error::{Error, Result};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 
 /// An entry by manifest position (from 0) and index within its layer.
@@ -273,6 +273,8 @@ impl Tree {
         what: &str,
         warnings: &mut Vec<String>,
     ) -> Result<()> {
+        // The markers applied in this layer, by resolved path (whiteout or opaque).
+        let mut markers: HashSet<(bool, &[u8])> = HashSet::new();
         for (i, e) in entries.iter_mut().enumerate() {
             let id = EntryId { layer, entry: i };
             self.resolve_entry(e, what)?;
@@ -283,8 +285,13 @@ impl Tree {
             match &e.kind {
                 // Markers hide what lower layers put there, wherever they stand in
                 // their layer; entries of their own layer stay.
+                // A marker repeated in its layer changes nothing more (lower layers do
+                // not grow meanwhile) and is skipped: rescanning the subtree for every
+                // copy made a layer of repeated markers cost quadratic time.
                 Kind::Whiteout(p) => {
-                    if self.remove_lower(p, true, layer) == 0 {
+                    if markers.insert((true, p.as_slice()))
+                        && self.remove_lower(p, true, layer) == 0
+                    {
                         warnings.push(format!(
                             "{what}: whiteout for {} which no lower layer has",
                             escape(p)
@@ -292,7 +299,9 @@ impl Tree {
                     }
                 }
                 Kind::Opaque(d) => {
-                    self.remove_lower(d, false, layer);
+                    if markers.insert((false, d.as_slice())) {
+                        self.remove_lower(d, false, layer);
+                    }
                 }
                 Kind::Ignored => {}
                 Kind::Dir => {
