@@ -354,6 +354,38 @@ impl<R: Read> Walker<R> {
         Ok(data)
     }
 
+    /// The next header block, checksum checked; `None` at the end of the archive (a
+    /// zero block, which must be followed by another or by nothing).
+    fn header_block(&mut self, pending: bool) -> Result<Option<[u8; 512]>, WalkError> {
+        let refuse = |s: &str| Err(WalkError::Refused(s.to_string()));
+        let block = match self.block()? {
+            Some(b) if b.iter().any(|&x| x != 0) => b,
+            _ if pending => return refuse("extension headers with no entry after them"),
+            None => return Ok(None),
+            Some(_) => {
+                // Go requires a second zero block; the others stop at the first.
+                if self.block()?.is_some_and(|b| b.iter().any(|&x| x != 0)) {
+                    return refuse("a header after an end-of-archive block");
+                }
+                return Ok(None);
+            }
+        };
+        let stored = octal_or_base256(&block[148..156], "checksum").map_err(WalkError::Refused)?;
+        let sum: u64 = block[..148]
+            .iter()
+            .chain(&[b' '; 8])
+            .chain(&block[156..])
+            .map(|&b| b as u64)
+            .sum();
+        if stored != sum {
+            return Err(WalkError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "tar header checksum mismatch",
+            )));
+        }
+        Ok(Some(block))
+    }
+
     /// The next entry, or `None` at the end of the archive. Errors are I/O errors (a
     /// truncated tar) or refusals naming what was ambiguous.
     pub fn next_entry(&mut self) -> Result<Option<Entry>, WalkError> {
@@ -362,173 +394,44 @@ impl<R: Read> Walker<R> {
         }
         self.skip_to(self.next)?;
         let start = self.pos;
-        let mut pax: Option<PaxRecords> = None;
-        let mut gnu_name: Option<Vec<u8>> = None;
-        let mut gnu_link: Option<Vec<u8>> = None;
-        let refuse = |s: String| Err(WalkError::Refused(s));
+        let mut ext = Extensions::default();
+        let refused = WalkError::Refused;
         loop {
-            let pending = pax.is_some() || gnu_name.is_some() || gnu_link.is_some();
-            let Some(block) = self.block()? else {
-                if pending {
-                    return refuse("extension headers with no entry after them".into());
-                }
+            let Some(block) = self.header_block(ext.pending())? else {
                 self.done = true;
                 return Ok(None);
             };
-            if block.iter().all(|&b| b == 0) {
-                if pending {
-                    return refuse("extension headers with no entry after them".into());
-                }
-                // Go requires a second zero block; the others stop at the first.
-                match self.block()? {
-                    Some(b) if b.iter().any(|&x| x != 0) => {
-                        return refuse("a header after an end-of-archive block".into());
-                    }
-                    _ => {}
-                }
-                self.done = true;
-                return Ok(None);
-            }
-            let header = tar::Header::from_byte_slice(&block).clone();
-            let stored =
-                octal_or_base256(&block[148..156], "checksum").map_err(WalkError::Refused)?;
-            let sum: u64 = block[..148]
-                .iter()
-                .chain(&[b' '; 8])
-                .chain(&block[156..])
-                .map(|&b| b as u64)
-                .sum();
-            if stored != sum {
-                return Err(WalkError::Io(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "tar header checksum mismatch",
-                )));
-            }
-            let fmt = format(&block).map_err(WalkError::Refused)?;
+            let fmt = format(&block).map_err(refused)?;
             let kind_byte = block[156];
-            let mut size =
-                octal_or_base256(&block[124..136], "size").map_err(WalkError::Refused)?;
-            let is_ext = matches!(kind_byte, b'x' | b'g' | b'L' | b'K');
-            if is_ext && fmt == Format::V7 {
-                return refuse(format!(
+            let mut size = octal_or_base256(&block[124..136], "size").map_err(refused)?;
+            if matches!(kind_byte, b'x' | b'g' | b'L' | b'K') && fmt == Format::V7 {
+                return Err(refused(format!(
                     "an extension header of type '{}' without the ustar magic",
                     kind_byte as char
+                )));
+            }
+            if let Some(what) = extension_name(kind_byte) {
+                let data = self.read_extension(size, what)?;
+                ext.add(kind_byte, data).map_err(refused)?;
+                continue;
+            }
+            if kind_byte == b'g' && ext.pending() {
+                return Err(refused(
+                    "extension headers before a PAX global header".into(),
                 ));
             }
-            match kind_byte {
-                b'x' | b'L' | b'K' => {
-                    let what = match kind_byte {
-                        b'x' => "PAX header",
-                        b'L' => "GNU long name",
-                        _ => "GNU long link",
-                    };
-                    let data = self.read_extension(size, what)?;
-                    let dup = match kind_byte {
-                        b'x' => pax
-                            .replace(parse_pax(&data).map_err(WalkError::Refused)?)
-                            .is_some(),
-                        b'L' => gnu_name
-                            .replace(long_name(data, "name").map_err(WalkError::Refused)?)
-                            .is_some(),
-                        _ => gnu_link
-                            .replace(long_name(data, "link").map_err(WalkError::Refused)?)
-                            .is_some(),
-                    };
-                    if dup {
-                        return refuse(format!("two {what}s before one entry"));
-                    }
-                    continue;
-                }
-                b'g' if pending => {
-                    return refuse("extension headers before a PAX global header".into());
-                }
-                _ => {}
-            }
-            let pax = pax.unwrap_or_default();
-            if gnu_name.is_some() && pax_value(&pax, b"path").is_some() {
-                return refuse("both a GNU long name and a PAX path".into());
-            }
-            if gnu_link.is_some() && pax_value(&pax, b"linkpath").is_some() {
-                return refuse("both a GNU long link and a PAX linkpath".into());
-            }
+            let (path, link, pax) = ext.names(&block, fmt).map_err(refused)?;
             if let Some(s) = pax_value(&pax, b"size") {
                 size = std::str::from_utf8(s)
                     .expect("checked digits")
                     .parse()
                     .expect("checked digits");
             }
-            let kind = header.entry_type();
-            let path = match (gnu_name, pax_value(&pax, b"path")) {
-                (Some(n), _) => n,
-                (None, Some(p)) => p.to_vec(),
-                (None, None) if fmt == Format::Ustar => {
-                    let prefix = cstr(&block[345..500]);
-                    let name = cstr(&block[..100]);
-                    if prefix.is_empty() {
-                        name.to_vec()
-                    } else {
-                        [prefix, b"/", name].concat()
-                    }
-                }
-                (None, None) => cstr(&block[..100]).to_vec(),
-            };
-            let link = match (gnu_link, pax_value(&pax, b"linkpath")) {
-                (Some(l), _) => l,
-                (None, Some(l)) => l.to_vec(),
-                (None, None) => cstr(&block[157..257]).to_vec(),
-            };
-            let escaped = || crate::layer::path::escape(&path);
-            let header_only = matches!(kind_byte, b'1' | b'2' | b'3' | b'4' | b'5' | b'6');
-            if header_only && size != 0 {
-                return refuse(format!(
-                    "{}: a {} header with a size of {size} (readers disagree on where the next header is)",
-                    escaped(),
-                    type_name(kind_byte)
-                ));
-            }
-            if kind_byte == b'S' {
-                return refuse(format!(
-                    "{} is a sparse file; sparse entries are not supported",
-                    escaped()
-                ));
-            }
-            if !matches!(
-                kind_byte,
-                b'0' | 0 | b'1' | b'2' | b'3' | b'4' | b'5' | b'6' | b'g'
-            ) {
-                return refuse(format!(
-                    "{}: unsupported entry type {:?} (runtimes refuse it)",
-                    escaped(),
-                    kind_byte as char
-                ));
-            }
-            if kind_byte != b'5' && kind_byte != b'g' && path.ends_with(b"/") {
-                return refuse(format!(
-                    "{}: a {} whose name ends in '/' (some readers take it for a directory)",
-                    escaped(),
-                    type_name(kind_byte)
-                ));
-            }
+            check_entry(kind_byte, size, &path).map_err(refused)?;
             let data_offset = self.pos;
             if kind_byte == b'g' {
-                // Parsed as strictly as any, so a reader that applies it cannot be
-                // fooled either; then dropped.
                 let data = self.read_extension(size, "PAX global header")?;
-                let records = parse_pax(&data).map_err(WalkError::Refused)?;
-                // Go gives the global header itself the name in its `path` record, and
-                // Docker and containerd then apply a whiteout so named (seen with
-                // Docker 20.10: `path=.wh.etc` deletes /etc); umoci refuses the header.
-                let named = pax_value(&records, b"path").unwrap_or(&path);
-                let base = named.rsplit(|&b| b == b'/').find(|c| !c.is_empty());
-                if pax_value(&records, b"path").is_some()
-                    || pax_value(&records, b"linkpath").is_some()
-                    || base.is_some_and(|b| b.starts_with(b".wh."))
-                {
-                    return refuse(format!(
-                        "a PAX global header named {:?}: runtimes disagree on it (Docker applies its name as a whiteout, umoci refuses it)",
-                        crate::layer::path::escape(named)
-                    ));
-                }
+                check_global(&data, &path).map_err(refused)?;
                 // Its data is read: nothing is left for `data`.
                 self.left = 0;
                 self.next = self.pos;
@@ -536,11 +439,11 @@ impl<R: Read> Walker<R> {
                 self.left = size;
                 self.next = data_offset
                     .checked_add(size.div_ceil(BLOCK) * BLOCK)
-                    .ok_or_else(|| WalkError::Refused("size overflows".into()))?;
+                    .ok_or_else(|| refused("size overflows".into()))?;
             }
             return Ok(Some(Entry {
-                header,
-                kind,
+                header: tar::Header::from_byte_slice(&block).clone(),
+                kind: tar::EntryType::new(kind_byte),
                 path,
                 link,
                 pax,
@@ -550,6 +453,135 @@ impl<R: Read> Walker<R> {
             }));
         }
     }
+}
+
+/// What the extension headers before an entry said, at most one of each kind.
+#[derive(Default)]
+struct Extensions {
+    pax: Option<PaxRecords>,
+    gnu_name: Option<Vec<u8>>,
+    gnu_link: Option<Vec<u8>>,
+}
+
+fn extension_name(kind: u8) -> Option<&'static str> {
+    match kind {
+        b'x' => Some("PAX header"),
+        b'L' => Some("GNU long name"),
+        b'K' => Some("GNU long link"),
+        _ => None,
+    }
+}
+
+impl Extensions {
+    fn pending(&self) -> bool {
+        self.pax.is_some() || self.gnu_name.is_some() || self.gnu_link.is_some()
+    }
+
+    /// Takes an extension header's data; a second of the same kind is refused.
+    fn add(&mut self, kind: u8, data: Vec<u8>) -> Result<(), Refusal> {
+        let dup = match kind {
+            b'x' => self.pax.replace(parse_pax(&data)?).is_some(),
+            b'L' => self.gnu_name.replace(long_name(data, "name")?).is_some(),
+            _ => self.gnu_link.replace(long_name(data, "link")?).is_some(),
+        };
+        if dup {
+            let what = extension_name(kind).expect("an extension");
+            return Err(format!("two {what}s before one entry"));
+        }
+        Ok(())
+    }
+
+    /// The entry's name and link target as a runtime reads them, and its PAX records.
+    fn names(
+        self,
+        block: &[u8; 512],
+        fmt: Format,
+    ) -> Result<(Vec<u8>, Vec<u8>, PaxRecords), Refusal> {
+        let pax = self.pax.unwrap_or_default();
+        if self.gnu_name.is_some() && pax_value(&pax, b"path").is_some() {
+            return Err("both a GNU long name and a PAX path".into());
+        }
+        if self.gnu_link.is_some() && pax_value(&pax, b"linkpath").is_some() {
+            return Err("both a GNU long link and a PAX linkpath".into());
+        }
+        let path = match (self.gnu_name, pax_value(&pax, b"path")) {
+            (Some(n), _) => n,
+            (None, Some(p)) => p.to_vec(),
+            (None, None) if fmt == Format::Ustar => {
+                let prefix = cstr(&block[345..500]);
+                let name = cstr(&block[..100]);
+                if prefix.is_empty() {
+                    name.to_vec()
+                } else {
+                    [prefix, b"/", name].concat()
+                }
+            }
+            (None, None) => cstr(&block[..100]).to_vec(),
+        };
+        let link = match (self.gnu_link, pax_value(&pax, b"linkpath")) {
+            (Some(l), _) => l,
+            (None, Some(l)) => l.to_vec(),
+            (None, None) => cstr(&block[157..257]).to_vec(),
+        };
+        Ok((path, link, pax))
+    }
+}
+
+/// Refuses entries readers disagree on or runtimes refuse, by type, size and name.
+fn check_entry(kind: u8, size: u64, path: &[u8]) -> Result<(), Refusal> {
+    let escaped = || crate::layer::path::escape(path);
+    if matches!(kind, b'1' | b'2' | b'3' | b'4' | b'5' | b'6') && size != 0 {
+        return Err(format!(
+            "{}: a {} header with a size of {size} (readers disagree on where the next header is)",
+            escaped(),
+            type_name(kind)
+        ));
+    }
+    if kind == b'S' {
+        return Err(format!(
+            "{} is a sparse file; sparse entries are not supported",
+            escaped()
+        ));
+    }
+    if !matches!(
+        kind,
+        b'0' | 0 | b'1' | b'2' | b'3' | b'4' | b'5' | b'6' | b'g'
+    ) {
+        return Err(format!(
+            "{}: unsupported entry type {:?} (runtimes refuse it)",
+            escaped(),
+            kind as char
+        ));
+    }
+    if kind != b'5' && kind != b'g' && path.ends_with(b"/") {
+        return Err(format!(
+            "{}: a {} whose name ends in '/' (some readers take it for a directory)",
+            escaped(),
+            type_name(kind)
+        ));
+    }
+    Ok(())
+}
+
+/// A PAX global header's records, parsed as strictly as any (so a reader that applies
+/// them cannot be fooled either), then dropped. Go gives the global header itself the
+/// name in its `path` record, and Docker and containerd then apply a whiteout so named
+/// (seen with Docker 20.10: `path=.wh.etc` deletes /etc); umoci refuses the header. So
+/// one with a name, or named as a whiteout, is refused.
+fn check_global(data: &[u8], path: &[u8]) -> Result<(), Refusal> {
+    let records = parse_pax(data)?;
+    let named = pax_value(&records, b"path").unwrap_or(path);
+    let base = named.rsplit(|&b| b == b'/').find(|c| !c.is_empty());
+    if pax_value(&records, b"path").is_some()
+        || pax_value(&records, b"linkpath").is_some()
+        || base.is_some_and(|b| b.starts_with(b".wh."))
+    {
+        return Err(format!(
+            "a PAX global header named {:?}: runtimes disagree on it (Docker applies its name as a whiteout, umoci refuses it)",
+            crate::layer::path::escape(named)
+        ));
+    }
+    Ok(())
 }
 
 fn type_name(kind: u8) -> &'static str {

@@ -149,6 +149,12 @@ fn the_tar_crate_and_docker_disagree_on_a_sized_directory_so_it_must_be_refused(
         exported.iter().any(|n| n == "smuggled"),
         "Docker applies the hidden entry: {exported:?}"
     );
+    // umoci (Go's archive/tar too) unpacks it as Docker does.
+    let root = umoci_unpack(&dir, "1", w.path());
+    assert!(
+        root.join("smuggled").exists(),
+        "umoci applies the hidden entry"
+    );
 
     let (code, err) = run_fail(
         ocislim()
@@ -436,6 +442,33 @@ fn entries_naming_the_root_are_refused() {
     for (tar, needle) in cases {
         assert_squash_refused(vec![tar], &["layer 1", needle]);
     }
+}
+
+#[test]
+fn docker_fails_to_load_a_file_named_dot_and_ocislim_refuses_it() {
+    // What Docker 20.10 does with the same bytes: it tries to replace the root, and
+    // `docker load` fails. ocislim refuses it, as umoci does.
+    let w = scratch();
+    let mut t = Tar::default();
+    t.file(b"a", b"data").file(b".", b"");
+    let spec = Spec::parse("tag ocislim-test/dot:1\nlayer\n");
+    let dir = w.path().join("img");
+    spec.write_layout_of(&dir, vec![t.finish()], true);
+    let archive = w.path().join("img.tar");
+    crate::fixtures::pack(&dir, &archive);
+    // Docker tries to remove the root to put the file there, and fails
+    // ("unlinkat .//: device or resource busy").
+    let (_, loaded) = run_fail(docker().arg("load").arg("-i").arg(&archive));
+    assert!(loaded.contains("unlinkat"), "{loaded}");
+    let (code, err) = run_fail(
+        ocislim()
+            .args(["squash", "--policy", "none"])
+            .arg(&archive)
+            .arg("-o")
+            .arg(w.path().join("out.tar")),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("names the root"), "{err}");
 }
 
 #[test]
