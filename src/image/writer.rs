@@ -77,6 +77,24 @@ impl Dest {
                         p.display()
                     )));
                 }
+                // As for stdout: `-o /dev/stderr` on a terminal would flood it. (Only
+                // devices are opened to ask: opening a FIFO waits for its reader.)
+                use std::os::unix::fs::FileTypeExt;
+                let device = fs_err::metadata(p)?.file_type().is_char_device();
+                if device
+                    && io::IsTerminal::is_terminal(
+                        &fs_err::OpenOptions::new()
+                            .write(true)
+                            .open(p)?
+                            .into_parts()
+                            .0,
+                    )
+                {
+                    return Err(Error::Usage(format!(
+                        "{} is a terminal; refusing to write an image archive to it",
+                        p.display()
+                    )));
+                }
                 Ok(())
             }
             Dest::Path(p) => {

@@ -127,3 +127,14 @@ fn stdin_on_a_terminal_is_refused() {
     assert!(log.contains("exit=2"), "{log:?}");
     assert_eq!(entries(work.path()), Vec::<std::path::PathBuf>::new());
 }
+
+/// `-o /dev/tty` (or `/dev/stderr` on a terminal) would flood the terminal with an
+/// archive: refused like `-o -` on one, and the device is left as it is.
+#[test]
+fn output_onto_a_terminal_device_is_refused() {
+    let work = scratch();
+    let src = image(&work.path().join("src"));
+    let log = on_terminal(&format!("squash {src} -o /dev/tty; echo exit=$?"));
+    assert!(log.contains("is a terminal; refusing"), "{log:?}");
+    assert!(log.contains("exit=2"), "{log:?}");
+}
