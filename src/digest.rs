@@ -14,12 +14,7 @@ pub struct Digest(String);
 impl Digest {
     /// Parses `sha256:<hex>`; other algorithms and malformed strings are refused.
     pub fn parse(s: &str) -> Option<Digest> {
-        let hex = s.strip_prefix(SHA256_PREFIX)?;
-        if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            Some(Digest(s.to_string()))
-        } else {
-            None
-        }
+        (s.starts_with(SHA256_PREFIX) && Digest::is_well_formed(s)).then(|| Digest(s.to_string()))
     }
 
     /// Whether `s` is a well-formed digest of an algorithm the image spec registers

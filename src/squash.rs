@@ -23,7 +23,7 @@ use crate::layer::codec::{Compression, EncodeOptions, Encoder};
 use crate::layer::index::{EntryRec, IndexMode};
 use crate::layer::overlay::{self, Tree};
 use crate::layer::reader::{LayerScan, scan_full};
-use crate::layer::writer::{EmitOptions, Spool, emit};
+use crate::layer::writer::{EmitOptions, EmitStats, Spool, emit};
 use crate::policy::{PolicyOutcome, PolicySet};
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -307,16 +307,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     if let Some(f) = opts.output.format.filter(|_| !opts.dry_run) {
         opts.output.check(f)?;
     }
-    let mut report_file = match &opts.report_file {
-        Some(p) => {
-            let mut others: Vec<&Path> = opts.source.path.iter().map(|p| p.as_path()).collect();
-            if let Dest::Path(o) | Dest::Node(o) = &opts.output.dest {
-                others.push(o);
-            }
-            Some(SideFile::stage(p, "--report", &others)?)
-        }
-        None => None,
-    };
+    let report_file = stage_report(opts)?;
     let source = reader::open(&opts.source, &opts.open)?;
     let image = &source.image;
     let total = image.layers.len();
@@ -372,15 +363,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
     let deleted = opts.policy.decide(&tree)?;
     let policy = crate::policy::apply(&opts.policy, &mut tree, &deleted, keep, &entries);
-    if let Some((_, rule)) = deleted.first()
-        && tree.nodes.keys().all(|p| p.is_empty())
-    {
-        return Err(Error::Usage(format!(
-            "policy {}: rule {} deletes every file of the image; refusing to write an empty image",
-            opts.policy.names,
-            opts.policy.rules()[*rule].id
-        )));
-    }
+    refuse_empty(&opts.policy, &deleted, &tree)?;
     warnings.extend(opts.policy.warnings.iter().cloned());
     let plan = overlay::plan(&base, &tree, keep, &entries);
     let codec = squashed_codec(
@@ -457,13 +440,115 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let config_bytes = serde_json::to_vec(&config_json).map_err(std::io::Error::other)?;
     let config_digest = Digest::of(&config_bytes);
     let (tags, ref_names) = opts.output.names(format, image);
+    let (report_layers, before, after) = layer_outcomes(
+        &scans,
+        &spools,
+        keep,
+        &stats,
+        &policy,
+        Sizes {
+            compressed: squashed_size,
+            uncompressed: tar_size,
+        },
+    );
+    let mut report = SquashReport {
+        input_format: image.format.name(),
+        output_format: format.name(),
+        kept_layers: keep,
+        layers: report_layers,
+        squashed_digest,
+        squashed_diff_id: diff_id,
+        squashed_compression: codec.name(),
+        squashed_entries: stats.entries,
+        before,
+        after,
+        config_digest,
+        policy,
+        dry_run: opts.dry_run,
+        warnings,
+    };
+    let out = OutImage {
+        config: config_bytes,
+        config_media_type: config_media,
+        manifest_media_type: manifest_media,
+        manifest_annotations: image.manifest_annotations.clone(),
+        layers,
+        tags,
+        ref_names,
+    };
+    commit(staging, &out, &mut report, report_file)?;
+    Ok(report)
+}
+
+/// Checks `--report` against the source and destination and stages it, before any
+/// image byte is read.
+fn stage_report(opts: &SquashOptions) -> Result<Option<SideFile>> {
+    let Some(p) = &opts.report_file else {
+        return Ok(None);
+    };
+    let mut others: Vec<&Path> = opts.source.path.iter().map(|p| p.as_path()).collect();
+    if let Dest::Path(o) | Dest::Node(o) = &opts.output.dest {
+        others.push(o);
+    }
+    SideFile::stage(p, "--report", &others).map(Some)
+}
+
+/// Refuses a policy that left nothing but the root: an empty image is never what was
+/// meant.
+fn refuse_empty(policy: &PolicySet, deleted: &[(Vec<u8>, usize)], tree: &Tree) -> Result<()> {
+    if let Some((_, rule)) = deleted.first()
+        && tree.nodes.keys().all(|p| p.is_empty())
+    {
+        return Err(Error::Usage(format!(
+            "policy {}: rule {} deletes every file of the image; refusing to write an empty image",
+            policy.names,
+            policy.rules()[*rule].id
+        )));
+    }
+    Ok(())
+}
+
+/// Commits the staged image (a dry run has none) and the report file. The report is
+/// written before the image is committed, so a report that cannot be written leaves no
+/// image either; it is rewritten if committing adds warnings, and renamed after.
+fn commit(
+    staging: Option<Staging>,
+    out: &OutImage,
+    report: &mut SquashReport,
+    mut report_file: Option<SideFile>,
+) -> Result<()> {
+    if let Some(f) = &mut report_file {
+        f.write(crate::report::json(report).as_bytes())?;
+    }
+    let finished = match staging {
+        Some(st) => st.finish(out)?,
+        None => Vec::new(),
+    };
+    if !finished.is_empty() {
+        report.warnings.extend(finished);
+        if let Some(f) = &mut report_file {
+            f.write(crate::report::json(report).as_bytes())?;
+        }
+    }
+    if let Some(f) = report_file {
+        f.commit()?;
+    }
+    Ok(())
+}
+
+/// Each input layer's line in the report, and the image's sizes before and after;
+/// `after` starts as the squashed layer's sizes.
+fn layer_outcomes(
+    scans: &[ScanAndBlob],
+    spools: &[Spool],
+    keep: usize,
+    stats: &EmitStats,
+    policy: &PolicyOutcome,
+    mut after: Sizes,
+) -> (Vec<LayerOutcome>, Sizes, Sizes) {
     let mut report_layers = Vec::new();
     let mut before = Sizes::default();
-    let mut after = Sizes {
-        compressed: squashed_size,
-        uncompressed: tar_size,
-    };
-    for (i, ((scan, _), spool)) in scans.iter().zip(&spools).enumerate() {
+    for (i, ((scan, _), spool)) in scans.iter().zip(spools).enumerate() {
         let stored: u64 = spool.entries.iter().map(|e| e.size).sum();
         before.compressed += scan.blob_size;
         before.uncompressed += scan.tar_size;
@@ -488,47 +573,5 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
             deleted_bytes: policy.reclaimed_by_layer[i],
         });
     }
-    let mut report = SquashReport {
-        input_format: image.format.name(),
-        output_format: format.name(),
-        kept_layers: keep,
-        layers: report_layers,
-        squashed_digest,
-        squashed_diff_id: diff_id,
-        squashed_compression: codec.name(),
-        squashed_entries: stats.entries,
-        before,
-        after,
-        config_digest,
-        policy,
-        dry_run: opts.dry_run,
-        warnings,
-    };
-    // The report is written before the image is committed, so a report that cannot be
-    // written leaves no image either; rewritten if committing adds warnings.
-    if let Some(f) = &mut report_file {
-        f.write(crate::report::json(&report).as_bytes())?;
-    }
-    let finished = match staging {
-        Some(st) => st.finish(&OutImage {
-            config: config_bytes,
-            config_media_type: config_media,
-            manifest_media_type: manifest_media,
-            manifest_annotations: image.manifest_annotations.clone(),
-            layers,
-            tags,
-            ref_names,
-        })?,
-        None => Vec::new(),
-    };
-    if !finished.is_empty() {
-        report.warnings.extend(finished);
-        if let Some(f) = &mut report_file {
-            f.write(crate::report::json(&report).as_bytes())?;
-        }
-    }
-    if let Some(f) = report_file {
-        f.commit()?;
-    }
-    Ok(report)
+    (report_layers, before, after)
 }

@@ -8,7 +8,8 @@
 //! "an opaque whiteout entry is a file with the name `.wh..wh..opq` indicating that all
 //! siblings are hidden in the lower layer".
 
-use super::{headers, path};
+use super::headers;
+use super::path::{self, join, split_parent};
 
 /// Prefix of a whiteout's base name.
 pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -73,21 +74,6 @@ pub enum IndexMode {
     EntriesWithDigests,
 }
 
-fn split_parent(p: &[u8]) -> (&[u8], &[u8]) {
-    match p.iter().rposition(|&b| b == b'/') {
-        Some(i) => (&p[..i], &p[i + 1..]),
-        None => (&[], p),
-    }
-}
-
-fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
-    if parent.is_empty() {
-        name.to_vec()
-    } else {
-        [parent, b"/", name].concat()
-    }
-}
-
 /// Classifies a normalised path and tar entry type.
 pub fn classify(path: &[u8], kind: tar::EntryType, link: Option<Vec<u8>>) -> Kind {
     let (parent, name) = split_parent(path);
@@ -136,9 +122,8 @@ fn check_limits(p: &[u8], what: &str) -> Result<(), String> {
 /// names and link targets over [`MAX_PATH_BYTES`] or [`MAX_PATH_DEPTH`], names that
 /// climb out of the root, entries that would replace the root itself (umoci
 /// refuses to change the root's type), links to the root, and whiteouts that name no
-/// file (`.wh.`, `.wh..`, `.wh...`: image-spec `layer.md` forbids them). Returns the
-/// record and where the entry ends.
-pub fn record(entry: &headers::Entry) -> Result<(EntryRec, u64), String> {
+/// file (`.wh.`, `.wh..`, `.wh...`: image-spec `layer.md` forbids them).
+pub fn record(entry: &headers::Entry) -> Result<EntryRec, String> {
     let shown = || path::escape(&entry.path);
     check_limits(&entry.path, "a name")?;
     check_limits(&entry.link, "a link target")?;
@@ -155,11 +140,8 @@ pub fn record(entry: &headers::Entry) -> Result<(EntryRec, u64), String> {
     } else {
         None
     };
-    let kind = if entry.is_global() {
-        Kind::Ignored
-    } else {
-        classify(&path, entry.kind, link)
-    };
+    // A global header is `Ignored` by type (the walker refused any named as a marker).
+    let kind = classify(&path, entry.kind, link);
     let names_root = match &kind {
         Kind::Whiteout(hidden) => {
             let (_, name) = split_parent(hidden);
@@ -174,17 +156,15 @@ pub fn record(entry: &headers::Entry) -> Result<(EntryRec, u64), String> {
             shown()
         ));
     }
-    let end = entry.end();
-    let rec = EntryRec {
+    Ok(EntryRec {
         path,
         kind,
-        span: (entry.start, end),
+        span: (entry.start, entry.end()),
         data_offset: entry.data_offset,
         size: entry.size,
         digest: None,
         moved: false,
-    };
-    Ok((rec, end))
+    })
 }
 
 #[cfg(test)]

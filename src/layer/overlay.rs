@@ -20,7 +20,7 @@
 //!   symlink is refused: Docker then removes nothing, containerd empties the target.
 
 use super::index::{EntryRec, Kind};
-use super::path::escape;
+use super::path::{escape, join, split_parent};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
@@ -57,21 +57,6 @@ pub struct Tree {
 
 /// Most symlinks followed to resolve one path (Linux's `MAXSYMLINKS`).
 pub const MAX_SYMLINK_HOPS: usize = 40;
-
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    if dir.is_empty() {
-        name.to_vec()
-    } else {
-        [dir, b"/", name].concat()
-    }
-}
-
-fn split_last(p: &[u8]) -> (&[u8], &[u8]) {
-    match p.iter().rposition(|&b| b == b'/') {
-        Some(i) => (&p[..i], &p[i + 1..]),
-        None => (&[], p),
-    }
-}
 
 /// The key range of `p`'s strict descendants (`p/` up to `p0`, as `0` follows `/`).
 fn descendants_range(p: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
@@ -211,7 +196,7 @@ impl Tree {
     /// [`Tree::resolve_dir`]), or `None` when no parent is a symlink, the common case,
     /// found without allocating. Its last component is never followed.
     fn moved_parent(&self, p: &[u8]) -> std::result::Result<Option<Vec<u8>>, String> {
-        let (dir, name) = split_last(p);
+        let (dir, name) = split_parent(p);
         let through_symlink = !self.symlinks.is_empty()
             && dir
                 .iter()

@@ -22,6 +22,24 @@ pub fn normalize(name: &[u8]) -> Option<Vec<u8>> {
     Some(parts.join(&b'/'))
 }
 
+/// Splits a normalised path into its parent and its last component (`a/b` -> `a`, `b`;
+/// `a` -> the root, `a`).
+pub fn split_parent(p: &[u8]) -> (&[u8], &[u8]) {
+    match p.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&p[..i], &p[i + 1..]),
+        None => (&[], p),
+    }
+}
+
+/// `name` under the normalised path `parent` (the root is the empty path).
+pub fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    if parent.is_empty() {
+        name.to_vec()
+    } else {
+        [parent, b"/", name].concat()
+    }
+}
+
 /// Escapes a name for a terminal or a one-line message: non-UTF-8 bytes and control
 /// characters become escapes, so an untrusted name cannot move the cursor.
 pub fn escape(name: &[u8]) -> String {

@@ -7,6 +7,7 @@
 use super::headers::{WalkError, Walker};
 use super::index::{EntryRec, Kind, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use super::overlay::{Emit, EntryId};
+use super::path::{join, split_parent};
 use crate::error::{Error, Result};
 use crate::image::store::Section;
 use std::fs::File;
@@ -157,14 +158,6 @@ fn marker() -> tar::Header {
     h
 }
 
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    if dir.is_empty() {
-        name.to_vec()
-    } else {
-        [dir, b"/", name].concat()
-    }
-}
-
 /// What emitting wrote, per input layer: bytes of entry data carried over.
 #[derive(Clone, Debug, Default)]
 pub struct EmitStats {
@@ -291,7 +284,7 @@ pub fn emit(
                 )?;
             }
             Emit::Whiteout(p) => {
-                let (dir, name) = split(p);
+                let (dir, name) = split_parent(p);
                 let path = join(dir, &[WHITEOUT_PREFIX, name].concat());
                 write_entry(w, marker(), &path, None, &[], io::empty(), 0)?;
             }
@@ -304,13 +297,6 @@ pub fn emit(
     }
     w.write_all(&[0u8; 2 * BLOCK])?;
     Ok(stats)
-}
-
-fn split(p: &[u8]) -> (&[u8], &[u8]) {
-    match p.iter().rposition(|&b| b == b'/') {
-        Some(i) => (&p[..i], &p[i + 1..]),
-        None => (&[], p),
-    }
 }
 
 #[cfg(test)]
