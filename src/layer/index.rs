@@ -106,7 +106,8 @@ pub const MAX_PATH_BYTES: usize = 4096;
 /// images stay far below it (Debian's deepest paths have about 15 components).
 pub const MAX_PATH_DEPTH: usize = 256;
 
-fn check_limits(p: &[u8], what: &str) -> Result<(), String> {
+/// Refuses a path over [`MAX_PATH_BYTES`] or [`MAX_PATH_DEPTH`], naming `what` it is.
+pub(crate) fn check_limits(p: &[u8], what: &str) -> Result<(), String> {
     let depth = p.split(|&b| b == b'/').count();
     if p.len() > MAX_PATH_BYTES || depth > MAX_PATH_DEPTH {
         let head = path::escape(&p[..p.len().min(60)]);
