@@ -303,3 +303,88 @@ fn runs_adding_to_one_layout_at_once_keep_every_entry() {
         assert_whole_and_tidy(layout, w.path());
     }
 }
+
+/// Whether `/proc/locks` shows process `pid` waiting for a lock (a `->` line).
+fn waiting_for_a_lock(pid: u32) -> bool {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap();
+    locks.lines().any(|l| {
+        let mut f = l.split_whitespace().skip(1);
+        f.next() == Some("->") && f.nth(3) == Some(pid.to_string().as_str())
+    })
+}
+
+/// The race made certain: while another holder (this test) has the folder's lock, a run
+/// adding to it is seen by the kernel waiting for that lock (`/proc/locks`) and has not
+/// touched `index.json`; once the lock is released it finishes and its entry is there.
+#[test]
+fn a_run_adding_to_a_locked_layout_waits_for_the_lock() {
+    let w = scratch();
+    let (small, layout) = skopeo_layout(w.path(), "base");
+    let index = std::fs::read(layout.join("index.json")).unwrap();
+    let held = std::fs::File::open(&layout).unwrap();
+    held.lock().unwrap();
+    let mut child = ocislim()
+        .args(["squash", "--policy", "none"])
+        .arg(&small)
+        .arg("-o")
+        .arg(format!("oci:{}:waited", layout.display()))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded only so that a broken lock fails instead of hanging: the run must be seen
+    // waiting long before, or have exited (which fails below).
+    let mut waiting = false;
+    for _ in 0..600 {
+        if waiting_for_a_lock(child.id()) {
+            waiting = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        waiting,
+        "the run never waited for the lock (exited: {:?})",
+        child.try_wait().unwrap()
+    );
+    assert!(child.try_wait().unwrap().is_none());
+    assert_eq!(
+        std::fs::read(layout.join("index.json")).unwrap(),
+        index,
+        "index.json changed while the lock was held"
+    );
+    held.unlock().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(names(&layout), ["base", "waited"]);
+    assert_whole_and_tidy(&layout, w.path());
+}
+
+/// A destination whose folder is missing is named in a one-line error, and nothing is
+/// created.
+#[test]
+fn a_missing_output_folder_is_reported_and_nothing_is_created() {
+    let w = scratch();
+    let small = fixtures::fixtures_dir().join("small.tar");
+    for dest in [
+        format!("oci:{}/missing/layout:1", w.path().display()),
+        format!("{}/missing/out.tar", w.path().display()),
+    ] {
+        let (code, err) = run_fail(ocislim().args(["squash"]).arg(&small).arg("-o").arg(&dest));
+        assert_eq!(code, 2, "{err}");
+        let want = format!(
+            "output folder {}/missing does not exist",
+            w.path().display()
+        );
+        assert!(err.contains(&want), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert_eq!(entries(w.path()), Vec::<PathBuf>::new());
+    }
+}
