@@ -20,6 +20,10 @@
 //! - malformed PAX records (Go's `parsePAXRecord` rules: a decimal length that counts
 //!   itself, `key=value`, a newline), a NUL inside a `path`, `linkpath`, `uname` or
 //!   `gname`, non-numeric or negative `size`, `uid`, `gid`, malformed times;
+//! - PAX records whose `path`, `linkpath` or `size` a reader splitting records on
+//!   newlines (the `tar` crate) reads differently: a newline inside a value, which can
+//!   hide or forge a record, or one of those keys given twice (Go keeps the last, the
+//!   `tar` crate the first);
 //! - a NUL inside a GNU long name, or more than one after it (Go cuts at the first, the
 //!   `tar` crate drops one), an empty one (Go ignores it, the `tar` crate applies it);
 //! - a non-directory whose name ends in `/` (Go reads an old-style one as a directory);
@@ -235,6 +239,48 @@ fn pax_value<'a>(pax: &'a [(Vec<u8>, Vec<u8>)], key: &[u8]) -> Option<&'a [u8]> 
         .rev()
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.as_slice())
+}
+
+/// What a reader that splits PAX records on newlines (the `tar` crate) takes for `key`:
+/// the first line that is a whole record of that key; nothing after an empty line.
+fn line_split_value<'a>(data: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    for line in data.split(|&b| b == b'\n') {
+        if line.is_empty() {
+            return None;
+        }
+        let Some(sp) = line.iter().position(|&b| b == b' ') else {
+            continue;
+        };
+        let len = std::str::from_utf8(&line[..sp])
+            .ok()
+            .and_then(|l| l.parse::<usize>().ok());
+        if len != Some(line.len() + 1) {
+            continue;
+        }
+        let kv = &line[sp + 1..];
+        match kv.iter().position(|&b| b == b'=') {
+            Some(eq) if &kv[..eq] == key => return Some(&kv[eq + 1..]),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Refuses PAX records whose `path`, `linkpath` or `size` a line-splitting reader reads
+/// differently from Go, libarchive and Python (which read by length, the last record
+/// of a key winning): a newline inside a value can hide a record or forge one, and a
+/// key given twice picks another winner (found by the `tar_differential` fuzz target).
+fn check_line_split(data: &[u8], records: &PaxRecords) -> Result<(), Refusal> {
+    for key in [&b"path"[..], b"linkpath", b"size"] {
+        if line_split_value(data, key) != pax_value(records, key) {
+            return Err(format!(
+                "PAX records that readers splitting them on newlines (the tar crate) read \
+                 as another {} (a newline inside a value, or a key given twice)",
+                String::from_utf8_lossy(key)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A GNU long name or link: the name and at most one NUL, as GNU tar, Go and Python
@@ -480,7 +526,11 @@ impl Extensions {
     /// Takes an extension header's data; a second of the same kind is refused.
     fn add(&mut self, kind: u8, data: Vec<u8>) -> Result<(), Refusal> {
         let dup = match kind {
-            b'x' => self.pax.replace(parse_pax(&data)?).is_some(),
+            b'x' => {
+                let records = parse_pax(&data)?;
+                check_line_split(&data, &records)?;
+                self.pax.replace(records).is_some()
+            }
             b'L' => self.gnu_name.replace(long_name(data, "name")?).is_some(),
             _ => self.gnu_link.replace(long_name(data, "link")?).is_some(),
         };
@@ -637,6 +687,28 @@ impl<R: Read> Read for DataReader<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_line_splitting_readers_read_differently_are_refused() {
+        let check = |d: &[u8]| check_line_split(d, &parse_pax(d).unwrap());
+        // Ordinary records, and a newline in a value that hides or forges nothing of
+        // path, linkpath or size.
+        assert!(check(b"9 path=a\n14 linkpath=b\n9 size=1\n").is_ok());
+        assert!(check(b"27 SCHILY.xattr.user.k=a\nb\n").is_ok());
+        for bad in [
+            // A newline in the name itself.
+            &b"12 path=a\nb\n"[..],
+            // A value ending in a newline: the empty line hides the path after it.
+            b"21 SCHILY.xattr.k=v\n\n9 path=a\n",
+            // A record forged inside another's value.
+            b"30 comment=x\n17 path=smuggled\n",
+            // A key given twice.
+            b"9 path=a\n9 path=b\n",
+            b"9 size=1\n9 size=2\n",
+        ] {
+            assert!(check(bad).is_err(), "{}", crate::layer::path::escape(bad));
+        }
+    }
 
     #[test]
     fn pax_records_table() {

@@ -295,6 +295,60 @@ fn malformed_pax_records_are_refused_as_go_refuses_them() {
     assert_squash_refused(vec![t.finish()], &["layer 1", "PAX size"]);
 }
 
+#[test]
+fn pax_records_a_line_splitting_reader_reads_as_another_name_are_refused() {
+    // A `comment` whose value holds a newline and a whole record: Go (umoci, Docker)
+    // reads records by length and ignores the comment; the tar crate splits on newlines
+    // and names the entry after the forged `path`.
+    let forged = b"x\n17 path=smuggled".as_slice();
+    let mut t = Tar::default();
+    t.pax(b'x', &rawtar::record("comment", forged));
+    t.file(b"innocent", b"data");
+    let tar = t.finish();
+    let names: Vec<Vec<u8>> = tar::Archive::new(&tar[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path_bytes().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [b"smuggled".to_vec()],
+        "the tar crate reads the forged path"
+    );
+    let w = scratch();
+    let dir = w.path().join("img");
+    Spec::parse("tag t:1\nlayer\n").write_layout_of(&dir, vec![tar.clone()], true);
+    let root = umoci_unpack(&dir, "1", w.path());
+    assert!(
+        root.join("innocent").exists(),
+        "umoci reads the header's name"
+    );
+    assert!(!root.join("smuggled").exists());
+    assert_squash_refused(
+        vec![tar],
+        &["layer 1", "splitting them on newlines", "path"],
+    );
+
+    // A newline inside the name itself, a value ending in a newline (the empty line
+    // hides every record after it from the tar crate), and a key given twice.
+    let cases = [
+        rawtar::record("path", b"a\nb"),
+        [
+            rawtar::record("comment", b"v\n"),
+            rawtar::record("path", b"long"),
+        ]
+        .concat(),
+        [rawtar::record("path", b"a"), rawtar::record("path", b"b")].concat(),
+        [rawtar::record("size", b"4"), rawtar::record("size", b"0")].concat(),
+    ];
+    for records in cases {
+        let mut t = Tar::default();
+        t.pax(b'x', &records);
+        t.file(b"a", b"data");
+        assert_squash_refused(vec![t.finish()], &["layer 1", "splitting them on newlines"]);
+    }
+}
+
 // Class 4: PAX global headers.
 
 /// Loads the docker archive `archive` (holding `tag`), and lists what `docker export`
