@@ -15,6 +15,7 @@ mod property;
 mod rawtar;
 mod roundtrip;
 mod select;
+mod sinks;
 mod squash;
 mod terminal;
 mod tools;

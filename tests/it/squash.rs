@@ -94,8 +94,14 @@ const A_NAME_CONTAINING_WH_INSIDE_IS_NOT_A_WHITEOUT: &str =
     "layer\nfile bar \"b\"\nlayer\nfile foo.wh.bar \"not a whiteout\"\n";
 const PARTIAL_SQUASH_KEEPS_BASE_BLOBS_BYTE_IDENTICAL_AND_HISTORY_ALIGNED: &str = "config Cmd=[\"/bin/app\"] Healthcheck={\"Test\":[\"NONE\"]}\nlayer \"base one\"\nfile a \"a\"\nlayer \"base two\"\nfile b \"b\"\nlayer \"app\"\nfile c \"c\"\nlayer \"cleanup\"\nwhiteout a\n";
 
+const EQUAL_FILES_IN_SEPARATE_LINK_GROUPS_STAY_IN_THEIR_GROUPS: &str = "layer\nfile a \"same\"\nfile b \"same\"\nhardlink c -> a\nhardlink d -> b\nfile x \"x\"\nlayer\nwhiteout x\n";
+
 /// Every hand-written hard case, for the Docker oracle.
 pub const CASES: &[(&str, &str)] = &[
+    (
+        "equal_files_in_separate_link_groups_stay_in_their_groups",
+        EQUAL_FILES_IN_SEPARATE_LINK_GROUPS_STAY_IN_THEIR_GROUPS,
+    ),
     (
         "hardlink_target_whited_out_later_leaves_the_alias_with_the_data",
         HARDLINK_TARGET_WHITED_OUT_LATER_LEAVES_THE_ALIAS_WITH_THE_DATA,
@@ -170,6 +176,25 @@ fn hardlink_target_whited_out_later_leaves_the_alias_with_the_data() {
         line(&l, "./h").contains("size=4") && line(&l, "./h").contains("nlink=2"),
         "{l}"
     );
+    assert_eq!(groups(&l), ["g h"], "{l}");
+}
+
+/// The hard-link groups of a listing, one line per group.
+fn groups(listing: &str) -> Vec<&str> {
+    listing
+        .split(GROUPS_HEADER)
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter(|g| !g.is_empty())
+        .collect()
+}
+
+#[test]
+fn equal_files_in_separate_link_groups_stay_in_their_groups() {
+    // Same bytes, modes and link counts: only inode identity tells the groups apart.
+    let (_w, l) = assert_squash_faithful(EQUAL_FILES_IN_SEPARATE_LINK_GROUPS_STAY_IN_THEIR_GROUPS);
+    assert_eq!(groups(&l), ["a c", "b d"], "{l}");
 }
 
 #[test]
@@ -290,6 +315,49 @@ fn binary_xattrs_long_and_non_utf8_names_devices_and_fifos_survive() {
         l.contains("caf\\351-latin1") && l.contains("cccccccc.txt"),
         "{l}"
     );
+}
+
+/// xattrs of every namespace a layer carries: `user.*` (a value with NULs and a newline),
+/// `trusted.*`, a POSIX access ACL, and a capability, on files, a directory and one
+/// overwritten in an upper layer (whose xattrs must go with it). umoci applies them; the
+/// listing reads them back with getfattr, whose exit status is checked.
+const XATTRS_OF_EVERY_NAMESPACE_SURVIVE: &str = concat!(
+    "layer\n",
+    "dir d mode=0750\n",
+    "xattr d user.dir=\"on a directory\"\n",
+    "file d/f \"f\" mode=0640\n",
+    "xattr d/f user.mime=\"text\\x00plain\\n\\x00\"\n",
+    "xattr d/f trusted.ocislim=\"t\"\n",
+    "file acl \"a\" mode=0640\n",
+    "xattr acl system.posix_acl_access=\"",
+    "\\x02\\x00\\x00\\x00",
+    "\\x01\\x00\\x06\\x00\\xff\\xff\\xff\\xff",
+    "\\x02\\x00\\x04\\x00\\xe8\\x03\\x00\\x00",
+    "\\x04\\x00\\x04\\x00\\xff\\xff\\xff\\xff",
+    "\\x10\\x00\\x04\\x00\\xff\\xff\\xff\\xff",
+    "\\x20\\x00\\x00\\x00\\xff\\xff\\xff\\xff\"\n",
+    "file old \"old\"\n",
+    "xattr old user.gone=\"1\"\n",
+    "layer\n",
+    "file old \"new\"\n",
+    "file cap \"c\" mode=0755\n",
+    "xattr cap security.capability=\"\\x01\\x00\\x00\\x02\\x00\\x04\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\"\n",
+);
+
+#[test]
+fn xattrs_of_every_namespace_survive() {
+    let (_w, l) = assert_squash_faithful(XATTRS_OF_EVERY_NAMESPACE_SURVIVE);
+    let xattrs = l.split("# xattrs").nth(1).unwrap();
+    for want in [
+        "user.dir=0x6f6e2061206469726563746f7279",
+        "user.mime=0x7465787400706c61696e0a00",
+        "trusted.ocislim=0x74",
+        "system.posix_acl_access=0x02000000010006",
+        "security.capability=0x0100000200040000",
+    ] {
+        assert!(xattrs.contains(want), "{want} missing:\n{xattrs}");
+    }
+    assert!(!xattrs.contains("user.gone"), "{xattrs}");
 }
 
 #[test]

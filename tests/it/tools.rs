@@ -1,6 +1,7 @@
 //! Runs ocislim and the oracles (umoci, skopeo, bsdtar, getfattr, docker) for tests.
 //! A missing oracle fails the test; it is never skipped.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -98,16 +99,54 @@ pub fn listing(root: &Path) -> String {
         .arg("-C")
         .arg(root)
         .arg("."));
-    let xattrs = Command::new("getfattr")
+    // Its status is checked: a getfattr that fails lists nothing on either side, and
+    // two empty lists would compare equal.
+    let xattrs = run(Command::new("getfattr")
         .args(["-R", "-h", "-d", "-m", "-", "-e", "hex", "."])
-        .current_dir(root)
-        .output()
-        .expect("getfattr (package attr) is installed");
+        .current_dir(root));
+    let groups: String = link_groups(root, &[])
+        .into_iter()
+        .map(|g| g.into_iter().collect::<Vec<_>>().join(" ") + "\n")
+        .collect();
     format!(
-        "{}\n# xattrs\n{}",
+        "{}\n# xattrs\n{}\n{GROUPS_HEADER}\n{groups}",
         String::from_utf8_lossy(&mtree.stdout),
         String::from_utf8_lossy(&xattrs.stdout)
     )
+}
+
+/// Where [`listing`]'s hard-link groups start: each line a group of paths that share an
+/// inode in the unpacked tree (inode identity, not only equal link counts).
+pub const GROUPS_HEADER: &str = "# hard-link groups";
+
+/// Sets of paths (relative to `root`, without `./`) sharing an inode: hard-link groups of
+/// two or more, leaving out the paths in `skip` (a path, and with `true` what is under it).
+pub fn link_groups(root: &Path, skip: &[(String, bool)]) -> BTreeSet<BTreeSet<String>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut by_inode: BTreeMap<(u64, u64), BTreeSet<String>> = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = e.path().symlink_metadata().unwrap();
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.nlink() > 1
+                && !skip
+                    .iter()
+                    .any(|(s, sub)| rel == *s || (*sub && rel.starts_with(&format!("{s}/"))))
+            {
+                by_inode.entry((m.dev(), m.ino())).or_default().insert(rel);
+            }
+        }
+    }
+    by_inode.into_values().filter(|g| g.len() > 1).collect()
 }
 
 /// The config of an image as skopeo reads it, parsed.
