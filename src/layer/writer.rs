@@ -1,7 +1,8 @@
 //! Writes the squashed layer's tar from a plan: unchanged entries are copied as raw
 //! bytes from each layer's plain tar (extension headers, header, data and padding);
 //! only entries that change (a promoted hard-link alias, a relinked link, a
-//! synthesized whiteout) get a new header. Long names use GNU `L`/`K` records, which
+//! synthesized whiteout, an entry moved under a symlinked parent) get a new header, and
+//! `--timestamp` edits only the time fields of the headers it copies. Long names use GNU `L`/`K` records, which
 //! carry any bytes, so non-UTF-8 names survive.
 
 use super::headers::{WalkError, Walker};
@@ -177,12 +178,63 @@ pub struct EmitOptions {
 
 /// Clamps the mtime of a parsed entry; returns whether anything changed.
 fn clamp(parsed: &mut Parsed, limit: u64) -> bool {
-    let mut changed = false;
-    if parsed.header.mtime().unwrap_or(0) > limit {
-        parsed.header.set_mtime(limit);
-        changed = true;
+    let header = clamp_header(&mut parsed.header, limit);
+    clamp_records(&mut parsed.pax, limit) || header
+}
+
+/// Sets a header's mtime field to `limit` when it is later; returns whether it was.
+fn clamp_header(header: &mut tar::Header, limit: u64) -> bool {
+    let later = header.mtime().is_ok_and(|t| t > limit);
+    if later {
+        header.set_mtime(limit);
     }
-    for (k, v) in parsed.pax.iter_mut() {
+    later
+}
+
+/// Copies an entry that only `--timestamp` changes, as GNU tar's `--clamp-mtime` would:
+/// its extension headers and header as stored, with each mtime field and each PAX
+/// `mtime`, `atime` and `ctime` later than `limit` set to it. Names (`./` prefixes, PAX
+/// paths, ustar prefixes, GNU long names), other records and data stay byte for byte.
+fn copy_clamped(mut src: impl Read, limit: u64, w: &mut impl Write) -> Result<()> {
+    loop {
+        let mut block = [0u8; BLOCK];
+        src.read_exact(&mut block)?;
+        let mut header = tar::Header::from_byte_slice(&block).clone();
+        let mut changed = clamp_header(&mut header, limit);
+        if !matches!(block[156], b'x' | b'L' | b'K') {
+            if changed {
+                header.set_cksum();
+            }
+            w.write_all(header.as_bytes())?;
+            io::copy(&mut src, w)?;
+            return Ok(());
+        }
+        let size = header.entry_size()?;
+        let mut data = vec![0; size.div_ceil(BLOCK as u64) as usize * BLOCK];
+        src.read_exact(&mut data)?;
+        if block[156] == b'x' {
+            let mut records = super::headers::parse_pax(&data[..size as usize])
+                .map_err(|why| Error::corrupt("spooled layer", why))?;
+            if clamp_records(&mut records, limit) {
+                data = records.iter().flat_map(|(k, v)| pax_record(k, v)).collect();
+                header.set_size(data.len() as u64);
+                data.resize(data.len().div_ceil(BLOCK) * BLOCK, 0);
+                changed = true;
+            }
+        }
+        if changed {
+            header.set_cksum();
+        }
+        w.write_all(header.as_bytes())?;
+        w.write_all(&data)?;
+    }
+}
+
+/// Sets PAX `mtime`, `atime` and `ctime` records later than `limit` to it; returns
+/// whether any was.
+fn clamp_records(pax: &mut [(Vec<u8>, Vec<u8>)], limit: u64) -> bool {
+    let mut changed = false;
+    for (k, v) in pax.iter_mut() {
         if matches!(k.as_slice(), b"mtime" | b"atime" | b"ctime") {
             let secs: f64 = std::str::from_utf8(v)
                 .ok()
@@ -215,21 +267,17 @@ pub fn emit(
             Emit::Raw(id) => {
                 let r = rec(*id);
                 let spool = &spools[id.layer];
-                // Copied byte for byte, unless --timestamp clamps its mtime or the
-                // merge moved it (a parent was a symlink): then it gets a new header.
-                let rewritten = match (opts.clamp_mtime, r.moved) {
-                    (None, false) => None,
-                    (limit, moved) => {
-                        let mut parsed = parse(spool, r)?;
-                        let clamped = limit.is_some_and(|l| clamp(&mut parsed, l));
-                        if let Kind::Hardlink(target) = &r.kind {
-                            parsed.link = Some(target.clone());
-                        }
-                        (clamped || moved).then_some(parsed)
+                // Copied byte for byte; --timestamp changes only its times; the merge
+                // moved it (a parent was a symlink): it gets a new header and name.
+                if r.moved {
+                    let mut parsed = parse(spool, r)?;
+                    if let Some(limit) = opts.clamp_mtime {
+                        clamp(&mut parsed, limit);
                     }
-                };
-                match rewritten {
-                    Some(parsed) => write_entry(
+                    if let Kind::Hardlink(target) = &r.kind {
+                        parsed.link = Some(target.clone());
+                    }
+                    write_entry(
                         w,
                         parsed.header,
                         &r.path,
@@ -237,10 +285,11 @@ pub fn emit(
                         &parsed.pax,
                         spool.range(r.data_offset, r.data_offset + r.size),
                         r.size,
-                    )?,
-                    None => {
-                        io::copy(&mut spool.range(r.span.0, r.span.1), w)?;
-                    }
+                    )?;
+                } else if let Some(limit) = opts.clamp_mtime {
+                    copy_clamped(spool.range(r.span.0, r.span.1), limit, w)?;
+                } else {
+                    io::copy(&mut spool.range(r.span.0, r.span.1), w)?;
                 }
                 stats.kept_by_layer[id.layer] += r.size;
             }

@@ -4,6 +4,7 @@ mod bench;
 mod builder;
 mod corrupt;
 mod debian;
+mod dialects;
 mod docker;
 mod fixtures;
 mod hostile;
