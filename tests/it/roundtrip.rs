@@ -47,19 +47,43 @@ fn make_source(shape: Shape, name: &str, work: &Path) -> (String, Option<PathBuf
         }
         Shape::DockerClassic => (classic().display().to_string(), None),
         Shape::Docker25 => {
-            let dir = work.join("docker25");
-            fixtures::spec(name).write_layout(&dir, true);
             let out = work.join("src-docker25.tar");
-            run(Command::new("tar")
-                .arg("-C")
-                .arg(&dir)
-                .arg("-cf")
-                .arg(&out)
-                .arg("."));
+            docker25_archive(&layout, &tag, &out);
             (out.display().to_string(), None)
         }
         Shape::Stdin => ("-".into(), Some(classic())),
     }
+}
+
+/// Writes the image `tag` (`NAME:REF`) of `layout` as Docker 25+ `docker save` lays it
+/// out, by `docker25.py` (from moby's public description, not the fixture builder), and
+/// checks that skopeo reads it both ways a real one is read: as a `docker-archive`
+/// (through `manifest.json`) and as an `oci-archive` (through `index.json`), each to the
+/// original's filesystem as umoci unpacks it.
+pub fn docker25_archive(layout: &Path, tag: &str, out: &Path) {
+    let (_, reference) = tag.rsplit_once(':').unwrap();
+    run(Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/docker25.py"))
+        .arg(layout)
+        .arg(reference)
+        .arg(tag)
+        .arg(out));
+    let work = out.with_extension("check");
+    std::fs::create_dir(&work).unwrap();
+    let want = umoci_listing(layout, reference, &work);
+    for (i, transport) in [
+        format!("docker-archive:{}", out.display()),
+        format!("oci-archive:{}:{reference}", out.display()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let norm = work.join(format!("read-{i}"));
+        skopeo_to_oci(transport, &norm);
+        let got = umoci_listing(&norm, "t", &work);
+        assert!(got == want, "{transport}: {}", diff(&want, &got));
+    }
+    std::fs::remove_dir_all(&work).unwrap();
 }
 
 const SINKS: [&str; 4] = ["oci", "oci-archive", "docker-archive", "stdout"];
