@@ -95,25 +95,93 @@ fn multi_platform_index_defaults_to_host_and_drops_attestations() {
     assert!(err.contains("linux/amd64, linux/arm64/v8"), "{err}");
 }
 
+/// `squash --platform` takes the image skopeo takes for the same platform from the same
+/// nested index (umoci lists both the same; skopeo reads the same platform in both
+/// configs), drops the attestation with a warning and copies none of its blobs.
 #[test]
-fn several_images_need_a_reference_and_the_error_lists_them() {
+fn squash_platform_picks_what_skopeo_picks_and_leaves_the_attestation() {
     let w = scratch();
+    let dir = multi_platform(w.path());
+    let attestation_layer = hex::encode(Sha256::digest(
+        br#"{"_type":"https://in-toto.io/Statement/v0.1"}"#,
+    ));
+    let mut listings = Vec::new();
+    for (platform, arch, variant) in [
+        ("linux/arm64/v8", "arm64", "v8"),
+        ("linux/amd64", "amd64", ""),
+    ] {
+        let picked = w.path().join(format!("skopeo-{arch}"));
+        let mut skopeo = std::process::Command::new("skopeo");
+        skopeo.args(["--override-os", "linux", "--override-arch", arch]);
+        if !variant.is_empty() {
+            skopeo.args(["--override-variant", variant]);
+        }
+        run(skopeo
+            .args(["copy", "--quiet"])
+            .arg(format!("oci:{}:multi", dir.display()))
+            .arg(format!("oci:{}:1", picked.display())));
+        let out = w.path().join(format!("squashed-{arch}"));
+        let res = run(std::process::Command::new(OCISLIM)
+            .args(["squash", "--policy", "none", "--platform", platform])
+            .arg(format!("oci:{}:multi", dir.display()))
+            .arg("-o")
+            .arg(format!("oci:{}:1", out.display())));
+        // The warning is part of the report (stdout here; stderr with `-o -`).
+        let report = String::from_utf8_lossy(&res.stdout);
+        assert!(
+            report.contains("warning: dropped attestation manifest"),
+            "{report}"
+        );
+        assert_eq!(
+            umoci_listing(&out, "1", w.path()),
+            umoci_listing(&picked, "1", w.path()),
+            "{platform}"
+        );
+        let (got, want) = (
+            skopeo_config(&format!("oci:{}:1", out.display())),
+            skopeo_config(&format!("oci:{}:1", picked.display())),
+        );
+        for field in ["os", "architecture", "variant", "config"] {
+            assert_eq!(got[field], want[field], "{platform}: {field}");
+        }
+        // (The fixture relabels an amd64 image as arm64 in the index only, so the
+        // configs' own platform says nothing; the listings tell the images apart.)
+        listings.push(umoci_listing(&out, "1", w.path()));
+        let raw = run(std::process::Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("oci:{}:1", out.display())));
+        let m: Value = serde_json::from_slice(&raw.stdout).unwrap();
+        assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+        assert!(
+            !out.join("blobs/sha256").join(&attestation_layer).exists(),
+            "{platform}: the attestation's blob was copied"
+        );
+    }
+    assert_ne!(
+        listings[0], listings[1],
+        "the two platforms hold different images"
+    );
+}
+
+/// Two images in one `docker save` archive (skopeo wrote each; `manifest.json` lists
+/// both, as `docker save a b` does).
+fn two_image_archive(w: &Path) -> std::path::PathBuf {
     // Two images in one classic docker archive, written by skopeo.
-    let a = fixtures::layout("small", w.path());
-    let b = fixtures::layout("hard-cases", &w.path().join("b"));
-    let tar = w.path().join("two.tar");
+    let a = fixtures::layout("small", w);
+    let b = fixtures::layout("hard-cases", &w.join("b"));
+    let tar = w.join("two.tar");
     run(std::process::Command::new("skopeo")
         .args(["copy", "--quiet"])
         .arg(format!("oci:{}:1", a.display()))
         .arg(format!("docker-archive:{}:small:1", tar.display())));
     // skopeo cannot append; docker save of two images is the real-world case, so build
     // manifest.json with both by hand from skopeo's single-image archives.
-    let tar_b = w.path().join("b.tar");
+    let tar_b = w.join("b.tar");
     run(std::process::Command::new("skopeo")
         .args(["copy", "--quiet"])
         .arg(format!("oci:{}:1", b.display()))
         .arg(format!("docker-archive:{}:hard:1", tar_b.display())));
-    let merged = w.path().join("merged");
+    let merged = w.join("merged");
     std::fs::create_dir(&merged).unwrap();
     for t in [&tar, &tar_b] {
         run(std::process::Command::new("tar")
@@ -143,13 +211,41 @@ fn several_images_need_a_reference_and_the_error_lists_them() {
         serde_json::to_vec(&json!([ma[0], mb[0]])).unwrap(),
     )
     .unwrap();
-    let both = w.path().join("both.tar");
+    let both = w.join("both.tar");
     run(std::process::Command::new("tar")
         .arg("-C")
         .arg(&merged)
         .arg("-cf")
         .arg(&both)
         .arg("."));
+    both
+}
+
+/// `@N` picks the entry skopeo's `docker-archive:FILE:@N` picks (both count from 0).
+#[test]
+fn at_n_picks_the_entry_skopeo_picks() {
+    let w = scratch();
+    let both = two_image_archive(w.path());
+    for n in ["@0", "@1"] {
+        let reference = format!("docker-archive:{}:{n}", both.display());
+        let picked = w.path().join(format!("skopeo{n}"));
+        skopeo_to_oci(&reference, &picked);
+        let out = w.path().join(format!("squashed{n}"));
+        run(ocislim()
+            .args(["squash", "--policy", "none", &reference, "-o"])
+            .arg(format!("oci:{}:1", out.display())));
+        assert_eq!(
+            umoci_listing(&out, "1", w.path()),
+            umoci_listing(&picked, "t", w.path()),
+            "{n}"
+        );
+    }
+}
+
+#[test]
+fn several_images_need_a_reference_and_the_error_lists_them() {
+    let w = scratch();
+    let both = two_image_archive(w.path());
     let b = both.to_str().unwrap();
     let (code, err) = run_fail(ocislim().args(["inspect", b]));
     assert_eq!(code, 1);
