@@ -12,6 +12,7 @@ mod inspect;
 mod interrupt;
 mod layout;
 mod policy;
+mod presets;
 mod property;
 mod rawtar;
 mod roundtrip;
