@@ -4,7 +4,8 @@
 use crate::digest::Meter;
 use crate::error::Result;
 use crate::image::reader::{self, OpenOptions, SourceSpec};
-use crate::layer::codec::{Compression, EncodeOptions};
+use crate::image::store::Section;
+use crate::layer::codec::{Compression, EncodeOptions, Encoder};
 use crate::layer::index::EntryRec;
 use crate::layer::overlay::{self, Tree};
 use crate::policy::PolicySet;
@@ -44,12 +45,20 @@ pub struct BenchRow {
     pub image: String,
     /// Policy name.
     pub policy: String,
-    /// Sizes of the input (all layers).
+    /// Sizes of the input (all layers), stored as the input stores them.
     pub before: Sizes,
+    /// The input's layers at the output's codec and level: as stored when their codec
+    /// is the output's, re-encoded (to a counting sink) when it is not, so that
+    /// `stored_saved_percent` compares like with like.
+    pub before_at_output_codec: u64,
     /// Sizes of the squashed, slimmed output.
     pub after: Sizes,
-    /// Compressed size saved, in percent of the input's.
-    pub reduction_percent: f64,
+    /// The output's codec (`gzip`, `zstd`, `none`).
+    pub codec: String,
+    /// Tar bytes saved, in percent of the input's tar bytes.
+    pub tar_saved_percent: f64,
+    /// Stored bytes saved, in percent of `before_at_output_codec`.
+    pub stored_saved_percent: f64,
     /// Non-directory paths the policy deleted.
     pub files_removed: u64,
     /// Seconds for this policy (merge, policy, compression), the image read excluded.
@@ -76,6 +85,22 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
             uncompressed: scanned.iter().map(|s| s.scan.tar_size).sum(),
         };
         let codec = squashed_codec(opts.compression, scanned.last().map(|s| s.scan.compression));
+        let enc = EncodeOptions {
+            compression: codec,
+            level: opts.level,
+            threads: opts.jobs.max(1) as u32,
+        };
+        let before_at_output_codec = scanned
+            .iter()
+            .map(|s| {
+                if s.scan.compression == codec {
+                    return Ok(s.scan.blob_size);
+                }
+                let tar =
+                    Section::new(&*s.spool.file, s.spool.base, s.spool.base + s.scan.tar_size);
+                encoded_size(tar, enc)
+            })
+            .sum::<Result<u64>>()?;
         let spools: Vec<_> = scanned.into_iter().map(|s| s.spool).collect();
         let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
         for (policy_name, policy) in &opts.policies {
@@ -84,11 +109,6 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
             let deleted = policy.decide(&t)?;
             let outcome = crate::policy::apply(policy, &mut t, &deleted, 0, &entries);
             let plan = overlay::plan(&Tree::default(), &t, 0, &entries);
-            let enc = EncodeOptions {
-                compression: codec,
-                level: opts.level,
-                threads: opts.jobs.max(1) as u32,
-            };
             let w = write_layer(
                 &plan,
                 &spools,
@@ -106,13 +126,27 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
                 image: name.clone(),
                 policy: policy_name.clone(),
                 before,
+                before_at_output_codec,
                 after,
-                reduction_percent: 100.0
-                    * (1.0 - after.compressed as f64 / before.compressed.max(1) as f64),
+                codec: codec.name().to_string(),
+                tar_saved_percent: saved(after.uncompressed, before.uncompressed),
+                stored_saved_percent: saved(after.compressed, before_at_output_codec),
                 files_removed: outcome.rules.iter().map(|r| r.files).sum(),
                 seconds: start.elapsed().as_secs_f64(),
             });
         }
     }
     Ok(BenchReport { rows })
+}
+
+/// Percent of `before` that `after` saves.
+fn saved(after: u64, before: u64) -> f64 {
+    100.0 * (1.0 - after as f64 / before.max(1) as f64)
+}
+
+/// Bytes `tar` takes encoded with `enc`.
+fn encoded_size(mut tar: impl std::io::Read, enc: EncodeOptions) -> Result<u64> {
+    let mut e = Encoder::new(Meter::new(std::io::sink()), enc)?;
+    std::io::copy(&mut tar, &mut e)?;
+    Ok(e.finish()?.count())
 }
