@@ -109,7 +109,7 @@ fn without(listing: &str, deleted: &[(String, bool)]) -> String {
         .collect()
 }
 
-fn deleted_paths(r: &Value) -> Vec<(String, bool)> {
+pub fn deleted_paths(r: &Value) -> Vec<(String, bool)> {
     r["policy"]["deleted"]
         .as_array()
         .unwrap()

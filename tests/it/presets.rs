@@ -7,7 +7,7 @@
 //! what it must never delete.
 
 use crate::builder::Spec;
-use crate::policy::report;
+use crate::policy::{deleted_paths, report};
 use crate::tools::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -216,17 +216,7 @@ fn every_shipped_policy_keeps_what_the_debian_node_image_needs() {
 
     for preset in PRESETS {
         let r = report(&dir, None, &["--policy", preset]);
-        let deleted: Vec<(String, bool)> = r["policy"]["deleted"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| {
-                (
-                    d["path"].as_str().unwrap().to_string(),
-                    d["subtree"].as_bool().unwrap(),
-                )
-            })
-            .collect();
+        let deleted = deleted_paths(&r);
         let gone = |p: &str| {
             deleted
                 .iter()
