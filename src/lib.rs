@@ -13,8 +13,10 @@
 //! The library never prints and never exits: it returns reports and typed errors.
 
 pub mod bench;
+pub mod check;
 pub mod cleanup;
 pub mod convert;
+pub mod deps;
 pub mod digest;
 pub mod error;
 pub mod image;

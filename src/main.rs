@@ -153,6 +153,21 @@ enum Command {
     Policy(PolicyCommand),
     /// Show an image's format, config, history and layers, verifying every blob.
     #[command(after_help = EXIT_CODES)]
+    /// Report every reference the image does not satisfy: libraries its ELF files need
+    /// (found as glibc's or musl's loader finds them, inside the image), script
+    /// interpreters, the config's entrypoint and user. Exit 1 when any is broken.
+    #[command(after_help = EXIT_CODES)]
+    Check {
+        #[command(flatten)]
+        src: SourceArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also list every ELF file's libraries and where they were found, as
+        /// `ld.so --list` prints them.
+        #[arg(long)]
+        loads: bool,
+    },
     Inspect {
         #[command(flatten)]
         src: SourceArgs,
@@ -438,20 +453,41 @@ fn run(cli: Cli) -> Result<String, Error> {
                 }
                 _ => None,
             };
-            match gate {
-                // The report still goes out: the gate's reason is the error line. A
-                // reader that stopped early (`| head`) does not turn the verdict into 0.
-                Some(reason) => {
-                    if let Err(e) = std::io::stdout().write_all(text.as_bytes())
-                        && e.kind() != std::io::ErrorKind::BrokenPipe
-                    {
-                        return Err(e.into());
-                    }
-                    Err(Error::Gate(reason))
-                }
-                None => Ok(text),
-            }
+            gated(text, gate)
         }
+        Command::Check { src, json, loads } => {
+            let r = ocislim::check::check(
+                &SourceSpec::parse(&src.source),
+                &open_options(&src)?,
+                loads,
+                jobs,
+                &progress,
+            )?;
+            let text = if json {
+                report::json(&r)
+            } else {
+                ocislim::check::text(&r)
+            };
+            let n = r.analysis.broken.len();
+            gated(text, (n > 0).then(|| format!("{n} broken references")))
+        }
+    }
+}
+
+/// A report, and the reason its gate failed: the report still goes out and the reason is
+/// the error line. A reader that stopped early (`| head`) does not turn the verdict
+/// into 0.
+fn gated(text: String, gate: Option<String>) -> Result<String, Error> {
+    match gate {
+        Some(reason) => {
+            if let Err(e) = std::io::stdout().write_all(text.as_bytes())
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                return Err(e.into());
+            }
+            Err(Error::Gate(reason))
+        }
+        None => Ok(text),
     }
 }
 
@@ -485,7 +521,10 @@ fn main() {
     let quiet = cli.quiet
         && !matches!(
             cli.command,
-            Command::Inspect { .. } | Command::Policy(_) | Command::Bench { .. }
+            Command::Inspect { .. }
+                | Command::Check { .. }
+                | Command::Policy(_)
+                | Command::Bench { .. }
         );
     // Reports go to stderr when stdout carries the image.
     let to_stdout = !matches!(&cli.command, Command::Convert { output, .. } | Command::Squash { output: Some(output), .. }

@@ -57,6 +57,8 @@ pub struct EntryRec {
     /// sha256 of its data, when the scan was asked for digests (`inspect`, to tell a
     /// metadata-only copy-up from an overwrite).
     pub digest: Option<crate::digest::Digest>,
+    /// Permission bits of its header (`0o7777`).
+    pub mode: u32,
     /// Whether the merge moved it: its name (or a hard link's target) passed through a
     /// symlink, which runtimes follow, so `path` is where it really lands and the
     /// writer gives it a new header.
@@ -164,6 +166,7 @@ pub fn record(entry: &headers::Entry) -> Result<EntryRec, String> {
         data_offset: entry.data_offset,
         size: entry.size,
         digest: None,
+        mode: entry.header.mode().unwrap_or(0) & 0o7777,
         moved: false,
     })
 }

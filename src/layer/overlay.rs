@@ -582,6 +582,7 @@ mod tests {
                     data_offset: 0,
                     size: 1,
                     digest: None,
+                    mode: 0o644,
                     moved: false,
                 }
             })

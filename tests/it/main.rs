@@ -2,6 +2,7 @@
 
 mod bench;
 mod builder;
+mod check;
 mod corrupt;
 mod debian;
 mod dialects;

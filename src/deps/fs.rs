@@ -1,0 +1,331 @@
+//! The image root as the analysis sees it: paths, kinds, modes and bytes of the merged
+//! filesystem, never the host's. Symlinks resolve inside the root, as the kernel
+//! resolves them in a container (an absolute target starts again at the image root,
+//! `..` stops there), at most [`MAX_SYMLINK_HOPS`] of them per path.
+
+use crate::layer::index::{EntryRec, Kind};
+use crate::layer::overlay::{MAX_SYMLINK_HOPS, Tree};
+use crate::layer::writer::Spool;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+
+/// What is at a path, not following a final symlink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stat {
+    /// A regular file, its size and permission bits.
+    File {
+        /// Size in bytes.
+        size: u64,
+        /// Permission bits (`0o7777`).
+        mode: u32,
+    },
+    /// A directory.
+    Dir,
+    /// A symbolic link and its target as stored.
+    Symlink(Vec<u8>),
+    /// A device, FIFO or socket.
+    Other,
+}
+
+/// A read-only root filesystem.
+pub trait Fs: Sync {
+    /// What is at the normalised path `p` (no leading `/`; the root is empty).
+    fn stat(&self, p: &[u8]) -> Option<Stat>;
+    /// A reader over the regular file at `p` (no symlink followed).
+    fn open(&self, p: &[u8]) -> Option<FileRange<'_>>;
+    /// Every regular file's path, sorted.
+    fn files(&self) -> Vec<Vec<u8>>;
+}
+
+/// A byte range of a file read by positional reads: one file's data inside a spooled
+/// layer. Seekable, so an ELF parser reads only the parts it needs.
+pub struct FileRange<'a> {
+    file: &'a File,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl<'a> FileRange<'a> {
+    /// The bytes `start..start + len` of `file`.
+    pub fn new(file: &'a File, start: u64, len: u64) -> Self {
+        FileRange {
+            file,
+            start,
+            len,
+            pos: 0,
+        }
+    }
+
+    /// Its length.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Up to `n` bytes from its start.
+    pub fn head(&self, n: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0; n.min(self.len as usize)];
+        self.file.read_exact_at(&mut buf, self.start)?;
+        Ok(buf)
+    }
+}
+
+impl Read for FileRange<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = (self.len.saturating_sub(self.pos)).min(buf.len() as u64) as usize;
+        if left == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..left], self.start + self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for FileRange<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let pos = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| io::Error::other("seek before the start"))?;
+        Ok(self.pos)
+    }
+}
+
+/// The merged filesystem of a squash: the overlay tree and the spooled layers holding
+/// the entries' bytes.
+pub struct TreeFs<'a> {
+    tree: &'a Tree,
+    spools: &'a [Spool],
+}
+
+impl<'a> TreeFs<'a> {
+    /// A view of `tree`, whose entries live in `spools` (by layer position).
+    pub fn new(tree: &'a Tree, spools: &'a [Spool]) -> Self {
+        TreeFs { tree, spools }
+    }
+
+    fn rec(&self, p: &[u8]) -> Option<&EntryRec> {
+        let node = self.tree.nodes.get(p)?;
+        self.spools
+            .get(node.inode.layer)?
+            .entries
+            .get(node.inode.entry)
+    }
+}
+
+impl Fs for TreeFs<'_> {
+    fn stat(&self, p: &[u8]) -> Option<Stat> {
+        if self.tree.nodes.get(p)?.is_dir {
+            return Some(Stat::Dir);
+        }
+        let rec = self.rec(p)?;
+        Some(match &rec.kind {
+            Kind::File | Kind::Hardlink(_) => Stat::File {
+                size: rec.size,
+                mode: rec.mode,
+            },
+            Kind::Symlink(t) => Stat::Symlink(t.clone()),
+            Kind::Dir => Stat::Dir,
+            _ => Stat::Other,
+        })
+    }
+
+    fn open(&self, p: &[u8]) -> Option<FileRange<'_>> {
+        let node = self.tree.nodes.get(p)?;
+        let spool = self.spools.get(node.inode.layer)?;
+        let rec = spool.entries.get(node.inode.entry)?;
+        matches!(rec.kind, Kind::File | Kind::Hardlink(_))
+            .then(|| FileRange::new(&spool.file, spool.base + rec.data_offset, rec.size))
+    }
+
+    fn files(&self) -> Vec<Vec<u8>> {
+        self.tree
+            .nodes
+            .iter()
+            .filter(|(p, n)| !n.is_dir && matches!(self.stat(p), Some(Stat::File { .. })))
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+}
+
+/// The folder of a normalised path (`a/b` -> `a`, `a` -> the root).
+pub fn parent_dir(p: &[u8]) -> &[u8] {
+    p.iter()
+        .rposition(|&b| b == b'/')
+        .map_or(&[][..], |i| &p[..i])
+}
+
+/// Joins a normalised directory and a relative path, applying `.` and `..` (which stops
+/// at the root).
+pub fn join_rel(dir: &[u8], rel: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = dir
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect();
+    push_components(&mut parts, rel);
+    parts.join(&b'/')
+}
+
+fn push_components<'p>(parts: &mut Vec<&'p [u8]>, rel: &'p [u8]) {
+    for c in rel.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+}
+
+/// Normalises an absolute or root-relative path (`/usr/../bin/` -> `bin`).
+pub fn normalise(p: &[u8]) -> Vec<u8> {
+    join_rel(b"", p)
+}
+
+/// Resolves every symlink in `p` (a normalised path) inside the root, the final one
+/// included; `None` when a component is missing, is not a directory where one must
+/// be, or more than [`MAX_SYMLINK_HOPS`] links are followed.
+pub fn resolve(fs: &dyn Fs, p: &[u8]) -> Option<Vec<u8>> {
+    let mut hops = 0;
+    let mut done: Vec<Vec<u8>> = Vec::new();
+    let mut todo: Vec<Vec<u8>> = p
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty())
+        .rev()
+        .map(<[u8]>::to_vec)
+        .collect();
+    while let Some(c) = todo.pop() {
+        match c.as_slice() {
+            b"." => continue,
+            b".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let here = [done.join(&b'/').as_slice(), &c].join(&b'/');
+        let here = if done.is_empty() { c.clone() } else { here };
+        match fs.stat(&here)? {
+            Stat::Symlink(target) => {
+                hops += 1;
+                if hops > MAX_SYMLINK_HOPS {
+                    return None;
+                }
+                if target.starts_with(b"/") {
+                    done.clear();
+                }
+                todo.extend(
+                    target
+                        .split(|&b| b == b'/')
+                        .filter(|c| !c.is_empty())
+                        .rev()
+                        .map(<[u8]>::to_vec),
+                );
+            }
+            Stat::Dir => done.push(c),
+            _ if todo.is_empty() => done.push(c),
+            _ => return None,
+        }
+    }
+    Some(done.join(&b'/'))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// An in-memory root for tables: path -> (stat, bytes).
+    #[derive(Default)]
+    pub struct MemFs(pub BTreeMap<Vec<u8>, (Stat, Vec<u8>)>);
+
+    impl MemFs {
+        pub fn file(&mut self, p: &str, bytes: &[u8], mode: u32) -> &mut Self {
+            self.dirs(p);
+            let stat = Stat::File {
+                size: bytes.len() as u64,
+                mode,
+            };
+            self.0.insert(p.into(), (stat, bytes.to_vec()));
+            self
+        }
+        pub fn link(&mut self, p: &str, target: &str) -> &mut Self {
+            self.dirs(p);
+            self.0
+                .insert(p.into(), (Stat::Symlink(target.into()), Vec::new()));
+            self
+        }
+        fn dirs(&mut self, p: &str) {
+            let mut d = String::new();
+            for c in p
+                .split('/')
+                .rev()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                d = if d.is_empty() {
+                    c.into()
+                } else {
+                    format!("{d}/{c}")
+                };
+                self.0
+                    .entry(d.clone().into())
+                    .or_insert((Stat::Dir, Vec::new()));
+            }
+        }
+    }
+
+    impl Fs for MemFs {
+        fn stat(&self, p: &[u8]) -> Option<Stat> {
+            if p.is_empty() {
+                return Some(Stat::Dir);
+            }
+            self.0.get(p).map(|(s, _)| s.clone())
+        }
+        fn open(&self, _: &[u8]) -> Option<FileRange<'_>> {
+            None
+        }
+        fn files(&self) -> Vec<Vec<u8>> {
+            self.0
+                .iter()
+                .filter(|(_, (s, _))| matches!(s, Stat::File { .. }))
+                .map(|(p, _)| p.clone())
+                .collect()
+        }
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let mut fs = MemFs::default();
+        fs.file("usr/lib/x86_64-linux-gnu/libc.so.6", b"", 0o755)
+            .link("lib", "usr/lib")
+            .link("lib64", "/usr/lib64")
+            .file("usr/lib64/ld.so", b"", 0o755)
+            .link("usr/lib/x86_64-linux-gnu/libc.so", "libc.so.6")
+            .link("up", "../../../../usr")
+            .link("loop", "loop");
+        let r = |p: &str| resolve(&fs, p.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(
+            r("lib/x86_64-linux-gnu/libc.so").as_deref(),
+            Some("usr/lib/x86_64-linux-gnu/libc.so.6")
+        );
+        assert_eq!(r("lib64/ld.so").as_deref(), Some("usr/lib64/ld.so"));
+        assert_eq!(r("up/lib64/ld.so").as_deref(), Some("usr/lib64/ld.so"));
+        assert_eq!(r("loop"), None);
+        assert_eq!(r("lib/missing"), None, "the final component must exist");
+        assert_eq!(r("usr/lib64/ld.so/x"), None, "a file is not a directory");
+        assert_eq!(normalise(b"/usr/../bin/"), b"bin");
+    }
+}

@@ -1,0 +1,302 @@
+//! Static dependency analysis inside an image root, never the host's files: what each
+//! program needs and whether the image holds it.
+//! - ELF files: the interpreter and every library, found the way glibc's and musl's
+//!   loaders find them ([`loader`]);
+//! - scripts (executable files starting with `#!`): the interpreter, and for
+//!   `/usr/bin/env NAME` the `NAME` found through `PATH`;
+//! - the config: `Entrypoint` + `Cmd` found through `PATH` and `WorkingDir`, and a
+//!   `User` (and group) given by name present in `/etc/passwd` (`/etc/group`).
+
+pub mod elf;
+pub mod fs;
+pub mod loader;
+
+use fs::{Fs, Stat, join_rel, normalise, parent_dir, resolve};
+use loader::{Load, Loader};
+use serde::Serialize;
+use serde_json::Value;
+
+/// `PATH` when the config sets none (Docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// One reference the image does not satisfy.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Broken {
+    /// Who needs it: a file's path (`/usr/bin/x`), or `config` for the image's config.
+    pub who: String,
+    /// What it needs: a library name, an interpreter, a program, a user.
+    pub needs: String,
+    /// Why it is missing, in a few words.
+    pub why: String,
+}
+
+/// The load of one ELF file, as `ld.so --list` would show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Listed {
+    /// The ELF file.
+    pub path: String,
+    /// Its interpreter, if it names one.
+    pub interp: Option<String>,
+    /// Every library of its load: name, and where it was found (`null`: not found).
+    pub libs: Vec<(String, Option<String>)>,
+}
+
+/// What [`analyze`] found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Analysis {
+    /// ELF files read.
+    pub elf_files: usize,
+    /// Scripts read.
+    pub scripts: usize,
+    /// Every unsatisfied reference, sorted.
+    pub broken: Vec<Broken>,
+    /// Each ELF file's load, when asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub loads: Vec<Listed>,
+}
+
+fn show(p: &[u8]) -> String {
+    format!("/{}", crate::layer::path::escape(p))
+}
+
+fn show_name(p: &[u8]) -> String {
+    crate::layer::path::escape(p)
+}
+
+/// The config's `Env` as `KEY=VALUE` strings.
+fn env(config: &Value) -> Vec<String> {
+    config["config"]["Env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.as_str().map(String::from))
+        .collect()
+}
+
+/// The `PATH` folders of the config's `Env`.
+fn path_dirs(env: &[String]) -> Vec<String> {
+    let path = env
+        .iter()
+        .filter_map(|e| e.strip_prefix("PATH="))
+        .next_back()
+        .unwrap_or(DEFAULT_PATH);
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Whether `p` resolves to an executable regular file.
+fn executable(fs: &dyn Fs, p: &[u8]) -> bool {
+    resolve(fs, p)
+        .is_some_and(|r| matches!(fs.stat(&r), Some(Stat::File { mode, .. }) if mode & 0o111 != 0))
+}
+
+/// `name` looked up through `PATH` (`None` when no folder holds an executable).
+fn which(fs: &dyn Fs, dirs: &[String], name: &str) -> Option<Vec<u8>> {
+    dirs.iter()
+        .map(|d| join_rel(&normalise(d.as_bytes()), name.as_bytes()))
+        .find(|p| executable(fs, p))
+}
+
+/// Analyses the image `fs` whose config is `config`; with `list_loads`, also records
+/// every ELF file's load.
+pub fn analyze(fs: &dyn Fs, config: &Value, list_loads: bool) -> Analysis {
+    let env = env(config);
+    let dirs = path_dirs(&env);
+    let loader = Loader::new(fs, &env);
+    let mut a = Analysis::default();
+    let files = fs.files();
+    let per_file: Vec<(Vec<Broken>, Option<Listed>, bool, bool)> = files
+        .iter()
+        .map(|p| check_file(fs, &loader, &dirs, p, list_loads))
+        .collect();
+    for (broken, listed, is_elf, is_script) in per_file {
+        a.broken.extend(broken);
+        a.loads.extend(listed);
+        a.elf_files += is_elf as usize;
+        a.scripts += is_script as usize;
+    }
+    a.broken.extend(check_config(fs, config, &dirs));
+    a.broken.sort();
+    a.broken.dedup();
+    a
+}
+
+/// One file's broken references, its load if asked, and whether it is ELF or a script.
+fn check_file(
+    fs: &dyn Fs,
+    loader: &Loader,
+    dirs: &[String],
+    p: &[u8],
+    list_loads: bool,
+) -> (Vec<Broken>, Option<Listed>, bool, bool) {
+    let Some(f) = fs.open(p) else {
+        return (Vec::new(), None, false, false);
+    };
+    let Ok(head) = f.head(256) else {
+        return (Vec::new(), None, false, false);
+    };
+    let mode = match fs.stat(p) {
+        Some(Stat::File { mode, .. }) => mode,
+        _ => 0,
+    };
+    if elf::is_elf(&head) {
+        let Some(info) = loader.elf(p) else {
+            return (Vec::new(), None, true, false);
+        };
+        let load = loader.load(p, &info);
+        let broken = load_broken(p, &load);
+        let listed = list_loads.then(|| Listed {
+            path: show(p),
+            interp: load.interp.as_ref().map(|(i, _)| show_name(i)),
+            libs: load
+                .libs
+                .iter()
+                .map(|n| (show_name(&n.name), n.found.as_deref().map(show_name)))
+                .collect(),
+        });
+        return (broken, listed, true, false);
+    }
+    if head.starts_with(b"#!") && mode & 0o111 != 0 {
+        return (check_script(fs, dirs, p, &head), None, false, true);
+    }
+    (Vec::new(), None, false, false)
+}
+
+/// The broken references of one ELF file's load: its interpreter (a program's only:
+/// libraries name none) and its libraries.
+fn load_broken(p: &[u8], load: &Load) -> Vec<Broken> {
+    let mut out = Vec::new();
+    if let Some((i, false)) = &load.interp {
+        out.push(Broken {
+            who: show(p),
+            needs: show_name(i),
+            why: "its ELF interpreter is not in the image".into(),
+        });
+    }
+    for n in load.libs.iter().filter(|n| n.found.is_none()) {
+        let who = if n.by == p {
+            show(p)
+        } else {
+            format!("{} (through {})", show(p), show(&n.by))
+        };
+        out.push(Broken {
+            who,
+            needs: show_name(&n.name),
+            why: "no library of that name on the loader's search path".into(),
+        });
+    }
+    out
+}
+
+/// A script's interpreter: `#!/path [arg]`, and `#!/usr/bin/env [-S] NAME` through `PATH`.
+fn check_script(fs: &dyn Fs, dirs: &[String], p: &[u8], head: &[u8]) -> Vec<Broken> {
+    let line = head[2..].split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split_whitespace();
+    let Some(interp) = words.next() else {
+        return vec![Broken {
+            who: show(p),
+            needs: "#!".into(),
+            why: "the #! line names no interpreter".into(),
+        }];
+    };
+    let mut out = Vec::new();
+    let ip = if interp.starts_with('/') {
+        normalise(interp.as_bytes())
+    } else {
+        join_rel(parent_dir(p), interp.as_bytes())
+    };
+    if !executable(fs, &ip) {
+        out.push(Broken {
+            who: show(p),
+            needs: interp.into(),
+            why: "its #! interpreter is not an executable file in the image".into(),
+        });
+    } else if interp.rsplit('/').next() == Some("env") {
+        let name = words.find(|w| !w.starts_with('-') && !w.contains('='));
+        if let Some(name) = name
+            && which(fs, dirs, name).is_none()
+        {
+            out.push(Broken {
+                who: show(p),
+                needs: name.into(),
+                why: "`env` finds no such program on PATH".into(),
+            });
+        }
+    }
+    out
+}
+
+/// The config's entrypoint (or command) and user.
+fn check_config(fs: &dyn Fs, config: &Value, dirs: &[String]) -> Vec<Broken> {
+    let c = &config["config"];
+    let words = |k: &str| -> Vec<String> {
+        c[k].as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w.as_str().map(String::from))
+            .collect()
+    };
+    let mut out = Vec::new();
+    let entry = words("Entrypoint");
+    let argv = if entry.is_empty() {
+        words("Cmd")
+    } else {
+        entry
+    };
+    if let Some(prog) = argv.first() {
+        let workdir = c["WorkingDir"].as_str().unwrap_or("/");
+        let found = if prog.contains('/') {
+            let p = join_rel(&normalise(workdir.as_bytes()), prog.as_bytes());
+            executable(fs, &p)
+        } else {
+            which(fs, dirs, prog).is_some()
+        };
+        if !found {
+            out.push(Broken {
+                who: "config".into(),
+                needs: prog.clone(),
+                why: if prog.contains('/') {
+                    "the entrypoint is not an executable file in the image".into()
+                } else {
+                    "the entrypoint is on no PATH folder".into()
+                },
+            });
+        }
+    }
+    if let Some(user) = c["User"].as_str().filter(|u| !u.is_empty()) {
+        let (u, g) = user
+            .split_once(':')
+            .map_or((user, None), |(u, g)| (u, Some(g)));
+        for (name, db) in [(Some(u), "etc/passwd"), (g, "etc/group")] {
+            let Some(name) =
+                name.filter(|n| !n.is_empty() && !n.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            if !names_in(fs, db.as_bytes()).iter().any(|n| n == name) {
+                out.push(Broken {
+                    who: "config".into(),
+                    needs: format!("user {user}"),
+                    why: format!("/{db} has no entry {name:?}"),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The first field of each line of a colon-separated database (`/etc/passwd`).
+fn names_in(fs: &dyn Fs, p: &[u8]) -> Vec<String> {
+    let text = resolve(fs, p)
+        .and_then(|r| fs.open(&r))
+        .and_then(|f| f.head(1 << 22).ok())
+        .unwrap_or_default();
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(|l| l.split(':').next())
+        .map(String::from)
+        .collect()
+}

@@ -1,0 +1,283 @@
+//! `ocislim check` against the real loader: for every ELF file of the Debian test image
+//! (with Python's extension modules) plus C programs built here that find a library
+//! through `DT_RPATH` with `$ORIGIN`, through `DT_RUNPATH`, and through the config's
+//! `LD_LIBRARY_PATH`, the libraries ocislim resolves (name and path) equal what glibc's
+//! own `ld.so --list` prints, run in a chroot of the image unpacked by GNU tar. A copy
+//! with a needed library deleted is reported, naming the library and who needs it.
+
+use crate::builder::Spec;
+use crate::tools::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const GREET_C: &str = "const char *greet(void) { return \"hello\"; }\n";
+const APP_C: &str =
+    "#include <stdio.h>\nconst char *greet(void);\nint main(void) { puts(greet()); return 0; }\n";
+
+/// Builds, with the host's gcc (Debian 12, as the image), a tree under `work/c`:
+/// `/opt/app/lib/libgreet.so`, `/opt/app/bin/app-rpath` (`DT_RPATH=$ORIGIN/../lib`),
+/// `/opt/app/bin/app-runpath` (`DT_RUNPATH=/opt/app/lib`), `/opt/envlib/libenvonly.so`
+/// and `/opt/app/bin/app-env` (found through `LD_LIBRARY_PATH` only). Returns its tar.
+fn c_programs(work: &Path) -> PathBuf {
+    let src = work.join("src");
+    let root = work.join("c");
+    std::fs::create_dir_all(&src).unwrap();
+    for d in ["opt/app/lib", "opt/app/bin", "opt/envlib"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(src.join("greet.c"), GREET_C).unwrap();
+    std::fs::write(src.join("app.c"), APP_C).unwrap();
+    let gcc = |args: &[&str]| {
+        run(Command::new("gcc").args(args).current_dir(&src));
+    };
+    let lib = root.join("opt/app/lib/libgreet.so");
+    let env_lib = root.join("opt/envlib/libenvonly.so");
+    gcc(&[
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libgreet.so",
+        "greet.c",
+        "-o",
+        lib.to_str().unwrap(),
+    ]);
+    gcc(&[
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libenvonly.so",
+        "greet.c",
+        "-o",
+        env_lib.to_str().unwrap(),
+    ]);
+    let bin = |name: &str| {
+        root.join("opt/app/bin")
+            .join(name)
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let libdir = root.join("opt/app/lib").to_str().unwrap().to_string();
+    gcc(&[
+        "app.c",
+        "-L",
+        &libdir,
+        "-lgreet",
+        "-Wl,--disable-new-dtags,-rpath,$ORIGIN/../lib",
+        "-o",
+        &bin("app-rpath"),
+    ]);
+    gcc(&[
+        "app.c",
+        "-L",
+        &libdir,
+        "-lgreet",
+        "-Wl,--enable-new-dtags,-rpath,/opt/app/lib",
+        "-o",
+        &bin("app-runpath"),
+    ]);
+    let envdir = root.join("opt/envlib").to_str().unwrap().to_string();
+    gcc(&["app.c", "-L", &envdir, "-lenvonly", "-o", &bin("app-env")]);
+    let tar = work.join("c.tar");
+    run(Command::new("tar")
+        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("opt"));
+    tar
+}
+
+/// `ldd`-style listings by glibc's loader in a chroot of `root`, for `paths`: for each,
+/// name -> path (`None`: not found); files the loader cannot list are left out.
+fn ld_so_list(
+    root: &Path,
+    paths: &[String],
+    env: &str,
+) -> BTreeMap<String, BTreeMap<String, Option<String>>> {
+    std::fs::write(root.join("tmp/ocislim-list"), paths.join("\n") + "\n").unwrap();
+    let script = format!(
+        "while read -r f; do echo \"== $f\"; {env} /lib64/ld-linux-x86-64.so.2 --list \"$f\" 2>/dev/null || echo '!! failed'; done < /tmp/ocislim-list"
+    );
+    let out = run(Command::new("chroot")
+        .arg(root)
+        .args(["/bin/sh", "-c", &script]));
+    let mut all = BTreeMap::new();
+    let mut current: Option<(String, BTreeMap<String, Option<String>>)> = None;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(f) = line.strip_prefix("== ") {
+            if let Some((p, m)) = current.take() {
+                all.insert(p, m);
+            }
+            current = Some((f.to_string(), BTreeMap::new()));
+        } else if line == "!! failed" {
+            current = None;
+        } else if let (Some((_, m)), Some((name, rest))) =
+            (current.as_mut(), line.trim().split_once(" => "))
+        {
+            let found = (rest != "not found")
+                .then(|| rest.rsplit_once(" (").map_or(rest, |(p, _)| p).to_string());
+            m.insert(name.to_string(), found);
+        }
+    }
+    if let Some((p, m)) = current {
+        all.insert(p, m);
+    }
+    all
+}
+
+fn check_json(image: &Path, extra: &[&str]) -> (i32, Value) {
+    let out = Command::new(OCISLIM)
+        .args(["check", "--json"])
+        .args(extra)
+        .arg(image)
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (code, v)
+}
+
+/// The broken references as `who needs what` lines.
+fn broken(v: &Value) -> Vec<String> {
+    v["broken"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            format!(
+                "{} needs {}",
+                b["who"].as_str().unwrap(),
+                b["needs"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn check_resolves_every_debian_elf_file_as_ld_so_does() {
+    let w = scratch();
+    let rootfs =
+        PathBuf::from(std::env::var_os("OCISLIM_DEBIAN_ROOTFS").expect(
+            "OCISLIM_DEBIAN_ROOTFS is set by scripts/test (scripts/debian-rootfs builds it)",
+        ));
+    let c = c_programs(w.path());
+    let dir = w.path().join("img");
+    Spec::parse(
+        "tag check:1\nconfig Env=[\"PATH=/usr/local/bin:/usr/bin:/bin\",\"LD_LIBRARY_PATH=/opt/envlib\"] Entrypoint=[\"/opt/app/bin/app-rpath\"] User=\"nobody\"\nlayer \"debian\"\nlayer \"c programs\"\n",
+    )
+    .write_layout_of(&dir, vec![std::fs::read(&rootfs).unwrap(), std::fs::read(&c).unwrap()], true);
+
+    let (code, v) = check_json(&dir, &["--loads"]);
+    // Broken in Debian itself, not by anything here: cgi.py's `#!/usr/local/bin/python`
+    // and an example's `#!/usr/bin/make -f`.
+    assert_eq!(
+        broken(&v),
+        [
+            "/usr/lib/python3.11/cgi.py needs /usr/local/bin/python",
+            "/usr/share/doc/ca-certificates/examples/ca-certificates-local/debian/rules needs /usr/bin/make",
+        ],
+        "{v:#}"
+    );
+    assert_eq!(code, 1);
+
+    // The image as GNU tar unpacks it, and glibc's loader in a chroot of it.
+    let root = w.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    for t in [&rootfs, &c] {
+        run(Command::new("tar")
+            .args(["--numeric-owner", "-xpf"])
+            .arg(t)
+            .arg("-C")
+            .arg(&root));
+    }
+    let loads = v["loads"].as_array().unwrap();
+    let ours: BTreeMap<String, BTreeMap<String, Option<String>>> = loads
+        .iter()
+        .map(|l| {
+            let libs = l["libs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        p[0].as_str().unwrap().to_string(),
+                        p[1].as_str().map(String::from),
+                    )
+                })
+                .collect();
+            (l["path"].as_str().unwrap().to_string(), libs)
+        })
+        .collect();
+    let paths: Vec<String> = ours.keys().cloned().collect();
+    let theirs = ld_so_list(&root, &paths, "LD_LIBRARY_PATH=/opt/envlib");
+    let mut compared = 0;
+    let mut differ = Vec::new();
+    for (p, want) in &theirs {
+        compared += 1;
+        if ours[p] != *want {
+            differ.push(format!(
+                "{p}:\n  ld.so:   {want:?}\n  ocislim: {:?}",
+                ours[p]
+            ));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{} of {compared} differ:\n{}",
+        differ.len(),
+        differ[..differ.len().min(10)].join("\n")
+    );
+    assert!(compared >= 700, "only {compared} ELF files compared");
+    for must in [
+        "/opt/app/bin/app-rpath",
+        "/opt/app/bin/app-runpath",
+        "/opt/app/bin/app-env",
+        "/usr/bin/python3.11",
+    ] {
+        assert!(theirs.contains_key(must), "{must} was not compared");
+    }
+    assert!(
+        theirs
+            .keys()
+            .any(|p| p.contains("lib-dynload/") && p.ends_with(".so")),
+        "Python's extension modules were compared"
+    );
+    assert_eq!(
+        theirs["/opt/app/bin/app-rpath"]["libgreet.so"].as_deref(),
+        Some("/opt/app/bin/../lib/libgreet.so")
+    );
+
+    // A copy with libgreet.so deleted: both programs that need it are reported. Also
+    // scripts through `env` (one found on PATH, one not), an entrypoint on no PATH
+    // folder and a user missing from /etc/passwd (its group is there).
+    let broken_dir = w.path().join("broken");
+    let gone = Spec::parse(concat!(
+        "layer\nwhiteout opt/app/lib/libgreet.so\n",
+        "file opt/app/ok.sh \"#!/usr/bin/env python3\\n\" mode=0755\n",
+        "file opt/app/bad.sh \"#!/usr/bin/env -S nosuch -x\\n\" mode=0755\n",
+        "file opt/app/notexec.sh \"#!/nowhere\\n\" mode=0644\n",
+    ));
+    let mut tars = vec![std::fs::read(&rootfs).unwrap(), std::fs::read(&c).unwrap()];
+    tars.extend(gone.layer_tars());
+    Spec::parse("tag check:2\nconfig Entrypoint=[\"missing-prog\"] User=\"ghost:nogroup\" Env=[\"LD_LIBRARY_PATH=/opt/envlib\"]\nlayer\nlayer\nlayer\n")
+        .write_layout_of(&broken_dir, tars, true);
+    let (code, v) = check_json(&broken_dir, &[]);
+    assert_eq!(code, 1);
+    let b = broken(&v);
+    for want in [
+        "/opt/app/bin/app-rpath needs libgreet.so",
+        "/opt/app/bin/app-runpath needs libgreet.so",
+        "/opt/app/bad.sh needs nosuch",
+        "config needs missing-prog",
+        "config needs user ghost:nogroup",
+    ] {
+        assert!(b.iter().any(|l| l == want), "{want} not in {b:?}");
+    }
+    assert_eq!(
+        b.len(),
+        7,
+        "the two Debian scripts and the five above: {b:?}"
+    );
+}
