@@ -142,6 +142,15 @@ pub enum Error {
     /// A CI gate (`inspect --fail-under`, `--fail-over`) that the image does not pass.
     #[error("gate failed: {0}")]
     Gate(String),
+    /// The policy would break references the input satisfied (`squash` without
+    /// `--allow-broken`): the first one, and how many in all.
+    #[error("the policy breaks the image: {first}{more} (--allow-broken writes it anyway)")]
+    Broken {
+        /// The first broken reference, described.
+        first: String,
+        /// `; N more` when there are others.
+        more: String,
+    },
     /// A command line that cannot be carried out.
     #[error("{0}")]
     Usage(String),

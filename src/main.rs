@@ -115,6 +115,11 @@ enum Command {
         /// Compute and report everything, write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Write the image even when the policy breaks references the input satisfied
+        /// (a library a program loads, a script's interpreter, the entrypoint, a symlink's
+        /// target); they are listed as warnings instead of failing the run.
+        #[arg(long)]
+        allow_broken: bool,
         /// Also write the JSON report (every deleted path included) to FILE.
         #[arg(long, value_name = "FILE")]
         report: Option<std::path::PathBuf>,
@@ -328,6 +333,7 @@ fn run(cli: Cli) -> Result<String, Error> {
             base,
             policy,
             dry_run,
+            allow_broken,
             report: report_file,
             timestamp,
             json,
@@ -359,6 +365,7 @@ fn run(cli: Cli) -> Result<String, Error> {
                 timestamp,
                 policy,
                 dry_run,
+                allow_broken,
                 report_file,
                 jobs,
                 progress,

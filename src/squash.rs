@@ -12,6 +12,8 @@
 //! ```
 
 use crate::convert::{default_format, media_family};
+use crate::deps::fs::TreeFs;
+use crate::deps::guard::GuardReport;
 use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
 use crate::image::config::{self, SquashNote};
@@ -60,6 +62,9 @@ pub struct SquashOptions {
     /// Also write the JSON report here (`--report`), checked before the image is read
     /// and moved into place with the image.
     pub report_file: Option<std::path::PathBuf>,
+    /// Write the image even when the policy breaks references the input satisfied
+    /// (they are listed as warnings).
+    pub allow_broken: bool,
     /// Worker threads.
     pub jobs: usize,
     /// Progress bars.
@@ -118,6 +123,11 @@ pub struct SquashReport {
     pub dry_run: bool,
     /// Warnings.
     pub warnings: Vec<String>,
+    /// What the dependency check found: references the policy broke (only with
+    /// `--allow-broken`: otherwise they are an error) and references broken in the
+    /// input already. Absent when the policy deleted nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<GuardReport>,
 }
 
 /// Compressed and uncompressed totals.
@@ -302,6 +312,36 @@ pub(crate) fn write_layer(
     })
 }
 
+/// The dependency check of a slimmed tree against the merged one; references the policy
+/// broke are an error unless `--allow-broken`.
+fn guard(
+    opts: &SquashOptions,
+    config: &serde_json::Value,
+    before: &Tree,
+    after: &Tree,
+    spools: &[Spool],
+    deleted: &[(Vec<u8>, usize)],
+) -> Result<GuardReport> {
+    let rules: Vec<String> = opts.policy.rules().iter().map(|r| r.id.clone()).collect();
+    let g = crate::deps::guard::compare(
+        &TreeFs::new(before, spools),
+        &TreeFs::new(after, spools),
+        config,
+        deleted,
+        &rules,
+    );
+    match g.broken_by_policy.first() {
+        Some(first) if !opts.allow_broken => Err(Error::Broken {
+            first: first.to_string(),
+            more: match g.broken_by_policy.len() {
+                1 => String::new(),
+                n => format!("; {} more", n - 1),
+            },
+        }),
+        _ => Ok(g),
+    }
+}
+
 /// Runs `squash`.
 pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     if let Some(f) = opts.output.format.filter(|_| !opts.dry_run) {
@@ -362,8 +402,25 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         .unzip();
     let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
     let deleted = opts.policy.decide(&tree)?;
+    let merged = (!deleted.is_empty()).then(|| tree.clone());
     let policy = crate::policy::apply(&opts.policy, &mut tree, &deleted, keep, &entries);
     refuse_empty(&opts.policy, &deleted, &tree)?;
+    let check = merged
+        .map(|before| guard(opts, &image.config_json, &before, &tree, &spools, &deleted))
+        .transpose()?;
+    if let Some(g) = &check {
+        warnings.extend(
+            g.broken_by_policy
+                .iter()
+                .map(|r| format!("the policy breaks {r}")),
+        );
+        if let Some(first) = g.links_left_dangling.first() {
+            warnings.push(format!(
+                "{} symlinks left dangling by the policy (the first: {first})",
+                g.links_left_dangling.len()
+            ));
+        }
+    }
     warnings.extend(opts.policy.warnings.iter().cloned());
     let plan = overlay::plan(&base, &tree, keep, &entries);
     let codec = squashed_codec(
@@ -466,6 +523,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         policy,
         dry_run: opts.dry_run,
         warnings,
+        check,
     };
     let out = OutImage {
         config: config_bytes,

@@ -36,6 +36,8 @@ pub trait Fs: Sync {
     fn open(&self, p: &[u8]) -> Option<FileRange<'_>>;
     /// Every regular file's path, sorted.
     fn files(&self) -> Vec<Vec<u8>>;
+    /// Every symlink's path, sorted.
+    fn symlinks(&self) -> Vec<Vec<u8>>;
 }
 
 /// A byte range of a file read by positional reads: one file's data inside a spooled
@@ -152,6 +154,15 @@ impl Fs for TreeFs<'_> {
             .nodes
             .iter()
             .filter(|(p, n)| !n.is_dir && matches!(self.stat(p), Some(Stat::File { .. })))
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    fn symlinks(&self) -> Vec<Vec<u8>> {
+        self.tree
+            .nodes
+            .iter()
+            .filter(|(p, n)| !n.is_dir && matches!(self.stat(p), Some(Stat::Symlink(_))))
             .map(|(p, _)| p.clone())
             .collect()
     }
@@ -301,6 +312,13 @@ pub(crate) mod tests {
             self.0
                 .iter()
                 .filter(|(_, (s, _))| matches!(s, Stat::File { .. }))
+                .map(|(p, _)| p.clone())
+                .collect()
+        }
+        fn symlinks(&self) -> Vec<Vec<u8>> {
+            self.0
+                .iter()
+                .filter(|(_, (s, _))| matches!(s, Stat::Symlink(_)))
                 .map(|(p, _)| p.clone())
                 .collect()
         }

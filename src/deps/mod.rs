@@ -9,6 +9,7 @@
 
 pub mod elf;
 pub mod fs;
+pub mod guard;
 pub mod loader;
 
 use fs::{Fs, Stat, join_rel, normalise, parent_dir, resolve};

@@ -293,6 +293,7 @@ fn check(layers: &[Vec<Op>], keep: usize) -> Result<(), TestCaseError> {
         timestamp: None,
         policy: ocislim::policy::PolicySet::none(),
         dry_run: false,
+        allow_broken: false,
         report_file: None,
         jobs: 2,
         progress: Default::default(),
