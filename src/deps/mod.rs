@@ -14,6 +14,7 @@ pub mod loader;
 
 use fs::{Fs, Stat, join_rel, normalise, parent_dir, resolve};
 use loader::{Load, Loader};
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -109,7 +110,7 @@ pub fn analyze(fs: &dyn Fs, config: &Value, list_loads: bool) -> Analysis {
     let mut a = Analysis::default();
     let files = fs.files();
     let per_file: Vec<(Vec<Broken>, Option<Listed>, bool, bool)> = files
-        .iter()
+        .par_iter()
         .map(|p| check_file(fs, &loader, &dirs, p, list_loads))
         .collect();
     for (broken, listed, is_elf, is_script) in per_file {
