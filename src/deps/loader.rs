@@ -45,6 +45,8 @@ pub struct Needed {
     /// Where it was found, as the loader prints it (the folder as searched, `..` and
     /// all, then the name), or `None`.
     pub found: Option<Vec<u8>>,
+    /// Where it was found, as a normalised path in the image.
+    pub at: Option<Vec<u8>>,
 }
 
 /// What loading one program takes.
@@ -161,6 +163,7 @@ impl<'a> Loader<'a> {
                     name: name.clone(),
                     by: objects[i].0.clone(),
                     found: found.as_ref().map(|(_, shown, _)| shown.clone()),
+                    at: found.as_ref().map(|(at, _, _)| at.clone()),
                 });
                 if let Some((path, _, lib)) = found {
                     let k = objects.len();

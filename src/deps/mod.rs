@@ -17,6 +17,7 @@ use loader::{Load, Loader};
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::HashSet;
 
 /// `PATH` when the config sets none (Docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -109,15 +110,27 @@ pub fn analyze(fs: &dyn Fs, config: &Value, list_loads: bool) -> Analysis {
     let loader = Loader::new(fs, &env);
     let mut a = Analysis::default();
     let files = fs.files();
-    let per_file: Vec<(Vec<Broken>, Option<Listed>, bool, bool)> = files
+    let per_file: Vec<FileResult> = files
         .par_iter()
         .map(|p| check_file(fs, &loader, &dirs, p, list_loads))
         .collect();
-    for (broken, listed, is_elf, is_script) in per_file {
-        a.broken.extend(broken);
-        a.loads.extend(listed);
-        a.elf_files += is_elf as usize;
-        a.scripts += is_script as usize;
+    // A library some other file's load reaches was resolved in that context (a
+    // `numpy.libs` library found through the extension module's `$ORIGIN` RPATH): its
+    // own load, alone, is not how it is ever loaded, so only the loads of the files no
+    // load reaches (programs, plugins, extension modules) count.
+    let reached: HashSet<&[u8]> = per_file
+        .iter()
+        .flat_map(|r| r.reached.iter().map(Vec::as_slice))
+        .collect();
+    for (p, r) in files.iter().zip(&per_file) {
+        if !r.is_elf || !reached.contains(p.as_slice()) {
+            a.broken.extend(r.broken.iter().cloned());
+        }
+    }
+    for r in per_file {
+        a.loads.extend(r.listed);
+        a.elf_files += r.is_elf as usize;
+        a.scripts += r.is_script as usize;
     }
     a.broken.extend(check_config(fs, config, &dirs));
     a.broken.sort();
@@ -125,19 +138,29 @@ pub fn analyze(fs: &dyn Fs, config: &Value, list_loads: bool) -> Analysis {
     a
 }
 
-/// One file's broken references, its load if asked, and whether it is ELF or a script.
+/// What one file needs.
+#[derive(Default)]
+struct FileResult {
+    /// Its broken references.
+    broken: Vec<Broken>,
+    /// Its load, when asked for.
+    listed: Option<Listed>,
+    /// The real paths of the libraries its load found.
+    reached: Vec<Vec<u8>>,
+    is_elf: bool,
+    is_script: bool,
+}
+
+/// One file's broken references and load.
 fn check_file(
     fs: &dyn Fs,
     loader: &Loader,
     dirs: &[String],
     p: &[u8],
     list_loads: bool,
-) -> (Vec<Broken>, Option<Listed>, bool, bool) {
-    let Some(f) = fs.open(p) else {
-        return (Vec::new(), None, false, false);
-    };
-    let Ok(head) = f.head(256) else {
-        return (Vec::new(), None, false, false);
+) -> FileResult {
+    let Some(head) = fs.open(p).and_then(|f| f.head(256).ok()) else {
+        return FileResult::default();
     };
     let mode = match fs.stat(p) {
         Some(Stat::File { mode, .. }) => mode,
@@ -145,10 +168,12 @@ fn check_file(
     };
     if elf::is_elf(&head) {
         let Some(info) = loader.elf(p) else {
-            return (Vec::new(), None, true, false);
+            return FileResult {
+                is_elf: true,
+                ..FileResult::default()
+            };
         };
         let load = loader.load(p, &info);
-        let broken = load_broken(p, &load);
         let listed = list_loads.then(|| Listed {
             path: show(p),
             interp: load.interp.as_ref().map(|(i, _)| show_name(i)),
@@ -158,12 +183,26 @@ fn check_file(
                 .map(|n| (show_name(&n.name), n.found.as_deref().map(show_name)))
                 .collect(),
         });
-        return (broken, listed, true, false);
+        return FileResult {
+            broken: load_broken(p, &load),
+            listed,
+            reached: load
+                .libs
+                .iter()
+                .filter_map(|n| n.at.as_deref().and_then(|at| resolve(fs, at)))
+                .collect(),
+            is_elf: true,
+            is_script: false,
+        };
     }
     if head.starts_with(b"#!") && mode & 0o111 != 0 {
-        return (check_script(fs, dirs, p, &head), None, false, true);
+        return FileResult {
+            broken: check_script(fs, dirs, p, &head),
+            is_script: true,
+            ..FileResult::default()
+        };
     }
-    (Vec::new(), None, false, false)
+    FileResult::default()
 }
 
 /// The broken references of one ELF file's load: its interpreter (a program's only:
