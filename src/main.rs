@@ -436,49 +436,75 @@ fn run(cli: Cli) -> Result<String, Error> {
             fail_under,
             fail_over,
             json,
-        } => {
-            // Policies are compiled before any image byte is read.
-            let policies = each_policy(&policy)?;
-            let r = inspect::inspect(
-                &SourceSpec::parse(&src.source),
-                &open_options(&src)?,
-                &policies,
-                jobs,
-                &progress,
-            )?;
-            let text = if json {
-                report::json(&r)
-            } else {
-                report::inspect_text(&r)
-            };
-            let gate = match (fail_under, fail_over) {
-                (Some(min), _) if r.efficiency < min => {
-                    Some(format!("efficiency {:.3} is under {min}", r.efficiency))
-                }
-                (_, Some(max)) if r.wasted_bytes > max => {
-                    Some(format!("{} bytes wasted, over {max}", r.wasted_bytes))
-                }
-                _ => None,
-            };
-            gated(text, gate)
-        }
-        Command::Check { src, json, loads } => {
-            let r = ocislim::check::check(
-                &SourceSpec::parse(&src.source),
-                &open_options(&src)?,
-                loads,
-                jobs,
-                &progress,
-            )?;
-            let text = if json {
-                report::json(&r)
-            } else {
-                ocislim::check::text(&r)
-            };
-            let n = r.analysis.broken.len();
-            gated(text, (n > 0).then(|| format!("{n} broken references")))
-        }
+        } => inspect_command(
+            &src,
+            &policy,
+            (fail_under, fail_over),
+            json,
+            jobs,
+            &progress,
+        ),
+        Command::Check { src, json, loads } => check_command(&src, json, loads, jobs, &progress),
     }
+}
+
+/// `inspect`, with its gates (`--fail-under`, `--fail-over`).
+fn inspect_command(
+    src: &SourceArgs,
+    policy: &[String],
+    (fail_under, fail_over): (Option<f64>, Option<u64>),
+    json: bool,
+    jobs: usize,
+    progress: &Progress,
+) -> Result<String, Error> {
+    // Policies are compiled before any image byte is read.
+    let policies = each_policy(policy)?;
+    let r = inspect::inspect(
+        &SourceSpec::parse(&src.source),
+        &open_options(src)?,
+        &policies,
+        jobs,
+        progress,
+    )?;
+    let text = if json {
+        report::json(&r)
+    } else {
+        report::inspect_text(&r)
+    };
+    let gate = match (fail_under, fail_over) {
+        (Some(min), _) if r.efficiency < min => {
+            Some(format!("efficiency {:.3} is under {min}", r.efficiency))
+        }
+        (_, Some(max)) if r.wasted_bytes > max => {
+            Some(format!("{} bytes wasted, over {max}", r.wasted_bytes))
+        }
+        _ => None,
+    };
+    gated(text, gate)
+}
+
+/// `check`: exit 1 when a reference is broken.
+fn check_command(
+    src: &SourceArgs,
+    json: bool,
+    loads: bool,
+    jobs: usize,
+    progress: &Progress,
+) -> Result<String, Error> {
+    let r = ocislim::check::check(
+        &SourceSpec::parse(&src.source),
+        &open_options(src)?,
+        loads,
+        jobs,
+        progress,
+    )?;
+    let text = if json {
+        report::json(&r)
+    } else {
+        ocislim::check::text(&r)
+    };
+    let n = r.analysis.broken.len();
+    gated(text, (n > 0).then(|| format!("{n} broken references")))
 }
 
 /// A report, and the reason its gate failed: the report still goes out and the reason is
