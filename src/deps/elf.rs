@@ -8,6 +8,10 @@ use object::read::elf::{FileHeader, ProgramHeader};
 use object::{Endianness, ReadCache, ReadRef};
 use std::io::{Read, Seek};
 
+/// Most `DT_NEEDED`, `DT_RPATH`, `DT_RUNPATH` and `DT_SONAME` entries read from one file
+/// (real programs have tens): at most 4 MiB of strings for any file.
+pub const MAX_DYNAMIC_STRINGS: usize = 1024;
+
 /// Whether bytes start like an ELF file.
 pub fn is_elf(head: &[u8]) -> bool {
     head.starts_with(b"\x7fELF")
@@ -59,30 +63,43 @@ pub fn parse(r: impl Read + Seek) -> Result<ElfInfo, String> {
     info.map_err(|e| format!("malformed ELF: {e}"))
 }
 
-fn parse_as<'d, H, R>(data: R) -> object::read::Result<ElfInfo>
+fn parse_as<'d, H, R>(data: R) -> Result<ElfInfo, String>
 where
     H: FileHeader<Endian = Endianness>,
     R: ReadRef<'d>,
 {
-    let h = H::parse(data)?;
-    let endian = h.endian()?;
+    let e = |x: object::read::Error| x.to_string();
+    let h = H::parse(data).map_err(e)?;
+    let endian = h.endian().map_err(e)?;
     let mut info = ElfInfo {
         class64: h.is_class_64(),
         big_endian: h.is_big_endian(),
         machine: h.e_machine(endian).0,
         ..ElfInfo::default()
     };
-    for ph in h.program_headers(endian, data)? {
-        if let Some(i) = ph.interpreter(endian, data)? {
+    for ph in h.program_headers(endian, data).map_err(e)? {
+        if let Some(i) = ph.interpreter(endian, data).map_err(e)? {
             info.interp = Some(i.to_vec());
         }
     }
-    let sections = h.sections(endian, data)?;
-    let dynamic = sections.dynamic_table(endian, data)?;
+    let sections = h.sections(endian, data).map_err(e)?;
+    let dynamic = sections.dynamic_table(endian, data).map_err(e)?;
+    // Each string read costs up to 4 KiB (the `object` crate's bound on one string),
+    // so a hostile dynamic table of many entries at distinct offsets is cut short.
+    let mut strings = 0;
     for d in dynamic.iter() {
+        if matches!(
+            d.tag,
+            elf::DT_NEEDED | elf::DT_RPATH | elf::DT_RUNPATH | elf::DT_SONAME
+        ) {
+            strings += 1;
+            if strings > MAX_DYNAMIC_STRINGS {
+                return Err(format!("more than {MAX_DYNAMIC_STRINGS} dynamic strings"));
+            }
+        }
         let slot = match d.tag {
             elf::DT_NEEDED => {
-                info.needed.push(dynamic.string(d)?.to_vec());
+                info.needed.push(dynamic.string(d).map_err(e)?.to_vec());
                 continue;
             }
             elf::DT_RPATH => &mut info.rpath,
@@ -90,7 +107,7 @@ where
             elf::DT_SONAME => &mut info.soname,
             _ => continue,
         };
-        *slot = Some(dynamic.string(d)?.to_vec());
+        *slot = Some(dynamic.string(d).map_err(e)?.to_vec());
     }
     Ok(info)
 }

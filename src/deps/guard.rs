@@ -7,7 +7,8 @@
 //! breaks one of those too.
 
 use super::fs::{Fs, Stat, normalise, resolve};
-use super::{Broken, analyze};
+use super::loader::ElfCache;
+use super::{Broken, analyze_with};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -59,9 +60,12 @@ pub fn compare(
     deleted: &[(Vec<u8>, usize)],
     rules: &[String],
 ) -> GuardReport {
+    // One ELF cache for both: the policy only deletes, so a path the slimmed image holds
+    // has the merged image's bytes, and each ELF file is parsed once.
+    let elf = ElfCache::default();
     let (was, now) = rayon::join(
-        || analyze(before, config, true),
-        || analyze(after, config, false),
+        || analyze_with(before, config, true, &elf),
+        || analyze_with(after, config, false, &elf),
     );
     let old: BTreeSet<(&str, &str)> = was
         .broken

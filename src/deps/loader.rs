@@ -58,13 +58,34 @@ pub struct Load {
     pub libs: Vec<Needed>,
 }
 
+/// Most folders taken from `LD_LIBRARY_PATH`, from `/etc/ld.so.conf` and its includes,
+/// and searched for one library: real images have tens, and each folder costs a lookup
+/// for every library of every program.
+pub const MAX_SEARCH_DIRS: usize = 256;
+
+/// ELF information by real path, read once. One cache may serve two views of an image
+/// when every path the second holds has the same bytes in the first (the merged image and
+/// the image after a policy, which only deletes).
+#[derive(Default)]
+pub struct ElfCache(Mutex<HashMap<Vec<u8>, Option<ElfInfo>>>);
+
 /// The loader's view of one image: its configuration files read once, ELF headers read
 /// once per file.
 pub struct Loader<'a> {
     fs: &'a dyn Fs,
     ld_library_path: Vec<Vec<u8>>,
     conf_dirs: Vec<Vec<u8>>,
-    elf: Mutex<HashMap<Vec<u8>, Option<ElfInfo>>>,
+    elf: &'a ElfCache,
+    musl: Mutex<HashMap<Vec<u8>, Vec<Vec<u8>>>>,
+}
+
+/// The first [`MAX_SEARCH_DIRS`] distinct folders of `dirs`, in order.
+fn distinct(dirs: impl IntoIterator<Item = Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut seen = HashSet::new();
+    dirs.into_iter()
+        .filter(|d| seen.insert(d.clone()))
+        .take(MAX_SEARCH_DIRS)
+        .collect()
 }
 
 /// The machine's multiarch triple and `$PLATFORM` name.
@@ -82,33 +103,41 @@ fn machine_names(machine: u16, class64: bool) -> (&'static str, &'static str) {
 }
 
 impl<'a> Loader<'a> {
-    /// A loader for the image `fs`, with the config's `Env` (`KEY=VALUE`).
-    pub fn new(fs: &'a dyn Fs, env: &[String]) -> Self {
+    /// A loader for the image `fs`, with the config's `Env` (`KEY=VALUE`), reading ELF
+    /// files through `elf`.
+    pub fn new(fs: &'a dyn Fs, env: &[String], elf: &'a ElfCache) -> Self {
         let ld_library_path = env
             .iter()
             .filter_map(|e| e.strip_prefix("LD_LIBRARY_PATH="))
             .next_back()
             .map(|v| {
-                v.split([':', ';'])
-                    .filter(|d| !d.is_empty())
-                    .map(|d| d.as_bytes().to_vec())
-                    .collect()
+                distinct(
+                    v.split([':', ';'])
+                        .filter(|d| !d.is_empty())
+                        .map(|d| d.as_bytes().to_vec()),
+                )
             })
             .unwrap_or_default();
-        let mut conf_dirs = Vec::new();
-        read_ld_so_conf(fs, b"etc/ld.so.conf", &mut conf_dirs, 0);
+        let mut conf = Conf {
+            fs,
+            files: fs.files(),
+            read: HashSet::new(),
+            dirs: Vec::new(),
+        };
+        conf.read(b"etc/ld.so.conf");
         Loader {
             fs,
             ld_library_path,
-            conf_dirs,
-            elf: Mutex::new(HashMap::new()),
+            conf_dirs: distinct(conf.dirs),
+            elf,
+            musl: Mutex::new(HashMap::new()),
         }
     }
 
     /// The ELF information of the file at `p` (symlinks resolved), read once.
     pub fn elf(&self, p: &[u8]) -> Option<ElfInfo> {
         let real = resolve(self.fs, p)?;
-        if let Some(hit) = self.elf.lock().unwrap().get(&real) {
+        if let Some(hit) = self.elf.0.lock().unwrap().get(&real) {
             return hit.clone();
         }
         let info = self.fs.open(&real).and_then(|mut f| {
@@ -119,7 +148,7 @@ impl<'a> Loader<'a> {
             std::io::Seek::rewind(&mut f).ok()?;
             elf::parse(f).ok()
         });
-        self.elf.lock().unwrap().insert(real, info.clone());
+        self.elf.0.lock().unwrap().insert(real, info.clone());
         info
     }
 
@@ -234,6 +263,7 @@ impl<'a> Loader<'a> {
                 dirs.extend(self.musl_dirs(info));
             }
         }
+        dirs.truncate(MAX_SEARCH_DIRS);
         dirs.iter().find_map(|d| {
             let p = join_rel(&normalise(d), name);
             let lib = self.candidate(&p, info)?;
@@ -276,7 +306,8 @@ impl<'a> Loader<'a> {
         s.into_bytes()
     }
 
-    /// musl's library folders: `/etc/ld-musl-ARCH.path`, or its defaults.
+    /// musl's library folders: `/etc/ld-musl-ARCH.path`, or its defaults; read once
+    /// per machine.
     fn musl_dirs(&self, info: &ElfInfo) -> Vec<Vec<u8>> {
         let arch = info
             .interp
@@ -285,21 +316,29 @@ impl<'a> Loader<'a> {
             .and_then(|n| n.strip_prefix(b"ld-musl-"))
             .and_then(|n| n.strip_suffix(b".so.1"))
             .unwrap_or_default();
+        if let Some(dirs) = self.musl.lock().unwrap().get(arch) {
+            return dirs.clone();
+        }
         let file = [b"etc/ld-musl-", arch, b".path"].concat();
         let text = resolve(self.fs, &file)
             .and_then(|p| self.fs.open(&p))
             .and_then(|f| f.head(1 << 16).ok());
-        match text {
-            Some(t) => t
-                .split(|b| b"\n: ".contains(b))
-                .filter(|d| !d.is_empty())
-                .map(<[u8]>::to_vec)
-                .collect(),
+        let dirs = match text {
+            Some(t) => distinct(
+                t.split(|b| b"\n: ".contains(b))
+                    .filter(|d| !d.is_empty())
+                    .map(<[u8]>::to_vec),
+            ),
             None => [&b"/lib"[..], b"/usr/local/lib", b"/usr/lib"]
                 .iter()
                 .map(|d| d.to_vec())
                 .collect(),
-        }
+        };
+        self.musl
+            .lock()
+            .unwrap()
+            .insert(arch.to_vec(), dirs.clone());
+        dirs
     }
 }
 
@@ -347,76 +386,91 @@ fn split_path(list: &[u8]) -> impl Iterator<Item = &[u8]> {
     list.split(|&b| b == b':').filter(|d| !d.is_empty())
 }
 
-/// Appends the folders `/etc/ld.so.conf` (at `p`) names, following `include` globs, as
-/// `ldconfig` reads it.
-fn read_ld_so_conf(fs: &dyn Fs, p: &[u8], out: &mut Vec<Vec<u8>>, depth: usize) {
-    if depth > 8 {
-        return;
-    }
-    let Some(text) = resolve(fs, p)
-        .and_then(|r| fs.open(&r))
-        .and_then(|f| f.head(1 << 20).ok())
-    else {
-        return;
-    };
-    for line in text.split(|&b| b == b'\n') {
-        let line = line.split(|&b| b == b'#').next().unwrap_or_default();
-        let line = String::from_utf8_lossy(line);
-        let mut words = line.split_whitespace();
-        match words.next() {
-            None => {}
-            Some("include") => {
-                for pattern in words {
-                    let abs = if pattern.starts_with('/') {
-                        normalise(pattern.as_bytes())
-                    } else {
-                        join_rel(super::fs::parent_dir(p), pattern.as_bytes())
-                    };
-                    for f in glob_files(fs, &abs) {
-                        read_ld_so_conf(fs, &f, out, depth + 1);
+/// `/etc/ld.so.conf` and its includes, as `ldconfig` reads them: each file once (an
+/// include loop or a file included many times costs one reading), globs matched against
+/// one listing of the image's files.
+struct Conf<'f> {
+    fs: &'f dyn Fs,
+    /// Every regular file, sorted.
+    files: Vec<Vec<u8>>,
+    /// The conf files read so far, by real path.
+    read: HashSet<Vec<u8>>,
+    /// The folders named, in order.
+    dirs: Vec<Vec<u8>>,
+}
+
+impl Conf<'_> {
+    fn read(&mut self, p: &[u8]) {
+        let Some(real) = resolve(self.fs, p) else {
+            return;
+        };
+        if !self.read.insert(real.clone()) {
+            return;
+        }
+        let Some(text) = self.fs.open(&real).and_then(|f| f.head(1 << 20).ok()) else {
+            return;
+        };
+        for line in text.split(|&b| b == b'\n') {
+            let line = line.split(|&b| b == b'#').next().unwrap_or_default();
+            let line = String::from_utf8_lossy(line);
+            let mut words = line.split_whitespace();
+            match words.next() {
+                None => {}
+                Some("include") => {
+                    for pattern in words {
+                        let abs = if pattern.starts_with('/') {
+                            normalise(pattern.as_bytes())
+                        } else {
+                            join_rel(super::fs::parent_dir(p), pattern.as_bytes())
+                        };
+                        for f in self.glob(&abs) {
+                            self.read(&f);
+                        }
                     }
                 }
-            }
-            Some("hwcap") => {}
-            Some(first) => {
-                for d in std::iter::once(first).chain(words) {
-                    for d in d.split([',', ':']).filter(|d| !d.is_empty()) {
-                        let d = d.split('=').next().unwrap_or(d);
-                        out.push(normalise(d.as_bytes()));
+                Some("hwcap") => {}
+                Some(first) => {
+                    for d in std::iter::once(first).chain(words) {
+                        for d in d.split([',', ':']).filter(|d| !d.is_empty()) {
+                            let d = d.split('=').next().unwrap_or(d);
+                            self.dirs.push(normalise(d.as_bytes()));
+                        }
                     }
                 }
             }
         }
     }
-}
 
-/// The files matching a glob whose wildcards are in its last component, sorted.
-fn glob_files(fs: &dyn Fs, pattern: &[u8]) -> Vec<Vec<u8>> {
-    let (dir, last) = match pattern.iter().rposition(|&b| b == b'/') {
-        Some(i) => (&pattern[..i], &pattern[i + 1..]),
-        None => (&b""[..], pattern),
-    };
-    let Ok(glob) = globset::Glob::new(&String::from_utf8_lossy(last)) else {
-        return Vec::new();
-    };
-    let m = glob.compile_matcher();
-    let Some(real) = resolve(fs, dir) else {
-        return Vec::new();
-    };
-    let prefix = if real.is_empty() {
-        Vec::new()
-    } else {
-        [&real[..], b"/"].concat()
-    };
-    let mut out: Vec<Vec<u8>> = fs
-        .files()
-        .into_iter()
-        .filter(|f| {
-            f.strip_prefix(prefix.as_slice()).is_some_and(|name| {
+    /// The files matching a glob whose wildcards are in its last component, sorted.
+    fn glob(&self, pattern: &[u8]) -> Vec<Vec<u8>> {
+        let (dir, last) = match pattern.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&pattern[..i], &pattern[i + 1..]),
+            None => (&b""[..], pattern),
+        };
+        let Ok(glob) = globset::Glob::new(&String::from_utf8_lossy(last)) else {
+            return Vec::new();
+        };
+        let m = glob.compile_matcher();
+        let Some(real) = resolve(self.fs, dir) else {
+            return Vec::new();
+        };
+        let prefix = if real.is_empty() {
+            Vec::new()
+        } else {
+            [&real[..], b"/"].concat()
+        };
+        // The files under the folder form one run of the sorted listing.
+        let start = self
+            .files
+            .partition_point(|f| f.as_slice() < prefix.as_slice());
+        self.files[start..]
+            .iter()
+            .take_while(|f| f.starts_with(&prefix))
+            .filter(|f| {
+                let name = &f[prefix.len()..];
                 !name.contains(&b'/') && m.is_match(String::from_utf8_lossy(name).as_ref())
             })
-        })
-        .collect();
-    out.sort();
-    out
+            .cloned()
+            .collect()
+    }
 }

@@ -13,7 +13,7 @@ pub mod guard;
 pub mod loader;
 
 use fs::{Fs, Stat, join_rel, normalise, parent_dir, resolve};
-use loader::{Load, Loader};
+use loader::{ElfCache, Load, Loader};
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
@@ -105,9 +105,14 @@ fn which(fs: &dyn Fs, dirs: &[String], name: &str) -> Option<Vec<u8>> {
 /// Analyses the image `fs` whose config is `config`; with `list_loads`, also records
 /// every ELF file's load.
 pub fn analyze(fs: &dyn Fs, config: &Value, list_loads: bool) -> Analysis {
+    analyze_with(fs, config, list_loads, &ElfCache::default())
+}
+
+/// [`analyze`], reading ELF files through `elf` (shared by the guard's two views).
+pub fn analyze_with(fs: &dyn Fs, config: &Value, list_loads: bool, elf: &ElfCache) -> Analysis {
     let env = env(config);
     let dirs = path_dirs(&env);
-    let loader = Loader::new(fs, &env);
+    let loader = Loader::new(fs, &env, elf);
     let mut a = Analysis::default();
     let files = fs.files();
     let per_file: Vec<FileResult> = files

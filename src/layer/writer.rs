@@ -2,8 +2,8 @@
 //! bytes from each layer's plain tar (extension headers, header, data and padding);
 //! only entries that change (a promoted hard-link alias, a relinked link, a
 //! synthesized whiteout, an entry moved under a symlinked parent) get a new header, and
-//! `--timestamp` edits only the time fields of the headers it copies. Long names use GNU `L`/`K` records, which
-//! carry any bytes, so non-UTF-8 names survive.
+//! `--timestamp` edits only the time fields of the headers it copies. New headers write
+//! long names as GNU `L`/`K` records, which carry any bytes, so non-UTF-8 names survive.
 
 use super::headers::{WalkError, Walker};
 use super::index::{EntryRec, Kind, OPAQUE_MARKER, WHITEOUT_PREFIX};
