@@ -168,13 +168,6 @@ impl Fs for TreeFs<'_> {
     }
 }
 
-/// The folder of a normalised path (`a/b` -> `a`, `a` -> the root).
-pub fn parent_dir(p: &[u8]) -> &[u8] {
-    p.iter()
-        .rposition(|&b| b == b'/')
-        .map_or(&[][..], |i| &p[..i])
-}
-
 /// Joins a normalised directory and a relative path, applying `.` and `..` (which stops
 /// at the root).
 pub fn join_rel(dir: &[u8], rel: &[u8]) -> Vec<u8> {

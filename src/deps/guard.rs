@@ -81,17 +81,23 @@ pub fn compare(
             }
         }
     }
+    // The deleted path that is the target or a folder above it: a lookup per ancestor,
+    // so many dangling links into a large deletion cost no more than their depth.
+    let by_path: HashMap<&[u8], usize> = deleted.iter().map(|(d, r)| (d.as_slice(), *r)).collect();
     let cause = |target: &[u8]| -> Option<(String, String)> {
-        let real = resolve(before, &normalise(target)).unwrap_or_else(|| normalise(target));
-        deleted
-            .iter()
-            .find(|(d, _)| real == *d || (real.starts_with(d) && real.get(d.len()) == Some(&b'/')))
-            .map(|(d, r)| {
-                (
+        let mut p = resolve(before, &normalise(target)).unwrap_or_else(|| normalise(target));
+        loop {
+            if let Some(r) = by_path.get(p.as_slice()) {
+                return Some((
                     rules[*r].clone(),
-                    format!("/{}", crate::layer::path::escape(d)),
-                )
-            })
+                    format!("/{}", crate::layer::path::escape(&p)),
+                ));
+            }
+            if p.is_empty() {
+                return None;
+            }
+            p.truncate(crate::layer::overlay::parent(&p).len());
+        }
     };
     let mut report = GuardReport {
         broken_in_input: was.broken.clone(),

@@ -281,7 +281,10 @@ impl<'a> Loader<'a> {
 
     /// `$ORIGIN`, `$LIB` and `$PLATFORM` in a path list entry of the object at `owner`.
     fn expand(&self, dir: &[u8], owner: &[u8], info: &ElfInfo) -> Vec<u8> {
-        let origin = format!("/{}", String::from_utf8_lossy(super::fs::parent_dir(owner)));
+        let origin = format!(
+            "/{}",
+            String::from_utf8_lossy(crate::layer::overlay::parent(owner))
+        );
         let (triple, platform) = machine_names(info.machine, info.class64);
         let multiarch = format!("usr/lib/{triple}");
         let lib = if !triple.is_empty()
@@ -421,7 +424,7 @@ impl Conf<'_> {
                         let abs = if pattern.starts_with('/') {
                             normalise(pattern.as_bytes())
                         } else {
-                            join_rel(super::fs::parent_dir(p), pattern.as_bytes())
+                            join_rel(crate::layer::overlay::parent(p), pattern.as_bytes())
                         };
                         for f in self.glob(&abs) {
                             self.read(&f);

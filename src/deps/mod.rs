@@ -12,7 +12,8 @@ pub mod fs;
 pub mod guard;
 pub mod loader;
 
-use fs::{Fs, Stat, join_rel, normalise, parent_dir, resolve};
+use crate::layer::overlay::parent;
+use fs::{Fs, Stat, join_rel, normalise, resolve};
 use loader::{ElfCache, Load, Loader};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -252,7 +253,7 @@ fn check_script(fs: &dyn Fs, dirs: &[String], p: &[u8], head: &[u8]) -> Vec<Brok
     let ip = if interp.starts_with('/') {
         normalise(interp.as_bytes())
     } else {
-        join_rel(parent_dir(p), interp.as_bytes())
+        join_rel(parent(p), interp.as_bytes())
     };
     if !executable(fs, &ip) {
         out.push(Broken {
