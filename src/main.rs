@@ -196,6 +196,8 @@ enum Command {
 enum PolicyCommand {
     /// The built-in policies.
     List,
+    /// Closure mode's runtime presets (`[closure] presets`).
+    Presets,
     /// A policy's rules after `extends` is resolved.
     Show {
         /// Built-in name or TOML file.
@@ -227,56 +229,22 @@ fn each_policy(names: &[String]) -> Result<Vec<PolicySet>, Error> {
 }
 
 fn policy_command(cmd: PolicyCommand) -> Result<String, Error> {
-    let mut o = String::new();
-    match cmd {
-        PolicyCommand::List => {
-            for (name, _) in policy::BUILTIN {
-                o += &format!(
-                    "{name:<11} {}\n",
-                    policy::describe(name).unwrap_or_default()
-                );
-            }
-            o += &format!("{:<11} delete nothing: a pure squash\n", policy::NONE);
-        }
+    Ok(match cmd {
+        PolicyCommand::List => policy::text::list(),
+        PolicyCommand::Presets => policy::text::presets(),
         PolicyCommand::Show { name } => {
             let (b, _) = policies(std::slice::from_ref(&name))?;
-            o += &format!(
-                "policy {name}: {}\n",
-                policy::describe(&name).unwrap_or_default()
-            );
-            for r in b.rules() {
-                o += &format!(
-                    "[[rule]] {}  (from {})\n  reason: {}\n",
-                    r.id, r.source, r.reason
-                );
-                for g in &r.delete {
-                    o += &format!("  delete {g}\n");
-                }
-                for g in &r.keep {
-                    o += &format!("  keep   {g}\n");
-                }
-            }
-            if !b.keep().is_empty() {
-                o += "[keep] (no rule deletes these, nor their parents)\n";
-                for (g, src) in b.keep() {
-                    o += &format!("  {g}  (from {src})\n");
-                }
-            }
-            for w in b.warnings() {
-                o += &format!("warning: {w}\n");
-            }
+            policy::text::show(&name, &b)
         }
         PolicyCommand::Check { files } => {
+            let mut o = String::new();
             for f in &files {
                 let (b, _) = policies(std::slice::from_ref(f))?;
-                o += &format!("{f}: ok, {} rules\n", b.rules().len());
-                for w in b.warnings() {
-                    o += &format!("warning: {w}\n");
-                }
+                o += &policy::text::checked(f, &b);
             }
+            o
         }
-    }
-    Ok(o)
+    })
 }
 
 fn open_options(src: &SourceArgs) -> Result<OpenOptions, Error> {
@@ -459,6 +427,13 @@ fn inspect_command(
 ) -> Result<String, Error> {
     // Policies are compiled before any image byte is read.
     let policies = each_policy(policy)?;
+    if let Some(p) = policies.iter().find(|p| p.closure.is_some()) {
+        return Err(Error::Usage(format!(
+            "policy {}: closure mode reads the files' contents; measure it with \
+             `ocislim squash --dry-run --policy {0}` or `ocislim bench --policy {0}`",
+            p.names
+        )));
+    }
     let r = inspect::inspect(
         &SourceSpec::parse(&src.source),
         &open_options(src)?,

@@ -237,6 +237,9 @@ pub fn squash_text(r: &SquashReport) -> String {
         human_bytes(reclaimed),
         human_bytes(hidden)
     );
+    if let Some(c) = &r.closure {
+        closure_text(&mut o, c);
+    }
     let shadowed: u64 = r.layers.iter().map(|l| l.shadowed_bytes).sum();
     let _ = writeln!(o, "shadowed by the merge: {}", human_bytes(shadowed));
     let _ = writeln!(
@@ -268,6 +271,22 @@ pub fn squash_text(r: &SquashReport) -> String {
         let _ = writeln!(o, "warning: {}", clean(w));
     }
     o
+}
+
+/// Closure mode's roots and presets; the JSON report lists every kept path and why.
+fn closure_text(o: &mut String, c: &crate::deps::closure::ClosureReport) {
+    let _ = writeln!(
+        o,
+        "closure: {} paths kept from {} roots (--json lists each and why)",
+        c.kept_paths,
+        c.roots.len()
+    );
+    for root in &c.roots {
+        let _ = writeln!(o, "  {:>6}  {}", root.paths, clean(&root.root));
+    }
+    if !c.presets.is_empty() {
+        let _ = writeln!(o, "  presets: {}", clean(&c.presets.join(", ")));
+    }
 }
 
 /// How `bench` prints its table.

@@ -12,8 +12,10 @@
 //! ```
 
 use crate::convert::{default_format, media_family};
+use crate::deps::closure::ClosureReport;
 use crate::deps::fs::TreeFs;
 use crate::deps::guard::GuardReport;
+use crate::deps::loader::ElfCache;
 use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
 use crate::image::config::{self, SquashNote};
@@ -128,6 +130,9 @@ pub struct SquashReport {
     /// input already. Absent when the policy deleted nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<GuardReport>,
+    /// What closure mode kept and why, when the policy asks for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closure: Option<ClosureReport>,
 }
 
 /// Compressed and uncompressed totals.
@@ -317,18 +322,18 @@ pub(crate) fn write_layer(
 fn guard(
     opts: &SquashOptions,
     config: &serde_json::Value,
-    before: &Tree,
-    after: &Tree,
-    spools: &[Spool],
+    (before, after, spools): (&Tree, &Tree, &[Spool]),
     deleted: &[(Vec<u8>, usize)],
+    elf: &ElfCache,
 ) -> Result<GuardReport> {
     let rules: Vec<String> = opts.policy.rules().iter().map(|r| r.id.clone()).collect();
     let g = crate::deps::guard::compare(
         &TreeFs::new(before, spools),
         &TreeFs::new(after, spools),
         config,
-        deleted,
-        &rules,
+        (deleted, &rules),
+        &opts.policy.libraries,
+        elf,
     );
     match g.broken_by_policy.first() {
         Some(first) if !opts.allow_broken => Err(Error::Broken {
@@ -401,12 +406,21 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         .map(|s| ((s.scan, s.kept_blob), s.spool))
         .unzip();
     let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
-    let deleted = opts.policy.decide(&tree)?;
+    let elf = ElfCache::default();
+    let (deleted, closure) = opts.policy.decide_image(
+        &tree,
+        &TreeFs::new(&tree, &spools),
+        &image.config_json,
+        &elf,
+    )?;
     let merged = (!deleted.is_empty()).then(|| tree.clone());
     let policy = crate::policy::apply(&opts.policy, &mut tree, &deleted, keep, &entries);
     refuse_empty(&opts.policy, &deleted, &tree)?;
     let check = merged
-        .map(|before| guard(opts, &image.config_json, &before, &tree, &spools, &deleted))
+        .map(|before| {
+            let views = (&before, &tree, spools.as_slice());
+            guard(opts, &image.config_json, views, &deleted, &elf)
+        })
         .transpose()?;
     if let Some(g) = &check {
         warnings.extend(
@@ -524,6 +538,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         dry_run: opts.dry_run,
         warnings,
         check,
+        closure,
     };
     let out = OutImage {
         config: config_bytes,

@@ -38,6 +38,8 @@ pub trait Fs: Sync {
     fn files(&self) -> Vec<Vec<u8>>;
     /// Every symlink's path, sorted.
     fn symlinks(&self) -> Vec<Vec<u8>>;
+    /// Every path strictly below the folder `dir` (every path for the root), sorted.
+    fn under(&self, dir: &[u8]) -> Vec<Vec<u8>>;
 }
 
 /// A byte range of a file read by positional reads: one file's data inside a spooled
@@ -166,6 +168,21 @@ impl Fs for TreeFs<'_> {
             .map(|(p, _)| p.clone())
             .collect()
     }
+
+    fn under(&self, dir: &[u8]) -> Vec<Vec<u8>> {
+        below(&self.tree.nodes, dir)
+    }
+}
+
+/// The keys of `map` strictly below the folder `dir` (all but the root for the root):
+/// the range from `dir/` up to `dir0` (`0` follows `/`).
+fn below<V>(map: &std::collections::BTreeMap<Vec<u8>, V>, dir: &[u8]) -> Vec<Vec<u8>> {
+    if dir.is_empty() {
+        return map.keys().filter(|p| !p.is_empty()).cloned().collect();
+    }
+    let from = [dir, b"/"].concat();
+    let to = [dir, b"0"].concat();
+    map.range(from..to).map(|(p, _)| p.clone()).collect()
 }
 
 /// Joins a normalised directory and a relative path, applying `.` and `..` (which stops
@@ -200,6 +217,12 @@ pub fn normalise(p: &[u8]) -> Vec<u8> {
 /// included; `None` when a component is missing, is not a directory where one must
 /// be, or more than [`MAX_SYMLINK_HOPS`] links are followed.
 pub fn resolve(fs: &dyn Fs, p: &[u8]) -> Option<Vec<u8>> {
+    resolve_trail(fs, p, &mut |_| {})
+}
+
+/// [`resolve`], calling `link` with the path of every symlink followed on the way (a
+/// symlinked folder above the file included): what must stay for the path to resolve.
+pub fn resolve_trail(fs: &dyn Fs, p: &[u8], link: &mut dyn FnMut(&[u8])) -> Option<Vec<u8>> {
     let mut hops = 0;
     let mut done: Vec<Vec<u8>> = Vec::new();
     let mut todo: Vec<Vec<u8>> = p
@@ -221,6 +244,7 @@ pub fn resolve(fs: &dyn Fs, p: &[u8]) -> Option<Vec<u8>> {
         let here = if done.is_empty() { c.clone() } else { here };
         match fs.stat(&here)? {
             Stat::Symlink(target) => {
+                link(&here);
                 hops += 1;
                 if hops > MAX_SYMLINK_HOPS {
                     return None;
@@ -249,9 +273,13 @@ pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    /// An in-memory root for tables: path -> (stat, bytes).
+    /// An in-memory root for tables: path -> (stat, bytes); the bytes are written to
+    /// one temporary file the first time a file is opened.
     #[derive(Default)]
-    pub struct MemFs(pub BTreeMap<Vec<u8>, (Stat, Vec<u8>)>);
+    pub struct MemFs(
+        pub BTreeMap<Vec<u8>, (Stat, Vec<u8>)>,
+        std::sync::OnceLock<(File, std::collections::HashMap<Vec<u8>, u64>)>,
+    );
 
     impl MemFs {
         pub fn file(&mut self, p: &str, bytes: &[u8], mode: u32) -> &mut Self {
@@ -298,8 +326,23 @@ pub(crate) mod tests {
             }
             self.0.get(p).map(|(s, _)| s.clone())
         }
-        fn open(&self, _: &[u8]) -> Option<FileRange<'_>> {
-            None
+        fn open(&self, p: &[u8]) -> Option<FileRange<'_>> {
+            let (file, at) = self.1.get_or_init(|| {
+                use std::io::Write;
+                let mut f = tempfile::tempfile().unwrap();
+                let mut at = std::collections::HashMap::new();
+                let mut n = 0;
+                for (p, (_, bytes)) in &self.0 {
+                    f.write_all(bytes).unwrap();
+                    at.insert(p.clone(), n);
+                    n += bytes.len() as u64;
+                }
+                (f, at)
+            });
+            match self.0.get(p)? {
+                (Stat::File { size, .. }, _) => Some(FileRange::new(file, at[p], *size)),
+                _ => None,
+            }
         }
         fn files(&self) -> Vec<Vec<u8>> {
             self.0
@@ -314,6 +357,9 @@ pub(crate) mod tests {
                 .filter(|(_, (s, _))| matches!(s, Stat::Symlink(_)))
                 .map(|(p, _)| p.clone())
                 .collect()
+        }
+        fn under(&self, dir: &[u8]) -> Vec<Vec<u8>> {
+            below(&self.0, dir)
         }
     }
 

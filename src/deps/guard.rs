@@ -8,7 +8,7 @@
 
 use super::fs::{Fs, Stat, normalise, resolve};
 use super::loader::ElfCache;
-use super::{Broken, analyze_with};
+use super::{Broken, RuntimeLib, analyze_with};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -52,20 +52,21 @@ pub struct GuardReport {
 }
 
 /// Compares the image before (`before`) and after (`after`) the policy. `deleted` is
-/// the policy's decisions (path, rule index), `rules` the rules' names.
+/// the policy's decisions (path, rule index) and the rules' names; `libraries` the
+/// policy's runtime libraries. One ELF cache serves both views (and the closure's
+/// reading): the policy only deletes, so a path the slimmed image holds has the merged
+/// image's bytes, and each ELF file is parsed once.
 pub fn compare(
     before: &dyn Fs,
     after: &dyn Fs,
     config: &Value,
-    deleted: &[(Vec<u8>, usize)],
-    rules: &[String],
+    (deleted, rules): (&[(Vec<u8>, usize)], &[String]),
+    libraries: &[String],
+    elf: &ElfCache,
 ) -> GuardReport {
-    // One ELF cache for both: the policy only deletes, so a path the slimmed image holds
-    // has the merged image's bytes, and each ELF file is parsed once.
-    let elf = ElfCache::default();
     let (was, now) = rayon::join(
-        || analyze_with(before, config, true, &elf),
-        || analyze_with(after, config, false, &elf),
+        || analyze_with(before, config, true, libraries, elf),
+        || analyze_with(after, config, false, libraries, elf),
     );
     let old: BTreeSet<(&str, &str)> = was
         .broken
@@ -125,6 +126,9 @@ pub fn compare(
             deleted: path,
         });
     }
+    report
+        .broken_by_policy
+        .extend(runtime_lost(&was.runtime, &now.runtime, &cause));
     report.links_left_dangling = dangling(before, after, &cause);
     report.broken_by_policy.sort();
     report
@@ -138,6 +142,30 @@ fn which_before(fs: &dyn Fs, config: &Value, name: &str) -> Option<String> {
 
 /// The rule and path whose deletion took a target away.
 type Cause<'a> = dyn Fn(&[u8]) -> Option<(String, String)> + 'a;
+
+/// Libraries a C library still in the image opens by name at run time, found before
+/// and not after.
+fn runtime_lost(was: &[RuntimeLib], now: &[RuntimeLib], cause: &Cause) -> Vec<Regression> {
+    let now: HashMap<(&str, &str), &Option<String>> = now
+        .iter()
+        .map(|r| ((r.by.as_str(), r.name.as_str()), &r.at))
+        .collect();
+    was.iter()
+        .filter_map(|r| {
+            let at = r.at.as_ref()?;
+            matches!(now.get(&(r.by.as_str(), r.name.as_str())), Some(None)).then(|| {
+                let (rule, deleted) = cause(at.as_bytes()).unzip();
+                Regression {
+                    who: format!("{} (opens it by name at run time)", r.by),
+                    needs: r.name.clone(),
+                    was: at.clone(),
+                    rule,
+                    deleted,
+                }
+            })
+        })
+        .collect()
+}
 
 /// Symlinks still in the image that resolved before and dangle now.
 fn dangling(before: &dyn Fs, after: &dyn Fs, cause: &Cause) -> Vec<Regression> {

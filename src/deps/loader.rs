@@ -206,6 +206,18 @@ impl<'a> Loader<'a> {
         load
     }
 
+    /// Where a library `name` opened by name at run time (`dlopen`) from the object at
+    /// `by` (ELF information `info`) is found: the same search as for its own
+    /// `DT_NEEDED`, as a normalised path in the image.
+    pub fn find(&self, name: &[u8], by: &[u8], info: &ElfInfo) -> Option<Vec<u8>> {
+        let libc = match &info.interp {
+            Some(i) if i.windows(7).any(|w| w == b"ld-musl") => Libc::Musl,
+            _ => Libc::Glibc,
+        };
+        let objects = [(by.to_vec(), info.clone(), None)];
+        self.search(libc, name, 0, &objects).map(|(at, _, _)| at)
+    }
+
     /// Where the loader finds `name` for object `by`: the path in the image, the path
     /// as the loader prints it, and that library's information.
     fn search(

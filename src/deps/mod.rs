@@ -7,10 +7,12 @@
 //! - the config: `Entrypoint` + `Cmd` found through `PATH` and `WorkingDir`, and a
 //!   `User` (and group) given by name present in `/etc/passwd` (`/etc/group`).
 
+pub mod closure;
 pub mod elf;
 pub mod fs;
 pub mod guard;
 pub mod loader;
+pub mod runtime;
 
 use crate::layer::overlay::parent;
 use fs::{Fs, Stat, join_rel, normalise, resolve};
@@ -57,6 +59,20 @@ pub struct Analysis {
     /// Each ELF file's load, when asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub loads: Vec<Listed>,
+    /// The libraries each glibc some load reaches opens by name at run time
+    /// ([`runtime`]), and where; one the image lacks is not broken (glibc skips it).
+    pub runtime: Vec<RuntimeLib>,
+}
+
+/// A library a C library opens by name at run time.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct RuntimeLib {
+    /// The C library.
+    pub by: String,
+    /// The library's name.
+    pub name: String,
+    /// Where it is found (`null`: nowhere).
+    pub at: Option<String>,
 }
 
 fn show(p: &[u8]) -> String {
@@ -106,11 +122,18 @@ fn which(fs: &dyn Fs, dirs: &[String], name: &str) -> Option<Vec<u8>> {
 /// Analyses the image `fs` whose config is `config`; with `list_loads`, also records
 /// every ELF file's load.
 pub fn analyze(fs: &dyn Fs, config: &Value, list_loads: bool) -> Analysis {
-    analyze_with(fs, config, list_loads, &ElfCache::default())
+    analyze_with(fs, config, list_loads, &[], &ElfCache::default())
 }
 
-/// [`analyze`], reading ELF files through `elf` (shared by the guard's two views).
-pub fn analyze_with(fs: &dyn Fs, config: &Value, list_loads: bool, elf: &ElfCache) -> Analysis {
+/// [`analyze`], with the policy's runtime libraries `libraries`, reading ELF files
+/// through `elf` (shared by the guard's two views).
+pub fn analyze_with(
+    fs: &dyn Fs,
+    config: &Value,
+    list_loads: bool,
+    libraries: &[String],
+    elf: &ElfCache,
+) -> Analysis {
     let env = env(config);
     let dirs = path_dirs(&env);
     let loader = Loader::new(fs, &env, elf);
@@ -133,6 +156,19 @@ pub fn analyze_with(fs: &dyn Fs, config: &Value, list_loads: bool, elf: &ElfCach
             a.broken.extend(r.broken.iter().cloned());
         }
     }
+    let libcs: std::collections::BTreeSet<&[u8]> = per_file
+        .iter()
+        .flat_map(|r| r.libcs.iter().map(Vec::as_slice))
+        .collect();
+    for libc in libcs {
+        for (name, at) in runtime::resolve_all(fs, &loader, libc, libraries) {
+            a.runtime.push(RuntimeLib {
+                by: show(libc),
+                name: show_name(&name),
+                at: at.as_deref().map(show),
+            });
+        }
+    }
     for r in per_file {
         a.loads.extend(r.listed);
         a.elf_files += r.is_elf as usize;
@@ -153,6 +189,8 @@ struct FileResult {
     listed: Option<Listed>,
     /// The real paths of the libraries its load found.
     reached: Vec<Vec<u8>>,
+    /// The real paths of the glibc C libraries its load found.
+    libcs: Vec<Vec<u8>>,
     is_elf: bool,
     is_script: bool,
 }
@@ -195,6 +233,12 @@ fn check_file(
             reached: load
                 .libs
                 .iter()
+                .filter_map(|n| n.at.as_deref().and_then(|at| resolve(fs, at)))
+                .collect(),
+            libcs: load
+                .libs
+                .iter()
+                .filter(|n| n.name == runtime::GLIBC_SONAME)
                 .filter_map(|n| n.at.as_deref().and_then(|at| resolve(fs, at)))
                 .collect(),
             is_elf: true,

@@ -6,6 +6,9 @@
 //! kept path (kept paths keep their parent directories). Paths are visited parents
 //! first, so each decision reads its parent's.
 
+use crate::deps::closure::{Closure, ClosureOptions, ClosureReport};
+use crate::deps::fs::Fs;
+use crate::deps::loader::ElfCache;
 use crate::error::Result;
 use crate::layer::overlay::Tree;
 use globset::GlobSet;
@@ -17,6 +20,9 @@ use std::path::Path;
 
 /// Rules are tracked in a bit set per path.
 pub(crate) const MAX_RULES: usize = 128;
+
+/// Every deleted path (parents before children) and the index of the rule deleting it.
+pub type Deletions = Vec<(Vec<u8>, usize)>;
 
 /// A rule, as reports name it.
 #[derive(Clone, Debug)]
@@ -41,6 +47,10 @@ pub struct PolicySet {
     pub(super) keep: GlobSet,
     /// Globs that can never match, found while loading.
     pub warnings: Vec<String>,
+    /// Closure mode (the last rule is then [`super::CLOSURE_RULE`]).
+    pub closure: Option<ClosureOptions>,
+    /// Libraries opened by name at run time, for the guard and the closure.
+    pub libraries: Vec<String>,
 }
 
 /// What the policy decides for a path.
@@ -96,6 +106,8 @@ impl PolicySet {
             local_keep_rule: Vec::new(),
             keep: GlobSet::empty(),
             warnings: Vec::new(),
+            closure: None,
+            libraries: Vec::new(),
         }
     }
 
@@ -109,9 +121,30 @@ impl PolicySet {
         self.rules.is_empty()
     }
 
+    /// Decides for the image whose merged tree is `tree`, its files read through `fs`
+    /// and its config `config`: with closure mode, what the image needs is computed
+    /// first (ELF files read through `elf`), then [`PolicySet::decide`].
+    pub fn decide_image(
+        &self,
+        tree: &Tree,
+        fs: &dyn Fs,
+        config: &serde_json::Value,
+        elf: &ElfCache,
+    ) -> Result<(Deletions, Option<ClosureReport>)> {
+        let closure = self
+            .closure
+            .as_ref()
+            .map(|c| crate::deps::closure::compute(fs, config, c, elf));
+        let deleted = self.decide(tree, closure.as_ref())?;
+        Ok((deleted, closure.map(|c| c.report)))
+    }
+
     /// Decides for every path of `tree`; returns the deleted paths (every one, parents
-    /// before children) with the rule that deletes each.
-    pub fn decide(&self, tree: &Tree) -> Result<Vec<(Vec<u8>, usize)>> {
+    /// before children) with the rule that deletes each. With closure mode, `closure`
+    /// is what it keeps: a path no glob rule deletes and the closure does not keep goes
+    /// by the closure rule (the global `[keep]` globs still win).
+    pub fn decide(&self, tree: &Tree, closure: Option<&Closure>) -> Result<Deletions> {
+        let closure = closure.filter(|_| self.closure.is_some());
         if self.rules.is_empty() {
             return Ok(Vec::new());
         }
@@ -181,12 +214,16 @@ impl PolicySet {
         for i in 0..n {
             let m = parent_of[i].map_or(0, |j| matched[j]) | own[i].delete;
             matched[i] = m;
-            if m == 0 || kept_global[i] || shield_global[i] {
+            if (m == 0 && closure.is_none()) || kept_global[i] || shield_global[i] {
                 continue;
             }
             let live = m & !(kept_rules[i] | shield_rules[i]);
             if live != 0 {
                 out.push((paths[i].clone(), live.trailing_zeros() as usize));
+            } else if let Some(c) = closure
+                && !c.keeps(paths[i])
+            {
+                out.push((paths[i].clone(), self.rules.len() - 1));
             }
         }
         Ok(out)
@@ -223,7 +260,7 @@ mod tests {
         let mut b = PolicySetBuilder::default();
         b.add(f.to_str().unwrap()).unwrap();
         let set = b.build().unwrap();
-        set.decide(&tree(paths))
+        set.decide(&tree(paths), None)
             .unwrap()
             .into_iter()
             .map(|(p, r)| format!("{}:{}", String::from_utf8(p).unwrap(), set.rules[r].id))

@@ -11,6 +11,11 @@
 //! keep = ["..."]                      # exceptions to this rule only
 //! [keep]
 //! paths = ["usr/share/doc/*/copyright"]   # no rule deletes these, nor their parents
+//! [closure]                           # closure mode: delete what the image does not need
+//! roots = ["app/**"]                  # kept with all they need, besides the command
+//! presets = ["default", "tzdata"]     # runtime presets (deps::closure::PRESETS)
+//! [runtime]
+//! libraries = ["libfoo.so.1"]         # opened by name at run time (dlopen)
 //! ```
 //! Paths are relative to the image root (a leading `/` is accepted and ignored); `*`
 //! stays inside one path component and `**` crosses them; a matched directory takes its
@@ -18,14 +23,17 @@
 
 mod account;
 mod matcher;
+pub mod text;
 
 pub use account::{DeletedPath, PolicyOutcome, RuleOutcome, apply};
 
 pub use matcher::{Decision, PolicySet, Rule};
 
+use crate::deps::closure::{ClosureOptions, DEFAULT_PRESETS, Preset};
 use crate::error::{Error, Result};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The policies shipped in `policies/`, embedded in the binary.
@@ -40,7 +48,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("headers", include_str!("../../policies/headers.toml")),
     ("logs", include_str!("../../policies/logs.toml")),
     ("caches", include_str!("../../policies/caches.toml")),
+    ("closure", include_str!("../../policies/closure.toml")),
 ];
+
+/// The rule closure mode deletes by, last in a policy set's rules.
+pub const CLOSURE_RULE: &str = "closure";
+
+/// The preset name that stands for [`DEFAULT_PRESETS`] in `[closure] presets`.
+pub const DEFAULT_PRESET_NAME: &str = "default";
 
 /// The name that means "delete nothing": a pure squash.
 pub const NONE: &str = "none";
@@ -54,6 +69,23 @@ struct PolicyFile {
     #[serde(default, rename = "rule")]
     rules: Vec<RuleFile>,
     keep: Option<KeepFile>,
+    closure: Option<ClosureFile>,
+    runtime: Option<RuntimeFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClosureFile {
+    #[serde(default)]
+    roots: Vec<String>,
+    presets: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuntimeFile {
+    #[serde(default)]
+    libraries: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +144,9 @@ pub struct PolicySetBuilder {
     rules: Vec<RuleSpec>,
     keep: Vec<(String, String)>,
     warnings: Vec<String>,
+    /// Closure mode, when a policy has a `[closure]` table: its roots and presets.
+    closure: Option<(Vec<String>, BTreeSet<Preset>)>,
+    libraries: Vec<String>,
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
@@ -235,6 +270,60 @@ impl PolicySetBuilder {
             self.check_glob(&file, &text, "[keep]", &g)?;
             self.keep.push((g, file.clone()));
         }
+        if let Some(c) = parsed.closure {
+            self.add_closure(&file, &text, c)?;
+        }
+        for l in parsed.runtime.map(|r| r.libraries).unwrap_or_default() {
+            if l.is_empty() || l.contains('/') {
+                let line = line_of(&text, &format!("\"{l}\""));
+                return Err(policy_error(
+                    &file,
+                    line,
+                    "[runtime]",
+                    &l,
+                    "a library name (`libfoo.so.1`), not a path",
+                ));
+            }
+            if !self.libraries.contains(&l) {
+                self.libraries.push(l);
+            }
+        }
+        Ok(())
+    }
+
+    /// A `[closure]` table: roots add up, presets too (`default` standing for
+    /// [`DEFAULT_PRESETS`], the set when a table names none).
+    fn add_closure(&mut self, file: &str, text: &str, c: ClosureFile) -> Result<()> {
+        for g in &c.roots {
+            self.check_glob(file, text, "[closure]", g)?;
+        }
+        let mut presets = BTreeSet::new();
+        for name in c
+            .presets
+            .unwrap_or_else(|| vec![DEFAULT_PRESET_NAME.into()])
+        {
+            if name == DEFAULT_PRESET_NAME {
+                presets.extend(DEFAULT_PRESETS.iter().copied());
+                continue;
+            }
+            let Some(p) = Preset::named(&name) else {
+                let names: Vec<&str> = crate::deps::closure::PRESETS.iter().map(|p| p.0).collect();
+                return Err(policy_error(
+                    file,
+                    line_of(text, &format!("\"{name}\"")),
+                    "[closure]",
+                    "",
+                    format!(
+                        "unknown preset {name:?}; presets: default, {}",
+                        names.join(", ")
+                    ),
+                ));
+            };
+            presets.insert(p);
+        }
+        let (roots, all) = self.closure.get_or_insert_with(Default::default);
+        roots.extend(c.roots.into_iter().filter(|g| never_matches(g).is_none()));
+        all.extend(presets);
         Ok(())
     }
 
@@ -265,14 +354,25 @@ impl PolicySetBuilder {
         &self.keep
     }
 
+    /// Closure mode's roots and presets, when a policy asks for it.
+    pub fn closure(&self) -> Option<(&[String], &BTreeSet<Preset>)> {
+        self.closure.as_ref().map(|(r, p)| (r.as_slice(), p))
+    }
+
+    /// Libraries opened by name at run time (`[runtime] libraries`).
+    pub fn libraries(&self) -> &[String] {
+        &self.libraries
+    }
+
     /// Compiles the globs; more rules than can be applied at once are refused here,
     /// by `policy check` and before any image byte is read.
     pub fn build(&self) -> Result<PolicySet> {
-        if self.rules.len() > matcher::MAX_RULES {
+        let rules = self.rules.len() + self.closure.is_some() as usize;
+        if rules > matcher::MAX_RULES {
             return Err(Error::Usage(format!(
                 "policy {}: {} rules; at most {} can be applied at once",
                 self.names.join("+"),
-                self.rules.len(),
+                rules,
                 matcher::MAX_RULES
             )));
         }
@@ -306,16 +406,36 @@ impl PolicySetBuilder {
         } else {
             self.names.join("+")
         };
+        let mut rules: Vec<Rule> = self
+            .rules
+            .iter()
+            .map(|r| Rule {
+                id: r.id.clone(),
+                reason: r.reason.clone(),
+            })
+            .collect();
+        let closure = match &self.closure {
+            Some((roots, presets)) => {
+                rules.push(Rule {
+                    id: CLOSURE_RULE.into(),
+                    reason: "closure mode: nothing the command, the closure roots or a runtime preset needs"
+                        .into(),
+                });
+                let (root_set, _) = set(roots.iter().map(|g| (g, 0)))?;
+                Some(ClosureOptions {
+                    roots: roots.clone(),
+                    root_set,
+                    presets: presets.clone(),
+                    libraries: self.libraries.clone(),
+                })
+            }
+            None => None,
+        };
         Ok(PolicySet {
             names,
-            rules: self
-                .rules
-                .iter()
-                .map(|r| Rule {
-                    id: r.id.clone(),
-                    reason: r.reason.clone(),
-                })
-                .collect(),
+            closure,
+            libraries: self.libraries.clone(),
+            rules,
             delete,
             delete_rule,
             local_keep,
