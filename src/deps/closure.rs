@@ -28,6 +28,10 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
+/// Most distinct words of a `sh -c` string looked up as programs (each costs a lookup
+/// per `PATH` folder; real commands have tens).
+pub const MAX_SHELL_WORDS: usize = 4096;
+
 /// A runtime preset: files a program needs that no header or `#!` line names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Preset {
@@ -79,7 +83,7 @@ pub const PRESETS: &[(&str, Preset, &str)] = &[
     (
         "certificates",
         Preset::Certificates,
-        "/etc/ssl, /etc/pki, /etc/ca-certificates, /etc/ca-certificates.conf, \
+        "/etc/ssl, /usr/lib/ssl (Debian's OPENSSLDIR), /etc/pki, /etc/ca-certificates, /etc/ca-certificates.conf, \
          /usr/share/ca-certificates, /usr/local/share/ca-certificates",
     ),
     (
@@ -373,8 +377,12 @@ impl<'a> Walk<'a> {
 
     /// The programs a `sh -c` string names, each found through `PATH`.
     fn shell_words(&mut self, s: &str) {
-        let words = s.split(|c: char| c.is_whitespace() || ";&|()`<>".contains(c));
-        for w in words.filter(|w| !w.is_empty() && !w.contains('=')) {
+        let mut seen = HashSet::new();
+        let words = s
+            .split(|c: char| c.is_whitespace() || ";&|()`<>".contains(c))
+            .filter(|w| !w.is_empty() && !w.contains('=') && seen.insert(*w))
+            .take(MAX_SHELL_WORDS);
+        for w in words {
             let p = if w.contains('/') {
                 Some(normalise(w.as_bytes()))
             } else {
@@ -401,6 +409,7 @@ impl<'a> Walk<'a> {
                 Preset::Certificates,
                 &[
                     "etc/ssl",
+                    "usr/lib/ssl",
                     "etc/pki",
                     "etc/ca-certificates",
                     "etc/ca-certificates.conf",

@@ -100,8 +100,11 @@ fn path_dirs(env: &[String]) -> Vec<String> {
         .filter_map(|e| e.strip_prefix("PATH="))
         .next_back()
         .unwrap_or(DEFAULT_PATH);
+    // Distinct and capped: each folder costs a lookup per program name searched.
+    let mut seen = HashSet::new();
     path.split(':')
-        .filter(|d| !d.is_empty())
+        .filter(|d| !d.is_empty() && seen.insert(*d))
+        .take(loader::MAX_SEARCH_DIRS)
         .map(String::from)
         .collect()
 }

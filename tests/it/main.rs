@@ -3,6 +3,7 @@
 mod bench;
 mod builder;
 mod check;
+mod closure;
 mod corrupt;
 mod debian;
 mod dialects;

@@ -104,10 +104,14 @@ const MUST_KEEP: &[MustKeep] = &[
     }),
 ];
 
-/// Installs Express with the real npm into `work/app/srv/app` and tars `srv` with GNU tar.
-fn node_layer(work: &Path) -> std::path::PathBuf {
+/// Installs Express with the real npm into `work/app/srv/app`, adds `files` (name,
+/// text) there, and tars `srv` with GNU tar.
+pub fn node_layer(work: &Path, files: &[(&str, &str)]) -> std::path::PathBuf {
     let app = work.join("app/srv/app");
     std::fs::create_dir_all(&app).unwrap();
+    for (name, text) in files {
+        std::fs::write(app.join(name), text).unwrap();
+    }
     run(Command::new("npm")
         .args([
             "install",
@@ -166,7 +170,7 @@ fn every_shipped_policy_keeps_what_the_debian_node_image_needs() {
         std::path::PathBuf::from(std::env::var_os("OCISLIM_DEBIAN_ROOTFS").expect(
             "OCISLIM_DEBIAN_ROOTFS is set by scripts/test (scripts/debian-rootfs builds it)",
         ));
-    let node = node_layer(w.path());
+    let node = node_layer(w.path(), &[]);
     let mut input = tar_paths(&rootfs);
     input.extend(tar_paths(&node));
     let tars = vec![
