@@ -67,6 +67,8 @@ pub struct SquashOptions {
     /// Write the image even when the policy breaks references the input satisfied
     /// (they are listed as warnings).
     pub allow_broken: bool,
+    /// Run the dependency check (`--no-check` turns it off).
+    pub check: bool,
     /// Worker threads.
     pub jobs: usize,
     /// Progress bars.
@@ -413,7 +415,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         &image.config_json,
         &elf,
     )?;
-    let merged = (!deleted.is_empty()).then(|| tree.clone());
+    let merged = (opts.check && !deleted.is_empty()).then(|| tree.clone());
     let policy = crate::policy::apply(&opts.policy, &mut tree, &deleted, keep, &entries);
     refuse_empty(&opts.policy, &deleted, &tree)?;
     let check = merged

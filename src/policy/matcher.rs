@@ -267,6 +267,68 @@ mod tests {
             .collect()
     }
 
+    /// Closure mode: glob rules decide first (their deletions are theirs), then what
+    /// the closure does not keep goes by the closure rule; a `[keep]` glob wins over
+    /// both, and folders above a kept path stay.
+    #[test]
+    fn closure_deletes_what_it_does_not_keep_after_the_glob_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("p.toml");
+        std::fs::write(
+            &f,
+            "[[rule]]\nid='docs'\ndelete=['usr/share/doc/**']\n[keep]\npaths=['etc/keepme']\n[closure]\n",
+        )
+        .unwrap();
+        let mut b = PolicySetBuilder::default();
+        b.add(f.to_str().unwrap()).unwrap();
+        let set = b.build().unwrap();
+        let t = tree(&[
+            "usr/",
+            "usr/bin/",
+            "usr/bin/app",
+            "usr/bin/other",
+            "usr/share/",
+            "usr/share/doc/",
+            "usr/share/doc/x",
+            "etc/",
+            "etc/keepme",
+            "etc/other",
+        ]);
+        let closure = Closure {
+            keep: [
+                "usr",
+                "usr/bin",
+                "usr/bin/app",
+                "usr/share",
+                "usr/share/doc",
+                "usr/share/doc/x",
+            ]
+            .iter()
+            .map(|p| p.as_bytes().to_vec())
+            .collect(),
+            report: Default::default(),
+        };
+        let got: Vec<String> = set
+            .decide(&t, Some(&closure))
+            .unwrap()
+            .into_iter()
+            .map(|(p, r)| format!("{}:{}", String::from_utf8(p).unwrap(), set.rules[r].id))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "etc/other:closure",
+                "usr/bin/other:closure",
+                "usr/share/doc/x:docs"
+            ]
+        );
+        assert_eq!(
+            set.decide(&t, None).unwrap().len(),
+            1,
+            "without the computed closure only the glob rule deletes"
+        );
+    }
+
     #[test]
     fn decisions_table() {
         let cases: &[(&str, &[&str], &[&str])] = &[

@@ -516,6 +516,66 @@ mod tests {
         }
     }
 
+    fn load(text: &str) -> Result<PolicySetBuilder> {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("app.toml");
+        std::fs::write(&f, text).unwrap();
+        let mut b = PolicySetBuilder::default();
+        b.add(f.to_str().unwrap())?;
+        Ok(b)
+    }
+
+    #[test]
+    fn closure_tables_add_roots_presets_libraries_and_a_last_rule() {
+        let b = load(concat!(
+            "extends = [\"closure\", \"python\"]\n",
+            "[closure]\nroots = [\"srv/**\"]\npresets = [\"default\", \"tzdata\"]\n",
+            "[runtime]\nlibraries = [\"libfoo.so.1\"]\n",
+        ))
+        .unwrap();
+        let set = b.build().unwrap();
+        assert_eq!(set.rules().last().unwrap().id, CLOSURE_RULE);
+        assert_eq!(set.rules().len(), b.rules().len() + 1);
+        let c = set.closure.as_ref().unwrap();
+        assert!(c.presets.contains(&Preset::Tzdata) && c.presets.contains(&Preset::Python));
+        assert!(!c.presets.contains(&Preset::Gconv));
+        assert_eq!(c.roots, ["srv/**"]);
+        assert!(c.root_set.is_match("srv/app/x"));
+        assert_eq!(set.libraries, ["libfoo.so.1"]);
+        assert!(
+            load("[[rule]]\nid = \"x\"\n")
+                .unwrap()
+                .build()
+                .unwrap()
+                .closure
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn bad_closure_and_runtime_entries_name_file_and_line() {
+        let err = load("[closure]\npresets = [\"pyhton\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("app.toml:2")
+                && err.contains("unknown preset \"pyhton\"")
+                && err.contains("python"),
+            "{err}"
+        );
+        let err = load("\n[runtime]\nlibraries = [\"/usr/lib/libx.so\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("app.toml:3") && err.contains("not a path"),
+            "{err}"
+        );
+        let err = load("[closure]\nroots = [\"a[\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("app.toml:2") && err.contains("a["), "{err}");
+    }
+
     #[test]
     fn unknown_policy_lists_the_builtins() {
         let err = PolicySetBuilder::default()

@@ -111,14 +111,19 @@ fn check_broken(image: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Builds the image from `tars` with `config`, slims it with `--policy closure`, runs
-/// it under Docker and returns (its stdout, tar bytes before, after, the report).
-fn slim_and_run(
-    work: &Path,
-    name: &str,
-    config: &str,
-    tars: &[&Path],
-) -> (String, u64, u64, Value) {
+/// What [`slim_and_run`] saw: the app's stdout, tar bytes before and after, the
+/// report, and what `ocislim check` finds broken in the output.
+struct Slimmed {
+    stdout: String,
+    before: u64,
+    after: u64,
+    report: Value,
+    broken: BTreeSet<String>,
+}
+
+/// Builds the image from `tars` with `config`, slims it with `--policy closure` and
+/// runs it under Docker.
+fn slim_and_run(work: &Path, name: &str, config: &str, tars: &[&Path]) -> Slimmed {
     let dir = work.join("img");
     let spec = format!(
         "tag {name}:1\nconfig {config}\n{}",
@@ -167,7 +172,13 @@ fn slim_and_run(
         r["before"]["compressed"],
         r["after"]["compressed"]
     );
-    (stdout, b, a, r)
+    Slimmed {
+        stdout,
+        before: b,
+        after: a,
+        report: r,
+        broken: after,
+    }
 }
 
 /// The kept paths of a closure report.
@@ -197,15 +208,21 @@ fn closure_of_a_c_program_on_a_full_toolchain_is_ten_times_smaller_and_runs() {
         "app",
         &[("usr/local/bin/hello", std::fs::read(&bin).unwrap(), 0o755)],
     );
-    let (out, before, after, r) = slim_and_run(
+    let s = slim_and_run(
         w.path(),
         "closure-c",
         "Entrypoint=[\"/usr/local/bin/hello\"]",
         &[&toolchain, &app],
     );
-    assert_eq!(out.trim(), "c self-test ok 7 root");
-    assert!(after * 10 <= before, "{before} -> {after}: not 10x");
-    let k = kept(&r);
+    assert_eq!(s.stdout.trim(), "c self-test ok 7 root");
+    assert!(
+        s.after * 10 <= s.before,
+        "{} -> {}: not 10x",
+        s.before,
+        s.after
+    );
+    assert!(s.broken.is_empty(), "{:?}", s.broken);
+    let k = kept(&s.report);
     for p in ["/usr/local/bin/hello", "/etc/passwd"] {
         assert!(k.contains(&p.to_string()), "{p} not kept");
     }
@@ -221,18 +238,28 @@ fn closure_of_a_python_app_keeps_it_working_at_under_half_the_size() {
     let w = scratch();
     let python = rootfs("OCISLIM_DEBIAN_ROOTFS", "python");
     let app = layer(w.path(), "app", &[("app/main.py", MAIN_PY.into(), 0o644)]);
-    let (out, before, after, r) = slim_and_run(
+    let s = slim_and_run(
         w.path(),
         "closure-python",
         "Cmd=[\"python3\",\"main.py\"] WorkingDir=\"/app\"",
         &[&python, &app],
     );
     assert_eq!(
-        out.trim(),
+        s.stdout.trim(),
         "python self-test ok 2.31.0 \"https://example.invalid/x?a=1\" cas>100"
     );
-    assert!(after * 2 <= before, "{before} -> {after}: not half");
-    let presets = r["closure"]["presets"].to_string();
+    assert!(
+        s.after * 2 <= s.before,
+        "{} -> {}: not half",
+        s.before,
+        s.after
+    );
+    // Debian ships cgi.py with `#!/usr/local/bin/python`: broken in the input too.
+    assert_eq!(
+        s.broken.iter().collect::<Vec<_>>(),
+        ["\"/usr/lib/python3.11/cgi.py\" needs \"/usr/local/bin/python\""]
+    );
+    let presets = s.report["closure"]["presets"].to_string();
     assert!(
         presets.contains("python (/usr/bin/python3.11)"),
         "{presets}"
@@ -244,18 +271,24 @@ fn closure_of_a_node_app_keeps_it_working_at_under_half_the_size() {
     let w = scratch();
     let node = rootfs("OCISLIM_DEBIAN_NODE", "node");
     let app = crate::presets::node_layer(w.path(), &[("server.js", SERVER_JS)]);
-    let (out, before, after, r) = slim_and_run(
+    let s = slim_and_run(
         w.path(),
         "closure-node",
         "Cmd=[\"node\",\"server.js\"] WorkingDir=\"/srv/app\"",
         &[&node, &app],
     );
     assert_eq!(
-        out.trim(),
+        s.stdout.trim(),
         "node self-test {\"ok\":true} 2d711642 abc 1.1.1970"
     );
-    assert!(after * 2 <= before, "{before} -> {after}: not half");
-    let k = kept(&r);
+    assert!(
+        s.after * 2 <= s.before,
+        "{} -> {}: not half",
+        s.before,
+        s.after
+    );
+    assert!(s.broken.is_empty(), "{:?}", s.broken);
+    let k = kept(&s.report);
     assert!(
         k.contains(&"/srv/app".to_string()),
         "the app folder is kept whole"

@@ -294,6 +294,7 @@ fn check(layers: &[Vec<Op>], keep: usize) -> Result<(), TestCaseError> {
         policy: ocislim::policy::PolicySet::none(),
         dry_run: false,
         allow_broken: false,
+        check: true,
         report_file: None,
         jobs: 2,
         progress: Default::default(),
