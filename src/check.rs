@@ -1,12 +1,11 @@
 //! `ocislim check`: reads an image, merges its layers, and reports every reference the
 //! merged filesystem does not satisfy (see [`crate::deps`]).
 
-use crate::deps::fs::TreeFs;
 use crate::deps::{self, Analysis};
 use crate::error::Result;
-use crate::image::reader::{self, OpenOptions, SourceSpec};
+use crate::image::reader::{OpenOptions, SourceSpec};
 use crate::progress::Progress;
-use crate::squash::{merge_scanned, scan_layers};
+use crate::squash::Merged;
 use std::fmt::Write as _;
 
 /// What `check` found, with the image it read.
@@ -27,14 +26,12 @@ pub fn check(
     jobs: usize,
     progress: &Progress,
 ) -> Result<CheckReport> {
-    let source = reader::open(spec, open)?;
-    let mut scanned = scan_layers(&source, 0, None, jobs, progress)?;
-    let mut warnings = source.image.warnings.clone();
-    let (_, tree) = merge_scanned(&mut scanned, &source.image, 0, &mut warnings)?;
-    let spools: Vec<_> = scanned.into_iter().map(|s| s.spool).collect();
-    let fs = TreeFs::new(&tree, &spools);
-    let analysis = deps::analyze(&fs, &source.image.config_json, list_loads);
-    Ok(CheckReport { warnings, analysis })
+    let m = Merged::open(spec, open, jobs, progress)?;
+    let analysis = deps::analyze(&m.fs(), &m.source.image.config_json, list_loads);
+    Ok(CheckReport {
+        warnings: m.warnings,
+        analysis,
+    })
 }
 
 /// The human report: one line per broken reference, then a summary.

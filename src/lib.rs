@@ -22,6 +22,7 @@ pub mod error;
 pub mod image;
 pub mod inspect;
 pub mod layer;
+pub mod packages;
 pub mod parallel;
 pub mod policy;
 pub mod progress;

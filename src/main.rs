@@ -177,6 +177,17 @@ enum Command {
         #[arg(long)]
         loads: bool,
     },
+    /// The packages a dpkg or apk database records, with the bytes their files really
+    /// hold in the merged filesystem, largest first, and which ones no installed package
+    /// depends on.
+    #[command(after_help = EXIT_CODES)]
+    Packages {
+        #[command(flatten)]
+        src: SourceArgs,
+        /// Print the listing as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     Inspect {
         #[command(flatten)]
         src: SourceArgs,
@@ -392,10 +403,22 @@ fn run(cli: Cli) -> Result<String, Error> {
             &progress,
         ),
         Command::Check { src, json, loads } => check_command(&src, json, loads, jobs, &progress),
+        Command::Packages { src, json } => {
+            let l = ocislim::packages::image::packages(
+                &SourceSpec::parse(&src.source),
+                &open_options(&src)?,
+                jobs,
+                &progress,
+            )?;
+            Ok(if json {
+                report::json(&l)
+            } else {
+                report::packages_text(&l)
+            })
+        }
     }
 }
 
-/// `inspect`, with its gates (`--fail-under`, `--fail-over`).
 /// `squash`'s arguments, as parsed.
 struct SquashArgs {
     src: SourceArgs,
@@ -457,6 +480,7 @@ fn squash_command(
     })
 }
 
+/// `inspect`, with its gates (`--fail-under`, `--fail-over`).
 fn inspect_command(
     src: &SourceArgs,
     policy: &[String],
@@ -571,6 +595,7 @@ fn main() {
             cli.command,
             Command::Inspect { .. }
                 | Command::Check { .. }
+                | Command::Packages { .. }
                 | Command::Policy(_)
                 | Command::Bench { .. }
         );

@@ -289,6 +289,62 @@ fn closure_text(o: &mut String, c: &crate::deps::closure::ClosureReport) {
     }
 }
 
+/// `packages`: one line per package, largest first, then the leaves.
+pub fn packages_text(l: &crate::packages::Listing) -> String {
+    let mut o = String::new();
+    for w in &l.warnings {
+        let _ = writeln!(o, "warning: {}", clean(w));
+    }
+    let _ = writeln!(
+        o,
+        "{:<32}  {:<24}  {:>10}  {:>6}  {:>7}  required by",
+        "package", "version", "bytes", "files", "missing"
+    );
+    for p in &l.packages {
+        let mut by = p
+            .required_by
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if p.required_by.len() > 3 {
+            by += &format!(" and {} more", p.required_by.len() - 3);
+        }
+        if p.essential {
+            by = format!("(essential) {by}");
+        }
+        let name = if p.state == "installed" {
+            clean(&p.name)
+        } else {
+            format!("{} ({})", clean(&p.name), clean(&p.state))
+        };
+        let _ = writeln!(
+            o,
+            "{name:<32}  {:<24}  {:>10}  {:>6}  {:>7}  {}",
+            clean(&p.version),
+            human_bytes(p.bytes),
+            p.files,
+            p.missing,
+            if by.is_empty() {
+                "-".to_string()
+            } else {
+                clean(&by)
+            }
+        );
+    }
+    let _ = writeln!(
+        o,
+        "{} packages ({:?}), {} in their files; {} nothing installed depends on: {}",
+        l.packages.len(),
+        l.manager,
+        human_bytes(l.owned_bytes),
+        l.leaves.len(),
+        clean(&l.leaves.join(", "))
+    );
+    o
+}
+
 /// How `bench` prints its table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum TableFormat {

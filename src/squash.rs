@@ -267,6 +267,42 @@ pub(crate) fn merge_scanned(
     Tree::merge(layers, keep, warnings)
 }
 
+/// An image read, verified and merged, for the commands that read its filesystem
+/// (`check`, `packages`).
+pub(crate) struct Merged {
+    pub(crate) source: reader::Source,
+    pub(crate) tree: Tree,
+    pub(crate) spools: Vec<Spool>,
+    pub(crate) warnings: Vec<String>,
+}
+
+impl Merged {
+    /// Reads and merges the image `spec`.
+    pub(crate) fn open(
+        spec: &SourceSpec,
+        open: &OpenOptions,
+        jobs: usize,
+        progress: &crate::progress::Progress,
+    ) -> Result<Merged> {
+        let source = reader::open(spec, open)?;
+        let mut scanned = scan_layers(&source, 0, None, jobs, progress)?;
+        let mut warnings = source.image.warnings.clone();
+        let (_, tree) = merge_scanned(&mut scanned, &source.image, 0, &mut warnings)?;
+        let spools = scanned.into_iter().map(|s| s.spool).collect();
+        Ok(Merged {
+            source,
+            tree,
+            spools,
+            warnings,
+        })
+    }
+
+    /// Its merged filesystem.
+    pub(crate) fn fs(&self) -> TreeFs<'_> {
+        TreeFs::new(&self.tree, &self.spools)
+    }
+}
+
 /// The squashed layer's codec: the one asked for, else the input's top layer's, and
 /// gzip when that is plain tar (output is never silently uncompressed).
 pub(crate) fn squashed_codec(want: Option<Compression>, top: Option<Compression>) -> Compression {

@@ -128,7 +128,12 @@ impl<'a> TreeFs<'a> {
 
 impl Fs for TreeFs<'_> {
     fn stat(&self, p: &[u8]) -> Option<Stat> {
-        if self.tree.nodes.get(p)?.is_dir {
+        let Some(node) = self.tree.nodes.get(p) else {
+            // A folder no layer lists but a path below it is there: runtimes create it
+            // (a tar need not list the folders above its entries).
+            return (p.is_empty() || has_below(&self.tree.nodes, p)).then_some(Stat::Dir);
+        };
+        if node.is_dir {
             return Some(Stat::Dir);
         }
         let rec = self.rec(p)?;
@@ -172,6 +177,13 @@ impl Fs for TreeFs<'_> {
     fn under(&self, dir: &[u8]) -> Vec<Vec<u8>> {
         below(&self.tree.nodes, dir)
     }
+}
+
+/// Whether `map` has a key strictly below the folder `dir` (not the root).
+fn has_below<V>(map: &std::collections::BTreeMap<Vec<u8>, V>, dir: &[u8]) -> bool {
+    let from = [dir, b"/"].concat();
+    let to = [dir, b"0"].concat();
+    map.range(from..to).next().is_some()
 }
 
 /// The keys of `map` strictly below the folder `dir` (all but the root for the root):

@@ -13,6 +13,7 @@ mod hostile;
 mod inspect;
 mod interrupt;
 mod layout;
+mod packages;
 mod policy;
 mod presets;
 mod property;

@@ -1,0 +1,395 @@
+//! Package databases, read from the merged filesystem (never by running the image's
+//! own tools): dpkg ([`dpkg`]) and apk ([`apk`]). [`list`] gives each package with the
+//! bytes its files really hold in the merged view (not the `Installed-Size` its
+//! maintainer declared: a later layer may have deleted or replaced them), how many of
+//! its listed paths are gone, and which installed packages depend on it.
+
+pub mod apk;
+pub mod dpkg;
+pub mod image;
+pub mod relation;
+
+use crate::deps::fs::{Fs, Stat, join_rel, resolve};
+use crate::layer::overlay::parent;
+use relation::{Op, Relation};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+
+/// The largest database file read (a status file of every Debian package is ~60 MiB).
+pub const MAX_DATABASE_FILE: u64 = 256 << 20;
+
+/// Which package manager.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Manager {
+    /// Debian's dpkg.
+    #[default]
+    Dpkg,
+    /// Alpine's apk.
+    Apk,
+}
+
+/// One package as its database records it.
+#[derive(Clone, Debug, Default)]
+pub struct Package {
+    /// Its manager.
+    pub manager: Manager,
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its architecture.
+    pub arch: String,
+    /// Its state: dpkg's third `Status` word (`installed`, `config-files`, ...).
+    pub state: String,
+    /// dpkg's `Essential: yes`.
+    pub essential: bool,
+    /// `Pre-Depends` and `Depends` (apk: `D:`): groups, each needing one alternative.
+    pub depends: Vec<Vec<Relation>>,
+    /// What it provides: names, with a version when it gives one (`Provides: foo (= 1)`).
+    pub provides: Vec<Relation>,
+    /// The paths it installed (normalised), folders included.
+    pub files: Vec<Vec<u8>>,
+}
+
+/// An image's package database.
+#[derive(Clone, Debug, Default)]
+pub struct Database {
+    /// The manager.
+    pub manager: Manager,
+    /// Every package recorded, in database order.
+    pub packages: Vec<Package>,
+    /// Problems that did not stop the reading.
+    pub warnings: Vec<String>,
+}
+
+/// A database file's text; `None` when the image has none.
+pub(crate) fn read_text(fs: &dyn Fs, p: &[u8]) -> Result<Option<String>, String> {
+    let Some(real) = resolve(fs, p) else {
+        return Ok(None);
+    };
+    let Some(Stat::File { size, .. }) = fs.stat(&real) else {
+        return Ok(None);
+    };
+    let show = format!("/{}", crate::layer::path::escape(p));
+    if size > MAX_DATABASE_FILE {
+        return Err(format!(
+            "{show}: {size} bytes, more than the {MAX_DATABASE_FILE} a database file may hold"
+        ));
+    }
+    let bytes = fs
+        .open(&real)
+        .and_then(|f| f.head(size as usize).ok())
+        .ok_or_else(|| format!("{show}: cannot be read"))?;
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// Reads the image's package database: dpkg's when it has a status file, else apk's;
+/// `None` when it has neither.
+pub fn read(fs: &dyn Fs) -> Result<Option<Database>, String> {
+    let mut warnings = Vec::new();
+    let (manager, packages) = if resolve(fs, dpkg::STATUS).is_some() {
+        (Manager::Dpkg, dpkg::read(fs, &mut warnings)?)
+    } else if resolve(fs, apk::INSTALLED).is_some() {
+        (Manager::Apk, apk::read(fs, &mut warnings)?)
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(Database {
+        manager,
+        packages,
+        warnings,
+    }))
+}
+
+/// One package in the listing.
+#[derive(Clone, Debug, Serialize)]
+pub struct Listed {
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its architecture.
+    pub arch: String,
+    /// Its state (`installed` for the usual ones).
+    pub state: String,
+    /// Bytes of the regular files it lists, as the merged filesystem holds them (each
+    /// file once, a listed path through a symlinked folder resolved).
+    pub bytes: u64,
+    /// Regular files it lists that the image holds.
+    pub files: usize,
+    /// Paths it lists that the image does not hold.
+    pub missing: usize,
+    /// dpkg's `Essential: yes`.
+    pub essential: bool,
+    /// Installed packages that need it: one of their `Pre-Depends`/`Depends` groups no
+    /// other installed package satisfies (see [`needed_by`]).
+    pub required_by: Vec<String>,
+}
+
+/// [`list`]'s result.
+#[derive(Clone, Debug, Serialize)]
+pub struct Listing {
+    /// The manager.
+    pub manager: Manager,
+    /// Packages, largest first (then by name).
+    pub packages: Vec<Listed>,
+    /// Installed packages no installed package needs, largest first (removing one alone
+    /// leaves every dependency satisfied; essential ones are listed too).
+    pub leaves: Vec<String>,
+    /// Bytes of all packages' files, each file once.
+    pub owned_bytes: u64,
+    /// Warnings from reading the database.
+    pub warnings: Vec<String>,
+}
+
+/// Where a listed path is in the image: folders above it resolved (a package lists
+/// `/bin/ls`, merged-usr images hold it at `usr/bin/ls`), the last component not.
+pub fn locate(fs: &dyn Fs, p: &[u8]) -> Option<Vec<u8>> {
+    let dir = resolve(fs, parent(p))?;
+    let name = &p[parent(p).len()..];
+    let name = name.strip_prefix(b"/").unwrap_or(name);
+    let at = join_rel(&dir, name);
+    fs.stat(&at).map(|_| at)
+}
+
+/// Whether `r` (a version constraint) accepts `version`, as dpkg compares versions; a
+/// version either side cannot parse counts as accepted (the package stays needed).
+fn version_ok(manager: Manager, version: &str, r: &Relation) -> bool {
+    let Some((op, want)) = &r.version else {
+        return true;
+    };
+    if manager == Manager::Apk {
+        return true;
+    }
+    let (Ok(have), Ok(want)) = (
+        version.parse::<debversion::Version>(),
+        want.parse::<debversion::Version>(),
+    ) else {
+        return true;
+    };
+    match op {
+        Op::Lt => have < want,
+        Op::Le => have <= want,
+        Op::Eq => have == want,
+        Op::Ge => have >= want,
+        Op::Gt => have > want,
+    }
+}
+
+/// Whether package `p` satisfies the alternative `r`: by its name and version, or by
+/// what it provides (a versioned relation only through a versioned `Provides`).
+pub fn satisfies(p: &Package, r: &Relation) -> bool {
+    if p.name == r.name {
+        return version_ok(p.manager, &p.version, r);
+    }
+    p.provides.iter().any(|v| {
+        v.name == r.name
+            && match (&r.version, &v.version) {
+                (None, _) => true,
+                (Some(_), Some((_, given))) => version_ok(p.manager, given, r),
+                (Some(_), None) => false,
+            }
+    })
+}
+
+/// For each installed package, the installed packages that need it: a package `q`
+/// needs `p` when one of `q`'s `Pre-Depends`/`Depends` groups is satisfied by `p` and
+/// by no other installed package, so removing `p` alone leaves `q` unsatisfied (what
+/// `dpkg --remove` refuses).
+pub fn needed_by(db: &Database) -> HashMap<&str, Vec<&str>> {
+    let installed: Vec<&Package> = db
+        .packages
+        .iter()
+        .filter(|p| p.state == "installed")
+        .collect();
+    // Candidates by name: the packages named so, and those providing the name.
+    let mut by_name: HashMap<&str, Vec<&Package>> = HashMap::new();
+    for p in &installed {
+        by_name.entry(p.name.as_str()).or_default().push(p);
+        for v in &p.provides {
+            by_name.entry(v.name.as_str()).or_default().push(p);
+        }
+    }
+    let mut out: HashMap<&str, Vec<&str>> = HashMap::new();
+    for q in &installed {
+        for group in &q.depends {
+            let mut sat: Vec<&str> = group
+                .iter()
+                .flat_map(|r| {
+                    by_name
+                        .get(r.name.as_str())
+                        .into_iter()
+                        .flatten()
+                        .filter(move |p| satisfies(p, r))
+                        .map(|p| p.name.as_str())
+                })
+                .collect();
+            sat.sort_unstable();
+            sat.dedup();
+            if let [only] = sat[..]
+                && only != q.name
+            {
+                out.entry(only).or_default().push(&q.name);
+            }
+        }
+    }
+    for v in out.values_mut() {
+        v.sort_unstable();
+        v.dedup();
+    }
+    out
+}
+
+/// Lists the packages of `db` against the image `fs`.
+pub fn list(fs: &dyn Fs, db: &Database) -> Listing {
+    let needs = needed_by(db);
+    let mut all_owned: HashSet<Vec<u8>> = HashSet::new();
+    let mut owned_bytes = 0;
+    let mut packages: Vec<Listed> = db
+        .packages
+        .iter()
+        .map(|p| {
+            let mut seen: HashSet<Vec<u8>> = HashSet::new();
+            let (mut bytes, mut files, mut missing) = (0, 0, 0);
+            for f in &p.files {
+                match locate(fs, f) {
+                    None => missing += 1,
+                    Some(at) => {
+                        if let Some(Stat::File { size, .. }) = fs.stat(&at)
+                            && seen.insert(at.clone())
+                        {
+                            bytes += size;
+                            files += 1;
+                            if all_owned.insert(at) {
+                                owned_bytes += size;
+                            }
+                        }
+                    }
+                }
+            }
+            let required_by: Vec<String> = needs
+                .get(p.name.as_str())
+                .into_iter()
+                .flatten()
+                .map(|q| q.to_string())
+                .collect();
+            Listed {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                arch: p.arch.clone(),
+                state: p.state.clone(),
+                bytes,
+                files,
+                missing,
+                essential: p.essential,
+                required_by,
+            }
+        })
+        .collect();
+    packages.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
+    let leaves = packages
+        .iter()
+        .filter(|p| p.state == "installed" && p.required_by.is_empty())
+        .map(|p| p.name.clone())
+        .collect();
+    Listing {
+        manager: db.manager,
+        packages,
+        leaves,
+        owned_bytes,
+        warnings: db.warnings.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deps::fs::tests::MemFs;
+
+    fn pkg(name: &str, version: &str, depends: &str, provides: &str) -> Package {
+        Package {
+            name: name.into(),
+            version: version.into(),
+            state: "installed".into(),
+            depends: relation::parse_dpkg(depends),
+            provides: relation::parse_dpkg(provides)
+                .into_iter()
+                .flatten()
+                .collect(),
+            ..Package::default()
+        }
+    }
+
+    /// What `dpkg --remove` refuses, table by table: a sole satisfier is needed; one of
+    /// two satisfiers of an `a | b` group is not; a versioned relation is satisfied by
+    /// the version or a versioned Provides only.
+    #[test]
+    fn needed_by_follows_dpkg() {
+        let db = Database {
+            packages: vec![
+                pkg(
+                    "app",
+                    "1",
+                    "liba (>= 2.0), mawk | gawk, awk, virt (>= 1), old (<< 1.0)",
+                    "",
+                ),
+                pkg("liba", "2.1", "", ""),
+                pkg("mawk", "1.3", "", "awk"),
+                pkg("gawk", "5", "", "awk"),
+                pkg("unversioned", "1", "", "virt"),
+                pkg("versioned", "1", "", "virt (= 1.2)"),
+                pkg("old", "1.0", "", ""),
+            ],
+            ..Database::default()
+        };
+        let n = needed_by(&db);
+        assert_eq!(n.get("liba"), Some(&vec!["app"]));
+        assert_eq!(n.get("mawk"), None, "gawk also satisfies both groups");
+        assert_eq!(n.get("versioned"), Some(&vec!["app"]));
+        assert_eq!(
+            n.get("unversioned"),
+            None,
+            "an unversioned Provides cannot satisfy (>= 1)"
+        );
+        assert_eq!(
+            n.get("old"),
+            None,
+            "1.0 is not << 1.0: nothing satisfies the group"
+        );
+    }
+
+    #[test]
+    fn bytes_are_the_merged_views_and_dependents_are_named() {
+        let mut fs = MemFs::default();
+        fs.file(
+            "var/lib/dpkg/status",
+            b"Package: libfoo\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\nMulti-Arch: same\nProvides: libfoo-abi (= 1.5)\n\n\
+              Package: app\nStatus: install ok installed\nVersion: 2\nDepends: libfoo-abi (>= 1) | other\n\n\
+              Package: gone\nStatus: deinstall ok config-files\nVersion: 3\n",
+            0o644,
+        )
+        .file("var/lib/dpkg/info/libfoo:amd64.list", b"/.\n/lib\n/lib/libfoo.so.1\n/lib/libfoo.so\n", 0o644)
+        .file("var/lib/dpkg/info/app.list", b"/usr\n/usr/bin\n/usr/bin/app\n/usr/share/doc/app/README\n", 0o644)
+        .file("usr/lib/libfoo.so.1", &[0; 1000], 0o644)
+        .link("usr/lib/libfoo.so", "libfoo.so.1")
+        .link("lib", "usr/lib")
+        .file("usr/bin/app", &[0; 10], 0o755);
+        let db = read(&fs).unwrap().unwrap();
+        let l = list(&fs, &db);
+        let row = |n: &str| l.packages.iter().find(|p| p.name == n).unwrap();
+        assert_eq!(
+            (
+                row("libfoo").bytes,
+                row("libfoo").files,
+                row("libfoo").missing
+            ),
+            (1000, 1, 0)
+        );
+        assert_eq!(row("libfoo").required_by, ["app"]);
+        assert_eq!((row("app").bytes, row("app").missing), (10, 1));
+        assert_eq!(l.leaves, ["app"], "gone is not installed");
+        assert_eq!(l.packages[0].name, "libfoo");
+        assert_eq!(l.owned_bytes, 1010);
+    }
+}
