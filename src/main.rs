@@ -1,6 +1,6 @@
 //! The `ocislim` command: parses arguments, calls the library, prints the report.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use ocislim::bench::{self, BenchOptions};
 use ocislim::cleanup::STAGED;
 use ocislim::convert::{self, ConvertOptions};
@@ -134,6 +134,20 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Print a shell completion script: `ocislim completions bash >
+    /// /etc/bash_completion.d/ocislim` (zsh: a `_ocislim` file on `$fpath`; fish:
+    /// `~/.config/fish/completions/ocislim.fish`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff: `ocislim man-page | man -l -`), or with `--dir` write
+    /// ocislim.1 and one page per subcommand (ocislim-squash.1, ...) there.
+    ManPage {
+        /// Write every page into this folder.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
     },
     /// Run each policy against each image and print a table of sizes before and after.
     #[command(after_help = EXIT_CODES)]
@@ -336,6 +350,12 @@ fn run(cli: Cli) -> Result<String, Error> {
             squash_command(opts, json, jobs, progress)
         }
         Command::Policy(cmd) => policy_command(cmd),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ocislim", &mut out);
+            Ok(String::from_utf8_lossy(&out).into_owned())
+        }
+        Command::ManPage { dir } => man_page(dir),
         Command::Bench {
             images,
             policy,
@@ -563,6 +583,25 @@ fn gated(text: String, gate: Option<String>) -> Result<String, Error> {
     }
 }
 
+/// The man page on stdout, or every page (the command's and each subcommand's) in `dir`.
+fn man_page(dir: Option<std::path::PathBuf>) -> Result<String, Error> {
+    let cmd = Cli::command();
+    match dir {
+        None => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut out)?;
+            Ok(String::from_utf8_lossy(&out).into_owned())
+        }
+        Some(d) => {
+            if !d.is_dir() {
+                return Err(Error::Usage(format!("--dir {}: not a folder", d.display())));
+            }
+            clap_mangen::generate_to(cmd, &d)?;
+            Ok(format!("man pages written to {}\n", d.display()))
+        }
+    }
+}
+
 /// On SIGINT, SIGTERM or SIGHUP, removes what is staged and dies of that signal, as if it
 /// had not been caught (the shell sees 130, 143 or 129).
 fn remove_staged_on_signal() -> std::io::Result<()> {
@@ -596,6 +635,8 @@ fn main() {
             Command::Inspect { .. }
                 | Command::Check { .. }
                 | Command::Packages { .. }
+                | Command::Completions { .. }
+                | Command::ManPage { .. }
                 | Command::Policy(_)
                 | Command::Bench { .. }
         );

@@ -3,6 +3,7 @@
 mod bench;
 mod builder;
 mod check;
+mod cli_docs;
 mod closure;
 mod corrupt;
 mod debian;
