@@ -108,7 +108,9 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
             let mut t = tree.clone();
             let fs = crate::deps::fs::TreeFs::new(&tree, &spools);
             let elf = crate::deps::loader::ElfCache::default();
-            let (deleted, _) = policy.decide_image(&t, &fs, &source.image.config_json, &elf)?;
+            let deleted = policy
+                .decide_image(&t, &fs, &source.image.config_json, &elf)?
+                .deleted;
             let outcome = crate::policy::apply(policy, &mut t, &deleted, 0, &entries);
             let plan = overlay::plan(&Tree::default(), &t, 0, &entries);
             let w = write_layer(

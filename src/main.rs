@@ -511,9 +511,12 @@ fn inspect_command(
 ) -> Result<String, Error> {
     // Policies are compiled before any image byte is read.
     let policies = each_policy(policy)?;
-    if let Some(p) = policies.iter().find(|p| p.closure.is_some()) {
+    if let Some(p) = policies
+        .iter()
+        .find(|p| p.closure.is_some() || p.packages.is_some())
+    {
         return Err(Error::Usage(format!(
-            "policy {}: closure mode reads the files' contents; measure it with \
+            "policy {}: closure mode and package removal read the files' contents; measure it with \
              `ocislim squash --dry-run --policy {0}` or `ocislim bench --policy {0}`",
             p.names
         )));

@@ -135,6 +135,9 @@ pub struct SquashReport {
     /// What closure mode kept and why, when the policy asks for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closure: Option<ClosureReport>,
+    /// The packages removed, when the policy removes any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<crate::packages::remove::RemovalReport>,
 }
 
 /// Compressed and uncompressed totals.
@@ -385,6 +388,28 @@ fn guard(
     }
 }
 
+/// Applies the files a package removal rewrites (its database, alternatives) on top of
+/// `tree` as one more layer, appended to `spools`.
+fn rewrite(
+    tree: &mut Tree,
+    spools: &mut Vec<Spool>,
+    rewrites: &[crate::layer::synth::Rewrite],
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    if rewrites.is_empty() {
+        return Ok(());
+    }
+    let mut layer = crate::layer::synth::build(rewrites, tree, spools)?;
+    tree.apply(
+        spools.len(),
+        &mut layer.entries,
+        crate::layer::synth::NAME,
+        warnings,
+    )?;
+    spools.push(layer);
+    Ok(())
+}
+
 /// Runs `squash`.
 pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     if let Some(f) = opts.output.format.filter(|_| !opts.dry_run) {
@@ -439,20 +464,31 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let threads = opts.jobs.max(1) as u32;
     let mut scanned = scan_layers(&source, keep, staging.as_ref(), opts.jobs, &opts.progress)?;
     let (base, mut tree) = merge_scanned(&mut scanned, image, keep, &mut warnings)?;
-    let (scans, spools): (Vec<ScanAndBlob>, Vec<Spool>) = scanned
+    let (scans, mut spools): (Vec<ScanAndBlob>, Vec<Spool>) = scanned
         .into_iter()
         .map(|s| ((s.scan, s.kept_blob), s.spool))
         .unzip();
     let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
     let elf = ElfCache::default();
-    let (deleted, closure) = opts.policy.decide_image(
+    let decided = opts.policy.decide_image(
         &tree,
         &TreeFs::new(&tree, &spools),
         &image.config_json,
         &elf,
     )?;
+    let (deleted, closure) = (decided.deleted, decided.closure);
     let merged = (opts.check && !deleted.is_empty()).then(|| tree.clone());
-    let policy = crate::policy::apply(&opts.policy, &mut tree, &deleted, keep, &entries);
+    let mut policy = crate::policy::apply(&opts.policy, &mut tree, &deleted, keep, &entries);
+    drop(entries);
+    let packages = match decided.removal {
+        Some(r) => {
+            rewrite(&mut tree, &mut spools, &r.rewrites, &mut warnings)?;
+            policy.reclaimed_by_layer.resize(spools.len(), 0);
+            Some(r.report)
+        }
+        None => None,
+    };
+    let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
     refuse_empty(&opts.policy, &deleted, &tree)?;
     let check = merged
         .map(|before| {
@@ -577,6 +613,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         warnings,
         check,
         closure,
+        packages,
     };
     let out = OutImage {
         config: config_bytes,

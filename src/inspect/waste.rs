@@ -169,14 +169,14 @@ pub fn analyse(
     let mut outcomes = Vec::new();
     for policy in policies {
         let mut t = tree.clone();
-        if policy.closure.is_some() {
+        if policy.closure.is_some() || policy.packages.is_some() {
             return Err(crate::error::Error::Usage(format!(
-                "policy {}: closure mode reads the files' contents; measure it with \
+                "policy {}: closure mode and package removal read the files' contents; measure it with \
                  `ocislim squash --dry-run --policy {0}` or `ocislim bench`",
                 policy.names
             )));
         }
-        let deleted = policy.decide(&t, None)?;
+        let deleted = policy.decide(&t, None, None)?;
         outcomes.push(crate::policy::apply(policy, &mut t, &deleted, 0, &entries));
     }
     Ok(Waste {

@@ -7,4 +7,5 @@ pub mod overlay;
 pub mod path;
 pub mod pgzip;
 pub mod reader;
+pub mod synth;
 pub mod writer;

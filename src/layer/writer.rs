@@ -66,6 +66,12 @@ fn parse(spool: &Spool, rec: &EntryRec) -> Result<Parsed> {
     })
 }
 
+/// The header of an entry as its layer stores it (extension records not applied but
+/// `path`, `linkpath` and `size`, which a new header restates).
+pub fn header_of(spool: &Spool, rec: &EntryRec) -> Result<tar::Header> {
+    Ok(parse(spool, rec)?.header)
+}
+
 fn pad(w: &mut impl Write, len: u64) -> io::Result<()> {
     let rem = (len % BLOCK as u64) as usize;
     if rem != 0 {

@@ -130,7 +130,12 @@ pub fn read(fs: &dyn Fs, warnings: &mut Vec<String>) -> Result<Vec<Package>, Str
             arch,
             state,
             essential: f.get("Essential") == Some("yes"),
+            protected: f.get("Protected") == Some("yes"),
             depends,
+            recommends: ["Recommends", "Suggests"]
+                .iter()
+                .flat_map(|k| f.get(k).map(parse_dpkg).unwrap_or_default())
+                .collect(),
             provides,
             files,
         });

@@ -8,6 +8,7 @@ pub mod apk;
 pub mod dpkg;
 pub mod image;
 pub mod relation;
+pub mod remove;
 
 use crate::deps::fs::{Fs, Stat, join_rel, resolve};
 use crate::layer::overlay::parent;
@@ -44,8 +45,14 @@ pub struct Package {
     pub state: String,
     /// dpkg's `Essential: yes`.
     pub essential: bool,
+    /// dpkg's `Protected: yes`.
+    pub protected: bool,
     /// `Pre-Depends` and `Depends` (apk: `D:`): groups, each needing one alternative.
     pub depends: Vec<Vec<Relation>>,
+    /// `Recommends` and `Suggests` (apt's autoremove keeps what a kept package
+    /// recommends or suggests: `APT::AutoRemove::RecommendsImportant` and
+    /// `SuggestsImportant` are both true by default).
+    pub recommends: Vec<Vec<Relation>>,
     /// What it provides: names, with a version when it gives one (`Provides: foo (= 1)`).
     pub provides: Vec<Relation>,
     /// The paths it installed (normalised), folders included.

@@ -11,6 +11,7 @@ use crate::deps::fs::Fs;
 use crate::deps::loader::ElfCache;
 use crate::error::Result;
 use crate::layer::overlay::Tree;
+use crate::packages::remove::Removal;
 use globset::GlobSet;
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -23,6 +24,16 @@ pub(crate) const MAX_RULES: usize = 128;
 
 /// Every deleted path (parents before children) and the index of the rule deleting it.
 pub type Deletions = Vec<(Vec<u8>, usize)>;
+
+/// What a policy decided for an image.
+pub struct Decided {
+    /// Every deleted path and its rule.
+    pub deleted: Deletions,
+    /// What closure mode kept, when asked.
+    pub closure: Option<ClosureReport>,
+    /// The package removal, when asked: its files to rewrite and its report.
+    pub removal: Option<Removal>,
+}
 
 /// A rule, as reports name it.
 #[derive(Clone, Debug)]
@@ -47,8 +58,14 @@ pub struct PolicySet {
     pub(super) keep: GlobSet,
     /// Globs that can never match, found while loading.
     pub warnings: Vec<String>,
-    /// Closure mode (the last rule is then [`super::CLOSURE_RULE`]).
+    /// Closure mode.
     pub closure: Option<ClosureOptions>,
+    /// The index of the rule closure mode deletes by.
+    pub(super) closure_rule: Option<usize>,
+    /// `[packages] remove`.
+    pub packages: Option<crate::packages::remove::RemovalOptions>,
+    /// The index of the rule package removal deletes by.
+    pub(super) packages_rule: Option<usize>,
     /// Libraries opened by name at run time, for the guard and the closure.
     pub libraries: Vec<String>,
 }
@@ -107,6 +124,9 @@ impl PolicySet {
             keep: GlobSet::empty(),
             warnings: Vec::new(),
             closure: None,
+            closure_rule: None,
+            packages: None,
+            packages_rule: None,
             libraries: Vec::new(),
         }
     }
@@ -130,21 +150,36 @@ impl PolicySet {
         fs: &dyn Fs,
         config: &serde_json::Value,
         elf: &ElfCache,
-    ) -> Result<(Deletions, Option<ClosureReport>)> {
+    ) -> Result<Decided> {
+        let removal = self
+            .packages
+            .as_ref()
+            .map(|p| crate::packages::remove::plan(fs, p))
+            .transpose()?;
         let closure = self
             .closure
             .as_ref()
             .map(|c| crate::deps::closure::compute(fs, config, c, elf));
-        let deleted = self.decide(tree, closure.as_ref())?;
-        Ok((deleted, closure.map(|c| c.report)))
+        let deleted = self.decide(tree, closure.as_ref(), removal.as_ref())?;
+        Ok(Decided {
+            deleted,
+            closure: closure.map(|c| c.report),
+            removal,
+        })
     }
 
     /// Decides for every path of `tree`; returns the deleted paths (every one, parents
     /// before children) with the rule that deletes each. With closure mode, `closure`
     /// is what it keeps: a path no glob rule deletes and the closure does not keep goes
     /// by the closure rule (the global `[keep]` globs still win).
-    pub fn decide(&self, tree: &Tree, closure: Option<&Closure>) -> Result<Deletions> {
+    pub fn decide(
+        &self,
+        tree: &Tree,
+        closure: Option<&Closure>,
+        removal: Option<&Removal>,
+    ) -> Result<Deletions> {
         let closure = closure.filter(|_| self.closure.is_some());
+        let removal = removal.filter(|_| self.packages.is_some());
         if self.rules.is_empty() {
             return Ok(Vec::new());
         }
@@ -214,16 +249,23 @@ impl PolicySet {
         for i in 0..n {
             let m = parent_of[i].map_or(0, |j| matched[j]) | own[i].delete;
             matched[i] = m;
-            if (m == 0 && closure.is_none()) || kept_global[i] || shield_global[i] {
+            if (m == 0 && closure.is_none() && removal.is_none())
+                || kept_global[i]
+                || shield_global[i]
+            {
                 continue;
             }
             let live = m & !(kept_rules[i] | shield_rules[i]);
             if live != 0 {
                 out.push((paths[i].clone(), live.trailing_zeros() as usize));
-            } else if let Some(c) = closure
+            } else if let (Some(r), Some(rule)) = (removal, self.packages_rule)
+                && r.delete.contains(paths[i].as_slice())
+            {
+                out.push((paths[i].clone(), rule));
+            } else if let (Some(c), Some(rule)) = (closure, self.closure_rule)
                 && !c.keeps(paths[i])
             {
-                out.push((paths[i].clone(), self.rules.len() - 1));
+                out.push((paths[i].clone(), rule));
             }
         }
         Ok(out)
@@ -260,7 +302,7 @@ mod tests {
         let mut b = PolicySetBuilder::default();
         b.add(f.to_str().unwrap()).unwrap();
         let set = b.build().unwrap();
-        set.decide(&tree(paths), None)
+        set.decide(&tree(paths), None, None)
             .unwrap()
             .into_iter()
             .map(|(p, r)| format!("{}:{}", String::from_utf8(p).unwrap(), set.rules[r].id))
@@ -309,7 +351,7 @@ mod tests {
             report: Default::default(),
         };
         let got: Vec<String> = set
-            .decide(&t, Some(&closure))
+            .decide(&t, Some(&closure), None)
             .unwrap()
             .into_iter()
             .map(|(p, r)| format!("{}:{}", String::from_utf8(p).unwrap(), set.rules[r].id))
@@ -323,7 +365,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            set.decide(&t, None).unwrap().len(),
+            set.decide(&t, None, None).unwrap().len(),
             1,
             "without the computed closure only the glob rule deletes"
         );

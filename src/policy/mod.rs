@@ -16,6 +16,9 @@
 //! presets = ["default", "tzdata"]     # runtime presets (deps::closure::PRESETS)
 //! [runtime]
 //! libraries = ["libfoo.so.1"]         # opened by name at run time (dlopen)
+//! [packages]
+//! remove = ["build-essential", "*-dev"]   # dpkg packages, by name glob (packages::remove)
+//! autoremove = true                   # and what only they needed
 //! ```
 //! Paths are relative to the image root (a leading `/` is accepted and ignored); `*`
 //! stays inside one path component and `**` crosses them; a matched directory takes its
@@ -54,6 +57,9 @@ pub const BUILTIN: &[(&str, &str)] = &[
 /// The rule closure mode deletes by, last in a policy set's rules.
 pub const CLOSURE_RULE: &str = "closure";
 
+/// The rule package removal deletes by.
+pub const PACKAGES_RULE: &str = "packages";
+
 /// The preset name that stands for [`DEFAULT_PRESETS`] in `[closure] presets`.
 pub const DEFAULT_PRESET_NAME: &str = "default";
 
@@ -71,6 +77,16 @@ struct PolicyFile {
     keep: Option<KeepFile>,
     closure: Option<ClosureFile>,
     runtime: Option<RuntimeFile>,
+    packages: Option<PackagesFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackagesFile {
+    #[serde(default)]
+    remove: Vec<String>,
+    #[serde(default)]
+    autoremove: bool,
 }
 
 #[derive(Deserialize)]
@@ -147,6 +163,8 @@ pub struct PolicySetBuilder {
     /// Closure mode, when a policy has a `[closure]` table: its roots and presets.
     closure: Option<(Vec<String>, BTreeSet<Preset>)>,
     libraries: Vec<String>,
+    /// `[packages] remove` globs and `autoremove`.
+    packages: Option<(Vec<String>, bool)>,
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
@@ -273,6 +291,17 @@ impl PolicySetBuilder {
         if let Some(c) = parsed.closure {
             self.add_closure(&file, &text, c)?;
         }
+        if let Some(p) = parsed.packages {
+            for g in &p.remove {
+                if let Err(e) = globset::Glob::new(g) {
+                    let line = line_of(&text, &format!("\"{g}\""));
+                    return Err(policy_error(&file, line, "[packages]", g, e));
+                }
+            }
+            let (globs, auto) = self.packages.get_or_insert_with(Default::default);
+            globs.extend(p.remove);
+            *auto |= p.autoremove;
+        }
         for l in parsed.runtime.map(|r| r.libraries).unwrap_or_default() {
             if l.is_empty() || l.contains('/') {
                 let line = line_of(&text, &format!("\"{l}\""));
@@ -359,6 +388,11 @@ impl PolicySetBuilder {
         self.closure.as_ref().map(|(r, p)| (r.as_slice(), p))
     }
 
+    /// `[packages] remove` globs and `autoremove`, when a policy removes packages.
+    pub fn packages(&self) -> Option<(&[String], bool)> {
+        self.packages.as_ref().map(|(g, a)| (g.as_slice(), *a))
+    }
+
     /// Libraries opened by name at run time (`[runtime] libraries`).
     pub fn libraries(&self) -> &[String] {
         &self.libraries
@@ -367,7 +401,8 @@ impl PolicySetBuilder {
     /// Compiles the globs; more rules than can be applied at once are refused here,
     /// by `policy check` and before any image byte is read.
     pub fn build(&self) -> Result<PolicySet> {
-        let rules = self.rules.len() + self.closure.is_some() as usize;
+        let rules =
+            self.rules.len() + self.closure.is_some() as usize + self.packages.is_some() as usize;
         if rules > matcher::MAX_RULES {
             return Err(Error::Usage(format!(
                 "policy {}: {} rules; at most {} can be applied at once",
@@ -414,6 +449,31 @@ impl PolicySetBuilder {
                 reason: r.reason.clone(),
             })
             .collect();
+        let packages = match &self.packages {
+            Some((globs, autoremove)) => {
+                rules.push(Rule {
+                    id: PACKAGES_RULE.into(),
+                    reason: "files only the removed packages own, and their database entries"
+                        .into(),
+                });
+                let mut b = GlobSetBuilder::new();
+                for g in globs {
+                    b.add(
+                        globset::Glob::new(g)
+                            .map_err(|e| policy_error("", 0, "[packages]", g, e))?,
+                    );
+                }
+                Some(crate::packages::remove::RemovalOptions {
+                    patterns: globs.clone(),
+                    set: b
+                        .build()
+                        .map_err(|e| policy_error("", 0, "[packages]", "", e))?,
+                    autoremove: *autoremove,
+                })
+            }
+            None => None,
+        };
+        let packages_rule = packages.as_ref().map(|_| rules.len() - 1);
         let closure = match &self.closure {
             Some((roots, presets)) => {
                 rules.push(Rule {
@@ -431,9 +491,13 @@ impl PolicySetBuilder {
             }
             None => None,
         };
+        let closure_rule = closure.as_ref().map(|_| rules.len() - 1);
         Ok(PolicySet {
             names,
             closure,
+            closure_rule,
+            packages,
+            packages_rule,
             libraries: self.libraries.clone(),
             rules,
             delete,
@@ -574,6 +638,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("app.toml:2") && err.contains("a["), "{err}");
+    }
+
+    #[test]
+    fn packages_tables_add_a_rule_and_bad_globs_name_the_line() {
+        let b = load("[packages]\nremove = [\"gcc-*\", \"make\"]\nautoremove = true\n").unwrap();
+        let set = b.build().unwrap();
+        assert_eq!(set.rules().last().unwrap().id, PACKAGES_RULE);
+        let p = set.packages.as_ref().unwrap();
+        assert!(p.autoremove && p.set.is_match("gcc-12") && !p.set.is_match("libgcc-s1"));
+        let both = load("extends = [\"closure\"]\n[packages]\nremove = [\"x\"]\n")
+            .unwrap()
+            .build()
+            .unwrap();
+        let ids: Vec<&str> = both.rules().iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, [PACKAGES_RULE, CLOSURE_RULE]);
+        let err = load("\n[packages]\nremove = [\"gcc[\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("app.toml:3") && err.contains("gcc["), "{err}");
     }
 
     #[test]

@@ -60,6 +60,13 @@ pub fn show(name: &str, b: &PolicySetBuilder) -> String {
         let names: Vec<&str> = presets.iter().map(|p| p.name()).collect();
         o += &format!("  presets {}\n", names.join(", "));
     }
+    if let Some((globs, autoremove)) = b.packages() {
+        o += &format!(
+            "[packages] remove {}{}\n",
+            globs.join(", "),
+            if autoremove { " (and autoremove)" } else { "" }
+        );
+    }
     if !b.libraries().is_empty() {
         o += &format!("[runtime] libraries {}\n", b.libraries().join(", "));
     }

@@ -196,3 +196,226 @@ fn packages_reads_an_apk_database() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no package database"), "{err}");
 }
+
+/// A .deb of one file and no dependencies, built by dpkg-deb on the host.
+fn small_deb(work: &std::path::Path) -> std::path::PathBuf {
+    let root = work.join("deb");
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(root.join("usr/share/ocislim-hello")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        "Package: ocislim-hello\nVersion: 1.0\nArchitecture: all\nMaintainer: ocislim tests <tests@ocislim.invalid>\nDescription: a test package\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("usr/share/ocislim-hello/hello"), "hello\n").unwrap();
+    let deb = work.join("ocislim-hello.deb");
+    run(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&root)
+        .arg(&deb));
+    deb
+}
+
+/// The installed packages of an unpacked root, by dpkg-query in a chroot.
+fn installed(root: &std::path::Path) -> Vec<String> {
+    let out = run(Command::new("chroot").arg(root).args([
+        "dpkg-query",
+        "-W",
+        "-f",
+        "${db:Status-Status} ${Package}\n",
+    ]));
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("installed "))
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every path under `prefixes` of an unpacked root.
+fn paths_under(root: &std::path::Path, prefixes: &[&str]) -> Vec<String> {
+    let mut v = Vec::new();
+    for p in prefixes {
+        let out = Command::new("find").arg(root.join(p)).output().unwrap();
+        v.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| l.strip_prefix(root.to_str().unwrap()).unwrap().to_string()),
+        );
+    }
+    v.sort();
+    v
+}
+
+/// Slims the layout `dir` with a `[packages]` table and compares with apt doing the
+/// same removal (`apt-get purge` of the packages ocislim reports, then `apt-get
+/// autoremove --purge`) in a chroot of `rootfs`: the same installed packages, the same
+/// paths under /usr, /etc/alternatives and dpkg's folders. Returns the report and the
+/// output layout.
+fn remove_like_apt(
+    work: &std::path::Path,
+    dir: &std::path::Path,
+    rootfs: &std::path::Path,
+    table: &str,
+) -> (Value, std::path::PathBuf) {
+    let policy = work.join("packages.toml");
+    std::fs::write(&policy, table).unwrap();
+    let out = work.join("slim");
+    let _ = std::fs::remove_dir_all(&out);
+    let report = work.join("report.json");
+    run(ocislim()
+        .args(["squash", "--policy"])
+        .arg(&policy)
+        .arg(dir)
+        .arg("-o")
+        .arg(format!("oci:{}:slim", out.display()))
+        .arg("--report")
+        .arg(&report));
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(
+        r["check"]["broken_by_policy"],
+        serde_json::json!([]),
+        "{:#}",
+        r["check"]
+    );
+    let names = |k: &str| -> Vec<String> {
+        r["packages"][k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect()
+    };
+    eprintln!(
+        "{table:?}: {} -> {} tar bytes; removed {:?}, autoremoved {}",
+        r["before"]["uncompressed"],
+        r["after"]["uncompressed"],
+        names("removed"),
+        names("autoremoved").len()
+    );
+    let apt_root = work.join("apt-root");
+    let _ = std::fs::remove_dir_all(&apt_root);
+    std::fs::create_dir(&apt_root).unwrap();
+    run(Command::new("tar")
+        .args(["--numeric-owner", "-xpf"])
+        .arg(rootfs)
+        .arg("-C")
+        .arg(&apt_root));
+    let apt = |args: &str| {
+        run(Command::new("chroot").arg(&apt_root).args([
+            "sh",
+            "-c",
+            &format!("DEBIAN_FRONTEND=noninteractive {args}"),
+        ]))
+    };
+    apt(&format!(
+        "apt-get purge -y -q {}",
+        names("removed").join(" ")
+    ));
+    if table.contains("autoremove = true") {
+        apt("apt-get autoremove --purge -y -q");
+    }
+    let root = work.join(format!("bundle-{}", names("removed").len()));
+    let _ = std::fs::remove_dir_all(&root);
+    let ours = umoci_unpack(&out, "slim", &root);
+    assert_eq!(installed(&ours), installed(&apt_root));
+    let compare = [
+        "usr",
+        "etc/alternatives",
+        "var/lib/dpkg/alternatives",
+        "var/lib/dpkg/info",
+    ];
+    let (a, b) = (
+        paths_under(&apt_root, &compare),
+        paths_under(&ours, &compare),
+    );
+    assert!(
+        a == b,
+        "paths differ from apt's (- apt, + ocislim):\n{}",
+        diff(&a.join("\n"), &b.join("\n"))
+    );
+    (r, out)
+}
+
+/// Package removal on the toolchain image, judged by apt itself (see
+/// [`remove_like_apt`]): `build-essential` with autoremove (apt keeps the compilers:
+/// `apt` suggests `dpkg-dev`, which reaches them, and apt counts suggestions), then the
+/// whole toolchain by globs. The slimmed image passes `dpkg --audit`, `dpkg --verify`
+/// and `apt-get check` and installs a .deb with `apt-get install`, under Docker. A
+/// removal a kept package would miss is refused with the chain.
+#[test]
+fn removing_the_toolchain_leaves_what_apt_purge_and_autoremove_leave() {
+    let w = scratch();
+    let toolchain = std::path::PathBuf::from(std::env::var_os("OCISLIM_DEBIAN_TOOLCHAIN").expect(
+        "OCISLIM_DEBIAN_TOOLCHAIN is set by scripts/test (scripts/debian-rootfs toolchain builds it)",
+    ));
+    let dir = w.path().join("img");
+    Spec::parse("tag tc:1\nconfig Entrypoint=[\"/bin/sh\",\"-c\",\"echo runs\"]\nlayer\n")
+        .write_layout_of(&dir, vec![std::fs::read(&toolchain).unwrap()], true);
+    let (r, _) = remove_like_apt(
+        w.path(),
+        &dir,
+        &toolchain,
+        "[packages]\nremove = [\"build-essential\"]\nautoremove = true\n",
+    );
+    assert_eq!(r["packages"]["autoremoved"].as_array().unwrap().len(), 3);
+    let (r, out) = remove_like_apt(
+        w.path(),
+        &dir,
+        &toolchain,
+        concat!(
+            "[packages]\nremove = [\"build-essential\", \"dpkg-dev\", \"libdpkg-perl\", \"gcc\", \"gcc-12\", ",
+            "\"g++*\", \"cpp*\", \"make\", \"patch\", \"*-dev\", \"binutils*\", \"libc-dev-bin\"]\n",
+            "autoremove = true\n",
+        ),
+    );
+    let (before, after) = (
+        r["before"]["uncompressed"].as_u64().unwrap(),
+        r["after"]["uncompressed"].as_u64().unwrap(),
+    );
+    assert!(after * 2 < before, "{before} -> {after}");
+    // Under Docker: dpkg and apt find nothing wrong, and a package still installs.
+    let deb = small_deb(w.path());
+    let tag = "ocislim-test/toolchain:slim";
+    let archive = w.path().join("slim.tar");
+    run(ocislim()
+        .args(["convert"])
+        .arg(format!("oci:{}:slim", out.display()))
+        .arg("-o")
+        .arg(format!("docker-archive:{}:{tag}", archive.display())));
+    run(docker().arg("load").arg("-i").arg(&archive));
+    let ran = run(docker()
+        .args(["run", "--rm", "--network", "none", "-v"])
+        .arg(format!("{}:/deb/hello.deb:ro", deb.display()))
+        .args([
+            "--entrypoint",
+            "sh",
+            tag,
+            "-ec",
+            // dpkg --audit and --verify print what they find on stdout (and exit 1).
+            "dpkg --audit; dpkg --verify; apt-get check -qq; apt-get install -y -qq /deb/hello.deb >/dev/null; cat /usr/share/ocislim-hello/hello; dpkg-query -W -f '${Status}\\n' ocislim-hello",
+        ]));
+    run(docker().args(["rmi", tag]));
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        stdout == "hello\ninstall ok installed\n",
+        "{stdout}{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+
+    // libc6-dev alone: build-essential and the compilers still need it.
+    let policy = w.path().join("libc6-dev.toml");
+    std::fs::write(&policy, "[packages]\nremove = [\"libc6-dev\"]\n").unwrap();
+    let (code, err) = run_fail(
+        ocislim()
+            .args(["squash", "--dry-run", "--policy"])
+            .arg(&policy)
+            .arg(&dir),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("libc6-dev is needed by") && err.contains("build-essential"),
+        "{err}"
+    );
+}

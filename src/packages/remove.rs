@@ -1,0 +1,583 @@
+//! Removing dpkg packages from an image the way `apt-get purge` and `apt-get autoremove
+//! --purge` would leave it, without running anything in it:
+//!
+//! - the packages named by the policy's `[packages] remove` globs, and with
+//!   `autoremove = true` the automatically installed ones (apt's
+//!   `/var/lib/apt/extended_states`, `Auto-Installed: 1`) that no kept package reaches
+//!   through `Pre-Depends`, `Depends`, `Recommends` or `Suggests` (apt's defaults,
+//!   `APT::AutoRemove::RecommendsImportant` and `SuggestsImportant`);
+//! - refused (exit 2, nothing written) when a kept package would lose a dependency
+//!   (a `Pre-Depends`/`Depends` group no kept package satisfies), naming the chain of
+//!   kept packages that need it; an essential or protected package is refused too, as
+//!   dpkg refuses it, and so is one that diverts files (its `postrm` moves them back);
+//! - the files only removed packages list (a file or folder a kept package lists
+//!   stays; a folder goes only when nothing is left in it), their `info/PKG.*` files,
+//!   their status stanzas (every other stanza kept byte for byte), their
+//!   `extended_states` stanzas and trigger interests, and the alternatives whose
+//!   choices they held, as `update-alternatives --remove` in their `prerm` would leave
+//!   them (the link re-pointed to the best remaining choice, or removed with its
+//!   admin file when none remains).
+
+use super::dpkg::{self, STATUS, stanzas};
+use super::{Database, Manager, Package, locate, read_text, satisfies};
+use crate::deps::fs::{Fs, Stat, join_rel, normalise};
+use crate::error::{Error, Result};
+use crate::layer::synth::{Content, Rewrite};
+use globset::GlobSet;
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// apt's record of automatically installed packages.
+pub const EXTENDED_STATES: &[u8] = b"var/lib/apt/extended_states";
+/// update-alternatives' admin folder.
+pub const ALTERNATIVES: &[u8] = b"var/lib/dpkg/alternatives";
+/// dpkg's trigger interest folder.
+pub const TRIGGERS: &[u8] = b"var/lib/dpkg/triggers";
+
+/// What to remove, as the policy says it.
+#[derive(Clone, Debug, Default)]
+pub struct RemovalOptions {
+    /// Name globs, as written.
+    pub patterns: Vec<String>,
+    /// The same, compiled (a `*` matches any characters).
+    pub set: GlobSet,
+    /// Also remove what only removed packages needed.
+    pub autoremove: bool,
+}
+
+/// What a removal did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RemovalReport {
+    /// Packages the globs named.
+    pub removed: Vec<String>,
+    /// Packages autoremoval added.
+    pub autoremoved: Vec<String>,
+    /// Paths deleted (files, links and emptied folders; database files included).
+    pub paths: usize,
+    /// Alternatives changed or removed.
+    pub alternatives: Vec<String>,
+    /// Globs that named no installed package.
+    pub unmatched: Vec<String>,
+}
+
+/// A planned removal.
+#[derive(Clone, Debug, Default)]
+pub struct Removal {
+    /// Every path to delete.
+    pub delete: HashSet<Vec<u8>>,
+    /// Files and links to rewrite, sorted by path.
+    pub rewrites: Vec<Rewrite>,
+    /// The report.
+    pub report: RemovalReport,
+}
+
+fn refuse(why: String) -> Error {
+    Error::Usage(format!("[packages] remove: {why}"))
+}
+
+/// Plans the removal `opts` asks of the image `fs`.
+pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
+    let db = super::read(fs)
+        .map_err(|e| Error::corrupt("package database", e))?
+        .ok_or_else(|| refuse("the image has no package database".into()))?;
+    if db.manager != Manager::Dpkg {
+        return Err(refuse(
+            "only dpkg databases can have packages removed so far (this image uses apk)".into(),
+        ));
+    }
+    let installed: Vec<&Package> = db
+        .packages
+        .iter()
+        .filter(|p| p.state == "installed")
+        .collect();
+    let mut removed: BTreeSet<&str> = installed
+        .iter()
+        .filter(|p| opts.set.is_match(&p.name))
+        .map(|p| p.name.as_str())
+        .collect();
+    let mut report = RemovalReport {
+        removed: removed.iter().map(|s| s.to_string()).collect(),
+        unmatched: opts
+            .patterns
+            .iter()
+            .filter(|g| {
+                let one = globset::Glob::new(g).map(|g| g.compile_matcher());
+                !installed
+                    .iter()
+                    .any(|p| one.as_ref().is_ok_and(|m| m.is_match(&p.name)))
+            })
+            .cloned()
+            .collect(),
+        ..RemovalReport::default()
+    };
+    for p in installed
+        .iter()
+        .filter(|p| removed.contains(p.name.as_str()))
+    {
+        if p.essential || p.protected {
+            return Err(refuse(format!(
+                "{} is {}: dpkg refuses to remove it",
+                p.name,
+                if p.essential {
+                    "essential"
+                } else {
+                    "protected"
+                }
+            )));
+        }
+    }
+    if opts.autoremove {
+        let auto = auto_installed(fs)?;
+        let kept = reachable(&installed, &removed, &auto);
+        let extra: Vec<&str> = installed
+            .iter()
+            .map(|p| p.name.as_str())
+            .filter(|n| !removed.contains(n) && !kept.contains(n))
+            .collect();
+        report.autoremoved = extra.iter().map(|s| s.to_string()).collect();
+        removed.extend(extra);
+    }
+    check_dependencies(&installed, &removed)?;
+    check_diversions(fs, &removed)?;
+    let mut r = Removal {
+        report,
+        ..Removal::default()
+    };
+    files(fs, &db, &removed, &mut r);
+    database(fs, &db, &removed, &mut r)?;
+    alternatives(fs, &mut r)?;
+    r.rewrites.sort_by(|a, b| a.path.cmp(&b.path));
+    r.report.paths = r.delete.len();
+    Ok(r)
+}
+
+/// apt's automatically installed packages.
+fn auto_installed(fs: &dyn Fs) -> Result<HashSet<String>> {
+    let text = read_text(fs, EXTENDED_STATES)
+        .map_err(|e| Error::corrupt("package database", e))?
+        .unwrap_or_default();
+    let st = stanzas(&text).map_err(|e| Error::corrupt("/var/lib/apt/extended_states", e))?;
+    Ok(st
+        .iter()
+        .filter(|s| s.fields.get("Auto-Installed") == Some("1"))
+        .filter_map(|s| s.fields.get("Package").map(String::from))
+        .collect())
+}
+
+/// What apt's autoremove keeps: from every kept package that is manually installed,
+/// essential or protected, what its `Pre-Depends`, `Depends`, `Recommends` and
+/// `Suggests` reach
+/// (every installed package satisfying a relation), removed packages left out.
+fn reachable<'a>(
+    installed: &[&'a Package],
+    removed: &BTreeSet<&str>,
+    auto: &HashSet<String>,
+) -> HashSet<&'a str> {
+    let mut marked: HashSet<&str> = HashSet::new();
+    let mut todo: Vec<&Package> = installed
+        .iter()
+        .filter(|p| !removed.contains(p.name.as_str()))
+        .filter(|p| !auto.contains(&p.name) || p.essential || p.protected)
+        .copied()
+        .collect();
+    while let Some(p) = todo.pop() {
+        if !marked.insert(&p.name) {
+            continue;
+        }
+        for r in p.depends.iter().chain(&p.recommends).flatten() {
+            for q in installed {
+                if !removed.contains(q.name.as_str())
+                    && !marked.contains(q.name.as_str())
+                    && satisfies(q, r)
+                {
+                    todo.push(q);
+                }
+            }
+        }
+    }
+    marked
+}
+
+/// Refuses a removal that leaves a kept package's dependency unsatisfied.
+fn check_dependencies(installed: &[&Package], removed: &BTreeSet<&str>) -> Result<()> {
+    let kept: Vec<&Package> = installed
+        .iter()
+        .filter(|p| !removed.contains(p.name.as_str()))
+        .copied()
+        .collect();
+    // Kept packages that need each kept package (for the chain in the message).
+    let db = Database {
+        packages: kept.iter().map(|p| (*p).clone()).collect(),
+        ..Database::default()
+    };
+    let needs = super::needed_by(&db);
+    for q in &kept {
+        for group in &q.depends {
+            let before = installed
+                .iter()
+                .any(|p| group.iter().any(|r| satisfies(p, r)));
+            let after = kept.iter().any(|p| group.iter().any(|r| satisfies(p, r)));
+            if before && !after {
+                let lost: Vec<&str> = installed
+                    .iter()
+                    .filter(|p| group.iter().any(|r| satisfies(p, r)))
+                    .map(|p| p.name.as_str())
+                    .collect();
+                let mut chain = vec![format!(
+                    "{} is needed by {} (Depends: {})",
+                    lost.join(" | "),
+                    q.name,
+                    group
+                        .iter()
+                        .map(|r| r.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                )];
+                let mut at: &str = &q.name;
+                let mut seen = HashSet::from([at]);
+                while let Some(next) = needs.get(at).and_then(|v| v.first()) {
+                    if !seen.insert(next) || chain.len() > 8 {
+                        break;
+                    }
+                    chain.push(format!("which is needed by {next}"));
+                    at = next;
+                }
+                return Err(refuse(format!(
+                    "the removal would break a kept package: {}; remove those too or keep {}",
+                    chain.join(", "),
+                    lost.join(" | ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses to remove a package that diverts files: its `postrm` would move them back.
+fn check_diversions(fs: &dyn Fs, removed: &BTreeSet<&str>) -> Result<()> {
+    let text = read_text(fs, dpkg::DIVERSIONS)
+        .map_err(|e| Error::corrupt("package database", e))?
+        .unwrap_or_default();
+    for d in dpkg::diversions(&text) {
+        if let Some(by) = d.by.as_deref().filter(|b| removed.contains(b)) {
+            return Err(refuse(format!(
+                "{by} diverts /{} (to /{}); removing a diverting package is not supported",
+                crate::layer::path::escape(&d.from),
+                crate::layer::path::escape(&d.to)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The files only removed packages list; folders when nothing else is left in them.
+fn files(fs: &dyn Fs, db: &Database, removed: &BTreeSet<&str>, r: &mut Removal) {
+    let mut kept_paths: HashSet<Vec<u8>> = HashSet::new();
+    let mut candidates: BTreeSet<Vec<u8>> = BTreeSet::new();
+    for p in &db.packages {
+        let gone = p.state == "installed" && removed.contains(p.name.as_str());
+        for f in &p.files {
+            let Some(at) = locate(fs, f) else { continue };
+            if gone {
+                candidates.insert(at);
+            } else {
+                kept_paths.insert(at);
+            }
+        }
+    }
+    let mut dirs: Vec<Vec<u8>> = Vec::new();
+    for c in candidates.into_iter().filter(|c| !kept_paths.contains(c)) {
+        if matches!(fs.stat(&c), Some(Stat::Dir)) {
+            dirs.push(c);
+        } else {
+            r.delete.insert(c);
+        }
+    }
+    // Deepest first, so a folder whose subfolders went is empty when it is judged.
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.iter().filter(|&&b| b == b'/').count()));
+    for d in dirs {
+        if fs.under(&d).iter().all(|q| r.delete.contains(q)) {
+            r.delete.insert(d);
+        }
+    }
+}
+
+/// The removed packages' info files, status and extended_states stanzas, and trigger
+/// interests.
+fn database(fs: &dyn Fs, db: &Database, removed: &BTreeSet<&str>, r: &mut Removal) -> Result<()> {
+    let corrupt = |e: String| Error::corrupt("package database", e);
+    let arch_of: HashMap<&str, &str> = db
+        .packages
+        .iter()
+        .map(|p| (p.name.as_str(), p.arch.as_str()))
+        .collect();
+    for q in fs.under(dpkg::INFO) {
+        let name = &q[dpkg::INFO.len() + 1..];
+        let owner = name
+            .iter()
+            .position(|&b| b == b'.' || b == b':')
+            .map(|i| &name[..i]);
+        if let Some(owner) = owner.and_then(|o| std::str::from_utf8(o).ok())
+            && removed.contains(owner)
+            && !name.contains(&b'/')
+        {
+            let rest = &name[owner.len()..];
+            let arch = arch_of.get(owner).copied().unwrap_or_default();
+            if rest.starts_with(b".") || rest.starts_with(format!(":{arch}.").as_bytes()) {
+                r.delete.insert(q);
+            }
+        }
+    }
+    for (file, key) in [(STATUS, "Package"), (EXTENDED_STATES, "Package")] {
+        let Some(text) = read_text(fs, file).map_err(corrupt)? else {
+            continue;
+        };
+        let st = stanzas(&text).map_err(corrupt)?;
+        let mut out = String::new();
+        let mut changed = false;
+        for s in &st {
+            if s.fields.get(key).is_some_and(|n| removed.contains(n)) {
+                changed = true;
+                continue;
+            }
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&text[s.range.0..s.range.1]);
+        }
+        // dpkg ends the status file with the blank line after its last stanza; apt's
+        // extended_states ends the same way.
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        if changed {
+            let at = crate::deps::fs::resolve(fs, file).unwrap_or_else(|| file.to_vec());
+            r.rewrites.push(Rewrite {
+                path: at.clone(),
+                content: Content::File(out.into_bytes()),
+                like: at,
+            });
+        }
+    }
+    triggers(fs, removed, r).map_err(corrupt)
+}
+
+/// Trigger interests: `triggers/File` lines are `PATH PACKAGE[/noawait]`, other files
+/// under `triggers/` list interested packages one per line; a file left with no
+/// interest is removed (as dpkg removes it).
+fn triggers(
+    fs: &dyn Fs,
+    removed: &BTreeSet<&str>,
+    r: &mut Removal,
+) -> std::result::Result<(), String> {
+    for q in fs.under(TRIGGERS) {
+        let name = &q[TRIGGERS.len() + 1..];
+        if matches!(name, b"Lock" | b"Unincorp") || name.contains(&b'/') {
+            continue;
+        }
+        let Some(text) = read_text(fs, &q)? else {
+            continue;
+        };
+        let owner = |l: &str| -> String {
+            let w = if name == b"File" {
+                l.split_whitespace().nth(1).unwrap_or_default()
+            } else {
+                l.split_whitespace().next().unwrap_or_default()
+            };
+            w.split(['/', ':']).next().unwrap_or_default().to_string()
+        };
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| !removed.contains(owner(l).as_str()))
+            .collect();
+        if kept.len() == text.lines().count() {
+            continue;
+        }
+        if kept.is_empty() && name != b"File" {
+            r.delete.insert(q);
+        } else {
+            let mut out = kept.join("\n");
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            r.rewrites.push(Rewrite {
+                path: q.clone(),
+                content: Content::File(out.into_bytes()),
+                like: q,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One alternative's admin file (update-alternatives(1), "FILES"): the mode, the link,
+/// the slaves (name, link), then each choice: its path, priority and one path per slave
+/// (empty when it has none).
+struct Alternative {
+    mode: String,
+    link: String,
+    slaves: Vec<(String, String)>,
+    choices: Vec<Choice>,
+}
+
+struct Choice {
+    path: String,
+    priority: i64,
+    slaves: Vec<String>,
+}
+
+fn parse_alternative(text: &str) -> Option<Alternative> {
+    let mut lines = text.lines();
+    let mode = lines.next()?.to_string();
+    let link = lines.next()?.to_string();
+    let mut slaves = Vec::new();
+    loop {
+        let name = lines.next()?;
+        if name.is_empty() {
+            break;
+        }
+        slaves.push((name.to_string(), lines.next()?.to_string()));
+    }
+    let mut choices = Vec::new();
+    loop {
+        let path = lines.next()?;
+        if path.is_empty() {
+            break;
+        }
+        let priority = lines.next()?.trim().parse().ok()?;
+        let s = (0..slaves.len())
+            .map(|_| lines.next().map(String::from))
+            .collect::<Option<Vec<_>>>()?;
+        choices.push(Choice {
+            path: path.to_string(),
+            priority,
+            slaves: s,
+        });
+    }
+    Some(Alternative {
+        mode,
+        link,
+        slaves,
+        choices,
+    })
+}
+
+fn write_alternative(a: &Alternative) -> String {
+    let mut o = format!("{}\n{}\n", a.mode, a.link);
+    for (n, l) in &a.slaves {
+        o += &format!("{n}\n{l}\n");
+    }
+    o += "\n";
+    for c in &a.choices {
+        o += &format!("{}\n{}\n", c.path, c.priority);
+        for s in &c.slaves {
+            o += &format!("{s}\n");
+        }
+    }
+    o += "\n";
+    o
+}
+
+/// Alternatives whose choices are being deleted: pointed at the best choice left (auto
+/// mode, or a manual choice that went), or removed with their links.
+fn alternatives(fs: &dyn Fs, r: &mut Removal) -> Result<()> {
+    let gone = |p: &str, r: &Removal| {
+        let n = normalise(p.as_bytes());
+        locate(fs, &n).is_none_or(|at| r.delete.contains(&at))
+    };
+    for admin in fs.under(ALTERNATIVES) {
+        let name = String::from_utf8_lossy(&admin[ALTERNATIVES.len() + 1..]).into_owned();
+        if name.contains('/') {
+            continue;
+        }
+        let Some(text) = read_text(fs, &admin).map_err(|e| Error::corrupt("alternatives", e))?
+        else {
+            continue;
+        };
+        let Some(mut a) = parse_alternative(&text) else {
+            continue;
+        };
+        let before = a.choices.len();
+        a.choices.retain(|c| !gone(&c.path, r));
+        if a.choices.len() == before {
+            continue;
+        }
+        r.report.alternatives.push(name.clone());
+        let etc = |n: &str| join_rel(b"etc/alternatives", n.as_bytes());
+        let mut links: Vec<(Vec<u8>, Vec<u8>, Option<String>)> = Vec::new();
+        // (the /etc/alternatives link, the link that points at it, its new target)
+        let best = a.choices.iter().max_by_key(|c| c.priority);
+        let current = match fs.stat(&etc(&name)) {
+            Some(Stat::Symlink(t)) => Some(String::from_utf8_lossy(&t).into_owned()),
+            _ => None,
+        };
+        let repoint = a.mode == "auto" || current.as_deref().is_none_or(|c| gone(c, r));
+        links.push((
+            etc(&name),
+            normalise(a.link.as_bytes()),
+            best.filter(|_| repoint).map(|c| c.path.clone()),
+        ));
+        for (i, (sname, slink)) in a.slaves.iter().enumerate() {
+            let target = best
+                .filter(|_| repoint)
+                .map(|c| c.slaves[i].clone())
+                .filter(|t| !t.is_empty());
+            links.push((etc(sname), normalise(slink.as_bytes()), target));
+        }
+        if best.is_none() {
+            r.delete.insert(admin.clone());
+        } else {
+            if repoint {
+                a.mode = "auto".into();
+            }
+            r.rewrites.push(Rewrite {
+                path: admin.clone(),
+                content: Content::File(write_alternative(&a).into_bytes()),
+                like: admin.clone(),
+            });
+        }
+        for (alt_link, user_link, target) in links {
+            // Links are registered by the path given then (`/lib/cpp`), which a
+            // merged-usr image holds through a symlinked folder (`usr/lib/cpp`).
+            let (Some(alt_link), user_link) = (locate(fs, &alt_link), locate(fs, &user_link))
+            else {
+                continue;
+            };
+            if !matches!(fs.stat(&alt_link), Some(Stat::Symlink(_))) {
+                continue;
+            }
+            match target {
+                Some(t) if repoint => r.rewrites.push(Rewrite {
+                    path: alt_link.clone(),
+                    content: Content::Symlink(t.into_bytes()),
+                    like: alt_link,
+                }),
+                Some(_) => {}
+                None if best.is_none() || repoint => {
+                    r.delete.insert(alt_link);
+                    if let Some(u) =
+                        user_link.filter(|u| matches!(fs.stat(u), Some(Stat::Symlink(_))))
+                    {
+                        r.delete.insert(u);
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alternatives_round_trip() {
+        let text = "auto\n/usr/bin/cc\ncc.1.gz\n/usr/share/man/man1/cc.1.gz\n\n/usr/bin/gcc\n20\n/usr/share/man/man1/gcc.1.gz\n/usr/bin/clang\n10\n\n\n";
+        let a = parse_alternative(text).unwrap();
+        assert_eq!(a.choices.len(), 2);
+        assert_eq!(a.choices[1].slaves, [""]);
+        assert_eq!(write_alternative(&a), text);
+    }
+}
