@@ -24,7 +24,7 @@ pub fn packages(
                 spec.display()
             ))
         })?;
-    let mut l = list(&fs, &db);
+    let mut l = list(&fs, &db).map_err(|e| Error::corrupt("package database", e))?;
     l.warnings.splice(0..0, m.warnings);
     Ok(l)
 }

@@ -200,41 +200,79 @@ pub fn satisfies(p: &Package, r: &Relation) -> bool {
     })
 }
 
+/// Most installed packages one name may have (by name or `Provides`): real images have
+/// a few; more would make every relation naming it cost that many comparisons.
+pub const MAX_PROVIDERS: usize = 256;
+
+/// Installed packages by the names they answer to (their own and what they provide).
+pub struct Index<'a> {
+    by_name: HashMap<&'a str, Vec<&'a Package>>,
+}
+
+impl<'a> Index<'a> {
+    /// Indexes `packages`; more than [`MAX_PROVIDERS`] for one name is refused.
+    pub fn new(packages: impl IntoIterator<Item = &'a Package>) -> Result<Index<'a>, String> {
+        let mut by_name: HashMap<&str, Vec<&Package>> = HashMap::new();
+        for p in packages {
+            let mut names: Vec<&str> = std::iter::once(p.name.as_str())
+                .chain(p.provides.iter().map(|v| v.name.as_str()))
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            for n in names {
+                let v = by_name.entry(n).or_default();
+                if v.len() == MAX_PROVIDERS {
+                    return Err(format!(
+                        "more than {MAX_PROVIDERS} installed packages are or provide {n:?}"
+                    ));
+                }
+                v.push(p);
+            }
+        }
+        Ok(Index { by_name })
+    }
+
+    /// The indexed packages satisfying `r`.
+    pub fn satisfiers<'b>(&'b self, r: &'b Relation) -> impl Iterator<Item = &'a Package> + 'b {
+        self.by_name
+            .get(r.name.as_str())
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |p| satisfies(p, r))
+    }
+}
+
 /// For each installed package, the installed packages that need it: a package `q`
 /// needs `p` when one of `q`'s `Pre-Depends`/`Depends` groups is satisfied by `p` and
 /// by no other installed package, so removing `p` alone leaves `q` unsatisfied (what
 /// `dpkg --remove` refuses).
-pub fn needed_by(db: &Database) -> HashMap<&str, Vec<&str>> {
+pub fn needed_by(db: &Database) -> Result<HashMap<&str, Vec<&str>>, String> {
     let installed: Vec<&Package> = db
         .packages
         .iter()
         .filter(|p| p.state == "installed")
         .collect();
-    // Candidates by name: the packages named so, and those providing the name.
-    let mut by_name: HashMap<&str, Vec<&Package>> = HashMap::new();
-    for p in &installed {
-        by_name.entry(p.name.as_str()).or_default().push(p);
-        for v in &p.provides {
-            by_name.entry(v.name.as_str()).or_default().push(p);
-        }
-    }
+    let index = Index::new(installed.iter().copied())?;
     let mut out: HashMap<&str, Vec<&str>> = HashMap::new();
     for q in &installed {
         for group in &q.depends {
-            let mut sat: Vec<&str> = group
-                .iter()
-                .flat_map(|r| {
-                    by_name
-                        .get(r.name.as_str())
-                        .into_iter()
-                        .flatten()
-                        .filter(move |p| satisfies(p, r))
-                        .map(|p| p.name.as_str())
-                })
-                .collect();
-            sat.sort_unstable();
-            sat.dedup();
-            if let [only] = sat[..]
+            // Only whether one package alone satisfies it matters: stop at a second.
+            let mut only: Option<&str> = None;
+            let mut more = false;
+            'group: for r in group {
+                for p in index.satisfiers(r) {
+                    match only {
+                        None => only = Some(&p.name),
+                        Some(o) if o != p.name => {
+                            more = true;
+                            break 'group;
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            if let (Some(only), false) = (only, more)
                 && only != q.name
             {
                 out.entry(only).or_default().push(&q.name);
@@ -245,12 +283,12 @@ pub fn needed_by(db: &Database) -> HashMap<&str, Vec<&str>> {
         v.sort_unstable();
         v.dedup();
     }
-    out
+    Ok(out)
 }
 
 /// Lists the packages of `db` against the image `fs`.
-pub fn list(fs: &dyn Fs, db: &Database) -> Listing {
-    let needs = needed_by(db);
+pub fn list(fs: &dyn Fs, db: &Database) -> Result<Listing, String> {
+    let needs = needed_by(db)?;
     let mut all_owned: HashSet<Vec<u8>> = HashSet::new();
     let mut owned_bytes = 0;
     let mut packages: Vec<Listed> = db
@@ -300,13 +338,13 @@ pub fn list(fs: &dyn Fs, db: &Database) -> Listing {
         .filter(|p| p.state == "installed" && p.required_by.is_empty())
         .map(|p| p.name.clone())
         .collect();
-    Listing {
+    Ok(Listing {
         manager: db.manager,
         packages,
         leaves,
         owned_bytes,
         warnings: db.warnings.clone(),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -350,7 +388,7 @@ mod tests {
             ],
             ..Database::default()
         };
-        let n = needed_by(&db);
+        let n = needed_by(&db).unwrap();
         assert_eq!(n.get("liba"), Some(&vec!["app"]));
         assert_eq!(n.get("mawk"), None, "gawk also satisfies both groups");
         assert_eq!(n.get("versioned"), Some(&vec!["app"]));
@@ -383,7 +421,7 @@ mod tests {
         .link("lib", "usr/lib")
         .file("usr/bin/app", &[0; 10], 0o755);
         let db = read(&fs).unwrap().unwrap();
-        let l = list(&fs, &db);
+        let l = list(&fs, &db).unwrap();
         let row = |n: &str| l.packages.iter().find(|p| p.name == n).unwrap();
         assert_eq!(
             (

@@ -19,7 +19,7 @@
 //!   admin file when none remains).
 
 use super::dpkg::{self, STATUS, stanzas};
-use super::{Database, Manager, Package, locate, read_text, satisfies};
+use super::{Database, Index, Manager, Package, locate, read_text};
 use crate::deps::fs::{Fs, Stat, join_rel, normalise};
 use crate::error::{Error, Result};
 use crate::layer::synth::{Content, Rewrite};
@@ -126,9 +126,11 @@ pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
             )));
         }
     }
+    let index =
+        Index::new(installed.iter().copied()).map_err(|e| Error::corrupt("package database", e))?;
     if opts.autoremove {
         let auto = auto_installed(fs)?;
-        let kept = reachable(&installed, &removed, &auto);
+        let kept = reachable(&index, &installed, &removed, &auto);
         let extra: Vec<&str> = installed
             .iter()
             .map(|p| p.name.as_str())
@@ -137,7 +139,7 @@ pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
         report.autoremoved = extra.iter().map(|s| s.to_string()).collect();
         removed.extend(extra);
     }
-    check_dependencies(&installed, &removed)?;
+    check_dependencies(&index, &installed, &removed)?;
     check_diversions(fs, &removed)?;
     let mut r = Removal {
         report,
@@ -166,9 +168,10 @@ fn auto_installed(fs: &dyn Fs) -> Result<HashSet<String>> {
 
 /// What apt's autoremove keeps: from every kept package that is manually installed,
 /// essential or protected, what its `Pre-Depends`, `Depends`, `Recommends` and
-/// `Suggests` reach
-/// (every installed package satisfying a relation), removed packages left out.
+/// `Suggests` reach (every installed package satisfying a relation), removed packages
+/// left out.
 fn reachable<'a>(
+    index: &Index<'a>,
     installed: &[&'a Package],
     removed: &BTreeSet<&str>,
     auto: &HashSet<String>,
@@ -185,21 +188,20 @@ fn reachable<'a>(
             continue;
         }
         for r in p.depends.iter().chain(&p.recommends).flatten() {
-            for q in installed {
-                if !removed.contains(q.name.as_str())
-                    && !marked.contains(q.name.as_str())
-                    && satisfies(q, r)
-                {
-                    todo.push(q);
-                }
-            }
+            todo.extend(index.satisfiers(r).filter(|q| {
+                !removed.contains(q.name.as_str()) && !marked.contains(q.name.as_str())
+            }));
         }
     }
     marked
 }
 
 /// Refuses a removal that leaves a kept package's dependency unsatisfied.
-fn check_dependencies(installed: &[&Package], removed: &BTreeSet<&str>) -> Result<()> {
+fn check_dependencies(
+    index: &Index,
+    installed: &[&Package],
+    removed: &BTreeSet<&str>,
+) -> Result<()> {
     let kept: Vec<&Package> = installed
         .iter()
         .filter(|p| !removed.contains(p.name.as_str()))
@@ -210,19 +212,21 @@ fn check_dependencies(installed: &[&Package], removed: &BTreeSet<&str>) -> Resul
         packages: kept.iter().map(|p| (*p).clone()).collect(),
         ..Database::default()
     };
-    let needs = super::needed_by(&db);
+    let needs = super::needed_by(&db).map_err(|e| Error::corrupt("package database", e))?;
     for q in &kept {
         for group in &q.depends {
-            let before = installed
-                .iter()
-                .any(|p| group.iter().any(|r| satisfies(p, r)));
-            let after = kept.iter().any(|p| group.iter().any(|r| satisfies(p, r)));
-            if before && !after {
-                let lost: Vec<&str> = installed
-                    .iter()
-                    .filter(|p| group.iter().any(|r| satisfies(p, r)))
-                    .map(|p| p.name.as_str())
-                    .collect();
+            let mut satisfiers = group.iter().flat_map(|r| index.satisfiers(r));
+            let mut lost: Vec<&str> = Vec::new();
+            let after = satisfiers.any(|p| {
+                let gone = removed.contains(p.name.as_str());
+                if gone {
+                    lost.push(&p.name);
+                }
+                !gone
+            });
+            if !after && !lost.is_empty() {
+                lost.sort_unstable();
+                lost.dedup();
                 let mut chain = vec![format!(
                     "{} is needed by {} (Depends: {})",
                     lost.join(" | "),
