@@ -19,7 +19,7 @@
 
 use super::fs::{Fs, Stat, join_rel, normalise, resolve_trail};
 use super::loader::{ElfCache, Loader};
-use super::{elf, env, path_dirs, runtime, show, which};
+use super::{config_words, elf, env, path_dirs, runtime, show, which};
 use crate::layer::overlay::parent;
 use globset::GlobSet;
 use serde::Serialize;
@@ -315,16 +315,9 @@ impl<'a> Walk<'a> {
     /// apply.
     fn roots(&mut self, config: &Value) {
         let c = &config["config"];
-        let words = |k: &str| -> Vec<String> {
-            c[k].as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|w| w.as_str().map(String::from))
-                .collect()
-        };
         let workdir = normalise(c["WorkingDir"].as_str().unwrap_or("/").as_bytes());
-        let mut argv = words("Entrypoint");
-        argv.extend(words("Cmd"));
+        let mut argv = config_words(config, "Entrypoint");
+        argv.extend(config_words(config, "Cmd"));
         if let Some(prog) = argv.first() {
             let p = if prog.contains('/') {
                 Some(join_rel(&workdir, prog.as_bytes()))

@@ -323,16 +323,20 @@ fn check_script(fs: &dyn Fs, dirs: &[String], p: &[u8], head: &[u8]) -> Vec<Brok
     out
 }
 
+/// A list of strings of the config's `config` object (`Entrypoint`, `Cmd`).
+fn config_words(config: &Value, key: &str) -> Vec<String> {
+    config["config"][key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w.as_str().map(String::from))
+        .collect()
+}
+
 /// The config's entrypoint (or command) and user.
 fn check_config(fs: &dyn Fs, config: &Value, dirs: &[String]) -> Vec<Broken> {
     let c = &config["config"];
-    let words = |k: &str| -> Vec<String> {
-        c[k].as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|w| w.as_str().map(String::from))
-            .collect()
-    };
+    let words = |k: &str| config_words(config, k);
     let mut out = Vec::new();
     let entry = words("Entrypoint");
     let argv = if entry.is_empty() {

@@ -144,13 +144,7 @@ fn slim_and_run(work: &Path, name: &str, config: &str, tars: &[&Path]) -> Slimme
         .arg(format!("docker-archive:{}:{tag}", out.display()))
         .arg("--report")
         .arg(&report));
-    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    assert_eq!(
-        r["check"]["broken_by_policy"],
-        serde_json::json!([]),
-        "{:#}",
-        r["check"]
-    );
+    let r = report_breaking_nothing(&report);
     // Nothing the closure kept is broken unless it was broken in the input already.
     let before = check_broken(dir.to_str().unwrap());
     let after = check_broken(out.to_str().unwrap());

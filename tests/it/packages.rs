@@ -272,13 +272,7 @@ fn remove_like_apt(
         .arg(format!("oci:{}:slim", out.display()))
         .arg("--report")
         .arg(&report));
-    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    assert_eq!(
-        r["check"]["broken_by_policy"],
-        serde_json::json!([]),
-        "{:#}",
-        r["check"]
-    );
+    let r = report_breaking_nothing(&report);
     let names = |k: &str| -> Vec<String> {
         r["packages"][k]
             .as_array()

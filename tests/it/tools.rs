@@ -195,3 +195,16 @@ pub fn docker_layer_count(tag: &str) -> String {
     let out = run(docker().args(["image", "inspect", "-f", "{{len .RootFS.Layers}}", tag]));
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// A squash report written with `--report`, after checking the dependency check found
+/// nothing the policy broke.
+pub fn report_breaking_nothing(report: &Path) -> serde_json::Value {
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    assert_eq!(
+        r["check"]["broken_by_policy"],
+        serde_json::json!([]),
+        "{:#}",
+        r["check"]
+    );
+    r
+}
