@@ -910,6 +910,34 @@ mod tests {
         assert!(!k.contains(&"opt/else".to_string()));
     }
 
+    /// A real ELF program (the host's `true`) as `java`: its preset keeps the Java home
+    /// above `bin` (and the JDK above a `jre`); `tzdata` keeps the zone folder only when
+    /// asked for, while `system` keeps `/etc/localtime` and the one zone it names.
+    #[test]
+    fn java_home_and_time_zones() {
+        let elf = std::fs::read("/bin/true").unwrap();
+        let mut fs = MemFs::default();
+        fs.file("usr/lib/jvm/jdk/jre/bin/java", &elf, 0o755)
+            .file("usr/lib/jvm/jdk/lib/modules", b"m", 0o644)
+            .file("usr/lib/jvm/other/lib/x", b"", 0o644)
+            .file("usr/share/zoneinfo/Etc/UTC", b"TZif", 0o644)
+            .file("usr/share/zoneinfo/Europe/Paris", b"TZif", 0o644)
+            .link("etc/localtime", "/usr/share/zoneinfo/Etc/UTC");
+        let config = json!({"config": {"Entrypoint": ["/usr/lib/jvm/jdk/jre/bin/java"]}});
+        let k = kept(&fs, config.clone(), &opts(&[], DEFAULT_PRESETS));
+        assert!(
+            k.contains(&"usr/lib/jvm/jdk/lib/modules".to_string()),
+            "{k:?}"
+        );
+        assert!(!k.contains(&"usr/lib/jvm/other".to_string()));
+        assert!(k.contains(&"usr/share/zoneinfo/Etc/UTC".to_string()));
+        assert!(!k.contains(&"usr/share/zoneinfo/Europe".to_string()));
+        let mut with_tz: Vec<Preset> = DEFAULT_PRESETS.to_vec();
+        with_tz.push(Preset::Tzdata);
+        let k = kept(&fs, config, &opts(&[], &with_tz));
+        assert!(k.contains(&"usr/share/zoneinfo/Europe/Paris".to_string()));
+    }
+
     #[test]
     fn python_names() {
         for (n, ok) in [
