@@ -371,6 +371,65 @@ mod tests {
         );
     }
 
+    /// The shipped `python` policy finds test suites at any depth and in virtual
+    /// environments, and nothing else inside packages.
+    #[test]
+    fn python_tests_at_any_depth_and_in_venvs() {
+        let mut b = PolicySetBuilder::default();
+        b.add("python").unwrap();
+        let set = b.build().unwrap();
+        let site = "usr/local/lib/python3.11/dist-packages";
+        let venv = "opt/venv/lib/python3.11/site-packages";
+        let app = "srv/app/.venv/lib/python3.12/site-packages";
+        let paths: Vec<String> = [
+            format!("{site}/"),
+            format!("{site}/numpy/"),
+            format!("{site}/numpy/linalg/"),
+            format!("{site}/numpy/linalg/tests/"),
+            format!("{site}/numpy/linalg/tests/test_linalg.py"),
+            format!("{site}/numpy/testing/"),
+            format!("{site}/numpy/testing/utils.py"),
+            format!("{site}/numpy/tests/"),
+            format!("{site}/tests/"),
+            format!("{site}/tests/__init__.py"),
+            format!("{venv}/"),
+            format!("{venv}/pandas/"),
+            format!("{venv}/pandas/tests/"),
+            format!("{venv}/pandas/tests/frame/"),
+            format!("{app}/"),
+            format!("{app}/x/"),
+            format!("{app}/x/y/"),
+            format!("{app}/x/y/tests/"),
+            "usr/lib/python3/dist-packages/".into(),
+            "usr/lib/python3/dist-packages/a/".into(),
+            "usr/lib/python3/dist-packages/a/tests/".into(),
+            "usr/lib/python3.11/".into(),
+            "usr/lib/python3.11/unittest/".into(),
+            "usr/lib/python3.11/unittest/tests/".into(),
+        ]
+        .into();
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let got: Vec<String> = set
+            .decide(&tree(&refs), None, None)
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| String::from_utf8(p).unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "opt/venv/lib/python3.11/site-packages/pandas/tests".to_string(),
+                "opt/venv/lib/python3.11/site-packages/pandas/tests/frame".into(),
+                "srv/app/.venv/lib/python3.12/site-packages/x/y/tests".into(),
+                "usr/lib/python3/dist-packages/a/tests".into(),
+                format!("{site}/numpy/linalg/tests"),
+                format!("{site}/numpy/linalg/tests/test_linalg.py"),
+                format!("{site}/numpy/tests"),
+            ],
+            "a top-level `tests` package, numpy.testing and the standard library stay"
+        );
+    }
+
     #[test]
     fn decisions_table() {
         let cases: &[(&str, &[&str], &[&str])] = &[
