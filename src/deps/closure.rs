@@ -200,8 +200,6 @@ struct Rec {
     path: Vec<u8>,
     why: String,
     by: Option<usize>,
-    /// Kept as part of a folder kept whole.
-    inside: bool,
 }
 
 struct Walk<'a> {
@@ -240,12 +238,10 @@ impl<'a> Walk<'a> {
             return i;
         }
         let i = self.recs.len();
-        let inside = by.is_some_and(|b| why.starts_with("inside ") && self.recs[b].path != p);
         self.recs.push(Rec {
             path: p.to_vec(),
             why: why.to_string(),
             by,
-            inside,
         });
         self.index.insert(p.to_vec(), i);
         if analyze {
@@ -716,6 +712,18 @@ impl<'a> Walk<'a> {
         self.applied(Preset::Java, &show(p));
     }
 
+    /// Whether a folder kept whole holds `p`.
+    fn below_whole(&self, p: &[u8]) -> bool {
+        let mut a = parent(p);
+        while !a.is_empty() {
+            if self.whole.contains(a) {
+                return true;
+            }
+            a = parent(a);
+        }
+        false
+    }
+
     /// The root that pulled record `i` in.
     fn root_of(&self, mut i: usize) -> &str {
         while let Some(b) = self.recs[i].by {
@@ -754,7 +762,9 @@ pub fn compute(fs: &dyn Fs, config: &Value, opts: &ClosureOptions, elf: &ElfCach
         .recs
         .iter()
         .enumerate()
-        .filter(|(_, r)| !r.inside)
+        // A path below a folder kept whole is listed by that folder (the target of a
+        // link inside it, elsewhere, is listed on its own).
+        .filter(|(_, r)| !w.below_whole(&r.path))
         .map(|(i, r)| Kept {
             path: show(&r.path),
             why: r.why.clone(),

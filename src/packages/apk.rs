@@ -5,7 +5,7 @@
 //! as `R` lines; `M`, `a`, `Z` and the rest (permissions, checksums) are not needed.
 
 use super::relation::{apk_provided, parse_apk};
-use super::{Manager, Package, read_text};
+use super::{Budget, Manager, Package, read_text};
 use crate::deps::fs::{Fs, join_rel, normalise};
 
 /// The installed database.
@@ -51,8 +51,12 @@ pub fn records(text: &str) -> Vec<Record<'_>> {
 }
 
 /// Reads the installed packages.
-pub fn read(fs: &dyn Fs, warnings: &mut Vec<String>) -> Result<Vec<Package>, String> {
-    let text = read_text(fs, INSTALLED)?.unwrap_or_default();
+pub(crate) fn read(
+    fs: &dyn Fs,
+    warnings: &mut Vec<String>,
+    budget: &Budget,
+) -> Result<Vec<Package>, String> {
+    let text = read_text(fs, INSTALLED, budget)?.unwrap_or_default();
     let mut out = Vec::new();
     for r in records(&text) {
         let mut p = Package {
@@ -99,7 +103,7 @@ mod tests {
         let mut fs = crate::deps::fs::tests::MemFs::default();
         fs.file("lib/apk/db/installed", INSTALLED_TEXT.as_bytes(), 0o644);
         let mut w = Vec::new();
-        let p = read(&fs, &mut w).unwrap();
+        let p = read(&fs, &mut w, &Budget::new()).unwrap();
         assert!(w.is_empty());
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].name, "musl");

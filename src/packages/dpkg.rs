@@ -8,7 +8,7 @@
 //! that path is installed at the second one.
 
 use super::relation::{Relation, parse_dpkg};
-use super::{Manager, Package, read_text};
+use super::{Budget, Manager, Package, read_text};
 use crate::deps::fs::{Fs, normalise};
 use std::collections::HashMap;
 
@@ -87,9 +87,13 @@ fn stanza(text: &str, start: usize, end: usize) -> Result<Stanza, String> {
 }
 
 /// Reads the packages of the status file at [`STATUS`] with their file lists.
-pub fn read(fs: &dyn Fs, warnings: &mut Vec<String>) -> Result<Vec<Package>, String> {
-    let text = read_text(fs, STATUS)?.unwrap_or_default();
-    let diverted: HashMap<Vec<u8>, Diversion> = read_text(fs, DIVERSIONS)?
+pub(crate) fn read(
+    fs: &dyn Fs,
+    warnings: &mut Vec<String>,
+    budget: &Budget,
+) -> Result<Vec<Package>, String> {
+    let text = read_text(fs, STATUS, budget)?.unwrap_or_default();
+    let diverted: HashMap<Vec<u8>, Diversion> = read_text(fs, DIVERSIONS, budget)?
         .map(|t| diversions(&t))
         .unwrap_or_default()
         .into_iter()
@@ -122,7 +126,7 @@ pub fn read(fs: &dyn Fs, warnings: &mut Vec<String>) -> Result<Vec<Package>, Str
             .into_iter()
             .flatten()
             .collect();
-        let files = list_files(fs, name, &arch, &diverted)?;
+        let files = list_files(fs, name, &arch, &diverted, budget)?;
         out.push(Package {
             manager: Manager::Dpkg,
             name: name.to_string(),
@@ -150,11 +154,12 @@ fn list_files(
     name: &str,
     arch: &str,
     diverted: &HashMap<Vec<u8>, Diversion>,
+    budget: &Budget,
 ) -> Result<Vec<Vec<u8>>, String> {
     let mut text = None;
     for file in [format!("{name}:{arch}.list"), format!("{name}.list")] {
         let p = [INFO, b"/", file.as_bytes()].concat();
-        if let Some(t) = read_text(fs, &p)? {
+        if let Some(t) = read_text(fs, &p, budget)? {
             text = Some(t);
             break;
         }

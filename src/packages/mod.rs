@@ -70,8 +70,23 @@ pub struct Database {
     pub warnings: Vec<String>,
 }
 
-/// A database file's text; `None` when the image has none.
-pub(crate) fn read_text(fs: &dyn Fs, p: &[u8]) -> Result<Option<String>, String> {
+/// The most bytes of database files read for one image, in all: a Debian image with
+/// every package installed holds ~100 MiB. Without it, one big file hard-linked under
+/// many package names (each link a 512-byte tar header) would be read once per name.
+pub const MAX_DATABASE_TOTAL: u64 = 1 << 30;
+
+/// What is left of [`MAX_DATABASE_TOTAL`] for one image.
+pub(crate) struct Budget(std::cell::Cell<u64>);
+
+impl Budget {
+    pub(crate) fn new() -> Budget {
+        Budget(std::cell::Cell::new(MAX_DATABASE_TOTAL))
+    }
+}
+
+/// A database file's text; `None` when the image has none. Its size counts against
+/// `budget`.
+pub(crate) fn read_text(fs: &dyn Fs, p: &[u8], budget: &Budget) -> Result<Option<String>, String> {
     let Some(real) = resolve(fs, p) else {
         return Ok(None);
     };
@@ -84,6 +99,13 @@ pub(crate) fn read_text(fs: &dyn Fs, p: &[u8]) -> Result<Option<String>, String>
             "{show}: {size} bytes, more than the {MAX_DATABASE_FILE} a database file may hold"
         ));
     }
+    let left = budget.0.get();
+    if size > left {
+        return Err(format!(
+            "{show}: the database files read hold more than {MAX_DATABASE_TOTAL} bytes in all"
+        ));
+    }
+    budget.0.set(left - size);
     let bytes = fs
         .open(&real)
         .and_then(|f| f.head(size as usize).ok())
@@ -94,11 +116,16 @@ pub(crate) fn read_text(fs: &dyn Fs, p: &[u8]) -> Result<Option<String>, String>
 /// Reads the image's package database: dpkg's when it has a status file, else apk's;
 /// `None` when it has neither.
 pub fn read(fs: &dyn Fs) -> Result<Option<Database>, String> {
+    read_within(fs, &Budget::new())
+}
+
+/// [`read`], its files counted against `budget`.
+pub(crate) fn read_within(fs: &dyn Fs, budget: &Budget) -> Result<Option<Database>, String> {
     let mut warnings = Vec::new();
     let (manager, packages) = if resolve(fs, dpkg::STATUS).is_some() {
-        (Manager::Dpkg, dpkg::read(fs, &mut warnings)?)
+        (Manager::Dpkg, dpkg::read(fs, &mut warnings, budget)?)
     } else if resolve(fs, apk::INSTALLED).is_some() {
-        (Manager::Apk, apk::read(fs, &mut warnings)?)
+        (Manager::Apk, apk::read(fs, &mut warnings, budget)?)
     } else {
         return Ok(None);
     };
@@ -253,9 +280,16 @@ pub fn needed_by(db: &Database) -> Result<HashMap<&str, Vec<&str>>, String> {
         .iter()
         .filter(|p| p.state == "installed")
         .collect();
+    needed_among(&installed)
+}
+
+/// [`needed_by`] among `installed`, the packages that count as installed.
+pub fn needed_among<'a>(
+    installed: &[&'a Package],
+) -> Result<HashMap<&'a str, Vec<&'a str>>, String> {
     let index = Index::new(installed.iter().copied())?;
     let mut out: HashMap<&str, Vec<&str>> = HashMap::new();
-    for q in &installed {
+    for q in installed {
         for group in &q.depends {
             // Only whether one package alone satisfies it matters: stop at a second.
             let mut only: Option<&str> = None;

@@ -19,9 +19,10 @@
 //!   admin file when none remains).
 
 use super::dpkg::{self, STATUS, stanzas};
-use super::{Database, Index, Manager, Package, locate, read_text};
+use super::{Budget, Database, Index, Manager, Package, locate, read_text};
 use crate::deps::fs::{Fs, Stat, join_rel, normalise};
 use crate::error::{Error, Result};
+use crate::layer::overlay::parent;
 use crate::layer::synth::{Content, Rewrite};
 use globset::GlobSet;
 use serde::Serialize;
@@ -77,7 +78,8 @@ fn refuse(why: String) -> Error {
 
 /// Plans the removal `opts` asks of the image `fs`.
 pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
-    let db = super::read(fs)
+    let budget = Budget::new();
+    let db = super::read_within(fs, &budget)
         .map_err(|e| Error::corrupt("package database", e))?
         .ok_or_else(|| refuse("the image has no package database".into()))?;
     if db.manager != Manager::Dpkg {
@@ -129,7 +131,7 @@ pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
     let index =
         Index::new(installed.iter().copied()).map_err(|e| Error::corrupt("package database", e))?;
     if opts.autoremove {
-        let auto = auto_installed(fs)?;
+        let auto = auto_installed(fs, &budget)?;
         let kept = reachable(&index, &installed, &removed, &auto);
         let extra: Vec<&str> = installed
             .iter()
@@ -140,22 +142,22 @@ pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
         removed.extend(extra);
     }
     check_dependencies(&index, &installed, &removed)?;
-    check_diversions(fs, &removed)?;
+    check_diversions(fs, &removed, &budget)?;
     let mut r = Removal {
         report,
         ..Removal::default()
     };
     files(fs, &db, &removed, &mut r);
-    database(fs, &db, &removed, &mut r)?;
-    alternatives(fs, &mut r)?;
+    database(fs, &db, &removed, &mut r, &budget)?;
+    alternatives(fs, &mut r, &budget)?;
     r.rewrites.sort_by(|a, b| a.path.cmp(&b.path));
     r.report.paths = r.delete.len();
     Ok(r)
 }
 
 /// apt's automatically installed packages.
-fn auto_installed(fs: &dyn Fs) -> Result<HashSet<String>> {
-    let text = read_text(fs, EXTENDED_STATES)
+fn auto_installed(fs: &dyn Fs, budget: &Budget) -> Result<HashSet<String>> {
+    let text = read_text(fs, EXTENDED_STATES, budget)
         .map_err(|e| Error::corrupt("package database", e))?
         .unwrap_or_default();
     let st = stanzas(&text).map_err(|e| Error::corrupt("/var/lib/apt/extended_states", e))?;
@@ -208,11 +210,7 @@ fn check_dependencies(
         .copied()
         .collect();
     // Kept packages that need each kept package (for the chain in the message).
-    let db = Database {
-        packages: kept.iter().map(|p| (*p).clone()).collect(),
-        ..Database::default()
-    };
-    let needs = super::needed_by(&db).map_err(|e| Error::corrupt("package database", e))?;
+    let needs = super::needed_among(&kept).map_err(|e| Error::corrupt("package database", e))?;
     for q in &kept {
         for group in &q.depends {
             let mut satisfiers = group.iter().flat_map(|r| index.satisfiers(r));
@@ -258,8 +256,8 @@ fn check_dependencies(
 }
 
 /// Refuses to remove a package that diverts files: its `postrm` would move them back.
-fn check_diversions(fs: &dyn Fs, removed: &BTreeSet<&str>) -> Result<()> {
-    let text = read_text(fs, dpkg::DIVERSIONS)
+fn check_diversions(fs: &dyn Fs, removed: &BTreeSet<&str>, budget: &Budget) -> Result<()> {
+    let text = read_text(fs, dpkg::DIVERSIONS, budget)
         .map_err(|e| Error::corrupt("package database", e))?
         .unwrap_or_default();
     for d in dpkg::diversions(&text) {
@@ -289,18 +287,29 @@ fn files(fs: &dyn Fs, db: &Database, removed: &BTreeSet<&str>, r: &mut Removal) 
             }
         }
     }
-    let mut dirs: Vec<Vec<u8>> = Vec::new();
+    let mut dirs: HashSet<Vec<u8>> = HashSet::new();
     for c in candidates.into_iter().filter(|c| !kept_paths.contains(c)) {
         if matches!(fs.stat(&c), Some(Stat::Dir)) {
-            dirs.push(c);
+            dirs.insert(c);
         } else {
             r.delete.insert(c);
         }
     }
-    // Deepest first, so a folder whose subfolders went is empty when it is judged.
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.iter().filter(|&&b| b == b'/').count()));
+    // A candidate folder goes when nothing below it stays: mark the folders above each
+    // path that stays (stopping at one already marked, so each folder is marked once).
+    let mut occupied: HashSet<&[u8]> = HashSet::new();
+    let all = fs.under(b"");
+    for q in all
+        .iter()
+        .filter(|q| !r.delete.contains(*q) && !dirs.contains(*q))
+    {
+        let mut a = parent(q);
+        while !a.is_empty() && occupied.insert(a) {
+            a = parent(a);
+        }
+    }
     for d in dirs {
-        if fs.under(&d).iter().all(|q| r.delete.contains(q)) {
+        if !occupied.contains(d.as_slice()) {
             r.delete.insert(d);
         }
     }
@@ -308,32 +317,39 @@ fn files(fs: &dyn Fs, db: &Database, removed: &BTreeSet<&str>, r: &mut Removal) 
 
 /// The removed packages' info files, status and extended_states stanzas, and trigger
 /// interests.
-fn database(fs: &dyn Fs, db: &Database, removed: &BTreeSet<&str>, r: &mut Removal) -> Result<()> {
+fn database(
+    fs: &dyn Fs,
+    db: &Database,
+    removed: &BTreeSet<&str>,
+    r: &mut Removal,
+    budget: &Budget,
+) -> Result<()> {
     let corrupt = |e: String| Error::corrupt("package database", e);
     let arch_of: HashMap<&str, &str> = db
         .packages
         .iter()
         .map(|p| (p.name.as_str(), p.arch.as_str()))
         .collect();
+    // A package's control files are `PKG.EXT` or `PKG:ARCH.EXT`, the extension without
+    // a dot (`list`, `md5sums`, `postinst`): package names may hold dots, so
+    // `python3.11.list` is python3.11's, not python3's.
     for q in fs.under(dpkg::INFO) {
         let name = &q[dpkg::INFO.len() + 1..];
-        let owner = name
-            .iter()
-            .position(|&b| b == b'.' || b == b':')
-            .map(|i| &name[..i]);
-        if let Some(owner) = owner.and_then(|o| std::str::from_utf8(o).ok())
-            && removed.contains(owner)
-            && !name.contains(&b'/')
-        {
-            let rest = &name[owner.len()..];
-            let arch = arch_of.get(owner).copied().unwrap_or_default();
-            if rest.starts_with(b".") || rest.starts_with(format!(":{arch}.").as_bytes()) {
-                r.delete.insert(q);
-            }
+        let Some(dot) = name.iter().rposition(|&b| b == b'.') else {
+            continue;
+        };
+        let stem = std::str::from_utf8(&name[..dot]).unwrap_or_default();
+        let owner = match stem.split_once(':') {
+            Some((n, a)) if arch_of.get(n) == Some(&a) => n,
+            Some(_) => continue,
+            None => stem,
+        };
+        if removed.contains(owner) && !name.contains(&b'/') {
+            r.delete.insert(q);
         }
     }
     for (file, key) in [(STATUS, "Package"), (EXTENDED_STATES, "Package")] {
-        let Some(text) = read_text(fs, file).map_err(corrupt)? else {
+        let Some(text) = read_text(fs, file, budget).map_err(corrupt)? else {
             continue;
         };
         let st = stanzas(&text).map_err(corrupt)?;
@@ -355,15 +371,17 @@ fn database(fs: &dyn Fs, db: &Database, removed: &BTreeSet<&str>, r: &mut Remova
             out.push('\n');
         }
         if changed {
-            let at = crate::deps::fs::resolve(fs, file).unwrap_or_else(|| file.to_vec());
+            // Written at the database's own path, as dpkg and apt replace the file (a
+            // symlink there too); the metadata comes from the file read.
+            let like = crate::deps::fs::resolve(fs, file).unwrap_or_else(|| file.to_vec());
             r.rewrites.push(Rewrite {
-                path: at.clone(),
+                path: file.to_vec(),
                 content: Content::File(out.into_bytes()),
-                like: at,
+                like,
             });
         }
     }
-    triggers(fs, removed, r).map_err(corrupt)
+    triggers(fs, removed, r, budget).map_err(corrupt)
 }
 
 /// Trigger interests: `triggers/File` lines are `PATH PACKAGE[/noawait]`, other files
@@ -373,13 +391,14 @@ fn triggers(
     fs: &dyn Fs,
     removed: &BTreeSet<&str>,
     r: &mut Removal,
+    budget: &Budget,
 ) -> std::result::Result<(), String> {
     for q in fs.under(TRIGGERS) {
         let name = &q[TRIGGERS.len() + 1..];
         if matches!(name, b"Lock" | b"Unincorp") || name.contains(&b'/') {
             continue;
         }
-        let Some(text) = read_text(fs, &q)? else {
+        let Some(text) = read_text(fs, &q, budget)? else {
             continue;
         };
         let owner = |l: &str| -> String {
@@ -484,7 +503,7 @@ fn write_alternative(a: &Alternative) -> String {
 
 /// Alternatives whose choices are being deleted: pointed at the best choice left (auto
 /// mode, or a manual choice that went), or removed with their links.
-fn alternatives(fs: &dyn Fs, r: &mut Removal) -> Result<()> {
+fn alternatives(fs: &dyn Fs, r: &mut Removal, budget: &Budget) -> Result<()> {
     let gone = |p: &str, r: &Removal| {
         let n = normalise(p.as_bytes());
         locate(fs, &n).is_none_or(|at| r.delete.contains(&at))
@@ -494,7 +513,8 @@ fn alternatives(fs: &dyn Fs, r: &mut Removal) -> Result<()> {
         if name.contains('/') {
             continue;
         }
-        let Some(text) = read_text(fs, &admin).map_err(|e| Error::corrupt("alternatives", e))?
+        let Some(text) =
+            read_text(fs, &admin, budget).map_err(|e| Error::corrupt("alternatives", e))?
         else {
             continue;
         };
