@@ -131,7 +131,7 @@ fn bench_policy() {
         let mut b = ocislim::policy::PolicySetBuilder::default();
         b.add(name).unwrap();
         let set = b.build().unwrap();
-        let (t, deleted) = fastest(|| set.decide(&tree, None, None).unwrap());
+        let (t, deleted) = fastest(|| set.decide(&tree, &Default::default()).unwrap());
         println!(
             "policy  {:>9} paths {name:<11} {:>8.2} s  {:>9.0} paths/s  {} deleted",
             tree.nodes.len(),

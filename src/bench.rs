@@ -36,6 +36,10 @@ pub struct BenchOptions {
     pub jobs: usize,
     /// Progress bars (for reading).
     pub progress: Progress,
+    /// Add whether the dependency check passes (`--check`).
+    pub check: bool,
+    /// Run this shell command in each slimmed image under Docker (`--smoke`).
+    pub smoke: Option<String>,
 }
 
 /// One image x policy.
@@ -63,6 +67,12 @@ pub struct BenchRow {
     pub files_removed: u64,
     /// Seconds for this policy (merge, policy, compression), the image read excluded.
     pub seconds: f64,
+    /// With `--check`: `ok`, or how many references the policy breaks and the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// With `--smoke`: `ok`, the command's exit status, or why it did not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smoke: Option<String>,
 }
 
 /// The table.
@@ -101,21 +111,35 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
                 encoded_size(tar, enc)
             })
             .sum::<Result<u64>>()?;
-        let spools: Vec<_> = scanned.into_iter().map(|s| s.spool).collect();
-        let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
+        let mut spools: Vec<_> = scanned.into_iter().map(|s| s.spool).collect();
+        let layers = spools.len();
         for (policy_name, policy) in &opts.policies {
             let start = Instant::now();
-            let mut t = tree.clone();
-            let fs = crate::deps::fs::TreeFs::new(&tree, &spools);
-            let elf = crate::deps::loader::ElfCache::default();
-            let deleted = policy
-                .decide_image(&t, &fs, &source.image.config_json, &elf)?
-                .deleted;
-            let outcome = crate::policy::apply(policy, &mut t, &deleted, 0, &entries);
+            // A policy's rewrite layer is appended to the spools, and dropped after.
+            spools.truncate(layers);
+            let (mut t, sp) = (tree.clone(), &mut spools);
+            let slimmed = crate::slim::slim(
+                policy,
+                (&mut t, sp),
+                &source.image.config_json,
+                0,
+                opts.check.then_some(true),
+                &mut warnings,
+            )?;
+            let check = opts.check.then(|| match &slimmed.check {
+                Some(g) if !g.broken_by_policy.is_empty() => format!(
+                    "{} broken: {}",
+                    g.broken_by_policy.len(),
+                    g.broken_by_policy[0]
+                ),
+                _ => "ok".to_string(),
+            });
+            let outcome = slimmed.policy;
+            let entries: Vec<&[EntryRec]> = sp.iter().map(|s| s.entries.as_slice()).collect();
             let plan = overlay::plan(&Tree::default(), &t, 0, &entries);
             let w = write_layer(
                 &plan,
-                &spools,
+                sp,
                 enc,
                 None,
                 &Progress::hidden(),
@@ -137,10 +161,80 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
                 stored_saved_percent: saved(after.compressed, before_at_output_codec),
                 files_removed: outcome.rules.iter().map(|r| r.files).sum(),
                 seconds: start.elapsed().as_secs_f64(),
+                check,
+                smoke: match &opts.smoke {
+                    Some(cmd) => Some(smoke(spec, policy, cmd, opts)?),
+                    None => None,
+                },
             });
         }
     }
     Ok(BenchReport { rows })
+}
+
+/// Runs `cmd` with `sh -c` in the image `spec` slimmed by `policy`, under the Docker
+/// engine the `docker` command reaches (`DOCKER_HOST`), without network: `ok`, the
+/// exit status, or why it could not run.
+fn smoke(spec: &SourceSpec, policy: &PolicySet, cmd: &str, opts: &BenchOptions) -> Result<String> {
+    use std::process::{Command, Stdio};
+    let docker = |args: &[&str]| {
+        Command::new("docker")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+    };
+    if !docker(&["version"]).is_ok_and(|s| s.success()) {
+        return Ok("no Docker engine".into());
+    }
+    let dir = tempfile::tempdir()?;
+    let archive = dir.path().join("slim.tar");
+    let tag = format!("ocislim-bench-smoke:{}", std::process::id());
+    let squash = crate::squash::SquashOptions {
+        source: spec.clone(),
+        open: opts.open.clone(),
+        output: crate::image::writer::OutputOptions {
+            compression: opts.compression,
+            level: opts.level,
+            ..crate::image::writer::OutputOptions::parse(
+                &format!("docker-archive:{}:{tag}", archive.display()),
+                None,
+                Vec::new(),
+            )?
+        },
+        keep: crate::squash::Keep::Nothing,
+        timestamp: None,
+        policy: policy.clone(),
+        dry_run: false,
+        report_file: None,
+        allow_broken: true,
+        check: false,
+        jobs: opts.jobs,
+        progress: Progress::hidden(),
+    };
+    crate::squash::squash(&squash)?;
+    let path = archive.to_string_lossy();
+    if !docker(&["load", "-i", &path]).is_ok_and(|s| s.success()) {
+        return Ok("docker load failed".into());
+    }
+    let ran = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "sh",
+        &tag,
+        "-c",
+        cmd,
+    ]);
+    let _ = docker(&["rmi", &tag]);
+    Ok(match ran {
+        Ok(s) if s.success() => "ok".into(),
+        Ok(s) => format!("failed ({s})"),
+        Err(e) => format!("docker: {e}"),
+    })
 }
 
 /// Percent of `before` that `after` saves.

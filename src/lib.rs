@@ -27,6 +27,7 @@ pub mod parallel;
 pub mod policy;
 pub mod progress;
 pub mod report;
+pub mod slim;
 pub mod squash;
 
 pub use error::{Error, Result};

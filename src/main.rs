@@ -170,6 +170,13 @@ enum Command {
         /// Platform to pick from multi-platform indexes.
         #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
         platform: Option<String>,
+        /// Add a column saying whether `ocislim check` finds nothing the policy broke.
+        #[arg(long)]
+        check: bool,
+        /// Add a column saying whether this shell command succeeds in each slimmed image,
+        /// run under the Docker engine `docker` reaches (`DOCKER_HOST`), without network.
+        #[arg(long, value_name = "CMD")]
+        smoke: Option<String>,
     },
     /// List, show and check deletion policies.
     #[command(subcommand, after_help = EXIT_CODES)]
@@ -363,6 +370,8 @@ fn run(cli: Cli) -> Result<String, Error> {
             compression,
             level,
             platform,
+            check,
+            smoke,
         } => {
             let names: Vec<String> = if policy.is_empty() {
                 std::iter::once(policy::NONE.to_string())
@@ -405,6 +414,8 @@ fn run(cli: Cli) -> Result<String, Error> {
                 level,
                 jobs,
                 progress,
+                check,
+                smoke,
             })?;
             Ok(report::bench(&r, format))
         }
@@ -511,10 +522,7 @@ fn inspect_command(
 ) -> Result<String, Error> {
     // Policies are compiled before any image byte is read.
     let policies = each_policy(policy)?;
-    if let Some(p) = policies
-        .iter()
-        .find(|p| p.closure.is_some() || p.packages.is_some())
-    {
+    if let Some(p) = policies.iter().find(|p| p.reads_contents()) {
         return Err(Error::Usage(format!(
             "policy {}: closure mode and package removal read the files' contents; measure it with \
              `ocislim squash --dry-run --policy {0}` or `ocislim bench --policy {0}`",

@@ -240,6 +240,25 @@ pub fn squash_text(r: &SquashReport) -> String {
     if let Some(c) = &r.closure {
         closure_text(&mut o, c);
     }
+    if let Some(p) = &r.packages {
+        removal_text(&mut o, p);
+    }
+    if let Some(n) = &r.npm {
+        npm_text(&mut o, n);
+    }
+    if let Some(d) = r.dpkg_excluded.as_ref().filter(|d| !d.packages.is_empty()) {
+        let _ = writeln!(
+            o,
+            "dpkg: {} packages lost {} listed paths; their .list and .md5sums no longer name them{}",
+            d.packages.len(),
+            d.packages.values().sum::<usize>(),
+            if d.rules.is_empty() {
+                String::new()
+            } else {
+                format!("; path-exclude for {}", clean(&d.rules.join(", ")))
+            }
+        );
+    }
     let shadowed: u64 = r.layers.iter().map(|l| l.shadowed_bytes).sum();
     let _ = writeln!(o, "shadowed by the merge: {}", human_bytes(shadowed));
     let _ = writeln!(
@@ -286,6 +305,44 @@ fn closure_text(o: &mut String, c: &crate::deps::closure::ClosureReport) {
     }
     if !c.presets.is_empty() {
         let _ = writeln!(o, "  presets: {}", clean(&c.presets.join(", ")));
+    }
+}
+
+/// Package removal: what went, what stayed because it is needed.
+fn removal_text(o: &mut String, p: &crate::packages::remove::RemovalReport) {
+    for (what, names) in [
+        ("removed", &p.removed),
+        ("removed, nothing kept needs them", &p.removed_unneeded),
+        ("autoremoved", &p.autoremoved),
+        ("left installed, needed", &p.left_needed),
+        ("named no installed package", &p.unmatched),
+    ] {
+        if !names.is_empty() {
+            let _ = writeln!(
+                o,
+                "packages {what} ({}): {}",
+                names.len(),
+                clean(&names.join(", "))
+            );
+        }
+    }
+}
+
+/// npm pruning: per project, how many packages went and which dev ones stayed.
+fn npm_text(o: &mut String, n: &crate::packages::npm::PruneReport) {
+    for p in &n.projects {
+        let _ = writeln!(
+            o,
+            "npm {} ({}): {} devDependencies pruned{}",
+            clean(&p.path),
+            p.lockfile,
+            p.pruned.len(),
+            if p.kept.is_empty() {
+                String::new()
+            } else {
+                format!("; kept: {}", clean(&p.kept.join("; ")))
+            }
+        );
     }
 }
 
@@ -395,10 +452,21 @@ pub fn bench(r: &BenchReport, format: TableFormat) -> String {
                     x.files_removed.to_string(),
                     format!("{:.2}", x.seconds),
                 ]
+                .into_iter()
+                .chain(x.check.clone())
+                .chain(x.smoke.clone())
+                .collect()
             })
             .collect()
     };
-    let header = &BENCH_HEADER[..];
+    let mut header: Vec<&str> = BENCH_HEADER.to_vec();
+    if r.rows.first().is_some_and(|x| x.check.is_some()) {
+        header.push("check");
+    }
+    if r.rows.first().is_some_and(|x| x.smoke.is_some()) {
+        header.push("smoke");
+    }
+    let header = &header[..];
     match format {
         TableFormat::Json => return json(r),
         TableFormat::Csv => {

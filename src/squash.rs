@@ -15,7 +15,6 @@ use crate::convert::{default_format, media_family};
 use crate::deps::closure::ClosureReport;
 use crate::deps::fs::TreeFs;
 use crate::deps::guard::GuardReport;
-use crate::deps::loader::ElfCache;
 use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
 use crate::image::config::{self, SquashNote};
@@ -138,6 +137,12 @@ pub struct SquashReport {
     /// The packages removed, when the policy removes any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packages: Option<crate::packages::remove::RemovalReport>,
+    /// npm's devDependencies pruned, when the policy prunes them.
+    pub npm: Option<crate::packages::npm::PruneReport>,
+    /// dpkg's database kept truthful after rules deleted packages' files.
+    pub dpkg_excluded: Option<crate::packages::excluded::ExcludeReport>,
+    /// Every file the policy rewrote or wrote (package databases, dpkg filters).
+    pub rewritten: Vec<String>,
 }
 
 /// Compressed and uncompressed totals.
@@ -358,58 +363,6 @@ pub(crate) fn write_layer(
     })
 }
 
-/// The dependency check of a slimmed tree against the merged one; references the policy
-/// broke are an error unless `--allow-broken`.
-fn guard(
-    opts: &SquashOptions,
-    config: &serde_json::Value,
-    (before, after, spools): (&Tree, &Tree, &[Spool]),
-    deleted: &[(Vec<u8>, usize)],
-    elf: &ElfCache,
-) -> Result<GuardReport> {
-    let rules: Vec<String> = opts.policy.rules().iter().map(|r| r.id.clone()).collect();
-    let g = crate::deps::guard::compare(
-        &TreeFs::new(before, spools),
-        &TreeFs::new(after, spools),
-        config,
-        (deleted, &rules),
-        &opts.policy.libraries,
-        elf,
-    );
-    match g.broken_by_policy.first() {
-        Some(first) if !opts.allow_broken => Err(Error::Broken {
-            first: first.to_string(),
-            more: match g.broken_by_policy.len() {
-                1 => String::new(),
-                n => format!("; {} more", n - 1),
-            },
-        }),
-        _ => Ok(g),
-    }
-}
-
-/// Applies the files a package removal rewrites (its database, alternatives) on top of
-/// `tree` as one more layer, appended to `spools`.
-fn rewrite(
-    tree: &mut Tree,
-    spools: &mut Vec<Spool>,
-    rewrites: &[crate::layer::synth::Rewrite],
-    warnings: &mut Vec<String>,
-) -> Result<()> {
-    if rewrites.is_empty() {
-        return Ok(());
-    }
-    let mut layer = crate::layer::synth::build(rewrites, tree, spools)?;
-    tree.apply(
-        spools.len(),
-        &mut layer.entries,
-        crate::layer::synth::NAME,
-        warnings,
-    )?;
-    spools.push(layer);
-    Ok(())
-}
-
 /// Runs `squash`.
 pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     if let Some(f) = opts.output.format.filter(|_| !opts.dry_run) {
@@ -468,47 +421,25 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         .into_iter()
         .map(|s| ((s.scan, s.kept_blob), s.spool))
         .unzip();
-    let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
-    let elf = ElfCache::default();
-    let decided = opts.policy.decide_image(
-        &tree,
-        &TreeFs::new(&tree, &spools),
+    let slimmed = crate::slim::slim(
+        &opts.policy,
+        (&mut tree, &mut spools),
         &image.config_json,
-        &elf,
+        keep,
+        opts.check.then_some(opts.allow_broken),
+        &mut warnings,
     )?;
-    let (deleted, closure) = (decided.deleted, decided.closure);
-    let merged = (opts.check && !deleted.is_empty()).then(|| tree.clone());
-    let mut policy = crate::policy::apply(&opts.policy, &mut tree, &deleted, keep, &entries);
-    drop(entries);
-    let packages = match decided.removal {
-        Some(r) => {
-            rewrite(&mut tree, &mut spools, &r.rewrites, &mut warnings)?;
-            policy.reclaimed_by_layer.resize(spools.len(), 0);
-            Some(r.report)
-        }
-        None => None,
-    };
+    let crate::slim::Slimmed {
+        deleted: _,
+        policy,
+        check,
+        closure,
+        packages,
+        npm,
+        dpkg_excluded,
+        rewritten,
+    } = slimmed;
     let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
-    refuse_empty(&opts.policy, &deleted, &tree)?;
-    let check = merged
-        .map(|before| {
-            let views = (&before, &tree, spools.as_slice());
-            guard(opts, &image.config_json, views, &deleted, &elf)
-        })
-        .transpose()?;
-    if let Some(g) = &check {
-        warnings.extend(
-            g.broken_by_policy
-                .iter()
-                .map(|r| format!("the policy breaks {r}")),
-        );
-        if let Some(first) = g.links_left_dangling.first() {
-            warnings.push(format!(
-                "{} symlinks left dangling by the policy (the first: {first})",
-                g.links_left_dangling.len()
-            ));
-        }
-    }
     warnings.extend(opts.policy.warnings.iter().cloned());
     let plan = overlay::plan(&base, &tree, keep, &entries);
     let codec = squashed_codec(
@@ -614,6 +545,9 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         check,
         closure,
         packages,
+        npm,
+        dpkg_excluded,
+        rewritten,
     };
     let out = OutImage {
         config: config_bytes,
@@ -639,21 +573,6 @@ fn stage_report(opts: &SquashOptions) -> Result<Option<SideFile>> {
         others.push(o);
     }
     SideFile::stage(p, "--report", &others).map(Some)
-}
-
-/// Refuses a policy that left nothing but the root: an empty image is never what was
-/// meant.
-fn refuse_empty(policy: &PolicySet, deleted: &[(Vec<u8>, usize)], tree: &Tree) -> Result<()> {
-    if let Some((_, rule)) = deleted.first()
-        && tree.nodes.keys().all(|p| p.is_empty())
-    {
-        return Err(Error::Usage(format!(
-            "policy {}: rule {} deletes every file of the image; refusing to write an empty image",
-            policy.names,
-            policy.rules()[*rule].id
-        )));
-    }
-    Ok(())
 }
 
 /// Commits the staged image (a dry run has none) and the report file. The report is

@@ -169,14 +169,21 @@ pub fn analyse(
     let mut outcomes = Vec::new();
     for policy in policies {
         let mut t = tree.clone();
-        if policy.closure.is_some() || policy.packages.is_some() {
+        if policy.reads_contents() {
             return Err(crate::error::Error::Usage(format!(
                 "policy {}: closure mode and package removal read the files' contents; measure it with \
                  `ocislim squash --dry-run --policy {0}` or `ocislim bench`",
                 policy.names
             )));
         }
-        let deleted = policy.decide(&t, None, None)?;
+        if policy.has_optional_computed_rules() {
+            warnings.push(format!(
+                "policy {}: its glob rules only; packages it removes where unneeded and npm devDependencies \
+                 are measured by `ocislim squash --dry-run` or `ocislim bench`",
+                policy.names
+            ));
+        }
+        let deleted = policy.decide(&t, &Default::default())?;
         outcomes.push(crate::policy::apply(policy, &mut t, &deleted, 0, &entries));
     }
     Ok(Waste {

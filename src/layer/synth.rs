@@ -1,13 +1,14 @@
 //! A layer made here, not read from the image: files a policy rewrites (a package
 //! database without the removed packages' stanzas, an alternatives link pointed at the
-//! choice that remains). Each is a tar entry whose owner, mode and mtime are copied from
-//! the entry it replaces, so the output stays deterministic; the layer is applied on top
+//! choice that remains). Each is a tar entry with every field and extension record
+//! (owner, mode, mtime to the nanosecond, xattrs) of the entry it replaces, so the
+//! output stays deterministic; the layer is applied on top
 //! of the merged tree like any other and its entries are copied raw by the writer.
 
 use super::index::IndexMode;
 use super::overlay::Tree;
 use super::reader::scan_full;
-use super::writer::{Spool, header_of};
+use super::writer::{Spool, finish_tar, write_like};
 use crate::error::{Error, Result};
 use crate::layer::codec::Encoder;
 use std::io::{Seek, Write};
@@ -39,8 +40,7 @@ pub struct Rewrite {
 /// Builds the layer of `rewrites` (sorted by path) as a spool; entries' metadata comes
 /// from `tree`'s entries in `spools`.
 pub fn build(rewrites: &[Rewrite], tree: &Tree, spools: &[Spool]) -> Result<Spool> {
-    let file = tempfile::tempfile()?;
-    let mut b = tar::Builder::new(std::io::BufWriter::new(file));
+    let mut w = std::io::BufWriter::new(tempfile::tempfile()?);
     for r in rewrites {
         let node = tree.nodes.get(&r.like).ok_or_else(|| {
             Error::corrupt(
@@ -48,29 +48,15 @@ pub fn build(rewrites: &[Rewrite], tree: &Tree, spools: &[Spool]) -> Result<Spoo
                 format!("no entry at {}", crate::layer::path::escape(&r.like)),
             )
         })?;
-        let rec = &spools[node.inode.layer].entries[node.inode.entry];
-        let mut h = header_of(&spools[node.inode.layer], rec)?;
-        let path = std::ffi::OsStr::new(
-            std::str::from_utf8(&r.path)
-                .map_err(|_| Error::corrupt(NAME, "a rewritten path is not UTF-8"))?,
-        );
+        let spool = &spools[node.inode.layer];
+        let like = (spool, &spool.entries[node.inode.entry]);
         match &r.content {
-            Content::File(bytes) => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_size(bytes.len() as u64);
-                b.append_data(&mut h, path, bytes.as_slice())?;
-            }
-            Content::Symlink(target) => {
-                h.set_entry_type(tar::EntryType::Symlink);
-                h.set_size(0);
-                h.set_mode(0o777);
-                let t = std::str::from_utf8(target)
-                    .map_err(|_| Error::corrupt(NAME, "a link target is not UTF-8"))?;
-                b.append_link(&mut h, path, t)?;
-            }
+            Content::File(bytes) => write_like(&mut w, like, &r.path, None, bytes)?,
+            Content::Symlink(target) => write_like(&mut w, like, &r.path, Some(target), &[])?,
         }
     }
-    let mut file = b.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+    finish_tar(&mut w)?;
+    let mut file = w.into_inner().map_err(|e| e.into_error())?;
     file.flush()?;
     file.rewind()?;
     let (_, _, _, entries) = scan_full(

@@ -66,10 +66,33 @@ fn parse(spool: &Spool, rec: &EntryRec) -> Result<Parsed> {
     })
 }
 
-/// The header of an entry as its layer stores it (extension records not applied but
-/// `path`, `linkpath` and `size`, which a new header restates).
-pub fn header_of(spool: &Spool, rec: &EntryRec) -> Result<tar::Header> {
-    Ok(parse(spool, rec)?.header)
+/// Writes a new entry at `path`: a regular file holding `data`, or a symlink to `link`,
+/// with every other field and extension record (mtime to the nanosecond, xattrs, owner
+/// names) of the entry `rec` of `spool`; a symlink's mode is `0777`.
+pub fn write_like(
+    w: &mut impl Write,
+    (spool, rec): (&Spool, &EntryRec),
+    path: &[u8],
+    link: Option<&[u8]>,
+    data: &[u8],
+) -> Result<()> {
+    let Parsed {
+        mut header, pax, ..
+    } = parse(spool, rec)?;
+    match link {
+        Some(_) => {
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_mode(0o777);
+        }
+        None => header.set_entry_type(tar::EntryType::Regular),
+    }
+    let size = if link.is_some() { 0 } else { data.len() as u64 };
+    write_entry(w, header, path, link, &pax, data, size)
+}
+
+/// The end of a tar: two zero blocks.
+pub fn finish_tar(w: &mut impl Write) -> io::Result<()> {
+    w.write_all(&[0u8; 2 * BLOCK])
 }
 
 fn pad(w: &mut impl Write, len: u64) -> io::Result<()> {

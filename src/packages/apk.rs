@@ -3,13 +3,161 @@
 //! `KEY:VALUE` with one-letter keys: `P` name, `V` version, `A` architecture, `D`
 //! dependencies, `p` provides, `F` a folder (relative to the root) whose files follow
 //! as `R` lines; `M`, `a`, `Z` and the rest (permissions, checksums) are not needed.
+//! `/etc/apk/world` names what was asked for (one dependency per line); the maintainer
+//! scripts are entries `NAME-VERSION.CHECKSUM.ACTION` of `/lib/apk/db/scripts.tar`, and
+//! `/lib/apk/db/triggers` has one line per package with triggers, `CHECKSUM PATH...`.
 
 use super::relation::{apk_provided, parse_apk};
 use super::{Budget, Manager, Package, read_text};
-use crate::deps::fs::{Fs, join_rel, normalise};
+use crate::deps::fs::{Fs, Stat, join_rel, normalise};
+use crate::layer::synth::{Content, Rewrite};
+use std::collections::{BTreeSet, HashSet};
 
 /// The installed database.
 pub const INSTALLED: &[u8] = b"lib/apk/db/installed";
+/// What was asked for.
+pub const WORLD: &[u8] = b"etc/apk/world";
+/// The maintainer scripts.
+pub const SCRIPTS: &[u8] = b"lib/apk/db/scripts.tar";
+/// The trigger interests.
+pub const TRIGGERS: &[u8] = b"lib/apk/db/triggers";
+
+/// The name a world line asks for: `name`, `name=1.2`, `name>1`, `name@tag`, `!name`
+/// (a conflict: nothing asked for).
+fn world_name(line: &str) -> Option<&str> {
+    let l = line.trim();
+    if l.is_empty() || l.starts_with('!') {
+        return None;
+    }
+    let end = l.find(['<', '>', '=', '~', '@']).unwrap_or(l.len());
+    Some(&l[..end])
+}
+
+/// The installed packages `/etc/apk/world` does not name: pulled in by others (the
+/// marks apt keeps in extended_states).
+pub(crate) fn pulled_in(
+    fs: &dyn Fs,
+    installed: &[&Package],
+    budget: &Budget,
+) -> crate::error::Result<HashSet<String>> {
+    let text = read_text(fs, WORLD, budget)
+        .map_err(|e| crate::error::Error::corrupt("package database", e))?
+        .unwrap_or_default();
+    let world: HashSet<&str> = text.lines().filter_map(world_name).collect();
+    Ok(installed
+        .iter()
+        .filter(|p| !world.contains(p.name.as_str()))
+        .map(|p| p.name.clone())
+        .collect())
+}
+
+/// Removes the packages `removed` from apk's database as `apk del` leaves it: their
+/// records in `installed` (every other record byte for byte), their world lines,
+/// their scripts in `scripts.tar` and their trigger lines. Returns the paths to delete
+/// (none: the database files are rewritten) and the rewrites.
+pub(crate) fn remove(
+    fs: &dyn Fs,
+    removed: &BTreeSet<&str>,
+    budget: &Budget,
+) -> Result<(Vec<Vec<u8>>, Vec<Rewrite>), String> {
+    let mut rewrites = Vec::new();
+    let mut write = |path: &[u8], bytes: Vec<u8>| {
+        rewrites.push(Rewrite {
+            path: path.to_vec(),
+            content: Content::File(bytes),
+            like: crate::deps::fs::resolve(fs, path).unwrap_or_else(|| path.to_vec()),
+        })
+    };
+    let text = read_text(fs, INSTALLED, budget)?.unwrap_or_default();
+    let mut gone_ids: Vec<String> = Vec::new();
+    let mut out = String::new();
+    for r in records(&text) {
+        let field = |k: char| r.lines.iter().find(|(c, _)| *c == k).map(|(_, v)| *v);
+        if field('P').is_some_and(|n| removed.contains(n)) {
+            let (name, version) = (field('P').unwrap_or(""), field('V').unwrap_or(""));
+            gone_ids.push(format!("{name}-{version}.{}.", field('C').unwrap_or("")));
+            gone_ids.push(format!("{name}-{version}."));
+            continue;
+        }
+        out.push_str(&text[r.range.0..r.range.1]);
+        out.push('\n');
+    }
+    if gone_ids.is_empty() {
+        return Ok((Vec::new(), rewrites));
+    }
+    write(INSTALLED, out.into_bytes());
+    if let Some(world) = read_text(fs, WORLD, budget)? {
+        let kept: String = world
+            .split_inclusive('\n')
+            .filter(|l| world_name(l).is_none_or(|n| !removed.contains(n)))
+            .collect();
+        if kept != world {
+            write(WORLD, kept.into_bytes());
+        }
+    }
+    let checksums: HashSet<&str> = records(&text)
+        .iter()
+        .filter(|r| {
+            r.lines
+                .iter()
+                .any(|(k, v)| *k == 'P' && removed.contains(v))
+        })
+        .flat_map(|r| r.lines.iter().filter(|(k, _)| *k == 'C').map(|(_, v)| *v))
+        .collect();
+    if let Some(triggers) = read_text(fs, TRIGGERS, budget)? {
+        let kept: String = triggers
+            .split_inclusive('\n')
+            .filter(|l| {
+                !l.split_whitespace()
+                    .next()
+                    .is_some_and(|c| checksums.contains(c))
+            })
+            .collect();
+        if kept != triggers {
+            write(TRIGGERS, kept.into_bytes());
+        }
+    }
+    if let Some(Stat::File { size, .. }) = fs.stat(SCRIPTS) {
+        let bytes = fs
+            .open(SCRIPTS)
+            .and_then(|f| f.head(size as usize).ok())
+            .ok_or("/lib/apk/db/scripts.tar: cannot be read")?;
+        if size > super::MAX_DATABASE_FILE {
+            return Err("/lib/apk/db/scripts.tar is too big to rewrite".into());
+        }
+        if let Some(kept) = without_scripts(&bytes, &gone_ids)? {
+            write(SCRIPTS, kept);
+        }
+    }
+    Ok((Vec::new(), rewrites))
+}
+
+/// `scripts.tar` without the entries whose names start with one of `prefixes`; `None`
+/// when it has none of them. Kept entries keep their headers.
+fn without_scripts(tar_bytes: &[u8], prefixes: &[String]) -> Result<Option<Vec<u8>>, String> {
+    let bad = |e: std::io::Error| format!("/lib/apk/db/scripts.tar: {e}");
+    let mut archive = tar::Archive::new(tar_bytes);
+    let mut b = tar::Builder::new(Vec::new());
+    let mut dropped = false;
+    for entry in archive.entries().map_err(bad)? {
+        let mut e = entry.map_err(bad)?;
+        let name = e.path_bytes().into_owned();
+        if prefixes.iter().any(|p| name.starts_with(p.as_bytes())) {
+            dropped = true;
+            continue;
+        }
+        let mut h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).map_err(bad)?;
+        b.append_data(
+            &mut h,
+            String::from_utf8_lossy(&name).as_ref(),
+            data.as_slice(),
+        )
+        .map_err(bad)?;
+    }
+    dropped.then(|| b.into_inner()).transpose().map_err(bad)
+}
 
 /// One record's lines, and its byte range in the file.
 pub struct Record<'a> {

@@ -1,11 +1,15 @@
 //! Removing dpkg packages from an image the way `apt-get purge` and `apt-get autoremove
 //! --purge` would leave it, without running anything in it:
 //!
-//! - the packages named by the policy's `[packages] remove` globs, and with
-//!   `autoremove = true` the automatically installed ones (apt's
-//!   `/var/lib/apt/extended_states`, `Auto-Installed: 1`) that no kept package reaches
-//!   through `Pre-Depends`, `Depends`, `Recommends` or `Suggests` (apt's defaults,
-//!   `APT::AutoRemove::RecommendsImportant` and `SuggestsImportant`);
+//! - the packages named by the policy's `[packages] remove` globs; those named by
+//!   `remove-unless-needed` globs unless a kept package needs them (`Pre-Depends`,
+//!   `Depends`, through alternatives and `Provides`), and what they need in turn; and
+//!   with `autoremove = true` the automatically installed ones (apt's
+//!   `/var/lib/apt/extended_states`, `Auto-Installed: 1`) that a kept package reached
+//!   before the removal and none reaches after it, through `Pre-Depends`, `Depends`,
+//!   `Recommends` or `Suggests` (apt's defaults, `APT::AutoRemove::RecommendsImportant`
+//!   and `SuggestsImportant`; a package already orphaned before stays, unlike
+//!   `apt-get autoremove`);
 //! - refused (exit 2, nothing written) when a kept package would lose a dependency
 //!   (a `Pre-Depends`/`Depends` group no kept package satisfies), naming the chain of
 //!   kept packages that need it; an essential or protected package is refused too, as
@@ -42,6 +46,10 @@ pub struct RemovalOptions {
     pub patterns: Vec<String>,
     /// The same, compiled (a `*` matches any characters).
     pub set: GlobSet,
+    /// Name globs of packages removed only when no kept package needs them.
+    pub unless_needed: Vec<String>,
+    /// The same, compiled.
+    pub unless_needed_set: GlobSet,
     /// Also remove what only removed packages needed.
     pub autoremove: bool,
 }
@@ -51,6 +59,11 @@ pub struct RemovalOptions {
 pub struct RemovalReport {
     /// Packages the globs named.
     pub removed: Vec<String>,
+    /// Packages `remove-unless-needed` named and removed.
+    pub removed_unneeded: Vec<String>,
+    /// Packages `remove-unless-needed` named that stay, each with the kept package
+    /// that needs it.
+    pub left_needed: Vec<String>,
     /// Packages autoremoval added.
     pub autoremoved: Vec<String>,
     /// Paths deleted (files, links and emptied folders; database files included).
@@ -79,14 +92,15 @@ fn refuse(why: String) -> Error {
 /// Plans the removal `opts` asks of the image `fs`.
 pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
     let budget = Budget::new();
-    let db = super::read_within(fs, &budget)
-        .map_err(|e| Error::corrupt("package database", e))?
-        .ok_or_else(|| refuse("the image has no package database".into()))?;
-    if db.manager != Manager::Dpkg {
-        return Err(refuse(
-            "only dpkg databases can have packages removed so far (this image uses apk)".into(),
-        ));
-    }
+    // Only `remove-unless-needed` globs: an image without a database is left alone.
+    let optional = opts.patterns.is_empty();
+    let db =
+        match super::read_within(fs, &budget).map_err(|e| Error::corrupt("package database", e))? {
+            Some(db) => db,
+            None if optional => return Ok(Removal::default()),
+            None => return Err(refuse("the image has no package database".into())),
+        };
+    let apk = db.manager == Manager::Apk;
     let installed: Vec<&Package> = db
         .packages
         .iter()
@@ -130,26 +144,71 @@ pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
     }
     let index =
         Index::new(installed.iter().copied()).map_err(|e| Error::corrupt("package database", e))?;
-    if opts.autoremove {
-        let auto = auto_installed(fs, &budget)?;
-        let kept = reachable(&index, &installed, &removed, &auto);
-        let extra: Vec<&str> = installed
+    // What autoremoval takes once `removed` is gone: what a kept package reached
+    // before and none reaches after.
+    // apk has no marks: what `/etc/apk/world` does not name was pulled in, and `apk
+    // del` always takes what nothing in the world needs any more.
+    let auto = match (apk, opts.autoremove) {
+        (true, _) => Some(super::apk::pulled_in(fs, &installed, &budget)?),
+        (false, true) => Some(auto_installed(fs, &budget)?),
+        (false, false) => None,
+    };
+    let before = auto
+        .as_ref()
+        .map(|a| reachable(&index, &installed, &BTreeSet::new(), a));
+    let orphaned = |removed: &BTreeSet<&str>| -> BTreeSet<&str> {
+        let (Some(auto), Some(before)) = (&auto, &before) else {
+            return BTreeSet::new();
+        };
+        let kept = reachable(&index, &installed, removed, auto);
+        installed
             .iter()
             .map(|p| p.name.as_str())
-            .filter(|n| !removed.contains(n) && !kept.contains(n))
+            .filter(|n| !removed.contains(n) && !kept.contains(n) && before.contains(n))
+            .collect()
+    };
+    if !opts.unless_needed.is_empty() {
+        let diverting = if apk {
+            HashSet::new()
+        } else {
+            diverting(fs, &budget)?
+        };
+        let candidates: BTreeSet<&str> = installed
+            .iter()
+            .filter(|p| !removed.contains(p.name.as_str()))
+            .filter(|p| opts.unless_needed_set.is_match(&p.name))
+            .filter(|p| !p.essential && !p.protected && !diverting.contains(&p.name))
+            .map(|p| p.name.as_str())
             .collect();
-        report.autoremoved = extra.iter().map(|s| s.to_string()).collect();
-        removed.extend(extra);
+        let mut all = removed.clone();
+        all.extend(&candidates);
+        let also = orphaned(&all);
+        let (gone, left) = unless_needed(&index, &installed, &removed, candidates, also);
+        report.removed_unneeded = gone.iter().map(|s| s.to_string()).collect();
+        report.left_needed = left;
+        removed.extend(gone);
     }
+    let extra = orphaned(&removed);
+    report.autoremoved = extra.iter().map(|s| s.to_string()).collect();
+    removed.extend(extra);
     check_dependencies(&index, &installed, &removed)?;
-    check_diversions(fs, &removed, &budget)?;
+    if !apk {
+        check_diversions(fs, &removed, &budget)?;
+    }
     let mut r = Removal {
         report,
         ..Removal::default()
     };
     files(fs, &db, &removed, &mut r);
-    database(fs, &db, &removed, &mut r, &budget)?;
-    alternatives(fs, &mut r, &budget)?;
+    if apk {
+        let (delete, rewrites) = super::apk::remove(fs, &removed, &budget)
+            .map_err(|e| Error::corrupt("package database", e))?;
+        r.delete.extend(delete);
+        r.rewrites.extend(rewrites);
+    } else {
+        database(fs, &db, &removed, &mut r, &budget)?;
+        alternatives(fs, &mut r, &budget)?;
+    }
     r.rewrites.sort_by(|a, b| a.path.cmp(&b.path));
     r.report.paths = r.delete.len();
     Ok(r)
@@ -196,6 +255,67 @@ fn reachable<'a>(
         }
     }
     marked
+}
+
+/// What `remove-unless-needed` removes beyond `removed`: of `gone` (the packages its
+/// globs name, essential, protected and diverting ones left out), those no kept
+/// package needs. `also` is what autoremoval would take were all of them removed: the
+/// packages kept are the others, and every candidate (or package of `also`) that
+/// satisfies a kept package's dependency group no kept package satisfies is put back
+/// and kept in turn. Also each candidate put back, with who needs it.
+fn unless_needed<'a>(
+    index: &Index<'a>,
+    installed: &[&'a Package],
+    removed: &BTreeSet<&str>,
+    mut gone: BTreeSet<&'a str>,
+    mut also: BTreeSet<&'a str>,
+) -> (BTreeSet<&'a str>, Vec<String>) {
+    let mut left = Vec::new();
+    let mut todo: Vec<&Package> = installed
+        .iter()
+        .map(|p| (p, p.name.as_str()))
+        .filter(|(_, n)| !removed.contains(n) && !gone.contains(n) && !also.contains(n))
+        .map(|(p, _)| *p)
+        .collect();
+    // The sets only shrink, so a group satisfied once stays satisfied: each package
+    // is looked at once, when it becomes kept.
+    while let Some(q) = todo.pop() {
+        for group in &q.depends {
+            let stays = |p: &Package| {
+                let n = p.name.as_str();
+                !removed.contains(n) && !gone.contains(n) && !also.contains(n)
+            };
+            if group.iter().flat_map(|r| index.satisfiers(r)).any(stays) {
+                continue;
+            }
+            let back: Vec<&Package> = group
+                .iter()
+                .flat_map(|r| index.satisfiers(r))
+                .filter(|p| !removed.contains(p.name.as_str()))
+                .collect();
+            for p in back {
+                if gone.remove(p.name.as_str()) {
+                    left.push(format!("{} (needed by {})", p.name, q.name));
+                    todo.push(p);
+                } else if also.remove(p.name.as_str()) {
+                    todo.push(p);
+                }
+            }
+        }
+    }
+    left.sort();
+    (gone, left)
+}
+
+/// The packages that divert files.
+fn diverting(fs: &dyn Fs, budget: &Budget) -> Result<HashSet<String>> {
+    let text = read_text(fs, dpkg::DIVERSIONS, budget)
+        .map_err(|e| Error::corrupt("package database", e))?
+        .unwrap_or_default();
+    Ok(dpkg::diversions(&text)
+        .into_iter()
+        .filter_map(|d| d.by)
+        .collect())
 }
 
 /// Refuses a removal that leaves a kept package's dependency unsatisfied.
@@ -603,5 +723,44 @@ mod tests {
         assert_eq!(a.choices.len(), 2);
         assert_eq!(a.choices[1].slaves, [""]);
         assert_eq!(write_alternative(&a), text);
+    }
+
+    fn pkg(name: &str, depends: &str) -> Package {
+        Package {
+            name: name.into(),
+            version: "1".into(),
+            state: "installed".into(),
+            depends: super::super::relation::parse_dpkg(depends),
+            ..Package::default()
+        }
+    }
+
+    /// `remove-unless-needed`: a candidate a kept package needs stays, with what it
+    /// needs; one needed only through an alternative another kept package satisfies
+    /// goes; one needed only by what autoremoval takes goes too.
+    #[test]
+    fn unless_needed_keeps_what_kept_packages_need() {
+        let all = [
+            pkg("jit", "gcc-12"),
+            pkg("gcc-12", "cpp-12, libgcc-base"),
+            pkg("cpp-12", ""),
+            pkg("libgcc-base", ""),
+            pkg("app", "libfoo-dev | libfoo1"),
+            pkg("libfoo1", ""),
+            pkg("libfoo-dev", "libfoo1"),
+            pkg("make", ""),
+            pkg("helper", "make"),
+        ];
+        let installed: Vec<&Package> = all.iter().collect();
+        let index = Index::new(installed.iter().copied()).unwrap();
+        let candidates: BTreeSet<&str> = ["gcc-12", "cpp-12", "libfoo-dev", "make"].into();
+        // `helper` would be autoremoved once its dependents go: it does not keep make.
+        let also: BTreeSet<&str> = ["helper"].into();
+        let (gone, left) = unless_needed(&index, &installed, &BTreeSet::new(), candidates, also);
+        assert_eq!(gone, BTreeSet::from(["libfoo-dev", "make"]));
+        assert_eq!(
+            left,
+            ["cpp-12 (needed by gcc-12)", "gcc-12 (needed by jit)"]
+        );
     }
 }

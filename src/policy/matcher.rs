@@ -11,6 +11,7 @@ use crate::deps::fs::Fs;
 use crate::deps::loader::ElfCache;
 use crate::error::Result;
 use crate::layer::overlay::Tree;
+use crate::packages::npm::{Prune, PruneReport};
 use crate::packages::remove::Removal;
 use globset::GlobSet;
 use rayon::prelude::*;
@@ -33,6 +34,19 @@ pub struct Decided {
     pub closure: Option<ClosureReport>,
     /// The package removal, when asked: its files to rewrite and its report.
     pub removal: Option<Removal>,
+    /// What pruning npm's devDependencies did, when asked.
+    pub npm: Option<PruneReport>,
+}
+
+/// Deletion sets computed from the image before the paths are decided.
+#[derive(Default)]
+pub struct Computed<'a> {
+    /// Closure mode's keep set.
+    pub closure: Option<&'a Closure>,
+    /// A package removal.
+    pub removal: Option<&'a Removal>,
+    /// npm's devDependencies to prune.
+    pub npm: Option<&'a Prune>,
 }
 
 /// A rule, as reports name it.
@@ -42,6 +56,9 @@ pub struct Rule {
     pub id: String,
     /// Why deleting is safe.
     pub reason: String,
+    /// Its deletion globs and its own keep globs (none for a computed rule: package
+    /// removal, npm, closure mode).
+    pub globs: (Vec<String>, Vec<String>),
 }
 
 /// Compiled policies: every rule's globs in one set each for deletes and keeps (one
@@ -56,6 +73,8 @@ pub struct PolicySet {
     pub(super) local_keep: GlobSet,
     pub(super) local_keep_rule: Vec<usize>,
     pub(super) keep: GlobSet,
+    /// The `[keep]` globs.
+    pub keep_globs: Vec<String>,
     /// Globs that can never match, found while loading.
     pub warnings: Vec<String>,
     /// Closure mode.
@@ -66,6 +85,8 @@ pub struct PolicySet {
     pub packages: Option<crate::packages::remove::RemovalOptions>,
     /// The index of the rule package removal deletes by.
     pub(super) packages_rule: Option<usize>,
+    /// The index of the rule npm's devDependencies go by, when pruned.
+    pub(super) npm_rule: Option<usize>,
     /// Libraries opened by name at run time, for the guard and the closure.
     pub libraries: Vec<String>,
 }
@@ -122,13 +143,31 @@ impl PolicySet {
             local_keep: GlobSet::empty(),
             local_keep_rule: Vec::new(),
             keep: GlobSet::empty(),
+            keep_globs: Vec::new(),
             warnings: Vec::new(),
             closure: None,
             closure_rule: None,
             packages: None,
             packages_rule: None,
+            npm_rule: None,
             libraries: Vec::new(),
         }
+    }
+
+    /// Whether deciding needs the files' contents beyond what globs can skip: closure
+    /// mode, or packages a policy insists on removing (`inspect` refuses those).
+    pub fn reads_contents(&self) -> bool {
+        self.closure.is_some()
+            || self
+                .packages
+                .as_ref()
+                .is_some_and(|p| !p.patterns.is_empty())
+    }
+
+    /// Whether it has rules computed from the files' contents that can be left out of
+    /// an estimate: `remove-unless-needed` packages, npm's devDependencies.
+    pub fn has_optional_computed_rules(&self) -> bool {
+        self.packages.is_some() || self.npm_rule.is_some()
     }
 
     /// The rules, in order.
@@ -156,30 +195,34 @@ impl PolicySet {
             .as_ref()
             .map(|p| crate::packages::remove::plan(fs, p))
             .transpose()?;
+        let npm = self.npm_rule.map(|_| crate::packages::npm::plan(fs));
         let closure = self
             .closure
             .as_ref()
             .map(|c| crate::deps::closure::compute(fs, config, c, elf));
-        let deleted = self.decide(tree, closure.as_ref(), removal.as_ref())?;
+        let computed = Computed {
+            closure: closure.as_ref(),
+            removal: removal.as_ref(),
+            npm: npm.as_ref(),
+        };
+        let deleted = self.decide(tree, &computed)?;
         Ok(Decided {
             deleted,
             closure: closure.map(|c| c.report),
             removal,
+            npm: npm.map(|n| n.report),
         })
     }
 
     /// Decides for every path of `tree`; returns the deleted paths (every one, parents
-    /// before children) with the rule that deletes each. With closure mode, `closure`
-    /// is what it keeps: a path no glob rule deletes and the closure does not keep goes
-    /// by the closure rule (the global `[keep]` globs still win).
-    pub fn decide(
-        &self,
-        tree: &Tree,
-        closure: Option<&Closure>,
-        removal: Option<&Removal>,
-    ) -> Result<Deletions> {
-        let closure = closure.filter(|_| self.closure.is_some());
-        let removal = removal.filter(|_| self.packages.is_some());
+    /// before children) with the rule that deletes each. What no glob rule deletes goes
+    /// by a computed set: a package removal's paths, npm's pruned folders (with their
+    /// subtrees), then, in closure mode, what the closure does not keep (the global
+    /// `[keep]` globs still win over all).
+    pub fn decide(&self, tree: &Tree, computed: &Computed) -> Result<Deletions> {
+        let closure = computed.closure.filter(|_| self.closure.is_some());
+        let removal = computed.removal.filter(|_| self.packages.is_some());
+        let npm = computed.npm.filter(|_| self.npm_rule.is_some());
         if self.rules.is_empty() {
             return Ok(Vec::new());
         }
@@ -245,11 +288,21 @@ impl PolicySet {
         }
         // Pass 2: deletions, inherited from ancestors.
         let mut matched = vec![0u128; n];
+        let mut pruned = vec![false; if npm.is_some() { n } else { 0 }];
         let mut out = Vec::new();
         for i in 0..n {
             let m = parent_of[i].map_or(0, |j| matched[j]) | own[i].delete;
             matched[i] = m;
-            if (m == 0 && closure.is_none() && removal.is_none())
+            if let Some(np) = npm {
+                // A folder no layer lists is no node: ask its ancestors directly.
+                let above = match parent_of[i] {
+                    Some(j) => pruned[j],
+                    None => std::iter::successors(parent(paths[i]), |a| parent(a))
+                        .any(|a| np.roots.contains(a)),
+                };
+                pruned[i] = above || np.roots.contains(paths[i].as_slice());
+            }
+            if (m == 0 && closure.is_none() && removal.is_none() && npm.is_none())
                 || kept_global[i]
                 || shield_global[i]
             {
@@ -261,6 +314,8 @@ impl PolicySet {
             } else if let (Some(r), Some(rule)) = (removal, self.packages_rule)
                 && r.delete.contains(paths[i].as_slice())
             {
+                out.push((paths[i].clone(), rule));
+            } else if let Some(rule) = self.npm_rule.filter(|_| npm.is_some() && pruned[i]) {
                 out.push((paths[i].clone(), rule));
             } else if let (Some(c), Some(rule)) = (closure, self.closure_rule)
                 && !c.keeps(paths[i])
@@ -302,7 +357,7 @@ mod tests {
         let mut b = PolicySetBuilder::default();
         b.add(f.to_str().unwrap()).unwrap();
         let set = b.build().unwrap();
-        set.decide(&tree(paths), None, None)
+        set.decide(&tree(paths), &Computed::default())
             .unwrap()
             .into_iter()
             .map(|(p, r)| format!("{}:{}", String::from_utf8(p).unwrap(), set.rules[r].id))
@@ -351,7 +406,13 @@ mod tests {
             report: Default::default(),
         };
         let got: Vec<String> = set
-            .decide(&t, Some(&closure), None)
+            .decide(
+                &t,
+                &Computed {
+                    closure: Some(&closure),
+                    ..Computed::default()
+                },
+            )
             .unwrap()
             .into_iter()
             .map(|(p, r)| format!("{}:{}", String::from_utf8(p).unwrap(), set.rules[r].id))
@@ -365,7 +426,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            set.decide(&t, None, None).unwrap().len(),
+            set.decide(&t, &Computed::default()).unwrap().len(),
             1,
             "without the computed closure only the glob rule deletes"
         );
@@ -410,7 +471,7 @@ mod tests {
         .into();
         let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
         let got: Vec<String> = set
-            .decide(&tree(&refs), None, None)
+            .decide(&tree(&refs), &Computed::default())
             .unwrap()
             .into_iter()
             .map(|(p, _)| String::from_utf8(p).unwrap())

@@ -18,7 +18,10 @@
 //! libraries = ["libfoo.so.1"]         # opened by name at run time (dlopen)
 //! [packages]
 //! remove = ["build-essential", "*-dev"]   # dpkg packages, by name glob (packages::remove)
+//! remove-unless-needed = ["gcc-*"]   # only those no kept package needs
 //! autoremove = true                   # and what only they needed
+//! [npm]
+//! omit-dev = true                     # prune devDependencies (packages::npm)
 //! ```
 //! Paths are relative to the image root (a leading `/` is accepted and ignored); `*`
 //! stays inside one path component and `**` crosses them; a matched directory takes its
@@ -30,7 +33,7 @@ pub mod text;
 
 pub use account::{DeletedPath, PolicyOutcome, RuleOutcome, apply};
 
-pub use matcher::{Decision, PolicySet, Rule};
+pub use matcher::{Computed, Decision, PolicySet, Rule};
 
 use crate::deps::closure::{ClosureOptions, DEFAULT_PRESETS, Preset};
 use crate::error::{Error, Result};
@@ -49,6 +52,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("python", include_str!("../../policies/python.toml")),
     ("node", include_str!("../../policies/node.toml")),
     ("headers", include_str!("../../policies/headers.toml")),
+    ("toolchain", include_str!("../../policies/toolchain.toml")),
     ("logs", include_str!("../../policies/logs.toml")),
     ("caches", include_str!("../../policies/caches.toml")),
     ("closure", include_str!("../../policies/closure.toml")),
@@ -78,13 +82,24 @@ struct PolicyFile {
     closure: Option<ClosureFile>,
     runtime: Option<RuntimeFile>,
     packages: Option<PackagesFile>,
+    npm: Option<NpmFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct NpmFile {
+    #[serde(default)]
+    omit_dev: bool,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 struct PackagesFile {
     #[serde(default)]
     remove: Vec<String>,
+    #[serde(default)]
+    remove_unless_needed: Vec<String>,
     #[serde(default)]
     autoremove: bool,
 }
@@ -163,8 +178,21 @@ pub struct PolicySetBuilder {
     /// Closure mode, when a policy has a `[closure]` table: its roots and presets.
     closure: Option<(Vec<String>, BTreeSet<Preset>)>,
     libraries: Vec<String>,
-    /// `[packages] remove` globs and `autoremove`.
-    packages: Option<(Vec<String>, bool)>,
+    /// `[packages]`: what to remove.
+    packages: Option<PackagesSpec>,
+    /// `[npm] omit-dev`.
+    npm_omit_dev: bool,
+}
+
+/// `[packages]`, merged over every policy.
+#[derive(Clone, Debug, Default)]
+pub struct PackagesSpec {
+    /// `remove`: refused when a kept package needs one.
+    pub remove: Vec<String>,
+    /// `remove-unless-needed`: left installed when a kept package needs one.
+    pub unless_needed: Vec<String>,
+    /// `autoremove`.
+    pub autoremove: bool,
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
@@ -292,15 +320,19 @@ impl PolicySetBuilder {
             self.add_closure(&file, &text, c)?;
         }
         if let Some(p) = parsed.packages {
-            for g in &p.remove {
+            for g in p.remove.iter().chain(&p.remove_unless_needed) {
                 if let Err(e) = globset::Glob::new(g) {
                     let line = line_of(&text, &format!("\"{g}\""));
                     return Err(policy_error(&file, line, "[packages]", g, e));
                 }
             }
-            let (globs, auto) = self.packages.get_or_insert_with(Default::default);
-            globs.extend(p.remove);
-            *auto |= p.autoremove;
+            let spec = self.packages.get_or_insert_with(Default::default);
+            spec.remove.extend(p.remove);
+            spec.unless_needed.extend(p.remove_unless_needed);
+            spec.autoremove |= p.autoremove;
+        }
+        if let Some(n) = parsed.npm {
+            self.npm_omit_dev |= n.omit_dev;
         }
         for l in parsed.runtime.map(|r| r.libraries).unwrap_or_default() {
             if l.is_empty() || l.contains('/') {
@@ -388,9 +420,14 @@ impl PolicySetBuilder {
         self.closure.as_ref().map(|(r, p)| (r.as_slice(), p))
     }
 
-    /// `[packages] remove` globs and `autoremove`, when a policy removes packages.
-    pub fn packages(&self) -> Option<(&[String], bool)> {
-        self.packages.as_ref().map(|(g, a)| (g.as_slice(), *a))
+    /// `[packages]`, when a policy removes packages.
+    pub fn packages(&self) -> Option<&PackagesSpec> {
+        self.packages.as_ref()
+    }
+
+    /// Whether a policy prunes npm's devDependencies (`[npm] omit-dev`).
+    pub fn npm_omit_dev(&self) -> bool {
+        self.npm_omit_dev
     }
 
     /// Libraries opened by name at run time (`[runtime] libraries`).
@@ -401,8 +438,10 @@ impl PolicySetBuilder {
     /// Compiles the globs; more rules than can be applied at once are refused here,
     /// by `policy check` and before any image byte is read.
     pub fn build(&self) -> Result<PolicySet> {
-        let rules =
-            self.rules.len() + self.closure.is_some() as usize + self.packages.is_some() as usize;
+        let rules = self.rules.len()
+            + self.closure.is_some() as usize
+            + self.packages.is_some() as usize
+            + self.npm_omit_dev as usize;
         if rules > matcher::MAX_RULES {
             return Err(Error::Usage(format!(
                 "policy {}: {} rules; at most {} can be applied at once",
@@ -447,39 +486,55 @@ impl PolicySetBuilder {
             .map(|r| Rule {
                 id: r.id.clone(),
                 reason: r.reason.clone(),
+                globs: (r.delete.clone(), r.keep.clone()),
             })
             .collect();
         let packages = match &self.packages {
-            Some((globs, autoremove)) => {
+            Some(spec) => {
                 rules.push(Rule {
                     id: PACKAGES_RULE.into(),
                     reason: "files only the removed packages own, and their database entries"
                         .into(),
+                    globs: Default::default(),
                 });
-                let mut b = GlobSetBuilder::new();
-                for g in globs {
-                    b.add(
-                        globset::Glob::new(g)
-                            .map_err(|e| policy_error("", 0, "[packages]", g, e))?,
-                    );
-                }
+                let names = |globs: &[String]| -> Result<GlobSet> {
+                    let mut b = GlobSetBuilder::new();
+                    for g in globs {
+                        b.add(
+                            globset::Glob::new(g)
+                                .map_err(|e| policy_error("", 0, "[packages]", g, e))?,
+                        );
+                    }
+                    b.build()
+                        .map_err(|e| policy_error("", 0, "[packages]", "", e))
+                };
                 Some(crate::packages::remove::RemovalOptions {
-                    patterns: globs.clone(),
-                    set: b
-                        .build()
-                        .map_err(|e| policy_error("", 0, "[packages]", "", e))?,
-                    autoremove: *autoremove,
+                    patterns: spec.remove.clone(),
+                    set: names(&spec.remove)?,
+                    unless_needed: spec.unless_needed.clone(),
+                    unless_needed_set: names(&spec.unless_needed)?,
+                    autoremove: spec.autoremove,
                 })
             }
             None => None,
         };
         let packages_rule = packages.as_ref().map(|_| rules.len() - 1);
+        if self.npm_omit_dev {
+            rules.push(Rule {
+                id: crate::packages::npm::RULE.into(),
+                reason: "packages a project's lockfile marks dev and nothing kept needs at run time (npm prune --omit=dev)"
+                    .into(),
+                globs: Default::default(),
+            });
+        }
+        let npm_rule = self.npm_omit_dev.then(|| rules.len() - 1);
         let closure = match &self.closure {
             Some((roots, presets)) => {
                 rules.push(Rule {
                     id: CLOSURE_RULE.into(),
                     reason: "closure mode: nothing the command, the closure roots or a runtime preset needs"
                         .into(),
+                    globs: Default::default(),
                 });
                 let (root_set, _) = set(roots.iter().map(|g| (g, 0)))?;
                 Some(ClosureOptions {
@@ -498,6 +553,7 @@ impl PolicySetBuilder {
             closure_rule,
             packages,
             packages_rule,
+            npm_rule,
             libraries: self.libraries.clone(),
             rules,
             delete,
@@ -505,6 +561,7 @@ impl PolicySetBuilder {
             local_keep,
             local_keep_rule,
             keep,
+            keep_globs: self.keep.iter().map(|(g, _)| g.clone()).collect(),
             warnings: self.warnings.clone(),
         })
     }

@@ -60,12 +60,24 @@ pub fn show(name: &str, b: &PolicySetBuilder) -> String {
         let names: Vec<&str> = presets.iter().map(|p| p.name()).collect();
         o += &format!("  presets {}\n", names.join(", "));
     }
-    if let Some((globs, autoremove)) = b.packages() {
-        o += &format!(
-            "[packages] remove {}{}\n",
-            globs.join(", "),
-            if autoremove { " (and autoremove)" } else { "" }
-        );
+    if let Some(p) = b.packages() {
+        let auto = if p.autoremove {
+            " (and autoremove)"
+        } else {
+            ""
+        };
+        if !p.remove.is_empty() {
+            o += &format!("[packages] remove {}{auto}\n", p.remove.join(", "));
+        }
+        if !p.unless_needed.is_empty() {
+            o += &format!(
+                "[packages] remove unless a kept package needs it {}{auto}\n",
+                p.unless_needed.join(", ")
+            );
+        }
+    }
+    if b.npm_omit_dev() {
+        o += "[npm] omit-dev (prune devDependencies, as npm prune --omit=dev)\n";
     }
     if !b.libraries().is_empty() {
         o += &format!("[runtime] libraries {}\n", b.libraries().join(", "));

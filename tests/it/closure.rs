@@ -69,7 +69,7 @@ const server = app.listen(0, '127.0.0.1', () => {
 });
 "#;
 
-fn rootfs(var: &str, flavour: &str) -> PathBuf {
+pub fn rootfs(var: &str, flavour: &str) -> PathBuf {
     PathBuf::from(std::env::var_os(var).unwrap_or_else(|| {
         panic!("{var} is set by scripts/test (scripts/debian-rootfs {flavour} builds it)")
     }))

@@ -105,7 +105,28 @@ fn debian_image_squashed_whole_and_above_its_base_matches_umoci_and_docker_and_r
         assert_eq!(String::from_utf8_lossy(&out.stdout), RUNS);
         run(docker().args(["rmi", &tag]));
     }
-    // Slimmed by policy: only the reported paths go (umoci), and it still runs.
+    // Slimmed by policy: only the reported paths go (umoci), it still runs, and dpkg's
+    // database still tells the truth: `dpkg --verify` finds nothing missing that the
+    // input's layers had not already deleted.
+    let verify = |tag: &str| -> std::collections::BTreeSet<String> {
+        let out = run(docker().args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "sh",
+            tag,
+            "-c",
+            // What it finds is on stdout; its status is not the judge.
+            "dpkg --verify || true",
+        ]));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let verified_before = verify("ocislim-test/debian:layered");
     for (policy, keep) in [("default", "0"), ("aggressive", "0"), ("aggressive", "1")] {
         let name = format!("debian-{policy}-{keep}");
         let (r, _) = crate::policy::assert_only_reported_paths_go(
@@ -124,6 +145,9 @@ fn debian_image_squashed_whole_and_above_its_base_matches_umoci_and_docker_and_r
         );
         let out = run(docker().args(["run", "--rm", "--network", "none", &tag]));
         assert_eq!(String::from_utf8_lossy(&out.stdout), RUNS, "{name}");
+        let verified = verify(&tag);
+        let new: Vec<&String> = verified.difference(&verified_before).collect();
+        assert!(new.is_empty(), "{name}: dpkg --verify finds {new:#?}");
         run(docker().args(["rmi", &tag]));
         eprintln!(
             "{name}: before {} after {} stored",

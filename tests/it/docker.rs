@@ -331,3 +331,43 @@ fn docker_runs_the_squashed_busybox_image() {
     assert_eq!(layers.trim(), "1");
     run(docker().args(["rmi", "ocislim-test/bb-squashed:1"]));
 }
+
+/// `bench --check --smoke`: per policy, whether the dependency check finds a reference
+/// the policy broke, and whether a command still runs in the slimmed image under
+/// Docker. A policy deleting busybox breaks `/bin/sh` (and so the command); `none`
+/// breaks nothing.
+#[test]
+fn bench_check_and_smoke_columns_say_whether_each_slimmed_image_still_works() {
+    let w = scratch();
+    let layout = busybox_with("bench-smoke", w.path());
+    let policy = w.path().join("no-busybox.toml");
+    std::fs::write(
+        &policy,
+        "[[rule]]\nid = \"busybox\"\ndelete = [\"bin/busybox\"]\n",
+    )
+    .unwrap();
+    let out = run(ocislim()
+        .arg("bench")
+        .arg(&layout)
+        .args(["--policy", "none", "--policy"])
+        .arg(&policy)
+        .args(["--check", "--smoke", "cat /etc/motd", "--format", "json"]));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = r["rows"].as_array().unwrap();
+    assert_eq!(rows[0]["check"], "ok");
+    assert_eq!(rows[0]["smoke"], "ok");
+    let check = rows[1]["check"].as_str().unwrap();
+    assert!(
+        check.contains("broken") && check.contains("bin/busybox"),
+        "{check}"
+    );
+    let smoke = rows[1]["smoke"].as_str().unwrap();
+    assert!(smoke.starts_with("failed"), "{smoke}");
+    // The table names the columns.
+    let out = run(ocislim()
+        .arg("bench")
+        .arg(&layout)
+        .args(["--policy", "none", "--check", "--format", "csv"]));
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(csv.lines().next().unwrap().ends_with(",check"), "{csv}");
+}

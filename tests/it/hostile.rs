@@ -1107,3 +1107,62 @@ fn an_image_archive_with_a_header_readers_disagree_on_is_refused() {
         "{err}"
     );
 }
+
+/// A lockfile is the image's to write: one whose dev package paths climb out of the
+/// project (`..`) leaves that project alone, with a warning, and deletes nothing
+/// outside it; a dev package a kept one needs at run time stays.
+#[test]
+fn a_hostile_npm_lockfile_deletes_nothing_outside_its_project() {
+    let w = scratch();
+    let lock = concat!(
+        "{\"lockfileVersion\":3,\"packages\":{\"\":{\"name\":\"x\"},",
+        "\"node_modules/a\":{\"version\":\"1.0.0\",\"dev\":true},",
+        "\"node_modules/../../../etc\":{\"dev\":true}}}"
+    );
+    let lock_ok = concat!(
+        "{\"lockfileVersion\":3,\"packages\":{\"\":{\"name\":\"y\"},",
+        "\"node_modules/tool\":{\"version\":\"1.0.0\",\"dev\":true},",
+        "\"node_modules/lib\":{\"version\":\"2.0.0\",\"dev\":true}}}"
+    );
+    let spec = format!(
+        concat!(
+            "tag npm:1\nlayer\nfile etc/passwd \"root:x:0:0::/root:/bin/sh\\n\"\n",
+            "file srv/x/package-lock.json \"{}\"\n",
+            "file srv/x/node_modules/a/package.json \"{{\\\"version\\\":\\\"1.0.0\\\"}}\"\n",
+            "file srv/y/package.json \"{{\\\"dependencies\\\":{{\\\"lib\\\":\\\"2\\\"}}}}\"\n",
+            "file srv/y/package-lock.json \"{}\"\n",
+            "file srv/y/node_modules/tool/package.json \"{{\\\"version\\\":\\\"1.0.0\\\"}}\"\n",
+            "file srv/y/node_modules/lib/package.json \"{{\\\"version\\\":\\\"2.0.0\\\"}}\"\n",
+        ),
+        lock.replace('"', "\\\""),
+        lock_ok.replace('"', "\\\""),
+    );
+    let dir = w.path().join("img");
+    Spec::parse(&spec).write_layout(&dir, false);
+    let report = w.path().join("r.json");
+    run(ocislim()
+        .args(["squash", "--dry-run", "--policy", "node"])
+        .arg(&dir)
+        .arg("--report")
+        .arg(&report));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let deleted: Vec<&str> = r["policy"]["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    // The builder writes no folder entries: the pruned package is its one file.
+    assert_eq!(
+        deleted,
+        ["srv/y/node_modules/tool/package.json"],
+        "{:#}",
+        r["npm"]
+    );
+    let warnings = r["warnings"].to_string();
+    assert!(warnings.contains("unsafe package path"), "{warnings}");
+    assert_eq!(
+        r["npm"]["projects"][0]["kept"],
+        serde_json::json!(["node_modules/lib: needed at run time by the project"])
+    );
+}

@@ -197,11 +197,16 @@ fn packages_reads_an_apk_database() {
     assert!(err.contains("no package database"), "{err}");
 }
 
-/// A .deb of one file and no dependencies, built by dpkg-deb on the host.
-fn small_deb(work: &std::path::Path) -> std::path::PathBuf {
+/// A .deb of one file, a README and a copyright file, and no dependencies, built by
+/// dpkg-deb on the host.
+pub fn small_deb(work: &std::path::Path) -> std::path::PathBuf {
     let root = work.join("deb");
     std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
     std::fs::create_dir_all(root.join("usr/share/ocislim-hello")).unwrap();
+    let doc = root.join("usr/share/doc/ocislim-hello");
+    std::fs::create_dir_all(&doc).unwrap();
+    std::fs::write(doc.join("README"), "read me\n").unwrap();
+    std::fs::write(doc.join("copyright"), "public domain\n").unwrap();
     std::fs::write(
         root.join("DEBIAN/control"),
         "Package: ocislim-hello\nVersion: 1.0\nArchitecture: all\nMaintainer: ocislim tests <tests@ocislim.invalid>\nDescription: a test package\n",
@@ -217,7 +222,7 @@ fn small_deb(work: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// The installed packages of an unpacked root, by dpkg-query in a chroot.
-fn installed(root: &std::path::Path) -> Vec<String> {
+pub fn installed(root: &std::path::Path) -> Vec<String> {
     let out = run(Command::new("chroot").arg(root).args([
         "dpkg-query",
         "-W",
@@ -369,6 +374,26 @@ fn removing_the_toolchain_leaves_what_apt_purge_and_autoremove_leave() {
         r["after"]["uncompressed"].as_u64().unwrap(),
     );
     assert!(after * 2 < before, "{before} -> {after}");
+    // The built-in `toolchain` policy (remove-unless-needed globs, autoremove) takes
+    // the same packages: nothing kept on this image needs any of them.
+    let report = w.path().join("toolchain.json");
+    run(ocislim()
+        .args(["squash", "--dry-run", "--policy", "toolchain"])
+        .arg(&dir)
+        .arg("--report")
+        .arg(&report));
+    let t: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let names = |v: &Value, keys: &[&str]| -> std::collections::BTreeSet<String> {
+        keys.iter()
+            .flat_map(|k| v["packages"][k].as_array().unwrap().iter())
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&t, &["removed_unneeded", "autoremoved"]),
+        names(&r, &["removed", "autoremoved"])
+    );
+    assert_eq!(t["packages"]["left_needed"], serde_json::json!([]));
     // Under Docker: dpkg and apt find nothing wrong, and a package still installs.
     let deb = small_deb(w.path());
     let tag = "ocislim-test/toolchain:slim";
@@ -412,4 +437,117 @@ fn removing_the_toolchain_leaves_what_apt_purge_and_autoremove_leave() {
         err.contains("libc6-dev is needed by") && err.contains("build-essential"),
         "{err}"
     );
+}
+
+/// apk's database, written by hand from apk-tools' format (no apk here to make an
+/// Alpine image with): `app` needs `libgreet` (through its `so:` provide), `devtool`
+/// needs it too and pulled in `tool-helper`; the world names busybox, the base, app and
+/// devtool. Removing devtool leaves the database as `apk del devtool` would: devtool
+/// and tool-helper (nothing in the world needs it now) go with their files, records,
+/// world line, script and trigger; libgreet stays. Judged inside the image by busybox:
+/// an awk reading of the installed file (every listed file of every remaining package
+/// is there, the removed ones' are not), the world, and `tar -t` of the scripts.
+/// Removing libgreet is refused: app needs it.
+#[test]
+fn apk_removal_leaves_what_apk_del_leaves() {
+    let w = scratch();
+    let scripts = w.path().join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    for s in [
+        "app-1.0-r0.Q1app=.post-install",
+        "devtool-2.1-r3.Q1dev=.post-install",
+    ] {
+        std::fs::write(scripts.join(s), "#!/bin/sh\nexit 0\n").unwrap();
+    }
+    let scripts_tar = w.path().join("scripts.tar");
+    run(Command::new("tar")
+        .args(["--format=ustar", "--owner=0", "--group=0", "-C"])
+        .arg(&scripts)
+        .arg("-cf")
+        .arg(&scripts_tar)
+        .args([
+            "app-1.0-r0.Q1app=.post-install",
+            "devtool-2.1-r3.Q1dev=.post-install",
+        ]));
+    let installed = concat!(
+        "C:Q1bb=\nP:busybox\nV:1.36.1-r5\nA:x86_64\np:cmd:busybox=1.36.1-r5\nF:bin\nR:busybox\nR:sh\nR:cat\n\n",
+        "C:Q1base=\nP:alpine-baselayout\nV:3.4.3-r1\nA:x86_64\nF:etc\nR:motd\n\n",
+        "C:Q1lib=\nP:libgreet\nV:1.2-r0\nA:x86_64\np:so:libgreet.so.1=1.2\nF:usr\nF:usr/lib\nR:libgreet.so.1\nF:usr/share/greet\nR:hello\n\n",
+        "C:Q1app=\nP:app\nV:1.0-r0\nA:x86_64\nD:so:libgreet.so.1 /bin/sh\nF:usr/bin\nR:app\n\n",
+        "C:Q1dev=\nP:devtool\nV:2.1-r3\nA:x86_64\nD:so:libgreet.so.1 tool-helper>=1\nF:usr/bin\nR:devtool\n\n",
+        "C:Q1help=\nP:tool-helper\nV:1.0-r0\nA:x86_64\nF:usr/libexec\nR:helper\nF:usr/libexec/helper.d\nR:conf\n\n",
+    );
+    let check = concat!(
+        "#!/bin/sh\n",
+        "awk -F: '/^P:/{p=$2} /^F:/{d=$2; print p\" /\"d} /^R:/{print p\" /\"d\"/\"$2}' /lib/apk/db/installed |",
+        " while read p f; do [ -e \"$f\" ] || [ -h \"$f\" ] || echo \"$p lacks $f\"; done\n",
+        "awk -F: '/^P:/{print $2}' /lib/apk/db/installed | tr '\\n' ' '; echo\n",
+        "cat /etc/apk/world; tar -tf /lib/apk/db/scripts.tar; cat /lib/apk/db/triggers\n",
+        "for f in /usr/bin/devtool /usr/libexec; do [ -e $f ] && echo \"left $f\"; done; /usr/bin/app\n",
+    );
+    let spec = format!(
+        concat!(
+            "tag apk:1\nconfig Cmd=[\"/check\"]\nlayer\n",
+            "dir bin\nfile bin/busybox from=/bin/busybox mode=0755\nsymlink bin/sh -> busybox\n",
+            "hardlink bin/cat -> bin/busybox mode=0755\n",
+            "dir usr/bin\nfile usr/bin/app \"#!/bin/sh\\ncat /usr/share/greet/hello\\n\" mode=0755\n",
+            "file usr/bin/devtool \"#!/bin/sh\\n\" mode=0755\n",
+            "file usr/lib/libgreet.so.1 size=4096\nfile usr/share/greet/hello \"hello from libgreet\\n\"\n",
+            "file usr/libexec/helper size=100\nfile usr/libexec/helper.d/conf \"x=1\\n\"\n",
+            "file etc/motd \"welcome\\n\"\nfile etc/apk/world \"busybox\\nalpine-baselayout\\napp\\ndevtool>=2\\n\"\n",
+            "file lib/apk/db/installed \"{}\"\n",
+            "file lib/apk/db/scripts.tar from={}\n",
+            "file lib/apk/db/triggers \"Q1dev= /usr/share/devtool\\n\"\n",
+            "file check \"{}\" mode=0755\n",
+        ),
+        installed.replace('\n', "\\n"),
+        scripts_tar.display(),
+        check
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n"),
+    );
+    let dir = w.path().join("img");
+    Spec::parse(&spec).write_layout(&dir, false);
+    let policy = w.path().join("apk.toml");
+    std::fs::write(&policy, "[packages]\nremove = [\"devtool\"]\n").unwrap();
+    let out = w.path().join("slim.tar");
+    let report = w.path().join("report.json");
+    let tag = "ocislim-test/apk:slim";
+    run(ocislim()
+        .args(["squash", "--policy"])
+        .arg(&policy)
+        .arg(&dir)
+        .arg("-o")
+        .arg(format!("docker-archive:{}:{tag}", out.display()))
+        .arg("--report")
+        .arg(&report));
+    let r = report_breaking_nothing(&report);
+    assert_eq!(r["packages"]["removed"], serde_json::json!(["devtool"]));
+    assert_eq!(
+        r["packages"]["autoremoved"],
+        serde_json::json!(["tool-helper"])
+    );
+    run(docker().arg("load").arg("-i").arg(&out));
+    let ran = run(docker().args(["run", "--rm", "--network", "none", tag]));
+    run(docker().args(["rmi", tag]));
+    assert_eq!(
+        String::from_utf8_lossy(&ran.stdout),
+        concat!(
+            "busybox alpine-baselayout libgreet app \n",
+            "busybox\nalpine-baselayout\napp\n",
+            "app-1.0-r0.Q1app=.post-install\n",
+            "hello from libgreet\n",
+        )
+    );
+    // libgreet alone: app still needs it.
+    std::fs::write(&policy, "[packages]\nremove = [\"libgreet\"]\n").unwrap();
+    let (code, err) = run_fail(
+        ocislim()
+            .args(["squash", "--dry-run", "--policy"])
+            .arg(&policy)
+            .arg(&dir),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("libgreet is needed by app"), "{err}");
 }

@@ -1,0 +1,227 @@
+//! The policy step shared by `squash` and `bench`: a merged tree decided by a policy
+//! (globs, package removal, npm pruning, closure mode), its deletions applied, the
+//! files the policy rewrites (package databases, dpkg filters) laid on top as one
+//! synthesized layer, and the dependency check of the result against the merged tree.
+
+use crate::deps::closure::ClosureReport;
+use crate::deps::fs::TreeFs;
+use crate::deps::guard::GuardReport;
+use crate::deps::loader::ElfCache;
+use crate::error::{Error, Result};
+use crate::layer::index::EntryRec;
+use crate::layer::overlay::Tree;
+use crate::layer::synth::Rewrite;
+use crate::layer::writer::Spool;
+use crate::packages::excluded::{ExcludeReport, GlobRule};
+use crate::packages::npm::PruneReport;
+use crate::packages::remove::{Removal, RemovalReport};
+use crate::policy::{PolicyOutcome, PolicySet};
+use std::collections::HashSet;
+
+/// What a policy did to a merged tree.
+pub struct Slimmed {
+    /// Every deleted path, with its rule.
+    pub deleted: Vec<(Vec<u8>, usize)>,
+    /// The policy's accounting.
+    pub policy: PolicyOutcome,
+    /// The dependency check, when asked and something was deleted.
+    pub check: Option<GuardReport>,
+    /// Closure mode's report.
+    pub closure: Option<ClosureReport>,
+    /// Package removal's report.
+    pub packages: Option<RemovalReport>,
+    /// npm pruning's report.
+    pub npm: Option<PruneReport>,
+    /// dpkg's database after rules deleted packages' files.
+    pub dpkg_excluded: Option<ExcludeReport>,
+    /// Every file rewritten or written, from the image root.
+    pub rewritten: Vec<String>,
+}
+
+/// Slims `tree` (merged from `spools`, the first `keep` layers kept as they are) by
+/// `policy`; a rewrite layer, when there is one, is appended to `spools`. With
+/// `check` (`Some(allow_broken)`), the result is checked against the merged tree, and
+/// a reference the policy broke is an error unless `allow_broken`.
+pub fn slim(
+    policy: &PolicySet,
+    (tree, spools): (&mut Tree, &mut Vec<Spool>),
+    config: &serde_json::Value,
+    keep: usize,
+    check: Option<bool>,
+    warnings: &mut Vec<String>,
+) -> Result<Slimmed> {
+    let elf = ElfCache::default();
+    let decided = policy.decide_image(tree, &TreeFs::new(tree, spools), config, &elf)?;
+    let (deleted, closure, npm) = (decided.deleted, decided.closure, decided.npm);
+    if let Some(n) = &npm {
+        warnings.extend(n.warnings.iter().map(|w| format!("npm: {w}")));
+    }
+    let excluded = database_filters(
+        policy,
+        &TreeFs::new(tree, spools),
+        &deleted,
+        decided.removal.as_ref(),
+    )?;
+    let merged = (check.is_some() && !deleted.is_empty()).then(|| tree.clone());
+    let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
+    let mut outcome = crate::policy::apply(policy, tree, &deleted, keep, &entries);
+    drop(entries);
+    let mut rewrites = Vec::new();
+    let packages = decided.removal.map(|r| {
+        rewrites.extend(r.rewrites);
+        r.report
+    });
+    let dpkg_excluded = excluded.map(|(r, report)| {
+        rewrites.extend(r);
+        warnings.extend(report.warnings.iter().map(|w| format!("dpkg: {w}")));
+        report
+    });
+    rewrites.sort_by(|a, b| a.path.cmp(&b.path));
+    let rewritten: Vec<String> = rewrites
+        .iter()
+        .map(|r| format!("/{}", crate::layer::path::escape(&r.path)))
+        .collect();
+    rewrite(tree, spools, &rewrites, warnings)?;
+    outcome.reclaimed_by_layer.resize(spools.len(), 0);
+    refuse_empty(policy, &deleted, tree)?;
+    let check = match (merged, check) {
+        (Some(before), Some(allow_broken)) => {
+            let views = (&before, &*tree, spools.as_slice());
+            Some(guard(policy, config, views, &deleted, &elf, allow_broken)?)
+        }
+        _ => None,
+    };
+    if let Some(g) = &check {
+        warnings.extend(
+            g.broken_by_policy
+                .iter()
+                .map(|r| format!("the policy breaks {r}")),
+        );
+        if let Some(first) = g.links_left_dangling.first() {
+            warnings.push(format!(
+                "{} symlinks left dangling by the policy (the first: {first})",
+                g.links_left_dangling.len()
+            ));
+        }
+    }
+    Ok(Slimmed {
+        deleted,
+        policy: outcome,
+        check,
+        closure,
+        packages,
+        npm,
+        dpkg_excluded,
+        rewritten,
+    })
+}
+
+/// The dependency check of a slimmed tree against the merged one; references the policy
+/// broke are an error unless `--allow-broken`.
+fn guard(
+    policy: &PolicySet,
+    config: &serde_json::Value,
+    (before, after, spools): (&Tree, &Tree, &[Spool]),
+    deleted: &[(Vec<u8>, usize)],
+    elf: &ElfCache,
+    allow_broken: bool,
+) -> Result<GuardReport> {
+    let rules: Vec<String> = policy.rules().iter().map(|r| r.id.clone()).collect();
+    let g = crate::deps::guard::compare(
+        &TreeFs::new(before, spools),
+        &TreeFs::new(after, spools),
+        config,
+        (deleted, &rules),
+        &policy.libraries,
+        elf,
+    );
+    match g.broken_by_policy.first() {
+        Some(first) if !allow_broken => Err(Error::Broken {
+            first: first.to_string(),
+            more: match g.broken_by_policy.len() {
+                1 => String::new(),
+                n => format!("; {} more", n - 1),
+            },
+        }),
+        _ => Ok(g),
+    }
+}
+
+/// Applies the files the policy rewrites (package databases, alternatives, dpkg
+/// filters) on top of `tree` as one more layer, appended to `spools`.
+fn rewrite(
+    tree: &mut Tree,
+    spools: &mut Vec<Spool>,
+    rewrites: &[Rewrite],
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    if rewrites.is_empty() {
+        return Ok(());
+    }
+    let mut layer = crate::layer::synth::build(rewrites, tree, spools)?;
+    tree.apply(
+        spools.len(),
+        &mut layer.entries,
+        crate::layer::synth::NAME,
+        warnings,
+    )?;
+    spools.push(layer);
+    Ok(())
+}
+
+/// dpkg's `.list` and `.md5sums` without what the policy's rules deleted, and its
+/// `path-exclude` lines ([`crate::packages::excluded`]); `None` when nothing was
+/// deleted but by package removal.
+fn database_filters(
+    policy: &PolicySet,
+    fs: &TreeFs,
+    deleted: &[(Vec<u8>, usize)],
+    removal: Option<&Removal>,
+) -> Result<Option<(Vec<Rewrite>, ExcludeReport)>> {
+    let rules: Vec<Option<GlobRule>> = policy
+        .rules()
+        .iter()
+        .map(|r| {
+            (!r.globs.0.is_empty()).then(|| GlobRule {
+                id: &r.id,
+                delete: &r.globs.0,
+                keep: &r.globs.1,
+            })
+        })
+        .collect();
+    let deleted: Vec<(Vec<u8>, usize)> = deleted
+        .iter()
+        .filter(|(_, r)| policy.rules()[*r].id != crate::policy::PACKAGES_RULE)
+        .cloned()
+        .collect();
+    if deleted.is_empty() {
+        return Ok(None);
+    }
+    let removed: HashSet<String> = removal
+        .map(|r| {
+            let p = &r.report;
+            p.removed
+                .iter()
+                .chain(&p.removed_unneeded)
+                .chain(&p.autoremoved)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::packages::excluded::plan(fs, &deleted, &rules, &policy.keep_globs, &removed).map(Some)
+}
+
+/// Refuses a policy that left nothing but the root: an empty image is never what was
+/// meant.
+fn refuse_empty(policy: &PolicySet, deleted: &[(Vec<u8>, usize)], tree: &Tree) -> Result<()> {
+    if let Some((_, rule)) = deleted.first()
+        && tree.nodes.keys().all(|p| p.is_empty())
+    {
+        return Err(Error::Usage(format!(
+            "policy {}: rule {} deletes every file of the image; refusing to write an empty image",
+            policy.names,
+            policy.rules()[*rule].id
+        )));
+    }
+    Ok(())
+}
