@@ -212,24 +212,13 @@ fn a_single_stage_node_image_loses_its_toolchain_and_dev_dependencies_and_still_
     // The app's layer leaves dpkg's database alone: the base's is the input's.
     let before_packages = installed_in_tar(&base, w.path());
 
-    let policy = w.path().join("node-slim.toml");
-    std::fs::write(
-        &policy,
-        "extends = [\"aggressive\"]\n[packages]\nremove = [\"npm\"]\nautoremove = true\n",
-    )
-    .unwrap();
-    let out = w.path().join("slim.tar");
-    let report = w.path().join("report.json");
     let tag = "ocislim-test/node-dev:slim";
-    run(ocislim()
-        .args(["squash", "--policy"])
-        .arg(&policy)
-        .arg(&dir)
-        .arg("-o")
-        .arg(format!("docker-archive:{}:{tag}", out.display()))
-        .arg("--report")
-        .arg(&report));
-    let r = report_breaking_nothing(&report);
+    let (out, r) = squash_with_policy(
+        w.path(),
+        &dir,
+        "extends = [\"aggressive\"]\n[packages]\nremove = [\"npm\"]\nautoremove = true\n",
+        tag,
+    );
     let (before, after) = (
         r["before"]["uncompressed"].as_u64().unwrap(),
         r["after"]["uncompressed"].as_u64().unwrap(),

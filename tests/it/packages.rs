@@ -509,20 +509,8 @@ fn apk_removal_leaves_what_apk_del_leaves() {
     );
     let dir = w.path().join("img");
     Spec::parse(&spec).write_layout(&dir, false);
-    let policy = w.path().join("apk.toml");
-    std::fs::write(&policy, "[packages]\nremove = [\"devtool\"]\n").unwrap();
-    let out = w.path().join("slim.tar");
-    let report = w.path().join("report.json");
     let tag = "ocislim-test/apk:slim";
-    run(ocislim()
-        .args(["squash", "--policy"])
-        .arg(&policy)
-        .arg(&dir)
-        .arg("-o")
-        .arg(format!("docker-archive:{}:{tag}", out.display()))
-        .arg("--report")
-        .arg(&report));
-    let r = report_breaking_nothing(&report);
+    let (out, r) = squash_with_policy(w.path(), &dir, "[packages]\nremove = [\"devtool\"]\n", tag);
     assert_eq!(r["packages"]["removed"], serde_json::json!(["devtool"]));
     assert_eq!(
         r["packages"]["autoremoved"],
@@ -541,6 +529,7 @@ fn apk_removal_leaves_what_apk_del_leaves() {
         )
     );
     // libgreet alone: app still needs it.
+    let policy = w.path().join("libgreet.toml");
     std::fs::write(&policy, "[packages]\nremove = [\"libgreet\"]\n").unwrap();
     let (code, err) = run_fail(
         ocislim()

@@ -208,3 +208,27 @@ pub fn report_breaking_nothing(report: &Path) -> serde_json::Value {
     );
     r
 }
+
+/// Squashes the layout `dir` with the policy `policy` (TOML text) into a docker archive
+/// named `tag`, with a report; returns the archive and the report, which must say the
+/// policy broke nothing.
+pub fn squash_with_policy(
+    work: &Path,
+    dir: &Path,
+    policy: &str,
+    tag: &str,
+) -> (std::path::PathBuf, serde_json::Value) {
+    let file = work.join("policy.toml");
+    std::fs::write(&file, policy).unwrap();
+    let out = work.join("slim.tar");
+    let report = work.join("report.json");
+    run(ocislim()
+        .args(["squash", "--policy"])
+        .arg(&file)
+        .arg(dir)
+        .arg("-o")
+        .arg(format!("docker-archive:{}:{tag}", out.display()))
+        .arg("--report")
+        .arg(&report));
+    (out, report_breaking_nothing(&report))
+}

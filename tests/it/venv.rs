@@ -65,28 +65,17 @@ fn a_python_venv_image_loses_pip_and_its_waste_and_still_runs() {
         ],
         false,
     );
-    let policy = w.path().join("venv-slim.toml");
-    std::fs::write(
-        &policy,
+    let tag = "ocislim-test/venv:slim";
+    let (out, r) = squash_with_policy(
+        w.path(),
+        &dir,
         concat!(
             "extends = [\"aggressive\"]\n[packages]\n",
             "remove = [\"python3-pip\", \"python3-setuptools\", \"python3-wheel\", ",
             "\"python3-distutils\", \"python3-lib2to3\", \"python3-pkg-resources\"]\n",
         ),
-    )
-    .unwrap();
-    let out = w.path().join("slim.tar");
-    let report = w.path().join("report.json");
-    let tag = "ocislim-test/venv:slim";
-    run(ocislim()
-        .args(["squash", "--policy"])
-        .arg(&policy)
-        .arg(&dir)
-        .arg("-o")
-        .arg(format!("docker-archive:{}:{tag}", out.display()))
-        .arg("--report")
-        .arg(&report));
-    let r = report_breaking_nothing(&report);
+        tag,
+    );
     let (before, after) = (
         r["before"]["uncompressed"].as_u64().unwrap(),
         r["after"]["uncompressed"].as_u64().unwrap(),
