@@ -213,6 +213,8 @@ struct Walk<'a> {
     whole: HashSet<Vec<u8>>,
     queue: VecDeque<usize>,
     libcs: HashSet<Vec<u8>>,
+    /// The `pythonX.Y` folders of each `PREFIX/lib` looked at (listed once each).
+    python_libs: HashMap<Vec<u8>, Vec<Vec<u8>>>,
     presets: BTreeSet<String>,
 }
 
@@ -506,20 +508,13 @@ impl<'a> Walk<'a> {
     }
 
     fn script_needs(&mut self, p: &[u8], head: &[u8], i: usize) {
-        let line = head[2..].split(|&b| b == b'\n').next().unwrap_or_default();
-        let line = String::from_utf8_lossy(line).into_owned();
-        let mut words = line.split_whitespace();
-        let Some(interp) = words.next() else { return };
-        let ip = if interp.starts_with('/') {
-            normalise(interp.as_bytes())
-        } else {
-            join_rel(parent(p), interp.as_bytes())
+        let Some(sb) = super::shebang(p, head) else {
+            return;
         };
         let why = format!("the #! interpreter of {}", show(p));
-        self.add(&ip, &why, Some(i), true);
-        if basename(interp.as_bytes()) == b"env"
-            && let Some(name) = words.find(|w| !w.starts_with('-') && !w.contains('='))
-            && let Some(at) = which(self.fs, &self.dirs, name)
+        self.add(&sb.path, &why, Some(i), true);
+        if let Some(name) = sb.env_program
+            && let Some(at) = which(self.fs, &self.dirs, &name)
         {
             let why = format!("the program `env` runs for {}", show(p));
             self.add(&at, &why, Some(i), true);
@@ -570,18 +565,21 @@ impl<'a> Walk<'a> {
         let prefix = parent(parent(p)).to_vec();
         let lib = join_rel(&prefix, b"lib");
         let name = basename(p).to_vec();
-        let mut versions: Vec<Vec<u8>> = Vec::new();
-        for q in self.fs.under(&lib) {
-            let n = basename(&q);
-            if parent(&q) == lib.as_slice()
-                && is_python(n)
-                && n.contains(&b'.')
-                && n.starts_with(&name)
-                && matches!(self.fs.stat(&q), Some(Stat::Dir))
-            {
-                versions.push(n.to_vec());
-            }
-        }
+        let fs = self.fs;
+        let all = self.python_libs.entry(lib.clone()).or_insert_with(|| {
+            fs.under(&lib)
+                .into_iter()
+                .filter(|q| parent(q) == lib.as_slice())
+                .map(|q| basename(&q).to_vec())
+                .filter(|n| is_python(n) && n.contains(&b'.'))
+                .filter(|n| matches!(fs.stat(&join_rel(&lib, n)), Some(Stat::Dir)))
+                .collect()
+        });
+        let versions: Vec<Vec<u8>> = all
+            .iter()
+            .filter(|n| n.starts_with(&name))
+            .cloned()
+            .collect();
         let why = format!("preset python for {}", show(p));
         let mut folders: Vec<Vec<u8>> = vec![join_rel(&lib, b"python3/dist-packages")];
         for v in &versions {
@@ -747,6 +745,7 @@ pub fn compute(fs: &dyn Fs, config: &Value, opts: &ClosureOptions, elf: &ElfCach
         whole: HashSet::new(),
         queue: VecDeque::new(),
         libcs: HashSet::new(),
+        python_libs: HashMap::new(),
         presets: BTreeSet::new(),
     };
     w.roots(config);

@@ -35,6 +35,17 @@ pub enum Libc {
     Musl,
 }
 
+impl Libc {
+    /// The loader the object `info` names: musl's when its interpreter is `ld-musl-*`,
+    /// else glibc's (also for an object that names none).
+    pub fn of(info: &ElfInfo) -> Libc {
+        match &info.interp {
+            Some(i) if i.windows(7).any(|w| w == b"ld-musl") => Libc::Musl,
+            _ => Libc::Glibc,
+        }
+    }
+}
+
 /// One library a program's load needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Needed {
@@ -155,10 +166,7 @@ impl<'a> Loader<'a> {
     /// Emulates loading the program (or library) at `p`, whose ELF information is
     /// `info`.
     pub fn load(&self, p: &[u8], info: &ElfInfo) -> Load {
-        let libc = match &info.interp {
-            Some(i) if i.windows(7).any(|w| w == b"ld-musl") => Libc::Musl,
-            _ => Libc::Glibc,
-        };
+        let libc = Libc::of(info);
         let mut load = Load {
             interp: info.interp.as_ref().map(|i| {
                 let ok = resolve(self.fs, &normalise(i))
@@ -210,10 +218,7 @@ impl<'a> Loader<'a> {
     /// `by` (ELF information `info`) is found: the same search as for its own
     /// `DT_NEEDED`, as a normalised path in the image.
     pub fn find(&self, name: &[u8], by: &[u8], info: &ElfInfo) -> Option<Vec<u8>> {
-        let libc = match &info.interp {
-            Some(i) if i.windows(7).any(|w| w == b"ld-musl") => Libc::Musl,
-            _ => Libc::Glibc,
-        };
+        let libc = Libc::of(info);
         let objects = [(by.to_vec(), info.clone(), None)];
         self.search(libc, name, 0, &objects).map(|(at, _, _)| at)
     }

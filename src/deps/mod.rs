@@ -285,11 +285,40 @@ fn load_broken(p: &[u8], load: &Load) -> Vec<Broken> {
 }
 
 /// A script's interpreter: `#!/path [arg]`, and `#!/usr/bin/env [-S] NAME` through `PATH`.
-fn check_script(fs: &dyn Fs, dirs: &[String], p: &[u8], head: &[u8]) -> Vec<Broken> {
+/// A script's `#!` line: the interpreter as written, its path in the image (relative
+/// to the script's folder when not absolute), and, for `env`, the program it runs (its
+/// first word that is neither an option nor an assignment).
+pub(crate) struct Shebang {
+    pub(crate) interp: String,
+    pub(crate) path: Vec<u8>,
+    pub(crate) env_program: Option<String>,
+}
+
+/// Parses the `#!` line at the start of `head`, the first bytes of the script at `p`;
+/// `None` when it names no interpreter.
+pub(crate) fn shebang(p: &[u8], head: &[u8]) -> Option<Shebang> {
     let line = head[2..].split(|&b| b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
     let mut words = line.split_whitespace();
-    let Some(interp) = words.next() else {
+    let interp = words.next()?.to_string();
+    let path = if interp.starts_with('/') {
+        normalise(interp.as_bytes())
+    } else {
+        join_rel(parent(p), interp.as_bytes())
+    };
+    let env_program = (interp.rsplit('/').next() == Some("env"))
+        .then(|| words.find(|w| !w.starts_with('-') && !w.contains('=')))
+        .flatten()
+        .map(String::from);
+    Some(Shebang {
+        interp,
+        path,
+        env_program,
+    })
+}
+
+fn check_script(fs: &dyn Fs, dirs: &[String], p: &[u8], head: &[u8]) -> Vec<Broken> {
+    let Some(sb) = shebang(p, head) else {
         return vec![Broken {
             who: show(p),
             needs: "#!".into(),
@@ -297,28 +326,20 @@ fn check_script(fs: &dyn Fs, dirs: &[String], p: &[u8], head: &[u8]) -> Vec<Brok
         }];
     };
     let mut out = Vec::new();
-    let ip = if interp.starts_with('/') {
-        normalise(interp.as_bytes())
-    } else {
-        join_rel(parent(p), interp.as_bytes())
-    };
-    if !executable(fs, &ip) {
+    if !executable(fs, &sb.path) {
         out.push(Broken {
             who: show(p),
-            needs: interp.into(),
+            needs: sb.interp,
             why: "its #! interpreter is not an executable file in the image".into(),
         });
-    } else if interp.rsplit('/').next() == Some("env") {
-        let name = words.find(|w| !w.starts_with('-') && !w.contains('='));
-        if let Some(name) = name
-            && which(fs, dirs, name).is_none()
-        {
-            out.push(Broken {
-                who: show(p),
-                needs: name.into(),
-                why: "`env` finds no such program on PATH".into(),
-            });
-        }
+    } else if let Some(name) = sb.env_program
+        && which(fs, dirs, &name).is_none()
+    {
+        out.push(Broken {
+            who: show(p),
+            needs: name,
+            why: "`env` finds no such program on PATH".into(),
+        });
     }
     out
 }
