@@ -372,53 +372,15 @@ fn run(cli: Cli) -> Result<String, Error> {
             platform,
             check,
             smoke,
-        } => {
-            let names: Vec<String> = if policy.is_empty() {
-                std::iter::once(policy::NONE.to_string())
-                    .chain(policy::BUILTIN.iter().map(|(n, _)| n.to_string()))
-                    .collect()
-            } else {
-                policy
-            };
-            // Policies are compiled before any image byte is read.
-            let policies = names.iter().cloned().zip(each_policy(&names)?).collect();
-            let open = open_options(&SourceArgs {
-                source: String::new(),
-                platform,
-            })?;
-            // The built-in fixtures are written to a temporary folder to be read.
-            let (fixtures, _staged) = STAGED.create(tempfile::tempdir)?;
-            let images: Vec<(String, SourceSpec)> = if images.is_empty() {
-                bench::FIXTURES
-                    .iter()
-                    .map(|(name, bytes)| {
-                        let p = fixtures.path().join(name.replace('/', "_"));
-                        fs_err::write(&p, bytes)?;
-                        Ok((
-                            name.to_string(),
-                            SourceSpec::parse(&p.display().to_string()),
-                        ))
-                    })
-                    .collect::<Result<_, Error>>()?
-            } else {
-                images
-                    .iter()
-                    .map(|i| (i.clone(), SourceSpec::parse(i)))
-                    .collect()
-            };
-            let r = bench::bench(&BenchOptions {
-                images,
-                policies,
-                open,
-                compression,
-                level,
-                jobs,
-                progress,
-                check,
-                smoke,
-            })?;
-            Ok(report::bench(&r, format))
-        }
+        } => bench_command(
+            (images, policy),
+            format,
+            (compression, level),
+            platform,
+            (check, smoke),
+            jobs,
+            progress,
+        ),
         Command::Inspect {
             src,
             policy,
@@ -509,6 +471,64 @@ fn squash_command(
     } else {
         report::squash_text(&r)
     })
+}
+
+/// Runs `bench`: the named policies (default: `none`, then every built-in one) against
+/// the named images (default: the fixtures built into the binary).
+fn bench_command(
+    (images, policy): (Vec<String>, Vec<String>),
+    format: TableFormat,
+    (compression, level): (Option<Compression>, Option<i32>),
+    platform: Option<String>,
+    (check, smoke): (bool, Option<String>),
+    jobs: usize,
+    progress: Progress,
+) -> Result<String, Error> {
+    let names: Vec<String> = if policy.is_empty() {
+        std::iter::once(policy::NONE.to_string())
+            .chain(policy::BUILTIN.iter().map(|(n, _)| n.to_string()))
+            .collect()
+    } else {
+        policy
+    };
+    // Policies are compiled before any image byte is read.
+    let policies = names.iter().cloned().zip(each_policy(&names)?).collect();
+    let open = open_options(&SourceArgs {
+        source: String::new(),
+        platform,
+    })?;
+    // The built-in fixtures are written to a temporary folder to be read.
+    let (fixtures, _staged) = STAGED.create(tempfile::tempdir)?;
+    let images: Vec<(String, SourceSpec)> = if images.is_empty() {
+        bench::FIXTURES
+            .iter()
+            .map(|(name, bytes)| {
+                let p = fixtures.path().join(name.replace('/', "_"));
+                fs_err::write(&p, bytes)?;
+                Ok((
+                    name.to_string(),
+                    SourceSpec::parse(&p.display().to_string()),
+                ))
+            })
+            .collect::<Result<_, Error>>()?
+    } else {
+        images
+            .iter()
+            .map(|i| (i.clone(), SourceSpec::parse(i)))
+            .collect()
+    };
+    let r = bench::bench(&BenchOptions {
+        images,
+        policies,
+        open,
+        compression,
+        level,
+        jobs,
+        progress,
+        check,
+        smoke,
+    })?;
+    Ok(report::bench(&r, format))
 }
 
 /// `inspect`, with its gates (`--fail-under`, `--fail-over`).

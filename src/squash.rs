@@ -477,43 +477,14 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let mut codecs: Vec<Compression> = scans[..keep].iter().map(|s| s.0.compression).collect();
     codecs.push(codec);
     let (docker, manifest_media, config_media) = media_family(image, &codecs, &mut warnings);
-    let mut layers = Vec::new();
-    for ((scan, kept_blob), l) in scans[..keep].iter().zip(&image.layers) {
-        // A dry run copies nothing; the kept blobs are the input's, byte for byte.
-        let (digest, size) = kept_blob
-            .clone()
-            .unwrap_or((scan.blob_digest.clone(), scan.blob_size));
-        let media_type = l
-            .media_type
-            .clone()
-            .unwrap_or_else(|| scan.compression.media_type(docker).to_string());
-        layers.push(OutLayer {
-            digest,
-            size,
-            media_type,
-            annotations: l.annotations.clone(),
-        });
-    }
-    layers.push(OutLayer {
+    let squashed = OutLayer {
         digest: squashed_digest.clone(),
         size: squashed_size,
         media_type: codec.media_type(docker).to_string(),
         annotations: None,
-    });
-    let mut diff_ids: Vec<Digest> = image.layers[..keep]
-        .iter()
-        .map(|l| l.diff_id.clone())
-        .collect();
-    diff_ids.push(diff_id.clone());
-    let note = SquashNote {
-        kept: keep,
-        total,
-        policy: opts.policy.names.clone(),
-        created: opts.timestamp.map(config::rfc3339),
     };
-    let (config_json, warning) = config::rebuild(&image.config_json, &diff_ids, &note);
-    warnings.extend(warning);
-    let config_bytes = serde_json::to_vec(&config_json).map_err(std::io::Error::other)?;
+    let layers = out_layers(&scans[..keep], image, docker, squashed);
+    let config_bytes = out_config(opts, image, (keep, total), &diff_id, &mut warnings)?;
     let config_digest = Digest::of(&config_bytes);
     let (tags, ref_names) = opts.output.names(format, image);
     let (report_layers, before, after) = layer_outcomes(
@@ -560,6 +531,61 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     };
     commit(staging, &out, &mut report, report_file)?;
     Ok(report)
+}
+
+/// The output's layers: the kept ones as the input stores them (a dry run copies
+/// nothing; their blobs are the input's, byte for byte), then `squashed`.
+fn out_layers(
+    kept: &[ScanAndBlob],
+    image: &crate::image::Image,
+    docker: bool,
+    squashed: OutLayer,
+) -> Vec<OutLayer> {
+    let mut layers: Vec<OutLayer> = kept
+        .iter()
+        .zip(&image.layers)
+        .map(|((scan, kept_blob), l)| {
+            let (digest, size) = kept_blob
+                .clone()
+                .unwrap_or((scan.blob_digest.clone(), scan.blob_size));
+            OutLayer {
+                digest,
+                size,
+                media_type: l
+                    .media_type
+                    .clone()
+                    .unwrap_or_else(|| scan.compression.media_type(docker).to_string()),
+                annotations: l.annotations.clone(),
+            }
+        })
+        .collect();
+    layers.push(squashed);
+    layers
+}
+
+/// The output's config: the input's, with the kept layers' diff_ids and the squashed
+/// one's, and a history entry saying what was squashed.
+fn out_config(
+    opts: &SquashOptions,
+    image: &crate::image::Image,
+    (keep, total): (usize, usize),
+    diff_id: &Digest,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<u8>> {
+    let mut diff_ids: Vec<Digest> = image.layers[..keep]
+        .iter()
+        .map(|l| l.diff_id.clone())
+        .collect();
+    diff_ids.push(diff_id.clone());
+    let note = SquashNote {
+        kept: keep,
+        total,
+        policy: opts.policy.names.clone(),
+        created: opts.timestamp.map(config::rfc3339),
+    };
+    let (config_json, warning) = config::rebuild(&image.config_json, &diff_ids, &note);
+    warnings.extend(warning);
+    Ok(serde_json::to_vec(&config_json).map_err(std::io::Error::other)?)
 }
 
 /// Checks `--report` against the source and destination and stages it, before any
