@@ -282,6 +282,24 @@ fn descriptor_names(d: &Value) -> Vec<String> {
         .collect()
 }
 
+/// What a descriptor is when it is no image: a cosign signature, attestation or SBOM
+/// (tagged `sha256-<hex>.sig`, `.att`, `.sbom`), or an OCI artifact (`artifactType`).
+fn signature_or_artifact(d: &Value, names: &[String]) -> Option<String> {
+    let cosign = names.iter().find_map(|n| {
+        let tag = n.rsplit([':', '/']).next()?;
+        let (hex, kind) = tag.strip_prefix("sha256-")?.split_once('.')?;
+        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then_some(kind)
+            .filter(|k| matches!(*k, "sig" | "att" | "sbom"))
+            .map(|k| format!("cosign {k} {tag}"))
+    });
+    cosign.or_else(|| {
+        d.get("artifactType")
+            .and_then(Value::as_str)
+            .map(|t| format!("artifact of type {t}"))
+    })
+}
+
 /// A descriptor's `ref.name` when it has no `io.containerd.image.name` beside it.
 fn bare_ref_name(d: &Value) -> Option<String> {
     match (
@@ -353,10 +371,13 @@ impl Reader<'_> {
             let attestation =
                 media::annotation(d, media::DOCKER_REFERENCE_TYPE) == Some("attestation-manifest");
             let platform = d.get("platform").map(Platform::of_config);
+            let digest = d.get("digest").and_then(Value::as_str).unwrap_or("?");
             if attestation || platform.as_ref().is_some_and(|p| p.os == "unknown") {
+                warnings.push(format!("dropped attestation manifest {digest}"));
+            } else if let Some(what) = signature_or_artifact(d, &names) {
                 warnings.push(format!(
-                    "dropped attestation manifest {}",
-                    d.get("digest").and_then(Value::as_str).unwrap_or("?")
+                    "left behind {what} {digest}: it is not an image to squash (a signature of \
+                     the input does not sign the output, whose digest differs)"
                 ));
             } else if media::is_manifest(media_type) {
                 out.push(Candidate {

@@ -266,3 +266,60 @@ fn several_images_need_a_reference_and_the_error_lists_them() {
         "{err}"
     );
 }
+
+/// A layout that also holds the image's cosign signature (tagged `sha256-<hex>.sig`,
+/// as cosign tags it) and an OCI artifact (`artifactType`): the image is picked without
+/// a reference, the others are named as left behind, and the output holds the image
+/// alone (skopeo reads it back as the only image).
+#[test]
+fn signatures_and_artifacts_beside_the_image_are_left_behind() {
+    let w = scratch();
+    let l = fixtures::layout("small", w.path());
+    let mut index = read_index(&l);
+    let image = index["manifests"][0].clone();
+    let hex = image["digest"].as_str().unwrap()[7..].to_string();
+    let (cd, cs) = put(&l, b"{}");
+    let (sd, ss) = put(
+        &l,
+        br#"{"critical":{"image":{"docker-manifest-digest":"x"}}}"#,
+    );
+    let sig = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": sd, "size": ss}]});
+    let (gd, gs) = put(&l, &serde_json::to_vec(&sig).unwrap());
+    let sbom = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/spdx+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": cd, "size": cs},
+        "layers": [{"mediaType": "application/spdx+json", "digest": sd, "size": ss}]});
+    let (bd, bs) = put(&l, &serde_json::to_vec(&sbom).unwrap());
+    index["manifests"] = json!([image,
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": gd, "size": gs,
+         "annotations": {"org.opencontainers.image.ref.name": format!("sha256-{hex}.sig")}},
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": bd, "size": bs,
+         "artifactType": "application/spdx+json"}]);
+    std::fs::write(l.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    let out = w.path().join("out");
+    let report = w.path().join("r.json");
+    run(ocislim()
+        .arg("squash")
+        .arg(&l)
+        .arg("-o")
+        .arg(format!("oci:{}:slim", out.display()))
+        .arg("--report")
+        .arg(&report));
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let warnings = r["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!("left behind cosign sig sha256-{hex}.sig"))
+            && warnings.contains("left behind artifact of type application/spdx+json"),
+        "{warnings}"
+    );
+    let written = read_index(&out);
+    assert_eq!(written["manifests"].as_array().unwrap().len(), 1);
+    // The squashed image's layers are what skopeo sees there.
+    let raw = run(std::process::Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:slim", out.display())));
+    let m: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(m["layers"].as_array().unwrap().len(), 1);
+}
