@@ -53,13 +53,12 @@ pub(crate) fn pulled_in(
 
 /// Removes the packages `removed` from apk's database as `apk del` leaves it: their
 /// records in `installed` (every other record byte for byte), their world lines,
-/// their scripts in `scripts.tar` and their trigger lines. Returns the paths to delete
-/// (none: the database files are rewritten) and the rewrites.
+/// their scripts in `scripts.tar` and their trigger lines: the database files rewritten.
 pub(crate) fn remove(
     fs: &dyn Fs,
     removed: &BTreeSet<&str>,
     budget: &Budget,
-) -> Result<(Vec<Vec<u8>>, Vec<Rewrite>), String> {
+) -> Result<Vec<Rewrite>, String> {
     let mut rewrites = Vec::new();
     let mut write = |path: &[u8], bytes: Vec<u8>| {
         rewrites.push(Rewrite {
@@ -69,21 +68,28 @@ pub(crate) fn remove(
         })
     };
     let text = read_text(fs, INSTALLED, budget)?.unwrap_or_default();
+    // Each removed package's script name prefix (`NAME-VERSION.CHECKSUM.`) and checksum,
+    // from one pass over the records.
     let mut gone_ids: Vec<String> = Vec::new();
+    let mut checksums: HashSet<&str> = HashSet::new();
     let mut out = String::new();
     for r in records(&text) {
         let field = |k: char| r.lines.iter().find(|(c, _)| *c == k).map(|(_, v)| *v);
-        if field('P').is_some_and(|n| removed.contains(n)) {
-            let (name, version) = (field('P').unwrap_or(""), field('V').unwrap_or(""));
-            gone_ids.push(format!("{name}-{version}.{}.", field('C').unwrap_or("")));
-            gone_ids.push(format!("{name}-{version}."));
+        if let Some(name) = field('P').filter(|n| removed.contains(n)) {
+            let version = field('V').unwrap_or("");
+            let checksum = field('C');
+            gone_ids.push(match checksum {
+                Some(c) => format!("{name}-{version}.{c}."),
+                None => format!("{name}-{version}."),
+            });
+            checksums.extend(checksum);
             continue;
         }
         out.push_str(&text[r.range.0..r.range.1]);
         out.push('\n');
     }
     if gone_ids.is_empty() {
-        return Ok((Vec::new(), rewrites));
+        return Ok(rewrites);
     }
     write(INSTALLED, out.into_bytes());
     if let Some(world) = read_text(fs, WORLD, budget)? {
@@ -95,15 +101,6 @@ pub(crate) fn remove(
             write(WORLD, kept.into_bytes());
         }
     }
-    let checksums: HashSet<&str> = records(&text)
-        .iter()
-        .filter(|r| {
-            r.lines
-                .iter()
-                .any(|(k, v)| *k == 'P' && removed.contains(v))
-        })
-        .flat_map(|r| r.lines.iter().filter(|(k, _)| *k == 'C').map(|(_, v)| *v))
-        .collect();
     if let Some(triggers) = read_text(fs, TRIGGERS, budget)? {
         let kept: String = triggers
             .split_inclusive('\n')
@@ -118,18 +115,17 @@ pub(crate) fn remove(
         }
     }
     if let Some(Stat::File { size, .. }) = fs.stat(SCRIPTS) {
+        // Counted (and refused when too big) before a byte is read.
+        budget.take(size, "/lib/apk/db/scripts.tar")?;
         let bytes = fs
             .open(SCRIPTS)
             .and_then(|f| f.head(size as usize).ok())
             .ok_or("/lib/apk/db/scripts.tar: cannot be read")?;
-        if size > super::MAX_DATABASE_FILE {
-            return Err("/lib/apk/db/scripts.tar is too big to rewrite".into());
-        }
         if let Some(kept) = without_scripts(&bytes, &gone_ids)? {
             write(SCRIPTS, kept);
         }
     }
-    Ok((Vec::new(), rewrites))
+    Ok(rewrites)
 }
 
 /// `scripts.tar` without the entries whose names start with one of `prefixes`; `None`

@@ -258,12 +258,16 @@ fn expand_braces(g: &str) -> Vec<String> {
     if close < open {
         return vec![g.to_string()];
     }
+    // The rest is expanded once (per alternative, it would cost the product of every
+    // group's alternatives before the cap).
+    let rests = expand_braces(&g[close + 1..]);
     let mut out = Vec::new();
     for alt in g[open + 1..close].split(',') {
-        for rest in expand_braces(&g[close + 1..]) {
-            if out.len() < 64 {
-                out.push(format!("{}{alt}{rest}", &g[..open]));
+        for rest in &rests {
+            if out.len() == 64 {
+                return out;
             }
+            out.push(format!("{}{alt}{rest}", &g[..open]));
         }
     }
     out

@@ -84,6 +84,24 @@ impl Budget {
     pub(crate) fn new() -> Budget {
         Budget(std::cell::Cell::new(MAX_DATABASE_TOTAL))
     }
+
+    /// Counts `size` bytes of the file `show` against the budget, before they are read:
+    /// refused over [`MAX_DATABASE_FILE`] or what is left.
+    pub(crate) fn take(&self, size: u64, show: &str) -> Result<(), String> {
+        if size > MAX_DATABASE_FILE {
+            return Err(format!(
+                "{show}: {size} bytes, more than the {MAX_DATABASE_FILE} a database file may hold"
+            ));
+        }
+        let left = self.0.get();
+        if size > left {
+            return Err(format!(
+                "{show}: the database files read hold more than {MAX_DATABASE_TOTAL} bytes in all"
+            ));
+        }
+        self.0.set(left - size);
+        Ok(())
+    }
 }
 
 /// A database file's text; `None` when the image has none. Its size counts against
@@ -96,18 +114,7 @@ pub(crate) fn read_text(fs: &dyn Fs, p: &[u8], budget: &Budget) -> Result<Option
         return Ok(None);
     };
     let show = format!("/{}", crate::layer::path::escape(p));
-    if size > MAX_DATABASE_FILE {
-        return Err(format!(
-            "{show}: {size} bytes, more than the {MAX_DATABASE_FILE} a database file may hold"
-        ));
-    }
-    let left = budget.0.get();
-    if size > left {
-        return Err(format!(
-            "{show}: the database files read hold more than {MAX_DATABASE_TOTAL} bytes in all"
-        ));
-    }
-    budget.0.set(left - size);
+    budget.take(size, &show)?;
     let bytes = fs
         .open(&real)
         .and_then(|f| f.head(size as usize).ok())

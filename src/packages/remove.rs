@@ -201,10 +201,10 @@ pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
     };
     files(fs, &db, &removed, &mut r);
     if apk {
-        let (delete, rewrites) = super::apk::remove(fs, &removed, &budget)
-            .map_err(|e| Error::corrupt("package database", e))?;
-        r.delete.extend(delete);
-        r.rewrites.extend(rewrites);
+        r.rewrites.extend(
+            super::apk::remove(fs, &removed, &budget)
+                .map_err(|e| Error::corrupt("package database", e))?,
+        );
     } else {
         database(fs, &db, &removed, &mut r, &budget)?;
         alternatives(fs, &mut r, &budget)?;

@@ -289,16 +289,23 @@ impl PolicySet {
         // Pass 2: deletions, inherited from ancestors.
         let mut matched = vec![0u128; n];
         let mut pruned = vec![false; if npm.is_some() { n } else { 0 }];
+        let root_lens: std::collections::BTreeSet<usize> = npm
+            .map(|np| np.roots.iter().map(Vec::len).collect())
+            .unwrap_or_default();
         let mut out = Vec::new();
         for i in 0..n {
             let m = parent_of[i].map_or(0, |j| matched[j]) | own[i].delete;
             matched[i] = m;
             if let Some(np) = npm {
-                // A folder no layer lists is no node: ask its ancestors directly.
+                // A folder no layer lists is no node: ask whether a pruned root is a
+                // prefix, by the roots' lengths (not every ancestor: hashing each
+                // prefix of a deep path would cost its length squared).
+                let p = paths[i].as_slice();
                 let above = match parent_of[i] {
                     Some(j) => pruned[j],
-                    None => std::iter::successors(parent(paths[i]), |a| parent(a))
-                        .any(|a| np.roots.contains(a)),
+                    None => root_lens
+                        .iter()
+                        .any(|&l| l < p.len() && p[l] == b'/' && np.roots.contains(&p[..l])),
                 };
                 pruned[i] = above || np.roots.contains(paths[i].as_slice());
             }
