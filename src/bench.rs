@@ -201,6 +201,7 @@ fn smoke(spec: &SourceSpec, policy: &PolicySet, cmd: &str, opts: &BenchOptions) 
                 &format!("docker-archive:{}:{tag}", archive.display()),
                 None,
                 Vec::new(),
+                crate::transport::Access::default(),
             )?
         },
         keep: crate::squash::Keep::Nothing,

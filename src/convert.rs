@@ -64,18 +64,24 @@ pub struct ConvertReport {
     pub layers: Vec<LayerConversion>,
     /// Warnings.
     pub warnings: Vec<String>,
+    /// For a registry destination, what the push did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<crate::transport::registry::Pushed>,
 }
 
 /// The output format when none is asked for: the input's, except a docker archive on
 /// stdout and an OCI archive for a `.tar` path from a layout folder.
 pub fn default_format(input: Format, dest: &Dest) -> Format {
+    if let Some(f) = dest.remote_format() {
+        return f;
+    }
     match dest {
         Dest::Stdout | Dest::Node(_) => Format::DockerArchive,
         // `-o app.tar` from a layout folder means an archive, as for `docker save -o`.
         Dest::Path(p) if input == Format::Oci && p.extension().is_some_and(|e| e == "tar") => {
             Format::OciArchive
         }
-        Dest::Path(_) => input,
+        _ => input,
     }
 }
 
@@ -161,7 +167,8 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
         .format
         .unwrap_or_else(|| default_format(image.format, &opts.output.dest));
     opts.output.check(format)?;
-    let staging = Staging::new(opts.output.dest.clone(), format)?;
+    let mut staging = Staging::new(opts.output.dest.clone(), format)?;
+    staging.mount_from(source.pulled.as_ref().map(|p| p.repo.clone()));
     // Layers run side by side; their encoders share the rest of --jobs, so at most about
     // --jobs threads compress at once, however many layers there are. The bytes do not
     // depend on it.
@@ -213,7 +220,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
         layers.push(out);
     }
     let (tags, ref_names) = opts.output.names(format, image);
-    warnings.extend(staging.finish(&OutImage {
+    let finished = staging.finish(&OutImage {
         config: image.config.clone(),
         config_media_type: config_media,
         manifest_media_type: manifest_media,
@@ -221,12 +228,14 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
         layers,
         tags,
         ref_names,
-    })?);
+    })?;
+    warnings.extend(finished.warnings);
     Ok(ConvertReport {
         input_format: image.format.name(),
         output_format: format.name(),
         config_digest: image.config_digest(),
         layers: report_layers,
         warnings,
+        pushed: finished.pushed,
     })
 }

@@ -151,6 +151,14 @@ pub enum Error {
         /// `; N more` when there are others.
         more: String,
     },
+    /// A registry or the Docker engine refused or failed a request.
+    #[error("{what}: {reason}")]
+    Remote {
+        /// The remote image (`docker://HOST/REPO:TAG`, `docker-daemon:NAME`) and what of it.
+        what: String,
+        /// What the remote said, or why it could not be reached.
+        reason: String,
+    },
     /// A command line that cannot be carried out.
     #[error("{0}")]
     Usage(String),

@@ -29,5 +29,6 @@ pub mod progress;
 pub mod report;
 pub mod slim;
 pub mod squash;
+pub mod transport;
 
 pub use error::{Error, Result};

@@ -13,6 +13,7 @@ use ocislim::policy::{self, PolicySet, PolicySetBuilder};
 use ocislim::progress::Progress;
 use ocislim::report::TableFormat;
 use ocislim::squash::{self, Keep, SquashOptions};
+use ocislim::transport::Access;
 use ocislim::{Error, inspect, report};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -38,11 +39,46 @@ struct Cli {
 #[derive(clap::Args)]
 struct SourceArgs {
     /// Image to read: a path (OCI layout dir, OCI archive, docker save archive), `-` for
-    /// stdin, or oci:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:REF].
+    /// stdin, or oci:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:REF],
+    /// docker://HOST/REPO[:TAG|@DIGEST] (a registry), docker-daemon:NAME[:TAG] (the
+    /// Docker engine at $DOCKER_HOST).
     source: String,
     /// Platform to pick from a multi-platform index (default: the host's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// How to reach registries (`docker://`), spelled as skopeo spells them.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Registries")]
+struct RegistryArgs {
+    /// Credentials for every registry of this run (default: from --authfile, containers'
+    /// auth.json or Docker's config.json, credential helpers included).
+    #[arg(long, value_name = "USER[:PASS]")]
+    creds: Option<String>,
+    /// Read credentials from this auth.json / config.json instead.
+    #[arg(long, value_name = "FILE")]
+    authfile: Option<std::path::PathBuf>,
+    /// Require HTTPS and a verified certificate; false also allows plain HTTP.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    tls_verify: bool,
+    /// Trust the CA certificates (*.crt) in this folder (default:
+    /// /etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST).
+    #[arg(long, value_name = "DIR")]
+    cert_dir: Option<std::path::PathBuf>,
+}
+
+impl RegistryArgs {
+    fn access(&self) -> Result<Access, Error> {
+        Ok(Access {
+            creds: self.creds.as_deref().map(Access::parse_creds).transpose()?,
+            authfile: self.authfile.clone(),
+            insecure: !self.tls_verify,
+            cert_dir: self.cert_dir.clone(),
+        })
+    }
 }
 
 /// How the output image is written (shared by `convert` and `squash`).
@@ -64,11 +100,11 @@ struct OutputArgs {
 }
 
 impl OutputArgs {
-    fn options(self, output: &str) -> Result<OutputOptions, Error> {
+    fn options(self, output: &str, registry: &RegistryArgs) -> Result<OutputOptions, Error> {
         Ok(OutputOptions {
             compression: self.compression,
             level: self.level,
-            ..OutputOptions::parse(output, self.format, self.tag)?
+            ..OutputOptions::parse(output, self.format, self.tag, registry.access()?)?
         })
     }
 }
@@ -283,14 +319,19 @@ fn policy_command(cmd: PolicyCommand) -> Result<String, Error> {
     })
 }
 
+fn parse_platform(p: Option<&str>) -> Result<Option<Platform>, Error> {
+    p.map(|p| {
+        Platform::parse(p)
+            .ok_or_else(|| Error::Usage(format!("--platform {p:?}: expected OS/ARCH[/VARIANT]")))
+    })
+    .transpose()
+}
+
 fn open_options(src: &SourceArgs) -> Result<OpenOptions, Error> {
-    let platform = match &src.platform {
-        None => None,
-        Some(p) => Some(Platform::parse(p).ok_or_else(|| {
-            Error::Usage(format!("--platform {p:?}: expected OS/ARCH[/VARIANT]"))
-        })?),
-    };
-    Ok(OpenOptions { platform })
+    Ok(OpenOptions {
+        platform: parse_platform(src.platform.as_deref())?,
+        access: src.registry.access()?,
+    })
 }
 
 fn run(cli: Cli) -> Result<String, Error> {
@@ -318,7 +359,7 @@ fn run(cli: Cli) -> Result<String, Error> {
             let opts = ConvertOptions {
                 source: SourceSpec::parse(&src.source),
                 open: open_options(&src)?,
-                output: out.options(&output)?,
+                output: out.options(&output, &src.registry)?,
                 jobs,
                 progress,
             };
@@ -454,7 +495,9 @@ fn squash_command(
         source: SourceSpec::parse(&a.src.source),
         open: open_options(&a.src)?,
         // A dry run writes nothing; its destination is never checked.
-        output: a.out.options(a.output.as_deref().unwrap_or("-"))?,
+        output: a
+            .out
+            .options(a.output.as_deref().unwrap_or("-"), &a.src.registry)?,
         keep,
         timestamp,
         policy,
@@ -493,10 +536,11 @@ fn bench_command(
     };
     // Policies are compiled before any image byte is read.
     let policies = names.iter().cloned().zip(each_policy(&names)?).collect();
-    let open = open_options(&SourceArgs {
-        source: String::new(),
-        platform,
-    })?;
+    // Registry images are reached with the ambient credentials.
+    let open = OpenOptions {
+        platform: parse_platform(platform.as_deref())?,
+        access: Access::default(),
+    };
     // The built-in fixtures are written to a temporary folder to be read.
     let (fixtures, _staged) = STAGED.create(tempfile::tempdir)?;
     let images: Vec<(String, SourceSpec)> = if images.is_empty() {
@@ -673,7 +717,7 @@ fn main() {
         );
     // Reports go to stderr when stdout carries the image.
     let to_stdout = !matches!(&cli.command, Command::Convert { output, .. } | Command::Squash { output: Some(output), .. }
-        if OutputOptions::parse(output, None, Vec::new()).is_ok_and(|o| o.dest.is_stream()));
+        if OutputOptions::parse(output, None, Vec::new(), Default::default()).is_ok_and(|o| o.dest.is_stream()));
     match run(cli) {
         Ok(text) if quiet => drop(text),
         Ok(text) => {

@@ -179,10 +179,26 @@ pub fn convert_text(r: &ConvertReport) -> String {
             if l.copied { " (copied)" } else { "" }
         );
     }
+    pushed_line(&mut o, r.pushed.as_ref());
     for w in &r.warnings {
         let _ = writeln!(o, "warning: {}", clean(w));
     }
     o
+}
+
+/// What a push did, on one line.
+fn pushed_line(o: &mut String, p: Option<&crate::transport::registry::Pushed>) {
+    if let Some(p) = p {
+        let _ = writeln!(
+            o,
+            "pushed {}@{}: {} blobs uploaded, {} already there, {} mounted",
+            clean(&p.reference),
+            p.digest,
+            p.uploaded,
+            p.present,
+            p.mounted
+        );
+    }
 }
 
 /// `squash` for people.
@@ -286,6 +302,7 @@ pub fn squash_text(r: &SquashReport) -> String {
             ""
         }
     );
+    pushed_line(&mut o, r.pushed.as_ref());
     for w in &r.warnings {
         let _ = writeln!(o, "warning: {}", clean(w));
     }

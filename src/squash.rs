@@ -143,6 +143,9 @@ pub struct SquashReport {
     pub dpkg_excluded: Option<crate::packages::excluded::ExcludeReport>,
     /// Every file the policy rewrote or wrote (package databases, dpkg filters).
     pub rewritten: Vec<String>,
+    /// For a registry destination, what the push did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<crate::transport::registry::Pushed>,
 }
 
 /// Compressed and uncompressed totals.
@@ -412,7 +415,9 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let staging = if opts.dry_run {
         None
     } else {
-        Some(Staging::new(opts.output.dest.clone(), format)?)
+        let mut st = Staging::new(opts.output.dest.clone(), format)?;
+        st.mount_from(source.pulled.as_ref().map(|p| p.repo.clone()));
+        Some(st)
     };
     let threads = opts.jobs.max(1) as u32;
     let mut scanned = scan_layers(&source, keep, staging.as_ref(), opts.jobs, &opts.progress)?;
@@ -519,6 +524,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         npm,
         dpkg_excluded,
         rewritten,
+        pushed: None,
     };
     let out = OutImage {
         config: config_bytes,
@@ -615,10 +621,11 @@ fn commit(
     }
     let finished = match staging {
         Some(st) => st.finish(out)?,
-        None => Vec::new(),
+        None => Default::default(),
     };
-    if !finished.is_empty() {
-        report.warnings.extend(finished);
+    report.pushed = finished.pushed;
+    if !finished.warnings.is_empty() {
+        report.warnings.extend(finished.warnings);
         if let Some(f) = &mut report_file {
             f.write(crate::report::json(report).as_bytes())?;
         }

@@ -11,11 +11,13 @@
 
 use super::media::{self, normalize_ref};
 use super::platform::Platform;
-use super::store::{self, Section, Store};
+use super::store::{self, Section, Store, TarStore};
 use super::{Format, Image, LayerRef};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layer::codec::{Compression, check_layer_media_type};
+use crate::transport::registry::{self, Pulled};
+use crate::transport::{Access, Remote, daemon};
 use serde_json::Value;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -36,6 +38,8 @@ pub struct SourceSpec {
     pub transport: Option<Format>,
     /// The image to pick inside the source (`app:1`, `@0`).
     pub reference: Option<String>,
+    /// A registry or the Docker engine, instead of a path.
+    pub remote: Option<Remote>,
 }
 
 impl SourceSpec {
@@ -43,11 +47,13 @@ impl SourceSpec {
     /// `docker-archive:PATH[:REF]`. A path that exists wins over splitting off a
     /// reference, so paths holding `:` still work.
     pub fn parse(s: &str) -> SourceSpec {
-        if s == "-" {
+        let remote = Remote::parse(s);
+        if s == "-" || remote.is_some() {
             return SourceSpec {
                 path: None,
                 transport: None,
                 reference: None,
+                remote,
             };
         }
         for format in [Format::Oci, Format::OciArchive, Format::DockerArchive] {
@@ -72,17 +78,22 @@ impl SourceSpec {
                 path,
                 transport: Some(format),
                 reference,
+                remote: None,
             };
         }
         SourceSpec {
             path: Some(PathBuf::from(s)),
             transport: None,
             reference: None,
+            remote: None,
         }
     }
 
     /// How messages name this source.
     pub fn display(&self) -> String {
+        if let Some(r) = &self.remote {
+            return r.display();
+        }
         self.path
             .as_ref()
             .map_or_else(|| "standard input".into(), |p| p.display().to_string())
@@ -94,6 +105,8 @@ impl SourceSpec {
 pub struct OpenOptions {
     /// `--platform`; `None` prefers the host's in a multi-platform index.
     pub platform: Option<Platform>,
+    /// Credentials and TLS for a registry source.
+    pub access: Access,
 }
 
 /// An opened source and the image chosen in it.
@@ -102,6 +115,8 @@ pub struct Source {
     pub store: Store,
     /// The image.
     pub image: Image,
+    /// For a registry source, its spool folder and repository.
+    pub pulled: Option<Pulled>,
 }
 
 /// A layer's blob, found in its source, with the size the manifest promised checked and
@@ -157,11 +172,19 @@ impl Source {
 
 /// Opens a source and chooses its image.
 pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
-    let store = match &spec.path {
-        None => store::open_stdin()?,
-        Some(p) => store::open_path(p)?,
-    };
     let name = spec.display();
+    let mut pulled = None;
+    let store = match (&spec.remote, &spec.path) {
+        (Some(Remote::Registry(r)), _) => {
+            let p = registry::pull_manifests(r, &opts.access)?;
+            let dir = Store::Dir(p.path().to_path_buf());
+            pulled = Some(p);
+            dir
+        }
+        (Some(Remote::Daemon(n)), _) => Store::Tar(TarStore::index(daemon::export(n)?, &name)?),
+        (None, None) => store::open_stdin()?,
+        (None, Some(p)) => store::open_path(p)?,
+    };
     let has_index = store.exists(media::INDEX_FILE) && store.exists(media::OCI_LAYOUT_FILE);
     let has_docker = store.exists(media::DOCKER_MANIFEST_FILE);
     let format = match (&store, has_index, has_docker) {
@@ -210,9 +233,18 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
     } else {
         reader.image_from_docker_manifest(spec.reference.as_deref(), opts)?
     };
+    if let Some(p) = &pulled {
+        let layers: Vec<(Digest, u64)> = image
+            .layers
+            .iter()
+            .filter_map(|l| Some((l.digest.clone()?, l.size?)))
+            .collect();
+        p.fetch_layers(&layers)?;
+    }
     Ok(Source {
         store,
         image: drop_bad_names(image),
+        pulled,
     })
 }
 

@@ -14,6 +14,8 @@ use super::media;
 use crate::cleanup::{STAGED, Staged};
 use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
+use crate::transport::registry::{self, Pushed, Repo};
+use crate::transport::{Access, Remote, daemon};
 use serde_json::{Map, Value, json};
 use std::fs::Permissions;
 use std::io::{self, BufWriter, Write};
@@ -30,6 +32,11 @@ pub enum Dest {
     /// A FIFO or character device (`/dev/stdout`, `/dev/null`, a named pipe), written
     /// into as a stream, as skopeo does: never renamed over or replaced.
     Node(PathBuf),
+    /// A registry (`docker://HOST/REPO[:TAG|@DIGEST]`): pushed, the manifest last.
+    Registry(String, Access),
+    /// The Docker engine (`docker-daemon:NAME:TAG`): loaded as `docker load` would; the
+    /// name is the output's first tag.
+    Daemon,
 }
 
 impl Dest {
@@ -56,9 +63,33 @@ impl Dest {
         matches!(self, Dest::Stdout | Dest::Node(_))
     }
 
+    /// The format a remote destination takes, when it is one.
+    pub fn remote_format(&self) -> Option<Format> {
+        match self {
+            Dest::Registry(..) => Some(Format::Oci),
+            Dest::Daemon => Some(Format::DockerArchive),
+            _ => None,
+        }
+    }
+
     /// Checks, before any image byte is read, that the destination can be written.
     pub fn check(&self, format: Format) -> Result<()> {
+        if let Some(f) = self.remote_format().filter(|f| *f != format) {
+            return Err(Error::Usage(format!(
+                "--format {}: a {} destination takes the image as {}",
+                format.name(),
+                if f == Format::Oci {
+                    "registry"
+                } else {
+                    "docker-daemon"
+                },
+                f.name()
+            )));
+        }
         match self {
+            // Reached (and credentials tried) before any image byte is read.
+            Dest::Registry(spec, access) => Repo::connect(spec, access).map(drop),
+            Dest::Daemon => daemon::ping(),
             Dest::Stdout => {
                 if format == Format::Oci {
                     return Err(Error::Usage("an OCI layout directory cannot be written to stdout; use --format oci-archive or docker-archive".into()));
@@ -198,6 +229,7 @@ impl OutputOptions {
         output: &str,
         format: Option<Format>,
         mut tags: Vec<String>,
+        access: Access,
     ) -> Result<OutputOptions> {
         let spec = super::reader::SourceSpec::parse(output);
         let format = match (format, spec.transport) {
@@ -210,6 +242,17 @@ impl OutputOptions {
             }
             (f, t) => f.or(t),
         };
+        let dest = match &spec.remote {
+            Some(Remote::Registry(r)) => Dest::Registry(r.clone(), access),
+            Some(Remote::Daemon(name)) => {
+                if let Some(problem) = media::reference_problem(name) {
+                    return Err(Error::Usage(format!("-o {output}: {problem}")));
+                }
+                tags.insert(0, name.clone());
+                Dest::Daemon
+            }
+            None => spec.path.clone().map_or(Dest::Stdout, Dest::from_path),
+        };
         let ref_name = match (spec.transport, spec.reference) {
             (Some(Format::DockerArchive), Some(name)) => {
                 if let Some(problem) = media::reference_problem(&name) {
@@ -221,7 +264,7 @@ impl OutputOptions {
             (_, r) => r,
         };
         Ok(OutputOptions {
-            dest: spec.path.map_or(Dest::Stdout, Dest::from_path),
+            dest,
             format,
             compression: None,
             level: None,
@@ -314,6 +357,16 @@ pub struct Staging {
     staged: Staged,
     dest: Dest,
     format: Format,
+    mount_from: Option<Repo>,
+}
+
+/// What finishing a staged image did.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// What was left as it was.
+    pub warnings: Vec<String>,
+    /// For a registry destination, what the push did.
+    pub pushed: Option<Pushed>,
 }
 
 /// A blob being written into staging; `finish` names it by its digest.
@@ -350,7 +403,7 @@ impl Staging {
     /// out:/out` makes it), or in `$TMPDIR` for stdout.
     pub fn new(dest: Dest, format: Format) -> Result<Staging> {
         let (dir, staged) = STAGED.create(|| match &dest {
-            Dest::Stdout | Dest::Node(_) => {
+            Dest::Stdout | Dest::Node(_) | Dest::Registry(..) | Dest::Daemon => {
                 tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir()
             }
             // The staged folder may become the OCI layout: give it the umask's mode.
@@ -369,7 +422,14 @@ impl Staging {
             staged,
             dest,
             format,
+            mount_from: None,
         })
+    }
+
+    /// The repository the image was pulled from: a push to another repository of the
+    /// same registry mounts its blobs instead of uploading them.
+    pub fn mount_from(&mut self, repo: Option<Repo>) {
+        self.mount_from = repo;
     }
 
     /// The staging folder, for spool files that must vanish with it.
@@ -402,7 +462,7 @@ impl Staging {
 
     /// Writes config, manifest and index, then moves the result into place. Returns
     /// warnings about what was left as it was.
-    pub fn finish(self, image: &OutImage) -> Result<Vec<String>> {
+    pub fn finish(self, image: &OutImage) -> Result<Finished> {
         let (config_digest, config_size) = self.add_bytes(&image.config)?;
         let layers: Vec<Value> = image
             .layers
@@ -481,10 +541,46 @@ impl Staging {
             )?;
             top_files.extend([media::DOCKER_MANIFEST_FILE, media::DOCKER_REPOSITORIES_FILE]);
         }
+        let done = Ok(Finished::default());
         match (&self.dest, self.format) {
-            (Dest::Path(p), Format::Oci) => {
-                self.staged.commit(|| put_layout(self.dir, p, &descriptors))
+            (Dest::Registry(spec, access), _) => {
+                let mut blobs: Vec<(Digest, u64)> = image
+                    .layers
+                    .iter()
+                    .map(|l| (l.digest.clone(), l.size))
+                    .collect();
+                blobs.push((config_digest, config_size));
+                let pushed = registry::push(
+                    root,
+                    &blobs,
+                    &manifest_bytes,
+                    &image.manifest_media_type,
+                    spec,
+                    access,
+                    self.mount_from.as_ref(),
+                )?;
+                Ok(Finished {
+                    warnings: Vec::new(),
+                    pushed: Some(pushed),
+                })
             }
+            (Dest::Daemon, _) => {
+                let name = image.tags.first().map_or("", |t| t.as_str());
+                daemon::load(&format!("docker-daemon:{name}"), |w| {
+                    let mut w = BufWriter::with_capacity(1 << 20, w);
+                    write_archive(root, &top_files, &mut w)?;
+                    w.flush()?;
+                    Ok(())
+                })?;
+                done
+            }
+            (Dest::Path(p), Format::Oci) => self
+                .staged
+                .commit(|| put_layout(self.dir, p, &descriptors))
+                .map(|warnings| Finished {
+                    warnings,
+                    pushed: None,
+                }),
             (Dest::Path(p), _) => {
                 let (tmp, staged) = STAGED.create(|| {
                     tempfile::Builder::new()
@@ -498,7 +594,7 @@ impl Staging {
                 tmp.as_file().sync_all()?;
                 replaceable(p, self.format)?;
                 staged.commit(|| tmp.persist(p)).map_err(|e| e.error)?;
-                Ok(Vec::new())
+                done
             }
             (Dest::Stdout, _) => {
                 let mut w = BufWriter::with_capacity(1 << 20, io::stdout().lock());
@@ -508,7 +604,7 @@ impl Staging {
                     e => e,
                 })?;
                 w.flush().map_err(Error::Stdout)?;
-                Ok(Vec::new())
+                done
             }
             (Dest::Node(p), _) => {
                 // Opened only now, when the image is complete: a reader at the other end
@@ -517,7 +613,7 @@ impl Staging {
                 let mut w = BufWriter::with_capacity(1 << 20, node);
                 write_archive(root, &top_files, &mut w)?;
                 w.flush()?;
-                Ok(Vec::new())
+                done
             }
         }
     }

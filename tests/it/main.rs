@@ -20,6 +20,7 @@ mod policy;
 mod presets;
 mod property;
 mod rawtar;
+mod registry;
 mod roundtrip;
 mod select;
 mod sinks;

@@ -1,0 +1,124 @@
+//! Images that are not files: a registry (`docker://HOST/REPO[:TAG|@DIGEST]`, through
+//! `oci-client`) and the Docker engine (`docker-daemon:NAME[:TAG]`, through `bollard`).
+//!
+//! ```text
+//! source  registry ─► manifests + configs ─► spool folder (an OCI layout) ─► reader
+//!                     chosen image's layers, in parallel, verified as they stream ─┘
+//!         engine   ─► GET /images/NAME/get, spooled ─► docker archive ─► reader
+//! sink    staging (an OCI layout) ─► registry: blobs (HEAD, mount, chunked upload), manifest last
+//!                                 ─► engine: POST /images/load, the archive streamed as written
+//! ```
+//! Both clients are async; they run on one small runtime behind blocking calls, so async
+//! stays in this folder.
+
+pub mod daemon;
+pub mod registry;
+
+use crate::error::{Error, Result};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// An image that lives somewhere other than a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Remote {
+    /// `docker://HOST/REPO[:TAG|@DIGEST]`, as skopeo spells it.
+    Registry(String),
+    /// `docker-daemon:NAME[:TAG]` or `docker-daemon:ID`.
+    Daemon(String),
+}
+
+impl Remote {
+    /// The remote named by `s`, when it has a remote transport prefix.
+    pub fn parse(s: &str) -> Option<Remote> {
+        if let Some(r) = s.strip_prefix("docker://") {
+            return Some(Remote::Registry(r.to_string()));
+        }
+        s.strip_prefix("docker-daemon:")
+            .map(|n| Remote::Daemon(n.to_string()))
+    }
+
+    /// As written on the command line.
+    pub fn display(&self) -> String {
+        match self {
+            Remote::Registry(r) => format!("docker://{r}"),
+            Remote::Daemon(n) => format!("docker-daemon:{n}"),
+        }
+    }
+}
+
+/// How to reach registries: credentials and TLS, as skopeo's options give them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    /// `--creds USER[:PASS]`, for every registry of the run.
+    pub creds: Option<(String, String)>,
+    /// `--authfile FILE`: a `config.json` / `auth.json` read instead of the defaults.
+    pub authfile: Option<PathBuf>,
+    /// `--tls-verify=false`: accept any certificate, and plain HTTP when the registry
+    /// does not speak TLS.
+    pub insecure: bool,
+    /// `--cert-dir DIR`: the `*.crt` CA certificates in it are trusted too (default:
+    /// `/etc/containers/certs.d/HOST` and `/etc/docker/certs.d/HOST`).
+    pub cert_dir: Option<PathBuf>,
+}
+
+impl Access {
+    /// Parses `--creds USER[:PASS]`.
+    pub fn parse_creds(s: &str) -> Result<(String, String)> {
+        let (user, pass) = s.split_once(':').unwrap_or((s, ""));
+        if user.is_empty() {
+            return Err(Error::Usage("--creds: expected USER[:PASS]".into()));
+        }
+        Ok((user.to_string(), pass.to_string()))
+    }
+}
+
+/// The one runtime the async clients run on: two I/O threads; the callers' threads (the
+/// `--jobs` workers) drive their own requests through [`block_on`].
+pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    if let Some(rt) = RT.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("ocislim-io")
+        .enable_all()
+        .build()?;
+    Ok(RT.get_or_init(|| rt))
+}
+
+/// Runs `f` to completion on the shared runtime, from any thread.
+pub(crate) fn block_on<F: Future>(f: F) -> Result<F::Output> {
+    Ok(runtime()?.block_on(f))
+}
+
+/// Waits between attempts of a request that failed for a reason that may pass (a refused
+/// connection, a timeout, a 5xx or 429): 0.25 s, 1 s, 4 s, then the error stands.
+pub(crate) const BACKOFF: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_secs(1),
+    Duration::from_secs(4),
+];
+
+/// Runs `attempt` until it succeeds, fails for good (`transient` says no), or
+/// [`BACKOFF`] is spent.
+pub(crate) async fn retry<T, E, Fut>(
+    mut attempt: impl FnMut() -> Fut,
+    transient: impl Fn(&E) -> bool,
+) -> std::result::Result<T, E>
+where
+    Fut: Future<Output = std::result::Result<T, E>>,
+{
+    let mut waits = BACKOFF.iter();
+    loop {
+        match attempt().await {
+            Err(e) if transient(&e) => match waits.next() {
+                Some(w) => tokio::time::sleep(*w).await,
+                None => return Err(e),
+            },
+            r => return r,
+        }
+    }
+}

@@ -1,0 +1,604 @@
+//! The registry transport, `docker://HOST/REPO[:TAG|@DIGEST]`: the distribution API
+//! through `oci-client`, credentials through `docker_credential`.
+//!
+//! Pull writes what it fetches into a spool folder shaped as an OCI layout, so the reader
+//! treats it as any layout and verifies every document and layer as it reads it: first
+//! the manifest (and, for an index, every child manifest and config, all small), then,
+//! once an image is chosen, its layers in parallel, each streamed to disk and capped at
+//! its descriptor's size. Push uploads a finished staging layout: blobs the registry
+//! has are skipped (`HEAD`), blobs of another repository on the same registry are
+//! mounted, the rest go up in chunks, the manifest last, so a failed push leaves the tag
+//! where it was.
+
+use super::{Access, retry};
+use crate::cleanup::{STAGED, Staged};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::media;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+use rayon::prelude::*;
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Largest manifest or config fetched (as the reader's limit for JSON documents).
+const DOCUMENT_LIMIT: u64 = 32 << 20;
+/// Manifests and configs fetched for one index, nested ones included.
+const MAX_DOCUMENTS: usize = 256;
+/// Nesting of indexes followed.
+const MAX_DEPTH: usize = 4;
+
+const MANIFEST_TYPES: [&str; 4] = [
+    media::OCI_MANIFEST,
+    media::OCI_INDEX,
+    media::DOCKER_MANIFEST,
+    media::DOCKER_MANIFEST_LIST,
+];
+
+/// A connection to one repository of a registry.
+#[derive(Clone)]
+pub struct Repo {
+    client: Client,
+    auth: RegistryAuth,
+    /// The reference as given (its tag or digest included).
+    pub reference: Reference,
+    /// As written on the command line, for messages.
+    pub name: String,
+}
+
+fn remote_error(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Remote {
+        what: what.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// An error with its causes, on one line: a request error's own text says only which
+/// URL failed.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s = format!("{s}: {text}");
+        }
+        cause = c.source();
+    }
+    s
+}
+
+/// Whether a failed request may succeed when tried again.
+fn transient(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::RequestError(r) => {
+            r.is_connect()
+                || r.is_timeout()
+                || r.is_body()
+                || r.is_request()
+                || r.status()
+                    .is_some_and(|s| s.is_server_error() || s.as_u16() == 429)
+        }
+        OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
+        OciDistributionError::IoError(_) => true,
+        _ => false,
+    }
+}
+
+impl Repo {
+    /// Parses `HOST/REPO[:TAG|@DIGEST]`, finds credentials and TLS roots for the host, and
+    /// asks the registry's `/v2/` which protocol and authentication it wants.
+    pub fn connect(spec: &str, access: &Access) -> Result<Repo> {
+        let name = format!("docker://{spec}");
+        let reference: Reference = spec
+            .parse()
+            .map_err(|e| Error::Usage(format!("{name}: not an image reference: {e}")))?;
+        let host = reference.resolve_registry().to_string();
+        let auth = credentials(&host, access)?;
+        let config = |protocol| -> Result<ClientConfig> {
+            Ok(ClientConfig {
+                protocol,
+                accept_invalid_certificates: access.insecure,
+                extra_root_certificates: ca_certificates(&host, access)?,
+                ..Default::default()
+            })
+        };
+        let client = |protocol| -> Result<Client> {
+            Client::try_from(config(protocol)?).map_err(|e| remote_error(spec, e))
+        };
+        let mut repo = Repo {
+            client: client(ClientProtocol::Https)?,
+            auth,
+            reference,
+            name,
+        };
+        if access.insecure {
+            // `--tls-verify=false` also allows a registry that speaks plain HTTP: one
+            // HTTPS attempt says which (a TLS handshake refused is not worth retrying).
+            let https = super::block_on(repo.client.auth(
+                &repo.reference,
+                &repo.auth,
+                RegistryOperation::Pull,
+            ))?;
+            if matches!(&https, Err(OciDistributionError::RequestError(e)) if e.is_connect()) {
+                repo.client = client(ClientProtocol::Http)?;
+            }
+        }
+        repo.ping()?.map_err(|e| repo.failed("", &e))?;
+        Ok(repo)
+    }
+
+    /// `GET /v2/`, and a token when the registry wants one.
+    fn ping(&self) -> Result<std::result::Result<(), OciDistributionError>> {
+        Ok(super::block_on(retry(
+            || {
+                self.client
+                    .auth(&self.reference, &self.auth, RegistryOperation::Pull)
+            },
+            transient,
+        ))?
+        .map(drop))
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> Error {
+        remote_error(&self.name, e)
+    }
+
+    fn failed(&self, what: &str, e: &OciDistributionError) -> Error {
+        remote_error(&self.name, format!("{what}{}", with_causes(e)))
+    }
+
+    fn at_digest(&self, digest: &Digest) -> Reference {
+        Reference::with_digest(
+            self.reference.registry().to_string(),
+            self.reference.repository().to_string(),
+            digest.as_str().to_string(),
+        )
+    }
+
+    /// Fetches a manifest by reference: its bytes, their digest and media type.
+    fn manifest(&self, at: &Reference) -> Result<(Bytes, Digest, String)> {
+        let (bytes, _) = super::block_on(retry(
+            || {
+                self.client
+                    .pull_manifest_raw(at, &self.auth, &MANIFEST_TYPES)
+            },
+            transient,
+        ))?
+        .map_err(|e| self.failed(&format!("manifest {}: ", at.whole()), &e))?;
+        if bytes.len() as u64 > DOCUMENT_LIMIT {
+            return Err(self.error(format!("manifest of {} bytes is too large", bytes.len())));
+        }
+        // The digest is ours, of the bytes: never the registry's header.
+        let digest = Digest::of(&bytes);
+        if let Some(want) = at.digest().filter(|d| *d != digest.as_str()) {
+            return Err(Error::DigestMismatch {
+                blob: format!("{} manifest", self.name),
+                expected: want.to_string(),
+                found: digest.as_str().to_string(),
+            });
+        }
+        let doc: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::json(format!("{} manifest", self.name), e))?;
+        let media_type = match doc.get("mediaType").and_then(Value::as_str) {
+            Some(m) => m.to_string(),
+            None if doc.get("manifests").is_some() => media::OCI_INDEX.to_string(),
+            None => media::OCI_MANIFEST.to_string(),
+        };
+        Ok((bytes, digest, media_type))
+    }
+
+    /// Streams blob `digest` of `size` bytes into `out`, verified by oci-client as it
+    /// streams and refused past `size` bytes.
+    fn blob(&self, digest: &Digest, size: u64, out: &mut impl Write) -> Result<()> {
+        let desc = OciDescriptor {
+            digest: digest.as_str().to_string(),
+            size: size as i64,
+            ..Default::default()
+        };
+        let what = || format!("{} blob {}", self.name, digest.as_str());
+        super::block_on(async {
+            let mut stream = self
+                .client
+                .pull_blob_stream(&self.reference, &desc)
+                .await
+                .map_err(|e| remote_error(&what(), with_causes(&e)))?;
+            let mut seen = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| remote_error(&what(), e))?;
+                seen += chunk.len() as u64;
+                if seen > size {
+                    return Err(Error::SizeMismatch {
+                        blob: what(),
+                        expected: size,
+                        found: seen,
+                    });
+                }
+                out.write_all(&chunk)?;
+            }
+            Ok(())
+        })?
+    }
+}
+
+/// The credentials for `host`: `--creds`, else `--authfile`, else containers'
+/// `auth.json` (`REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`), else
+/// Docker's `config.json` (`$DOCKER_CONFIG`, `~/.docker`), credential helpers included;
+/// none found is anonymous access.
+fn credentials(host: &str, access: &Access) -> Result<RegistryAuth> {
+    use docker_credential::{CredentialRetrievalError as E, DockerCredential};
+    if let Some((u, p)) = &access.creds {
+        return Ok(RegistryAuth::Basic(u.clone(), p.clone()));
+    }
+    let server = match host {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => "https://index.docker.io/v1/",
+        h => h,
+    };
+    let found = match &access.authfile {
+        Some(f) => {
+            let file = fs_err::File::open(f)?;
+            docker_credential::get_credential_from_reader(std::io::BufReader::new(file), server)
+        }
+        None => match docker_credential::get_podman_credential(server) {
+            Err(E::NoCredentialConfigured | E::ConfigNotFound | E::ConfigReadError) => {
+                docker_credential::get_credential(server)
+            }
+            r => r,
+        },
+    };
+    match found {
+        Ok(DockerCredential::UsernamePassword(u, p)) => Ok(RegistryAuth::Basic(u, p)),
+        Ok(DockerCredential::IdentityToken(_)) => Err(Error::Usage(format!(
+            "the credentials stored for {host} are an identity token, which ocislim cannot use; give --creds USER:PASS"
+        ))),
+        Err(E::NoCredentialConfigured | E::ConfigNotFound | E::ConfigReadError) => {
+            Ok(RegistryAuth::Anonymous)
+        }
+        Err(e) => Err(Error::Usage(format!("credentials for {host}: {e}"))),
+    }
+}
+
+/// CA certificates to trust for `host`: the `*.crt` files of `--cert-dir`, else of
+/// `/etc/containers/certs.d/HOST` and `/etc/docker/certs.d/HOST` (skopeo's and Docker's
+/// places).
+fn ca_certificates(host: &str, access: &Access) -> Result<Vec<Certificate>> {
+    let dirs: Vec<PathBuf> = match &access.cert_dir {
+        Some(d) => vec![d.clone()],
+        None => ["/etc/containers/certs.d", "/etc/docker/certs.d"]
+            .iter()
+            .map(|d| Path::new(d).join(host))
+            .collect(),
+    };
+    let mut certs = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "crt"))
+            .collect();
+        files.sort();
+        for f in files {
+            certs.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data: fs_err::read(&f)?,
+            });
+        }
+    }
+    Ok(certs)
+}
+
+/// A pulled image's spool folder: an OCI layout of what was fetched. It goes when
+/// dropped (or when the process is interrupted).
+pub struct Pulled {
+    dir: tempfile::TempDir,
+    _staged: Staged,
+    /// The repository it came from.
+    pub repo: Repo,
+}
+
+impl Pulled {
+    /// The spool folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.dir.path().join(media::BLOBS_DIR).join(d.hex())
+    }
+
+    fn write_blob(&self, d: &Digest, bytes: &[u8]) -> Result<()> {
+        fs_err::write(self.blob_path(d), bytes)?;
+        Ok(())
+    }
+
+    /// Fetches layer blobs (digest, size) that are not in the spool yet, in parallel on
+    /// the `--jobs` pool; each lands under its name only when whole.
+    pub fn fetch_layers(&self, layers: &[(Digest, u64)]) -> Result<()> {
+        layers.par_iter().try_for_each(|(digest, size)| {
+            let path = self.blob_path(digest);
+            if path.exists() {
+                return Ok(());
+            }
+            let blobs = self.dir.path().join(media::BLOBS_DIR);
+            let mut waits = super::BACKOFF.iter();
+            loop {
+                let mut tmp = tempfile::NamedTempFile::new_in(&blobs)?;
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+                let r = self.repo.blob(digest, *size, &mut w);
+                let r = r.and_then(|()| w.flush().map_err(Error::from));
+                drop(w);
+                match (r, waits.next()) {
+                    (Ok(()), _) => {
+                        tmp.persist(&path).map_err(|e| e.error)?;
+                        return Ok(());
+                    }
+                    (Err(Error::Remote { .. }), Some(wait)) => std::thread::sleep(*wait),
+                    (Err(e), _) => return Err(e),
+                }
+            }
+        })
+    }
+}
+
+/// Fetches the manifest `spec` names, and when it is an index every manifest and config
+/// under it, into a new spool folder whose `index.json` points at it.
+pub fn pull_manifests(spec: &str, access: &Access) -> Result<Pulled> {
+    let repo = Repo::connect(spec, access)?;
+    let (dir, staged) =
+        STAGED.create(|| tempfile::Builder::new().prefix(".ocislim-pull-").tempdir())?;
+    fs_err::create_dir_all(dir.path().join(media::BLOBS_DIR))?;
+    let pulled = Pulled {
+        dir,
+        _staged: staged,
+        repo,
+    };
+    let (bytes, digest, media_type) = pulled.repo.manifest(&pulled.repo.reference)?;
+    pulled.write_blob(&digest, &bytes)?;
+    let mut count = 1;
+    pulled.fetch_children(&bytes, &media_type, 0, &mut count)?;
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_INDEX,
+        "manifests": [{"mediaType": media_type, "digest": digest.as_str(), "size": bytes.len()}],
+    });
+    fs_err::write(
+        pulled.path().join(media::INDEX_FILE),
+        serde_json::to_vec(&index).map_err(std::io::Error::other)?,
+    )?;
+    fs_err::write(
+        pulled.path().join(media::OCI_LAYOUT_FILE),
+        format!(
+            "{{\"imageLayoutVersion\":\"{}\"}}",
+            media::OCI_LAYOUT_VERSION
+        ),
+    )?;
+    Ok(pulled)
+}
+
+impl Pulled {
+    /// Fetches what a manifest refers to, but layers: an index's manifests (recursively),
+    /// an image manifest's config.
+    fn fetch_children(
+        &self,
+        bytes: &[u8],
+        media_type: &str,
+        depth: usize,
+        count: &mut usize,
+    ) -> Result<()> {
+        let what = format!("{} manifest", self.repo.name);
+        let doc: Value = serde_json::from_slice(bytes).map_err(|e| Error::json(&what, e))?;
+        let descriptor = |d: &Value| -> Result<(Digest, u64)> {
+            let digest = d
+                .get("digest")
+                .and_then(Value::as_str)
+                .and_then(Digest::parse)
+                .ok_or_else(|| Error::json(&what, "a descriptor without a sha256 digest"))?;
+            let size = d.get("size").and_then(Value::as_u64).unwrap_or(0);
+            Ok((digest, size))
+        };
+        let is_index = media_type == media::OCI_INDEX || media_type == media::DOCKER_MANIFEST_LIST;
+        if !is_index {
+            let Some(config) = doc.get("config") else {
+                return Err(Error::json(&what, "no config"));
+            };
+            let (digest, size) = descriptor(config)?;
+            if size > DOCUMENT_LIMIT {
+                return Err(Error::corrupt(
+                    &what,
+                    format!("a config of {size} bytes is too large"),
+                ));
+            }
+            if !self.blob_path(&digest).exists() {
+                let mut buf = Vec::new();
+                self.repo.blob(&digest, size, &mut buf)?;
+                self.write_blob(&digest, &buf)?;
+            }
+            return Ok(());
+        }
+        if depth >= MAX_DEPTH {
+            return Err(Error::corrupt(&what, "indexes nested too deep"));
+        }
+        let children = doc
+            .get("manifests")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for child in &children {
+            let (digest, _) = descriptor(child)?;
+            if self.blob_path(&digest).exists() {
+                continue;
+            }
+            *count += 1;
+            if *count > MAX_DOCUMENTS {
+                return Err(Error::corrupt(
+                    &what,
+                    format!("more than {MAX_DOCUMENTS} manifests"),
+                ));
+            }
+            let (bytes, got, media_type) = self.repo.manifest(&self.repo.at_digest(&digest))?;
+            debug_assert_eq!(got, digest);
+            self.write_blob(&digest, &bytes)?;
+            // Signatures and other artifacts are the reader's to leave behind; their
+            // configs are fetched like any other (they are small).
+            self.fetch_children(&bytes, &media_type, depth + 1, count)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a push did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Pushed {
+    /// The reference pushed to.
+    pub reference: String,
+    /// The manifest's digest.
+    pub digest: String,
+    /// Blobs uploaded.
+    pub uploaded: usize,
+    /// Blobs the registry already had.
+    pub present: usize,
+    /// Blobs mounted from the source repository.
+    pub mounted: usize,
+}
+
+/// Pushes the image of staging folder `root` (blobs in `blobs/sha256`) to `spec`: its
+/// blobs (config last), then `manifest` under the reference's tag or digest.
+/// `mount_from` is the source repository, whose blobs need no upload when it is on the
+/// same registry.
+pub fn push(
+    root: &Path,
+    blobs: &[(Digest, u64)],
+    manifest: &[u8],
+    manifest_media_type: &str,
+    spec: &str,
+    access: &Access,
+    mount_from: Option<&Repo>,
+) -> Result<Pushed> {
+    let repo = Repo::connect(spec, access)?;
+    let mount_from = mount_from.filter(|m| {
+        m.reference.resolve_registry() == repo.reference.resolve_registry()
+            && m.reference.repository() != repo.reference.repository()
+    });
+    let (last, rest) = blobs.split_last().expect("an image has a config");
+    let outcomes: Vec<Outcome> = rest
+        .par_iter()
+        .map(|(d, n)| push_blob(&repo, root, d, *n, mount_from))
+        .collect::<Result<_>>()?;
+    let config = push_blob(&repo, root, &last.0, last.1, mount_from)?;
+    let count =
+        |o: Outcome| outcomes.iter().filter(|x| **x == o).count() + usize::from(config == o);
+    let digest = Digest::of(manifest);
+    if repo
+        .reference
+        .digest()
+        .is_some_and(|d| d != digest.as_str())
+    {
+        return Err(Error::Usage(format!(
+            "{}: the image's manifest is {}, not the digest given",
+            repo.name,
+            digest.as_str()
+        )));
+    }
+    let content_type = http::HeaderValue::from_str(manifest_media_type)
+        .map_err(|e| repo.error(format!("media type {manifest_media_type:?}: {e}")))?;
+    let body = Bytes::copy_from_slice(manifest);
+    super::block_on(retry(
+        || {
+            repo.client
+                .push_manifest_raw(&repo.reference, body.clone(), content_type.clone())
+        },
+        transient,
+    ))?
+    .map_err(|e| repo.failed("manifest: ", &e))?;
+    Ok(Pushed {
+        reference: repo.name.clone(),
+        digest: digest.as_str().to_string(),
+        uploaded: count(Outcome::Uploaded),
+        present: count(Outcome::Present),
+        mounted: count(Outcome::Mounted),
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Present,
+    Mounted,
+    Uploaded,
+}
+
+/// Makes blob `digest` present in `repo`: already there, mounted, or uploaded in chunks
+/// (each attempt starts over from the file).
+fn push_blob(
+    repo: &Repo,
+    root: &Path,
+    digest: &Digest,
+    size: u64,
+    mount_from: Option<&Repo>,
+) -> Result<Outcome> {
+    let what = || format!("blob {}", digest.as_str());
+    let exists = super::block_on(retry(
+        || repo.client.blob_exists(&repo.reference, digest.as_str()),
+        transient,
+    ))?
+    .map_err(|e| repo.failed(&format!("{}: ", what()), &e))?;
+    if exists {
+        return Ok(Outcome::Present);
+    }
+    if let Some(from) = mount_from {
+        let mounted = super::block_on(repo.client.mount_blob(
+            &repo.reference,
+            &from.reference,
+            digest.as_str(),
+        ))?;
+        // A registry that will not mount (or lacks the blob there) gets an upload.
+        if mounted.is_ok() {
+            return Ok(Outcome::Mounted);
+        }
+    }
+    let path = root.join(media::BLOBS_DIR).join(digest.hex());
+    super::block_on(retry(
+        || {
+            let file = std::fs::File::open(&path);
+            async move {
+                let file = file?;
+                let chunks = futures_util::stream::unfold(file, |mut f| async move {
+                    let mut buf = vec![0u8; 4 << 20];
+                    match read_full(&mut f, &mut buf) {
+                        Ok(0) => None,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            Some((Ok(Bytes::from(buf)), f))
+                        }
+                        Err(e) => Some((Err(OciDistributionError::IoError(e)), f)),
+                    }
+                });
+                repo.client
+                    .push_blob_stream(&repo.reference, chunks, digest.as_str(), Some(size))
+                    .await
+            }
+        },
+        transient,
+    ))?
+    .map_err(|e| repo.failed(&format!("{}: ", what()), &e))?;
+    Ok(Outcome::Uploaded)
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,526 @@
+//! The registry transport against a real registry: Debian's `docker-registry`
+//! (distribution 2.8) on loopback, plain, and with htpasswd basic auth and TLS from a
+//! CA made here. skopeo puts the inputs in and judges what ocislim pushed.
+
+use crate::fixtures;
+use crate::tools::*;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const USER: &str = "ci";
+pub const PASS: &str = "s3cret-pass";
+
+/// A registry process with its own storage, port and log.
+pub struct Registry {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+    pub secure: bool,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn sh(cmd: &str, dir: &Path) {
+    run(Command::new("sh").args(["-euc", cmd]).current_dir(dir));
+}
+
+impl Registry {
+    /// Plain HTTP, anonymous; or (`secure`) TLS from a fresh CA and htpasswd basic auth.
+    pub fn start(secure: bool) -> Registry {
+        let dir = tempfile::Builder::new()
+            .prefix("ocislim-registry-")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if secure {
+            std::fs::create_dir(dir.path().join("certs")).unwrap();
+            sh(
+                &format!(
+                    "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out certs/ca.crt \
+                       -days 2 -subj /CN=ocislim-test-ca 2>/dev/null
+                     openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
+                       -subj /CN=127.0.0.1 2>/dev/null
+                     printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext
+                     openssl x509 -req -in server.csr -CA certs/ca.crt -CAkey ca.key \
+                       -CAcreateserial -out server.crt -days 2 -extfile ext 2>/dev/null
+                     htpasswd -Bbn {USER} {PASS} > htpasswd"
+                ),
+                dir.path(),
+            );
+            let d = dir.path().display();
+            config += &format!(
+                "  tls:\n    certificate: {d}/server.crt\n    key: {d}/server.key\n\
+                 auth:\n  htpasswd:\n    realm: ocislim-test\n    path: {d}/htpasswd\n"
+            );
+        }
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let mut r = Registry {
+            dir,
+            port,
+            child: None,
+            secure,
+        };
+        r.spawn();
+        r
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("log"))
+            .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(self.dir.path().join("config.yml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry (Debian package docker-registry) runs");
+        self.child = Some(child);
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "registry did not start: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the process (its storage stays).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn certs(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// How to reach it, for ocislim and skopeo alike.
+    pub fn access(&self) -> Vec<String> {
+        if self.secure {
+            vec![
+                format!("--creds={USER}:{PASS}"),
+                format!("--cert-dir={}", self.certs().display()),
+            ]
+        } else {
+            vec!["--tls-verify=false".into()]
+        }
+    }
+
+    fn skopeo_access(&self, prefix: &str) -> Vec<String> {
+        self.access()
+            .iter()
+            .map(|a| a.replacen("--", &format!("--{prefix}"), 1))
+            .collect()
+    }
+
+    /// Copies `from` (a skopeo reference) into the registry as `repo:tag`.
+    pub fn put(&self, from: &str, repo_tag: &str) {
+        run(Command::new("skopeo")
+            .args(["copy", "--quiet"])
+            .args(self.skopeo_access("dest-"))
+            .arg(from)
+            .arg(format!("docker://{}/{repo_tag}", self.host())));
+    }
+
+    /// skopeo's view of `repo:tag`: the raw manifest's digest.
+    pub fn digest(&self, repo_tag: &str) -> String {
+        let out = run(Command::new("skopeo")
+            .args(["inspect", "--format", "{{.Digest}}"])
+            .args(self.access())
+            .arg(format!("docker://{}/{repo_tag}", self.host())));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Upload sessions started since the log had `since` bytes (a mount is not one).
+    pub fn uploads_since(&self, since: usize) -> usize {
+        self.log()[since..]
+            .lines()
+            .filter(|l| l.contains("\"POST /v2/") && l.contains("/blobs/uploads/ HTTP"))
+            .count()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The busybox fixture with two layers of its own on top (`extra` bytes of filler in
+/// the second), as an OCI layout.
+pub fn test_image(work: &Path, mark: &str, extra: usize) -> PathBuf {
+    let text = std::fs::read_to_string(fixtures::fixtures_dir().join("busybox.spec")).unwrap();
+    let text = format!(
+        "{text}layer \"mark\"\nfile etc/who \"{mark}\"\nfile usr/share/doc/x/README \"docs\"\n\
+         layer \"data\"\nfile srv/data size={extra}:7\n"
+    );
+    let dir = work.join(format!("{mark}.oci"));
+    crate::builder::Spec::parse(&text).write_layout(&dir, false);
+    dir
+}
+
+fn manifest_digest_of_layout(layout: &Path, tag: &str) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("{tag} in {index}"))["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn squash_json(args: &[&str], access: &[String]) -> serde_json::Value {
+    let out = run(Command::new(OCISLIM)
+        .args(["squash", "--json"])
+        .args(args)
+        .args(access));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+/// Pull, squash, push on a plain registry: skopeo reads back the very manifest ocislim
+/// writes to a file for the same input, and copies it to a layout with the same digest.
+/// Then `--keep-layers` pushes: to the same repository only the new layer and the config
+/// are uploaded (the registry's log counts upload sessions), and to another repository
+/// of the registry what the source repository has is mounted, not uploaded.
+#[test]
+fn pull_squash_push_equals_file_output_and_keep_layers_uploads_only_new_blobs() {
+    let w = scratch();
+    let reg = Registry::start(false);
+    let layout = test_image(w.path(), "plain", 64 << 10);
+    reg.put(&format!("oci:{}:1", layout.display()), "app:1");
+    let src = format!("docker://{}/app:1", reg.host());
+
+    // The same input, from the file and from the registry.
+    let file_out = w.path().join("file-out");
+    run(ocislim()
+        .args(["squash", "-q", &format!("oci:{}:1", layout.display())])
+        .arg("-o")
+        .arg(format!("oci:{}:slim", file_out.display())));
+    let want = manifest_digest_of_layout(&file_out, "slim");
+    let r = squash_json(
+        &[&src, "-o", &format!("docker://{}/app:slim", reg.host())],
+        &reg.access(),
+    );
+    assert_eq!(r["pushed"]["digest"], want.as_str(), "{r}");
+    assert_eq!(reg.digest("app:slim"), want);
+    let copy = w.path().join("copy");
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet", "--src-tls-verify=false"])
+        .arg(format!("docker://{}/app:slim", reg.host()))
+        .arg(format!("oci:{}:slim", copy.display())));
+    // Same manifest digest: same config and layer blobs, byte for byte.
+    assert_eq!(manifest_digest_of_layout(&copy, "slim"), want);
+
+    // --keep-layers 3 into the same repository: the 3 kept layers are there already.
+    let since = reg.log().len();
+    let r = squash_json(
+        &[
+            &src,
+            "--keep-layers",
+            "3",
+            "-o",
+            &format!("docker://{}/app:keep", reg.host()),
+        ],
+        &reg.access(),
+    );
+    assert_eq!(reg.uploads_since(since), 2, "{}", &reg.log()[since..]);
+    assert_eq!(
+        (&r["pushed"]["uploaded"], &r["pushed"]["present"]),
+        (&2.into(), &3.into()),
+        "{r}"
+    );
+    // Into another repository: mounted from the source's, every blob (the squashed
+    // layer and config are there too, from the push just made).
+    let since = reg.log().len();
+    let r = squash_json(
+        &[
+            &src,
+            "--keep-layers",
+            "3",
+            "-o",
+            &format!("docker://{}/other:keep", reg.host()),
+        ],
+        &reg.access(),
+    );
+    assert_eq!(reg.uploads_since(since), 0, "{}", &reg.log()[since..]);
+    assert_eq!(r["pushed"]["mounted"], 5, "{r}");
+    assert_eq!(
+        reg.digest("other:keep"),
+        r["pushed"]["digest"].as_str().unwrap()
+    );
+    // A full push of the same into a fresh repository uploads every blob.
+    let since = reg.log().len();
+    run(ocislim()
+        .args(["convert", "-q"])
+        .arg(format!("oci:{}:1", layout.display()))
+        .args(["-o", &format!("docker://{}/fresh:1", reg.host())])
+        .args(reg.access()));
+    assert_eq!(reg.uploads_since(since), 5, "4 layers and the config");
+}
+
+/// htpasswd basic auth (no token server) and TLS from a CA made here: without
+/// credentials the registry refuses, without the CA the certificate is refused; with
+/// `--creds` or an authfile and `--cert-dir` the round trip works and skopeo agrees.
+#[test]
+fn basic_auth_and_tls_from_a_private_ca() {
+    let w = scratch();
+    let reg = Registry::start(true);
+    let layout = test_image(w.path(), "secure", 1 << 10);
+    reg.put(&format!("oci:{}:1", layout.display()), "app:1");
+    let src = format!("docker://{}/app:1", reg.host());
+    let cert_dir = format!("--cert-dir={}", reg.certs().display());
+
+    let (code, err) = run_fail(ocislim().args(["inspect", &src, &cert_dir]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&src) && err.contains("Not authorized"),
+        "{err}"
+    );
+    let (code, err) =
+        run_fail(ocislim().args(["inspect", &src, &format!("--creds={USER}:{PASS}")]));
+    assert_eq!(code, 1);
+    assert!(err.contains(&src) && err.contains("certificate"), "{err}");
+
+    // Credentials from an auth file, as `skopeo login` / `docker login` write them.
+    let authfile = w.path().join("auth.json");
+    let token = base64(&format!("{USER}:{PASS}"));
+    std::fs::write(
+        &authfile,
+        format!(
+            "{{\"auths\":{{\"{}\":{{\"auth\":\"{token}\"}}}}}}",
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let dest = format!("docker://{}/app:slim", reg.host());
+    let r = squash_json(
+        &[
+            &src,
+            "-o",
+            &dest,
+            "--authfile",
+            authfile.to_str().unwrap(),
+            &cert_dir,
+        ],
+        &[],
+    );
+    assert_eq!(
+        reg.digest("app:slim"),
+        r["pushed"]["digest"].as_str().unwrap()
+    );
+    // And from REGISTRY_AUTH_FILE, with --creds' spelling checked against skopeo's.
+    let out = run(ocislim()
+        .args(["inspect", "--json", &dest, &cert_dir])
+        .env("REGISTRY_AUTH_FILE", &authfile));
+    let inspected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        inspected["layers"].as_array().unwrap().len(),
+        1,
+        "{inspected}"
+    );
+}
+
+fn base64(s: &str) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut o = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                o.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                o.push('=');
+            }
+        }
+    }
+    o
+}
+
+/// A TCP relay in front of the registry that stops the registry once `after` bytes of
+/// requests went through (partway into a layer upload), and refuses from then on.
+struct Cutter {
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl Cutter {
+    fn start(reg: Arc<Mutex<Registry>>, after: u64) -> Cutter {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let backend = reg.lock().unwrap().port;
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                if s.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", backend)) else {
+                    continue;
+                };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (stop, sent, reg) = (s.clone(), sent.clone(), reg.clone());
+                // Requests: counted, and the registry stopped past the mark.
+                std::thread::spawn(move || {
+                    let (mut from, mut to) = (client, server);
+                    let mut buf = [0u8; 16 << 10];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 || stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        if sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64 > after {
+                            stop.store(true, Ordering::SeqCst);
+                            reg.lock().unwrap().stop();
+                            break;
+                        }
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                    let _ = from.shutdown(std::net::Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let (mut from, mut to) = (s2, c2);
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Cutter { port, stop }
+    }
+}
+
+/// A push that fails halfway (the registry is stopped during a layer upload) exits 1,
+/// and the tag still resolves to the old digest once the registry is back.
+#[test]
+fn a_push_cut_halfway_leaves_the_old_tag() {
+    let w = scratch();
+    let reg = Arc::new(Mutex::new(Registry::start(false)));
+    let old = test_image(w.path(), "old", 1 << 10);
+    let new = test_image(w.path(), "new", 4 << 20);
+    let (host, access) = {
+        let r = reg.lock().unwrap();
+        r.put(&format!("oci:{}:1", old.display()), "app:1");
+        (r.host(), r.access())
+    };
+    let old_digest = reg.lock().unwrap().digest("app:1");
+    let cutter = Cutter::start(reg.clone(), 256 << 10);
+    let (code, err) = run_fail(
+        ocislim()
+            .args(["convert", "-q"])
+            .arg(format!("oci:{}:1", new.display()))
+            .args(["-o", &format!("docker://127.0.0.1:{}/app:1", cutter.port)])
+            .args(&access),
+    );
+    assert!(
+        cutter.stop.load(Ordering::SeqCst),
+        "the relay never cut: {err}"
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{}/app:1", cutter.port)),
+        "{err}"
+    );
+    let mut r = reg.lock().unwrap();
+    r.restart();
+    assert_eq!(r.host(), host);
+    assert_eq!(r.digest("app:1"), old_digest);
+}
+
+/// The Docker engine as source and destination: `docker-daemon:` in, `docker-daemon:`
+/// out, no archive in between, and the result runs.
+#[test]
+fn docker_daemon_round_trip_runs() {
+    let w = scratch();
+    let layout = test_image(w.path(), "daemon", 1 << 10);
+    let archive = w.path().join("in.tar");
+    run(ocislim()
+        .args(["convert", "-q"])
+        .arg(format!("oci:{}:1", layout.display()))
+        .args([
+            "--tag",
+            "ocislim-test/daemon:1",
+            "--format",
+            "docker-archive",
+            "-o",
+        ])
+        .arg(&archive));
+    run(docker().args(["load", "-q", "-i"]).arg(&archive));
+    let r = squash_json(
+        &[
+            "docker-daemon:ocislim-test/daemon:1",
+            "-o",
+            "docker-daemon:ocislim-test/daemon:slim",
+        ],
+        &[],
+    );
+    assert_eq!(r["output_format"], "docker-archive", "{r}");
+    assert_eq!(docker_layer_count("ocislim-test/daemon:slim").trim(), "1");
+    let out = run(docker().args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "ocislim-test/daemon:slim",
+        "cat",
+        "/etc/who",
+    ]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "daemon");
+    let (code, err) =
+        run_fail(ocislim().args(["inspect", "docker-daemon:ocislim-test/no-such-image:1"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("docker-daemon:ocislim-test/no-such-image:1"),
+        "{err}"
+    );
+    run(docker().args(["rmi", "ocislim-test/daemon:1", "ocislim-test/daemon:slim"]));
+}
