@@ -17,7 +17,7 @@
 //! Folders above a kept path stay (with their own metadata). Nothing is run: the image
 //! is read, never executed.
 
-use super::fs::{Fs, Stat, join_rel, normalise, resolve_trail};
+use super::fs::{Fs, Stat, from_workdir, join_rel, normalise, resolve_trail};
 use super::loader::{ElfCache, Loader};
 use super::{config_words, elf, env, path_dirs, runtime, show, which};
 use crate::layer::overlay::parent;
@@ -318,7 +318,7 @@ impl<'a> Walk<'a> {
         argv.extend(config_words(config, "Cmd"));
         if let Some(prog) = argv.first() {
             let p = if prog.contains('/') {
-                Some(join_rel(&workdir, prog.as_bytes()))
+                Some(from_workdir(&workdir, prog.as_bytes()))
             } else {
                 which(self.fs, &self.dirs, prog)
             };
@@ -337,7 +337,7 @@ impl<'a> Walk<'a> {
             if w.starts_with('-') || w.contains('=') || w.is_empty() {
                 continue;
             }
-            let p = join_rel(&workdir, w.as_bytes());
+            let p = from_workdir(&workdir, w.as_bytes());
             match self.fs.stat(&p) {
                 Some(Stat::Dir) => self.whole(&p, "named by the command", None),
                 Some(_) => {

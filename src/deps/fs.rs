@@ -197,8 +197,18 @@ fn below<V>(map: &std::collections::BTreeMap<Vec<u8>, V>, dir: &[u8]) -> Vec<Vec
     map.range(from..to).map(|(p, _)| p.clone()).collect()
 }
 
+/// `p` as a process with working folder `dir` opens it: from the root when absolute,
+/// else below `dir` (the config's `WorkingDir` and its command's paths).
+pub fn from_workdir(dir: &[u8], p: &[u8]) -> Vec<u8> {
+    if p.starts_with(b"/") {
+        join_rel(b"", p)
+    } else {
+        join_rel(dir, p)
+    }
+}
+
 /// Joins a normalised directory and a relative path, applying `.` and `..` (which stops
-/// at the root).
+/// at the root). A leading `/` of `rel` is not the root here: see [`from_workdir`].
 pub fn join_rel(dir: &[u8], rel: &[u8]) -> Vec<u8> {
     let mut parts: Vec<&[u8]> = dir
         .split(|&b| b == b'/')

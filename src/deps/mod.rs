@@ -15,7 +15,7 @@ pub mod loader;
 pub mod runtime;
 
 use crate::layer::overlay::parent;
-use fs::{Fs, Stat, join_rel, normalise, resolve};
+use fs::{Fs, Stat, from_workdir, join_rel, normalise, resolve};
 use loader::{ElfCache, Load, Loader};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -368,7 +368,7 @@ fn check_config(fs: &dyn Fs, config: &Value, dirs: &[String]) -> Vec<Broken> {
     if let Some(prog) = argv.first() {
         let workdir = c["WorkingDir"].as_str().unwrap_or("/");
         let found = if prog.contains('/') {
-            let p = join_rel(&normalise(workdir.as_bytes()), prog.as_bytes());
+            let p = from_workdir(&normalise(workdir.as_bytes()), prog.as_bytes());
             executable(fs, &p)
         } else {
             which(fs, dirs, prog).is_some()

@@ -288,3 +288,34 @@ fn closure_of_a_node_app_keeps_it_working_at_under_half_the_size() {
         "the app folder is kept whole"
     );
 }
+
+/// An absolute entrypoint is found from the root whatever the `WorkingDir` (it was once
+/// joined below it: `check` called the image broken, and closure mode did not keep the
+/// entrypoint as a root).
+#[test]
+fn an_absolute_entrypoint_is_found_from_the_root_under_any_working_dir() {
+    let w = scratch();
+    let text = std::fs::read_to_string(crate::fixtures::fixtures_dir().join("busybox.spec"))
+        .unwrap()
+        .replace(
+            "config Cmd=[\"/bin/sh\",\"-c\",\"echo fixture-ok; cat /etc/motd\"]",
+            "config Entrypoint=[\"/bin/busybox\"] Cmd=[\"echo\",\"ok\"] WorkingDir=\"/srv/app\"",
+        );
+    assert!(
+        text.contains("WorkingDir"),
+        "the fixture's Cmd line changed"
+    );
+    let image = w.path().join("abs.oci");
+    Spec::parse(&format!("{text}dir srv\ndir srv/app\n")).write_layout(&image, false);
+    let out = run(Command::new(OCISLIM).args(["check", "--json"]).arg(&image));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["broken"], serde_json::json!([]), "{v}");
+    let slim = w.path().join("slim.oci");
+    run(ocislim()
+        .args(["squash", "--policy", "closure"])
+        .arg(&image)
+        .arg("-o")
+        .arg(format!("oci:{}:1", slim.display())));
+    let listing = umoci_listing(&slim, "1", &w.path().join("u"));
+    assert!(listing.contains("./bin/busybox "), "{listing}");
+}
