@@ -5,6 +5,7 @@ mod builder;
 mod check;
 mod cli_docs;
 mod closure;
+mod container;
 mod corrupt;
 mod debian;
 mod dialects;

@@ -389,12 +389,14 @@ struct Cutter {
 }
 
 impl Cutter {
-    fn start(reg: Arc<Mutex<Registry>>, after: u64) -> Cutter {
+    fn start(reg: &Arc<Mutex<Registry>>, after: u64) -> Cutter {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
         let backend = reg.lock().unwrap().port;
+        // Weak: the registry goes with the test, however it ends.
+        let reg = Arc::downgrade(reg);
         let s = stop.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
@@ -418,7 +420,9 @@ impl Cutter {
                         }
                         if sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64 > after {
                             stop.store(true, Ordering::SeqCst);
-                            reg.lock().unwrap().stop();
+                            if let Some(r) = reg.upgrade() {
+                                r.lock().unwrap().stop();
+                            }
                             break;
                         }
                         if to.write_all(&buf[..n]).is_err() {
@@ -453,7 +457,7 @@ fn a_push_cut_halfway_leaves_the_old_tag() {
         (r.host(), r.access())
     };
     let old_digest = reg.lock().unwrap().digest("app:1");
-    let cutter = Cutter::start(reg.clone(), 256 << 10);
+    let cutter = Cutter::start(&reg, 256 << 10);
     let (code, err) = run_fail(
         ocislim()
             .args(["convert", "-q"])
