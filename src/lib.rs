@@ -24,6 +24,7 @@ pub mod inspect;
 pub mod layer;
 pub mod packages;
 pub mod parallel;
+pub mod platforms;
 pub mod policy;
 pub mod progress;
 pub mod report;

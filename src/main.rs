@@ -151,6 +151,10 @@ enum Command {
         /// Compute and report everything, write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Squash every image of a multi-platform index and write an index of the results
+        /// with the same platforms and annotations (attestations are dropped).
+        #[arg(long, conflicts_with_all = ["platform", "report"])]
+        all_platforms: bool,
         /// Write the image even when the policy breaks references the input satisfied
         /// (a library a program loads, a script's interpreter, the entrypoint, a symlink's
         /// target); they are listed as warnings instead of failing the run.
@@ -378,6 +382,7 @@ fn run(cli: Cli) -> Result<String, Error> {
             base,
             policy,
             dry_run,
+            all_platforms,
             allow_broken,
             no_check,
             report: report_file,
@@ -385,6 +390,7 @@ fn run(cli: Cli) -> Result<String, Error> {
             json,
         } => {
             let opts = SquashArgs {
+                all_platforms,
                 src,
                 output,
                 out,
@@ -455,6 +461,7 @@ fn run(cli: Cli) -> Result<String, Error> {
 
 /// `squash`'s arguments, as parsed.
 struct SquashArgs {
+    all_platforms: bool,
     src: SourceArgs,
     output: Option<String>,
     out: OutputArgs,
@@ -508,6 +515,14 @@ fn squash_command(
         jobs,
         progress,
     };
+    if a.all_platforms {
+        let r = ocislim::platforms::squash_all(&opts)?;
+        return Ok(if json {
+            report::json(&r)
+        } else {
+            report::all_platforms_text(&r)
+        });
+    }
     let r = squash::squash(&opts)?;
     Ok(if json {
         report::json(&r)

@@ -201,6 +201,28 @@ fn pushed_line(o: &mut String, p: Option<&crate::transport::registry::Pushed>) {
     }
 }
 
+/// `squash --all-platforms` for people: each platform's squash, then the index.
+pub fn all_platforms_text(r: &crate::platforms::AllPlatformsReport) -> String {
+    let mut o = String::new();
+    for p in &r.platforms {
+        let _ = writeln!(o, "platform {}:", clean(&p.platform));
+        o += &squash_text(&p.report);
+    }
+    if let Some(d) = &r.index_digest {
+        let _ = writeln!(
+            o,
+            "index of {} platforms written as {}: {d}",
+            r.platforms.len(),
+            r.output_format
+        );
+    }
+    pushed_line(&mut o, r.pushed.as_ref());
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {}", clean(w));
+    }
+    o
+}
+
 /// `squash` for people.
 pub fn squash_text(r: &SquashReport) -> String {
     let mut o = String::new();

@@ -170,8 +170,19 @@ impl Source {
     }
 }
 
-/// Opens a source and chooses its image.
-pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
+/// A source's store, before an image is chosen in it.
+struct Opened {
+    store: Store,
+    pulled: Option<Pulled>,
+    name: String,
+    format: Format,
+    has_index: bool,
+    has_docker: bool,
+}
+
+/// Opens a source's store (a registry's manifests spooled, the engine's save spooled) and
+/// detects its format.
+fn open_store(spec: &SourceSpec, opts: &OpenOptions) -> Result<Opened> {
     let name = spec.display();
     let mut pulled = None;
     let store = match (&spec.remote, &spec.path) {
@@ -214,6 +225,26 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
             )));
         }
     }
+    Ok(Opened {
+        store,
+        pulled,
+        name,
+        format,
+        has_index,
+        has_docker,
+    })
+}
+
+/// Opens a source and chooses its image.
+pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
+    let Opened {
+        store,
+        pulled,
+        name,
+        format,
+        has_index,
+        has_docker,
+    } = open_store(spec, opts)?;
     let reader = Reader {
         store: &store,
         name: &name,
@@ -245,6 +276,100 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
         store,
         image: drop_bad_names(image),
         pulled,
+    })
+}
+
+/// One image of a multi-platform source, as its index describes it.
+pub struct PlatformEntry {
+    /// The platform it is picked by.
+    pub platform: Option<Platform>,
+    /// Its descriptor (its platform and annotations go into the output's index).
+    pub descriptor: Value,
+}
+
+/// Every image of a source's index (`squash --all-platforms`).
+pub struct Platforms {
+    /// The source's format.
+    pub format: Format,
+    /// The images, in the index's order.
+    pub images: Vec<PlatformEntry>,
+    /// The annotations of the index that lists them.
+    pub annotations: Option<Value>,
+    /// The names the output takes when none is given: tags and bare ref names.
+    pub names: (Vec<String>, Vec<String>),
+    /// Attestations and artifacts left behind.
+    pub warnings: Vec<String>,
+    /// For a registry source, its repository (blobs are mounted from it).
+    pub repo: Option<registry::Repo>,
+}
+
+/// Lists the images of a source's index, each to be opened with its platform.
+pub fn platforms(spec: &SourceSpec, opts: &OpenOptions) -> Result<Platforms> {
+    if spec.remote.is_none() && spec.path.is_none() {
+        return Err(Error::Usage(
+            "--all-platforms reads the source once per platform: give a file, folder or docker://, not stdin".into(),
+        ));
+    }
+    let o = open_store(spec, opts)?;
+    if !o.has_index {
+        return Err(Error::Usage(format!(
+            "{} holds one image and no index of platforms; squash it without --all-platforms",
+            o.name
+        )));
+    }
+    let reader = Reader {
+        store: &o.store,
+        name: &o.name,
+    };
+    let index = parse_json(
+        &o.store.read_small(media::INDEX_FILE, JSON_LIMIT)?,
+        "index.json",
+    )?;
+    let mut candidates = Vec::new();
+    let mut warnings = Vec::new();
+    reader.walk_index(&index, (&[], None), 0, &mut candidates, &mut warnings)?;
+    if let Some(r) = &spec.reference {
+        candidates.retain(|c| matches_reference(&c.names, r));
+    }
+    let Some(first) = candidates.first() else {
+        return Err(reader.choice_error("no image".into(), spec.reference.iter().cloned()));
+    };
+    // The index that lists the platforms: index.json's one nested index, or itself.
+    let entries = index["manifests"].as_array().map_or(&[][..], |v| v);
+    let annotations = match entries {
+        [one]
+            if one
+                .get("mediaType")
+                .and_then(Value::as_str)
+                .is_some_and(media::is_index) =>
+        {
+            let (bytes, _) = reader.read_descriptor(one, "nested index")?;
+            parse_json(&bytes, "nested index")?
+                .get("annotations")
+                .cloned()
+        }
+        _ => index.get("annotations").cloned(),
+    };
+    let tags = first
+        .names
+        .iter()
+        .filter(|n| n.contains(':'))
+        .cloned()
+        .collect();
+    let names = (tags, first.bare_ref.iter().cloned().collect());
+    Ok(Platforms {
+        format: o.format,
+        names,
+        annotations,
+        warnings,
+        repo: o.pulled.map(|p| p.repo),
+        images: candidates
+            .into_iter()
+            .map(|c| PlatformEntry {
+                platform: c.platform,
+                descriptor: c.descriptor,
+            })
+            .collect(),
     })
 }
 

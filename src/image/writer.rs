@@ -360,6 +360,19 @@ pub struct Staging {
     mount_from: Option<Repo>,
 }
 
+/// An image whose config and manifest are staged: what a registry push needs of it.
+#[derive(Clone, Debug)]
+pub struct StagedImage {
+    /// The manifest's digest.
+    pub digest: Digest,
+    /// The manifest's bytes.
+    pub manifest: Vec<u8>,
+    /// The manifest's media type.
+    pub media_type: String,
+    /// Its blobs, layers first, the config last.
+    pub blobs: Vec<(Digest, u64)>,
+}
+
 /// What finishing a staged image did.
 #[derive(Debug, Default)]
 pub struct Finished {
@@ -463,61 +476,13 @@ impl Staging {
     /// Writes config, manifest and index, then moves the result into place. Returns
     /// warnings about what was left as it was.
     pub fn finish(self, image: &OutImage) -> Result<Finished> {
-        let (config_digest, config_size) = self.add_bytes(&image.config)?;
-        let layers: Vec<Value> = image
-            .layers
-            .iter()
-            .map(|l| {
-                let mut d =
-                    json!({"mediaType": l.media_type, "digest": l.digest.as_str(), "size": l.size});
-                if let Some(a) = &l.annotations {
-                    d["annotations"] = a.clone();
-                }
-                d
-            })
-            .collect();
-        let mut manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": image.manifest_media_type,
-            "config": {"mediaType": image.config_media_type, "digest": config_digest.as_str(), "size": config_size},
-            "layers": layers,
-        });
-        if let Some(a) = &image.manifest_annotations {
-            manifest["annotations"] = a.clone();
-        }
-        let manifest_bytes = serde_json::to_vec(&manifest).map_err(io::Error::other)?;
-        let (manifest_digest, manifest_size) = self.add_bytes(&manifest_bytes)?;
+        let staged = self.stage_image(image)?;
+        let base = json!({"mediaType": image.manifest_media_type, "digest": staged.digest.as_str(), "size": staged.manifest.len()});
+        let descriptors = self.write_top(base, &image.tags, &image.ref_names)?;
         let root = self.dir.path();
-        let mut descriptors = Vec::new();
-        let base = json!({"mediaType": image.manifest_media_type, "digest": manifest_digest.as_str(), "size": manifest_size});
-        for tag in &image.tags {
-            let mut d = base.clone();
-            let mut ann = Map::new();
-            ann.insert(media::CONTAINERD_IMAGE_NAME.into(), json!(full_name(tag)));
-            ann.insert(media::REF_NAME.into(), json!(media::tag_of(tag)));
-            d["annotations"] = Value::Object(ann);
-            descriptors.push(d);
-        }
-        for r in &image.ref_names {
-            let mut d = base.clone();
-            d["annotations"] = json!({media::REF_NAME: r});
-            descriptors.push(d);
-        }
-        if descriptors.is_empty() {
-            descriptors.push(base);
-        }
-        let index =
-            json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": &descriptors});
-        write_json(&root.join(media::INDEX_FILE), &index)?;
-        fs_err::write(
-            root.join(media::OCI_LAYOUT_FILE),
-            format!(
-                "{{\"imageLayoutVersion\":\"{}\"}}",
-                media::OCI_LAYOUT_VERSION
-            ),
-        )?;
         let mut top_files = vec![media::OCI_LAYOUT_FILE, media::INDEX_FILE];
         if self.format == Format::DockerArchive {
+            let config_digest = &staged.blobs.last().expect("the config").0;
             let tags: Vec<String> = image.tags.iter().map(|t| media::normalize_ref(t)).collect();
             let docker = json!([{
                 "Config": format!("{}/{}", media::BLOBS_DIR, config_digest.hex()),
@@ -541,34 +506,131 @@ impl Staging {
             )?;
             top_files.extend([media::DOCKER_MANIFEST_FILE, media::DOCKER_REPOSITORIES_FILE]);
         }
+        let name = image.tags.first().map_or("", |t| t.as_str()).to_string();
+        self.deliver(&descriptors, &top_files, &name, &[staged], None)
+    }
+
+    /// Writes an image's config and manifest into staging (its layers are there already);
+    /// returns what a push needs of it.
+    pub fn stage_image(&self, image: &OutImage) -> Result<StagedImage> {
+        let (config_digest, config_size) = self.add_bytes(&image.config)?;
+        let layers: Vec<Value> = image
+            .layers
+            .iter()
+            .map(|l| {
+                let mut d =
+                    json!({"mediaType": l.media_type, "digest": l.digest.as_str(), "size": l.size});
+                if let Some(a) = &l.annotations {
+                    d["annotations"] = a.clone();
+                }
+                d
+            })
+            .collect();
+        let mut manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": image.manifest_media_type,
+            "config": {"mediaType": image.config_media_type, "digest": config_digest.as_str(), "size": config_size},
+            "layers": layers,
+        });
+        if let Some(a) = &image.manifest_annotations {
+            manifest["annotations"] = a.clone();
+        }
+        let manifest_bytes = serde_json::to_vec(&manifest).map_err(io::Error::other)?;
+        let (digest, _) = self.add_bytes(&manifest_bytes)?;
+        let mut blobs: Vec<(Digest, u64)> = image
+            .layers
+            .iter()
+            .map(|l| (l.digest.clone(), l.size))
+            .collect();
+        blobs.push((config_digest, config_size));
+        Ok(StagedImage {
+            digest,
+            manifest: manifest_bytes,
+            media_type: image.manifest_media_type.clone(),
+            blobs,
+        })
+    }
+
+    /// Finishes an index of staged images (`--all-platforms`): `index` is written as a
+    /// blob and named in `index.json` (or pushed under the destination's tag, after every
+    /// image by digest). A docker archive holds one image per name, so it is refused.
+    pub fn finish_index(
+        self,
+        images: &[StagedImage],
+        index: &Value,
+        tags: &[String],
+        ref_names: &[String],
+    ) -> Result<Finished> {
+        if self.format == Format::DockerArchive {
+            return Err(Error::Usage(
+                "a docker archive (and the Docker engine) takes one image per name, not an index of platforms; write oci, oci-archive or docker://, or pick one with --platform".into(),
+            ));
+        }
+        let bytes = serde_json::to_vec(index).map_err(io::Error::other)?;
+        let (digest, size) = self.add_bytes(&bytes)?;
+        let base = json!({"mediaType": media::OCI_INDEX, "digest": digest.as_str(), "size": size});
+        let descriptors = self.write_top(base, tags, ref_names)?;
+        let top_files = [media::OCI_LAYOUT_FILE, media::INDEX_FILE];
+        self.deliver(&descriptors, &top_files, "", images, Some(&bytes))
+    }
+
+    /// Writes `index.json` (one entry per name, pointing at `base`) and `oci-layout`.
+    fn write_top(&self, base: Value, tags: &[String], ref_names: &[String]) -> Result<Vec<Value>> {
+        let root = self.dir.path();
+        let mut descriptors = Vec::new();
+        for tag in tags {
+            let mut d = base.clone();
+            let mut ann = Map::new();
+            ann.insert(media::CONTAINERD_IMAGE_NAME.into(), json!(full_name(tag)));
+            ann.insert(media::REF_NAME.into(), json!(media::tag_of(tag)));
+            d["annotations"] = Value::Object(ann);
+            descriptors.push(d);
+        }
+        for r in ref_names {
+            let mut d = base.clone();
+            d["annotations"] = json!({media::REF_NAME: r});
+            descriptors.push(d);
+        }
+        if descriptors.is_empty() {
+            descriptors.push(base);
+        }
+        let index =
+            json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": &descriptors});
+        write_json(&root.join(media::INDEX_FILE), &index)?;
+        fs_err::write(
+            root.join(media::OCI_LAYOUT_FILE),
+            format!(
+                "{{\"imageLayoutVersion\":\"{}\"}}",
+                media::OCI_LAYOUT_VERSION
+            ),
+        )?;
+        Ok(descriptors)
+    }
+
+    /// Moves the staged result into its sink.
+    fn deliver(
+        self,
+        descriptors: &[Value],
+        top_files: &[&str],
+        name: &str,
+        images: &[StagedImage],
+        index: Option<&[u8]>,
+    ) -> Result<Finished> {
+        let root = self.dir.path();
         let done = Ok(Finished::default());
         match (&self.dest, self.format) {
             (Dest::Registry(spec, access), _) => {
-                let mut blobs: Vec<(Digest, u64)> = image
-                    .layers
-                    .iter()
-                    .map(|l| (l.digest.clone(), l.size))
-                    .collect();
-                blobs.push((config_digest, config_size));
-                let pushed = registry::push(
-                    root,
-                    &blobs,
-                    &manifest_bytes,
-                    &image.manifest_media_type,
-                    spec,
-                    access,
-                    self.mount_from.as_ref(),
-                )?;
+                let pushed =
+                    registry::push(root, images, index, spec, access, self.mount_from.as_ref())?;
                 Ok(Finished {
                     warnings: Vec::new(),
                     pushed: Some(pushed),
                 })
             }
             (Dest::Daemon, _) => {
-                let name = image.tags.first().map_or("", |t| t.as_str());
                 daemon::load(&format!("docker-daemon:{name}"), |w| {
                     let mut w = BufWriter::with_capacity(1 << 20, w);
-                    write_archive(root, &top_files, &mut w)?;
+                    write_archive(root, top_files, &mut w)?;
                     w.flush()?;
                     Ok(())
                 })?;
@@ -576,7 +638,7 @@ impl Staging {
             }
             (Dest::Path(p), Format::Oci) => self
                 .staged
-                .commit(|| put_layout(self.dir, p, &descriptors))
+                .commit(|| put_layout(self.dir, p, descriptors))
                 .map(|warnings| Finished {
                     warnings,
                     pushed: None,
@@ -589,7 +651,7 @@ impl Staging {
                         .tempfile_in(staging_parent(p))
                 })?;
                 let mut w = BufWriter::with_capacity(1 << 20, tmp);
-                write_archive(root, &top_files, &mut w)?;
+                write_archive(root, top_files, &mut w)?;
                 let tmp = w.into_inner().map_err(|e| e.into_error())?;
                 tmp.as_file().sync_all()?;
                 replaceable(p, self.format)?;
@@ -599,7 +661,7 @@ impl Staging {
             (Dest::Stdout, _) => {
                 let mut w = BufWriter::with_capacity(1 << 20, io::stdout().lock());
                 // A closed pipe is an error here, not the quiet end of a `| head`.
-                write_archive(root, &top_files, &mut w).map_err(|e| match e {
+                write_archive(root, top_files, &mut w).map_err(|e| match e {
                     Error::Io(e) => Error::Stdout(e),
                     e => e,
                 })?;
@@ -611,7 +673,7 @@ impl Staging {
                 // of a FIFO sees a whole archive or nothing.
                 let node = fs_err::OpenOptions::new().write(true).open(p)?;
                 let mut w = BufWriter::with_capacity(1 << 20, node);
-                write_archive(root, &top_files, &mut w)?;
+                write_archive(root, top_files, &mut w)?;
                 w.flush()?;
                 done
             }

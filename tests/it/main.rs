@@ -17,6 +17,7 @@ mod interrupt;
 mod layout;
 mod npm;
 mod packages;
+mod platforms;
 mod policy;
 mod presets;
 mod property;

@@ -1,0 +1,212 @@
+//! `squash --all-platforms`: every image of a multi-platform index squashed, and a new
+//! index of the results, with the same platforms and annotations, written to any sink
+//! but a docker archive (which holds one image per name).
+//!
+//! Each platform is a whole squash of its own, one after the other, each with all of
+//! `--jobs` (the work is CPU-bound, so running them side by side would not finish
+//! sooner). Each writes into a layout inside the final staging folder; its blobs are
+//! then linked into staging and the index is written over them. Attestation manifests
+//! are dropped with a warning: they attest how the input was built, and the output is a
+//! different image, so keeping them (re-pointed at the new digests) would claim what no
+//! build produced.
+
+use crate::convert::default_format;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::writer::{Dest, OutputOptions, StagedImage, Staging};
+use crate::image::{Format, media, reader};
+use crate::squash::{self, SquashOptions, SquashReport};
+use crate::transport::registry::Pushed;
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// One platform's squash.
+#[derive(Debug, serde::Serialize)]
+pub struct PlatformReport {
+    /// `os/arch[/variant]`, as the index gives it.
+    pub platform: String,
+    /// Its squash, as a single-platform squash reports it.
+    pub report: SquashReport,
+}
+
+/// What `squash --all-platforms` did.
+#[derive(Debug, serde::Serialize)]
+pub struct AllPlatformsReport {
+    /// The output format.
+    pub output_format: &'static str,
+    /// The output index's digest (none for a dry run).
+    pub index_digest: Option<String>,
+    /// Per platform, in the index's order.
+    pub platforms: Vec<PlatformReport>,
+    /// What was left behind (attestations, artifacts).
+    pub warnings: Vec<String>,
+    /// For a registry destination, what the push did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<Pushed>,
+}
+
+/// Squashes every image of the source's index.
+pub fn squash_all(opts: &SquashOptions) -> Result<AllPlatformsReport> {
+    let listing = reader::platforms(&opts.source, &opts.open)?;
+    let format = opts
+        .output
+        .format
+        .unwrap_or_else(|| default_format(listing.format, &opts.output.dest));
+    if format == Format::DockerArchive {
+        return Err(Error::Usage(
+            "--all-platforms writes an index, which a docker archive (and the Docker engine) cannot hold; write oci, oci-archive or docker://, or pick one image with --platform".into(),
+        ));
+    }
+    let mut staging = if opts.dry_run {
+        None
+    } else {
+        opts.output.check(format)?;
+        let mut st = Staging::new(opts.output.dest.clone(), format)?;
+        st.mount_from(listing.repo.clone());
+        Some(st)
+    };
+    let mut platforms = Vec::new();
+    let mut images = Vec::new();
+    let mut entries = Vec::new();
+    for (i, entry) in listing.images.iter().enumerate() {
+        let mut o = opts.clone();
+        o.open.platform = entry.platform.clone();
+        o.report_file = None;
+        let ref_name = format!("p{i}");
+        if let Some(st) = &staging {
+            o.output = OutputOptions {
+                dest: Dest::Path(st.path().join(PLATFORMS_DIR)),
+                format: Some(Format::Oci),
+                tags: Vec::new(),
+                ref_name: Some(ref_name.clone()),
+                ..opts.output.clone()
+            };
+        }
+        let report = squash::squash(&o)?;
+        if let Some(st) = &mut staging {
+            let image = adopt(st, &ref_name)?;
+            entries.push(descriptor(&image, &entry.descriptor));
+            images.push(image);
+        }
+        platforms.push(PlatformReport {
+            platform: entry
+                .platform
+                .as_ref()
+                .map_or_else(|| "unspecified".into(), ToString::to_string),
+            report,
+        });
+    }
+    let mut report = AllPlatformsReport {
+        output_format: format.name(),
+        index_digest: None,
+        platforms,
+        warnings: listing.warnings,
+        pushed: None,
+    };
+    let Some(st) = staging else {
+        return Ok(report);
+    };
+    fs_err::remove_dir_all(st.path().join(PLATFORMS_DIR))?;
+    let mut index =
+        json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": entries});
+    if let Some(a) = listing.annotations {
+        index["annotations"] = a;
+    }
+    report.index_digest = Some(
+        Digest::of(&serde_json::to_vec(&index).map_err(std::io::Error::other)?)
+            .as_str()
+            .to_string(),
+    );
+    let (tags, ref_names) = if opts.output.tags.is_empty() && opts.output.ref_name.is_none() {
+        listing.names
+    } else {
+        (
+            opts.output.tags.clone(),
+            opts.output.ref_name.iter().cloned().collect(),
+        )
+    };
+    let finished = st.finish_index(&images, &index, &tags, &ref_names)?;
+    report.warnings.extend(finished.warnings);
+    report.pushed = finished.pushed;
+    Ok(report)
+}
+
+/// Where each platform's squash writes, inside the staging folder (and gone before the
+/// result is delivered).
+const PLATFORMS_DIR: &str = ".platforms";
+
+/// Links the blobs of the image staged under `ref_name` in the platforms layout into the
+/// staging folder itself, and returns it as a staged image.
+fn adopt(st: &Staging, ref_name: &str) -> Result<StagedImage> {
+    let layout = st.path().join(PLATFORMS_DIR);
+    let read = |p: &Path| -> Result<Value> {
+        serde_json::from_slice(&fs_err::read(p)?)
+            .map_err(|e| Error::json(p.display().to_string(), e))
+    };
+    let index = read(&layout.join(media::INDEX_FILE))?;
+    let desc = index["manifests"]
+        .as_array()
+        .and_then(|m| {
+            m.iter()
+                .find(|d| media::annotation(d, media::REF_NAME) == Some(ref_name))
+        })
+        .ok_or_else(|| Error::json("the platforms layout", format!("no entry {ref_name}")))?;
+    let digest_of = |d: &Value| {
+        d["digest"]
+            .as_str()
+            .and_then(Digest::parse)
+            .ok_or_else(|| Error::json("the platforms layout", "a descriptor without a digest"))
+    };
+    let digest = digest_of(desc)?;
+    let blobs = layout.join(media::BLOBS_DIR);
+    let manifest_bytes = fs_err::read(blobs.join(digest.hex()))?;
+    let manifest: Value = serde_json::from_slice(&manifest_bytes)
+        .map_err(|e| Error::json("the platforms layout", e))?;
+    let mut list = Vec::new();
+    for d in manifest["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(std::iter::once(&manifest["config"]))
+    {
+        list.push((digest_of(d)?, d["size"].as_u64().unwrap_or(0)));
+    }
+    let own = st.path().join(media::BLOBS_DIR);
+    for d in list.iter().map(|(d, _)| d).chain(std::iter::once(&digest)) {
+        let to = own.join(d.hex());
+        if !to.exists() {
+            fs_err::hard_link(blobs.join(d.hex()), &to)?;
+        }
+    }
+    Ok(StagedImage {
+        media_type: manifest["mediaType"]
+            .as_str()
+            .unwrap_or(media::OCI_MANIFEST)
+            .to_string(),
+        digest,
+        manifest: manifest_bytes,
+        blobs: list,
+    })
+}
+
+/// The output index's entry for a squashed image: the input's platform and annotations
+/// (but its names, which the output's `index.json` carries).
+fn descriptor(image: &StagedImage, input: &Value) -> Value {
+    let mut d = json!({
+        "mediaType": image.media_type,
+        "digest": image.digest.as_str(),
+        "size": image.manifest.len(),
+    });
+    if let Some(p) = input.get("platform") {
+        d["platform"] = p.clone();
+    }
+    if let Some(Value::Object(a)) = input.get("annotations") {
+        let mut a = a.clone();
+        a.remove(media::REF_NAME);
+        a.remove(media::CONTAINERD_IMAGE_NAME);
+        if !a.is_empty() {
+            d["annotations"] = Value::Object(a);
+        }
+    }
+    d
+}
