@@ -79,12 +79,15 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 fn transient(e: &OciDistributionError) -> bool {
     match e {
         OciDistributionError::RequestError(r) => {
-            r.is_connect()
+            // A certificate refused, or TLS spoken to a plain HTTP server, will not pass.
+            let text = with_causes(r);
+            let tls = text.contains("certificate") || text.contains("corrupt message");
+            !tls && (r.is_connect()
                 || r.is_timeout()
                 || r.is_body()
                 || r.is_request()
                 || r.status()
-                    .is_some_and(|s| s.is_server_error() || s.as_u16() == 429)
+                    .is_some_and(|s| s.is_server_error() || s.as_u16() == 429))
         }
         OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
         OciDistributionError::IoError(_) => true,
@@ -111,6 +114,10 @@ impl Repo {
                 // pieces: oci-client's chunked mode sends a request per 4 MiB, and pushed
                 // the 1 GB bench image's 313 MiB layer 2.2x slower than skopeo here.
                 use_monolithic_push: true,
+                // A registry that stops answering fails the run (after the retries)
+                // instead of hanging a CI job.
+                connect_timeout: Some(std::time::Duration::from_secs(30)),
+                read_timeout: Some(std::time::Duration::from_secs(300)),
                 ..Default::default()
             })
         };
@@ -199,9 +206,34 @@ impl Repo {
         Ok((bytes, digest, media_type))
     }
 
-    /// Streams blob `digest` of `size` bytes into `out`, verified by oci-client as it
-    /// streams and refused past `size` bytes.
-    fn blob(&self, digest: &Digest, size: u64, out: &mut impl Write) -> Result<()> {
+    /// Streams blob `digest` of `size` bytes into a writer `open` gives, a fresh one for
+    /// each attempt, retrying what may pass (a refused or cut connection, a 5xx); returns
+    /// the writer that got it whole. oci-client verifies the digest as it streams; more
+    /// than `size` bytes are refused.
+    fn blob<W: Write>(
+        &self,
+        digest: &Digest,
+        size: u64,
+        mut open: impl FnMut() -> Result<W>,
+    ) -> Result<W> {
+        let mut waits = super::BACKOFF.iter();
+        loop {
+            let mut out = open()?;
+            match (self.blob_once(digest, size, &mut out)?, waits.next()) {
+                (Ok(()), _) => return Ok(out),
+                (Err((_, true)), Some(wait)) => std::thread::sleep(*wait),
+                (Err((e, _)), _) => return Err(e),
+            }
+        }
+    }
+
+    /// One attempt of [`Repo::blob`]: the error, and whether it may pass.
+    fn blob_once(
+        &self,
+        digest: &Digest,
+        size: u64,
+        out: &mut impl Write,
+    ) -> Result<std::result::Result<(), (Error, bool)>> {
         let desc = OciDescriptor {
             digest: digest.as_str().to_string(),
             size: size as i64,
@@ -209,26 +241,27 @@ impl Repo {
         };
         let what = || format!("{} blob {}", self.name, digest.as_str());
         super::block_on(async {
-            let mut stream = self
-                .client
-                .pull_blob_stream(&self.reference, &desc)
-                .await
-                .map_err(|e| remote_error(&what(), with_causes(&e)))?;
+            let mut stream = match self.client.pull_blob_stream(&self.reference, &desc).await {
+                Ok(s) => s,
+                Err(e) => return Err((remote_error(&what(), with_causes(&e)), transient(&e))),
+            };
             let mut seen = 0u64;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| remote_error(&what(), e))?;
+                // A stream cut short may pass; so may (rarely) a digest mismatch.
+                let chunk = chunk.map_err(|e| (remote_error(&what(), e), true))?;
                 seen += chunk.len() as u64;
                 if seen > size {
-                    return Err(Error::SizeMismatch {
+                    let e = Error::SizeMismatch {
                         blob: what(),
                         expected: size,
                         found: seen,
-                    });
+                    };
+                    return Err((e, false));
                 }
-                out.write_all(&chunk)?;
+                out.write_all(&chunk).map_err(|e| (Error::Io(e), false))?;
             }
             Ok(())
-        })?
+        })
     }
 }
 
@@ -333,22 +366,13 @@ impl Pulled {
                 return Ok(());
             }
             let blobs = self.dir.path().join(media::BLOBS_DIR);
-            let mut waits = super::BACKOFF.iter();
-            loop {
-                let mut tmp = tempfile::NamedTempFile::new_in(&blobs)?;
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-                let r = self.repo.blob(digest, *size, &mut w);
-                let r = r.and_then(|()| w.flush().map_err(Error::from));
-                drop(w);
-                match (r, waits.next()) {
-                    (Ok(()), _) => {
-                        tmp.persist(&path).map_err(|e| e.error)?;
-                        return Ok(());
-                    }
-                    (Err(Error::Remote { .. }), Some(wait)) => std::thread::sleep(*wait),
-                    (Err(e), _) => return Err(e),
-                }
-            }
+            let w = self.repo.blob(digest, *size, || {
+                let tmp = tempfile::NamedTempFile::new_in(&blobs)?;
+                Ok(std::io::BufWriter::with_capacity(1 << 20, tmp))
+            })?;
+            let tmp = w.into_inner().map_err(|e| e.into_error())?;
+            tmp.persist(&path).map_err(|e| e.error)?;
+            Ok(())
         })
     }
 }
@@ -422,8 +446,7 @@ impl Pulled {
                 ));
             }
             if !self.blob_path(&digest).exists() {
-                let mut buf = Vec::new();
-                self.repo.blob(&digest, size, &mut buf)?;
+                let buf = self.repo.blob(&digest, size, || Ok(Vec::new()))?;
                 self.write_blob(&digest, &buf)?;
             }
             return Ok(());
