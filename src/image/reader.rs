@@ -321,18 +321,9 @@ pub fn platforms(spec: &SourceSpec, opts: &OpenOptions) -> Result<Platforms> {
         store: &o.store,
         name: &o.name,
     };
-    let index = parse_json(
-        &o.store.read_small(media::INDEX_FILE, JSON_LIMIT)?,
-        "index.json",
-    )?;
-    let mut candidates = Vec::new();
-    let mut warnings = Vec::new();
-    reader.walk_index(&index, (&[], None), 0, &mut candidates, &mut warnings)?;
-    if let Some(r) = &spec.reference {
-        candidates.retain(|c| matches_reference(&c.names, r));
-    }
+    let (index, candidates, warnings) = reader.candidates(spec.reference.as_deref())?;
     let Some(first) = candidates.first() else {
-        return Err(reader.choice_error("no image".into(), spec.reference.iter().cloned()));
+        return Err(Error::json("index.json", "no image manifests"));
     };
     // The index that lists the platforms: index.json's one nested index, or itself.
     let entries = index["manifests"].as_array().map_or(&[][..], |v| v);
@@ -503,6 +494,30 @@ impl Reader<'_> {
         Ok((bytes, digest))
     }
 
+    /// `index.json` and its images (attestations and artifacts left behind, said in the
+    /// warnings), only those named `reference` when one is given.
+    fn candidates(&self, reference: Option<&str>) -> Result<(Value, Vec<Candidate>, Vec<String>)> {
+        let index = parse_json(
+            &self.store.read_small(media::INDEX_FILE, JSON_LIMIT)?,
+            "index.json",
+        )?;
+        let mut candidates = Vec::new();
+        let mut warnings = Vec::new();
+        self.walk_index(&index, (&[], None), 0, &mut candidates, &mut warnings)?;
+        if let Some(r) = reference {
+            candidates.retain(|c| matches_reference(&c.names, r));
+            if candidates.is_empty() {
+                let mut all = Vec::new();
+                self.walk_index(&index, (&[], None), 0, &mut all, &mut Vec::new())?;
+                return Err(self.choice_error(
+                    format!("no image named {r:?}"),
+                    all.iter().flat_map(|c| c.names.clone()),
+                ));
+            }
+        }
+        Ok((index, candidates, warnings))
+    }
+
     fn walk_index(
         &self,
         index: &Value,
@@ -571,24 +586,7 @@ impl Reader<'_> {
         opts: &OpenOptions,
         docker_tags: &[(Digest, Vec<String>)],
     ) -> Result<Image> {
-        let index = parse_json(
-            &self.store.read_small(media::INDEX_FILE, JSON_LIMIT)?,
-            "index.json",
-        )?;
-        let mut candidates = Vec::new();
-        let mut warnings = Vec::new();
-        self.walk_index(&index, (&[], None), 0, &mut candidates, &mut warnings)?;
-        if let Some(r) = reference {
-            candidates.retain(|c| matches_reference(&c.names, r));
-            if candidates.is_empty() {
-                let mut all = Vec::new();
-                self.walk_index(&index, (&[], None), 0, &mut all, &mut Vec::new())?;
-                return Err(self.choice_error(
-                    format!("no image named {r:?}"),
-                    all.iter().flat_map(|c| c.names.clone()),
-                ));
-            }
-        }
+        let (_, candidates, warnings) = self.candidates(reference)?;
         let chosen = self.choose_platform(candidates, opts)?;
         let (manifest_bytes, manifest_digest) =
             self.read_descriptor(&chosen.descriptor, "manifest")?;

@@ -131,18 +131,21 @@ fn all_platforms_squashes_each_platform_and_writes_the_same_index() {
     let m = multi_platform_layout(w.path());
     let src = format!("oci:{}:multi", m.display());
     let out = w.path().join("out");
-    let o = run(Command::new(OCISLIM)
-        .args([
-            "squash",
-            "--all-platforms",
-            "--policy",
-            "none",
-            "--json",
-            &src,
-        ])
-        .arg("-o")
-        .arg(format!("oci:{}:slim", out.display())));
-    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let squash_all = |dest: &str, extra: &[String]| -> Value {
+        let o = run(Command::new(OCISLIM)
+            .args([
+                "squash",
+                "--all-platforms",
+                "--policy",
+                "none",
+                "--json",
+                &src,
+            ])
+            .args(["-o", dest])
+            .args(extra));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let report = squash_all(&format!("oci:{}:slim", out.display()), &[]);
     let plats: Vec<&str> = report["platforms"]
         .as_array()
         .unwrap()
@@ -197,18 +200,10 @@ fn all_platforms_squashes_each_platform_and_writes_the_same_index() {
 
     // To a registry: the same index, by digest.
     let reg = Registry::start(false);
-    let r = run(Command::new(OCISLIM)
-        .args([
-            "squash",
-            "--all-platforms",
-            "--policy",
-            "none",
-            "--json",
-            &src,
-        ])
-        .args(["-o", &format!("docker://{}/multi:slim", reg.host())])
-        .args(reg.access()));
-    let pushed: Value = serde_json::from_slice(&r.stdout).unwrap();
+    let pushed = squash_all(
+        &format!("docker://{}/multi:slim", reg.host()),
+        &reg.access(),
+    );
     assert_eq!(
         pushed["pushed"]["digest"], report["index_digest"],
         "{pushed}"

@@ -254,17 +254,12 @@ fn pull_squash_push_equals_file_output_and_keep_layers_uploads_only_new_blobs() 
     assert_eq!(manifest_digest_of_layout(&copy, "slim"), want);
 
     // --keep-layers 3 into the same repository: the 3 kept layers are there already.
+    let keep_push = |repo_tag: &str| {
+        let dest = format!("docker://{}/{repo_tag}", reg.host());
+        squash_json(&[&src, "--keep-layers", "3", "-o", &dest], &reg.access())
+    };
     let since = reg.log().len();
-    let r = squash_json(
-        &[
-            &src,
-            "--keep-layers",
-            "3",
-            "-o",
-            &format!("docker://{}/app:keep", reg.host()),
-        ],
-        &reg.access(),
-    );
+    let r = keep_push("app:keep");
     assert_eq!(reg.uploads_since(since), 2, "{}", &reg.log()[since..]);
     assert_eq!(
         (&r["pushed"]["uploaded"], &r["pushed"]["present"]),
@@ -274,16 +269,7 @@ fn pull_squash_push_equals_file_output_and_keep_layers_uploads_only_new_blobs() 
     // Into another repository: mounted from the source's, every blob (the squashed
     // layer and config are there too, from the push just made).
     let since = reg.log().len();
-    let r = squash_json(
-        &[
-            &src,
-            "--keep-layers",
-            "3",
-            "-o",
-            &format!("docker://{}/other:keep", reg.host()),
-        ],
-        &reg.access(),
-    );
+    let r = keep_push("other:keep");
     assert_eq!(reg.uploads_since(since), 0, "{}", &reg.log()[since..]);
     assert_eq!(r["pushed"]["mounted"], 5, "{r}");
     assert_eq!(
@@ -527,4 +513,110 @@ fn docker_daemon_round_trip_runs() {
         "{err}"
     );
     run(docker().args(["rmi", "ocislim-test/daemon:1", "ocislim-test/daemon:slim"]));
+}
+
+/// A registry that lies, written here in Python: a layer longer than its descriptor
+/// says, streamed without end, and a manifest that is not the digest asked for. Each is
+/// refused with one line naming the blob or manifest, exit 1, the stream cut early, and
+/// no spool left in `$TMPDIR`.
+#[test]
+fn a_lying_registry_is_refused_and_leaves_nothing() {
+    const SERVER: &str = r#"
+import hashlib, http.server, json, sys
+layer_digest = "sha256:" + "ab" * 32
+config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:' + b"cd" * 32 + b'"]}}'
+config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": len(config)},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": 1000}]}).encode()
+sent = 0
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def reply(self, body, ctype="application/json"):
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+    def do_HEAD(self): self.do_GET()
+    def do_GET(self):
+        global sent
+        p = self.path
+        if p == "/v2/":
+            return self.reply(b"{}")
+        if "/manifests/" in p:
+            # Any tag or digest gets the same manifest: a digest reference is lied to.
+            return self.reply(manifest, "application/vnd.oci.image.manifest.v1+json")
+        if p.endswith(config_digest):
+            return self.reply(config)
+        if p.endswith(layer_digest):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b"\0" * 65536)
+                    sent += 65536
+                    with open(sys.argv[2], "w") as f:
+                        f.write(str(sent))
+            except OSError:
+                return
+        self.send_response(404)
+        self.end_headers()
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+    let w = scratch();
+    let port = free_port();
+    let sent = w.path().join("sent");
+    let _server = KillOnDrop(
+        Command::new("python3")
+            .args(["-c", SERVER, &port.to_string()])
+            .arg(&sent)
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "fake registry");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let tmp = w.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let fail = |image: &str| {
+        run_fail(
+            ocislim()
+                .args(["inspect", "--tls-verify=false", image])
+                .env("TMPDIR", &tmp),
+        )
+    };
+    let (code, err) = fail(&format!("docker://127.0.0.1:{port}/x:1"));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("size mismatch") && err.contains("sha256:abab"),
+        "{err}"
+    );
+    let streamed: u64 = std::fs::read_to_string(&sent).unwrap().parse().unwrap();
+    assert!(
+        streamed < 64 << 20,
+        "{streamed} bytes were sent before the cut"
+    );
+    let other = format!("sha256:{}", "ef".repeat(32));
+    let (code, err) = fail(&format!("docker://127.0.0.1:{port}/x@{other}"));
+    assert_eq!(code, 1, "{err}");
+    // oci-client checks a digest reference itself; ocislim checks it again.
+    assert!(
+        err.to_lowercase().contains("digest") && err.contains(&other),
+        "{err}"
+    );
+    assert_eq!(entries(&tmp), Vec::<PathBuf>::new(), "spool left behind");
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
