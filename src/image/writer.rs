@@ -276,6 +276,11 @@ impl OutputOptions {
     /// Checks, before any image byte is read, the destination for `format`, the names
     /// and, when the codec is given, the level.
     pub fn check(&self, format: Format) -> Result<()> {
+        if let (Dest::Registry(spec, _), Some(t)) = (&self.dest, self.tags.first()) {
+            return Err(Error::Usage(format!(
+                "--tag {t}: a push to docker://{spec} is named by that reference; push again to tag it otherwise"
+            )));
+        }
         self.dest.check(format)?;
         for t in &self.tags {
             if let Some(problem) = media::reference_problem(t) {

@@ -284,6 +284,17 @@ fn pull_squash_push_equals_file_output_and_keep_layers_uploads_only_new_blobs() 
         .args(["-o", &format!("docker://{}/fresh:1", reg.host())])
         .args(reg.access()));
     assert_eq!(reg.uploads_since(since), 5, "4 layers and the config");
+    // A push is named by its reference; --tag is refused before anything is read.
+    let (code, err) = run_fail(ocislim().args([
+        "squash",
+        &src,
+        "--tag",
+        "other:name",
+        "-o",
+        &format!("docker://{}/app:tagged", reg.host()),
+        "--tls-verify=false",
+    ]));
+    assert_eq!(code, 2, "{err}");
 }
 
 /// htpasswd basic auth (no token server) and TLS from a CA made here: without
