@@ -299,7 +299,8 @@ fn pull_squash_push_equals_file_output_and_keep_layers_uploads_only_new_blobs() 
 
 /// htpasswd basic auth (no token server) and TLS from a CA made here: without
 /// credentials the registry refuses, without the CA the certificate is refused; with
-/// `--creds` or an authfile and `--cert-dir` the round trip works and skopeo agrees.
+/// `--creds`, an authfile, `REGISTRY_AUTH_FILE` or Docker's config.json naming a
+/// credential helper, and `--cert-dir`, the round trip works and skopeo agrees.
 #[test]
 fn basic_auth_and_tls_from_a_private_ca() {
     let w = scratch();
@@ -357,6 +358,36 @@ fn basic_auth_and_tls_from_a_private_ca() {
         1,
         "{inspected}"
     );
+
+    // And from Docker's config.json through a credential helper: a script on PATH that
+    // answers `get` as docker-credential-* helpers do.
+    let bin = w.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let helper = bin.join("docker-credential-ocislimtest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\n\
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASS}\"}}' \"$server\"\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let docker_config = w.path().join("docker-config");
+    std::fs::create_dir(&docker_config).unwrap();
+    std::fs::write(
+        docker_config.join("config.json"),
+        format!("{{\"credHelpers\":{{\"{}\":\"ocislimtest\"}}}}", reg.host()),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    run(ocislim()
+        .args(["inspect", &dest, &cert_dir])
+        .env("DOCKER_CONFIG", &docker_config)
+        .env("XDG_RUNTIME_DIR", w.path())
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env("PATH", path));
 }
 
 fn base64(s: &str) -> String {
