@@ -9,16 +9,22 @@
 //!                                 ─► engine: POST /images/load, the archive streamed as written
 //! ```
 //! Both clients are async; they run on one small runtime behind blocking calls, so async
-//! stays in this folder.
+//! stays in this folder. Without the `transports` feature (the fuzz targets build without
+//! it) neither client is compiled, and both transports say so.
 
+#[cfg(feature = "transports")]
 pub mod daemon;
+#[cfg(feature = "transports")]
 pub mod registry;
+#[cfg(not(feature = "transports"))]
+mod without;
+#[cfg(not(feature = "transports"))]
+pub use without::{daemon, registry};
 
 use crate::error::{Error, Result};
-use std::future::Future;
 use std::path::PathBuf;
-use std::sync::OnceLock;
-use std::time::Duration;
+#[cfg(feature = "transports")]
+use std::{future::Future, sync::OnceLock, time::Duration};
 
 /// An image that lives somewhere other than a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +80,24 @@ impl Access {
     }
 }
 
+/// What a push did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Pushed {
+    /// The reference pushed to.
+    pub reference: String,
+    /// The manifest's digest.
+    pub digest: String,
+    /// Blobs uploaded.
+    pub uploaded: usize,
+    /// Blobs the registry already had.
+    pub present: usize,
+    /// Blobs mounted from the source repository.
+    pub mounted: usize,
+    /// How long the push took, in seconds (reported, for `benches/compare`).
+    pub seconds: f64,
+}
+
+#[cfg(feature = "transports")]
 /// The one runtime the async clients run on: two I/O threads; the callers' threads (the
 /// `--jobs` workers) drive their own requests through [`block_on`].
 pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime> {
@@ -89,11 +113,13 @@ pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     Ok(RT.get_or_init(|| rt))
 }
 
+#[cfg(feature = "transports")]
 /// Runs `f` to completion on the shared runtime, from any thread.
 pub(crate) fn block_on<F: Future>(f: F) -> Result<F::Output> {
     Ok(runtime()?.block_on(f))
 }
 
+#[cfg(feature = "transports")]
 /// Waits between attempts of a request that failed for a reason that may pass (a refused
 /// connection, a timeout, a 5xx or 429): 0.25 s, 1 s, 4 s, then the error stands.
 pub(crate) const BACKOFF: [Duration; 3] = [
@@ -102,6 +128,7 @@ pub(crate) const BACKOFF: [Duration; 3] = [
     Duration::from_secs(4),
 ];
 
+#[cfg(feature = "transports")]
 /// Runs `attempt` until it succeeds, fails for good (`transient` says no), or
 /// [`BACKOFF`] is spent.
 pub(crate) async fn retry<T, E, Fut>(

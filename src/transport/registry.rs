@@ -10,6 +10,7 @@
 //! mounted, the rest go up streamed, the manifest last, so a failed push leaves the tag
 //! where it was.
 
+pub use super::Pushed;
 use super::{Access, retry};
 use crate::cleanup::{STAGED, Staged};
 use crate::digest::Digest;
@@ -480,23 +481,6 @@ impl Pulled {
         }
         Ok(())
     }
-}
-
-/// What a push did.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Pushed {
-    /// The reference pushed to.
-    pub reference: String,
-    /// The manifest's digest.
-    pub digest: String,
-    /// Blobs uploaded.
-    pub uploaded: usize,
-    /// Blobs the registry already had.
-    pub present: usize,
-    /// Blobs mounted from the source repository.
-    pub mounted: usize,
-    /// How long the push took, in seconds (reported, for `benches/compare`).
-    pub seconds: f64,
 }
 
 /// Pushes the images of staging folder `root` (blobs in `blobs/sha256`) to `spec`: each
