@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Largest JSON document (index, manifest, config) accepted.
-const JSON_LIMIT: u64 = 32 << 20;
+pub(crate) const JSON_LIMIT: u64 = 32 << 20;
 /// Nesting of indexes followed before giving up.
 const MAX_INDEX_DEPTH: usize = 4;
 
@@ -248,6 +248,7 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
     let reader = Reader {
         store: &store,
         name: &name,
+        pulled: pulled.as_ref(),
     };
     let image = if has_index {
         let shape = match format {
@@ -320,6 +321,7 @@ pub fn platforms(spec: &SourceSpec, opts: &OpenOptions) -> Result<Platforms> {
     let reader = Reader {
         store: &o.store,
         name: &o.name,
+        pulled: o.pulled.as_ref(),
     };
     let (index, candidates, warnings) = reader.candidates(spec.reference.as_deref())?;
     let Some(first) = candidates.first() else {
@@ -405,6 +407,8 @@ struct Candidate {
 struct Reader<'a> {
     store: &'a Store,
     name: &'a str,
+    /// A registry source's spool: the chosen image's config is fetched into it.
+    pulled: Option<&'a Pulled>,
 }
 
 fn field<'v>(v: &'v Value, key: &str, what: &str) -> Result<&'v Value> {
@@ -604,6 +608,12 @@ impl Reader<'_> {
             });
         }
         let config_desc = field(&manifest, "config", &what)?;
+        if let Some(p) = self.pulled {
+            let digest = str_field(config_desc, "digest", "config")?;
+            let digest = Digest::parse(digest)
+                .ok_or_else(|| Error::json("config", format!("unsupported digest {digest:?}")))?;
+            p.fetch_config(&digest, descriptor_size(config_desc, "config")?)?;
+        }
         let (config, config_digest) = self.read_descriptor(config_desc, "config")?;
         let config_json = parse_json(&config, "config")?;
         let diff_ids = diff_ids(&config_json)?;

@@ -576,7 +576,13 @@ impl Staging {
         let base = json!({"mediaType": media::OCI_INDEX, "digest": digest.as_str(), "size": size});
         let descriptors = self.write_top(base, tags, ref_names)?;
         let top_files = [media::OCI_LAYOUT_FILE, media::INDEX_FILE];
-        self.deliver(&descriptors, &top_files, "", images, Some(&bytes))
+        self.deliver(
+            &descriptors,
+            &top_files,
+            "",
+            images,
+            Some((&bytes, &digest)),
+        )
     }
 
     /// Writes `index.json` (one entry per name, pointing at `base`) and `oci-layout`.
@@ -619,7 +625,7 @@ impl Staging {
         top_files: &[&str],
         name: &str,
         images: &[StagedImage],
-        index: Option<&[u8]>,
+        index: Option<(&[u8], &Digest)>,
     ) -> Result<Finished> {
         let root = self.dir.path();
         let done = Ok(Finished::default());

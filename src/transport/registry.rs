@@ -3,8 +3,8 @@
 //!
 //! Pull writes what it fetches into a spool folder shaped as an OCI layout, so the reader
 //! treats it as any layout and verifies every document and layer as it reads it: first
-//! the manifest (and, for an index, every child manifest and config, all small), then,
-//! once an image is chosen, its layers in parallel, each streamed to disk and capped at
+//! the manifest (and, for an index, every child manifest, all small), then, once an
+//! image is chosen, its config and its layers in parallel, each streamed to disk and capped at
 //! its descriptor's size. Push uploads a finished staging layout: blobs the registry
 //! has are skipped (`HEAD`), blobs of another repository on the same registry are
 //! mounted, the rest go up streamed, the manifest last, so a failed push leaves the tag
@@ -16,6 +16,7 @@ use crate::cleanup::{STAGED, Staged};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::media;
+use crate::image::reader::JSON_LIMIT;
 use crate::image::writer::StagedImage;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -29,8 +30,6 @@ use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-/// Largest manifest or config fetched (as the reader's limit for JSON documents).
-const DOCUMENT_LIMIT: u64 = 32 << 20;
 /// Manifests and configs fetched for one index, nested ones included.
 const MAX_DOCUMENTS: usize = 256;
 /// Nesting of indexes followed.
@@ -185,7 +184,7 @@ impl Repo {
             transient,
         ))?
         .map_err(|e| self.failed(&format!("manifest {}: ", at.whole()), &e))?;
-        if bytes.len() as u64 > DOCUMENT_LIMIT {
+        if bytes.len() as u64 > JSON_LIMIT {
             return Err(self.error(format!("manifest of {} bytes is too large", bytes.len())));
         }
         // The digest is ours, of the bytes: never the registry's header.
@@ -414,8 +413,8 @@ pub fn pull_manifests(spec: &str, access: &Access) -> Result<Pulled> {
 }
 
 impl Pulled {
-    /// Fetches what a manifest refers to, but layers: an index's manifests (recursively),
-    /// an image manifest's config.
+    /// Fetches the manifests under an index (recursively) into the spool. Configs wait
+    /// until an image is chosen ([`Pulled::fetch_config`]): an index may name hundreds.
     fn fetch_children(
         &self,
         bytes: &[u8],
@@ -423,45 +422,24 @@ impl Pulled {
         depth: usize,
         count: &mut usize,
     ) -> Result<()> {
+        if !media::is_index(media_type) {
+            return Ok(());
+        }
         let what = format!("{} manifest", self.repo.name);
+        if depth >= MAX_DEPTH {
+            return Err(Error::corrupt(&what, "indexes nested too deep"));
+        }
         let doc: Value = serde_json::from_slice(bytes).map_err(|e| Error::json(&what, e))?;
-        let descriptor = |d: &Value| -> Result<(Digest, u64)> {
-            let digest = d
+        let children = doc
+            .get("manifests")
+            .and_then(Value::as_array)
+            .map_or(&[][..], |v| v);
+        for child in children {
+            let digest = child
                 .get("digest")
                 .and_then(Value::as_str)
                 .and_then(Digest::parse)
                 .ok_or_else(|| Error::json(&what, "a descriptor without a sha256 digest"))?;
-            let size = d.get("size").and_then(Value::as_u64).unwrap_or(0);
-            Ok((digest, size))
-        };
-        let is_index = media_type == media::OCI_INDEX || media_type == media::DOCKER_MANIFEST_LIST;
-        if !is_index {
-            let Some(config) = doc.get("config") else {
-                return Err(Error::json(&what, "no config"));
-            };
-            let (digest, size) = descriptor(config)?;
-            if size > DOCUMENT_LIMIT {
-                return Err(Error::corrupt(
-                    &what,
-                    format!("a config of {size} bytes is too large"),
-                ));
-            }
-            if !self.blob_path(&digest).exists() {
-                let buf = self.repo.blob(&digest, size, || Ok(Vec::new()))?;
-                self.write_blob(&digest, &buf)?;
-            }
-            return Ok(());
-        }
-        if depth >= MAX_DEPTH {
-            return Err(Error::corrupt(&what, "indexes nested too deep"));
-        }
-        let children = doc
-            .get("manifests")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for child in &children {
-            let (digest, _) = descriptor(child)?;
             if self.blob_path(&digest).exists() {
                 continue;
             }
@@ -472,26 +450,41 @@ impl Pulled {
                     format!("more than {MAX_DOCUMENTS} manifests"),
                 ));
             }
-            let (bytes, got, media_type) = self.repo.manifest(&self.repo.at_digest(&digest))?;
-            debug_assert_eq!(got, digest);
+            // `manifest` refuses bytes that are not `digest`'s.
+            let (bytes, _, media_type) = self.repo.manifest(&self.repo.at_digest(&digest))?;
             self.write_blob(&digest, &bytes)?;
-            // Signatures and other artifacts are the reader's to leave behind; their
-            // configs are fetched like any other (they are small).
             self.fetch_children(&bytes, &media_type, depth + 1, count)?;
         }
         Ok(())
+    }
+
+    /// Fetches a chosen image's config into the spool, unless it is there. `size` is its
+    /// descriptor's (the reader checks it), capped at the limit for JSON documents.
+    pub fn fetch_config(&self, digest: &Digest, size: Option<u64>) -> Result<()> {
+        if self.blob_path(digest).exists() {
+            return Ok(());
+        }
+        let size = size.unwrap_or(JSON_LIMIT);
+        if size > JSON_LIMIT {
+            return Err(Error::corrupt(
+                format!("{} manifest", self.repo.name),
+                format!("a config of {size} bytes is too large"),
+            ));
+        }
+        let buf = self.repo.blob(digest, size, || Ok(Vec::new()))?;
+        self.write_blob(digest, &buf)
     }
 }
 
 /// Pushes the images of staging folder `root` (blobs in `blobs/sha256`) to `spec`: each
 /// image's blobs (config last) and, for one image, its manifest under the reference's tag
 /// or digest; for an `index`, each image's manifest by digest and then the index under the
-/// tag. `mount_from` is the source repository, whose blobs need no upload when it is on
+/// tag (`index` holds its bytes and digest). `mount_from` is the source repository, whose blobs need no upload when it is on
 /// the same registry.
 pub fn push(
     root: &Path,
     images: &[StagedImage],
-    index: Option<&[u8]>,
+    index: Option<(&[u8], &Digest)>,
     spec: &str,
     access: &Access,
     mount_from: Option<&Repo>,
@@ -520,12 +513,15 @@ pub fn push(
             )?;
         }
     }
-    let (top, media_type) = match (index, images) {
-        (Some(bytes), _) => (bytes, media::OCI_INDEX),
-        (None, [image]) => (&image.manifest[..], image.media_type.as_str()),
+    let (top, media_type, digest) = match (index, images) {
+        (Some((bytes, digest)), _) => (bytes, media::OCI_INDEX, digest),
+        (None, [image]) => (
+            &image.manifest[..],
+            image.media_type.as_str(),
+            &image.digest,
+        ),
         (None, _) => unreachable!("one image, or an index"),
     };
-    let digest = Digest::of(top);
     if repo
         .reference
         .digest()
@@ -607,13 +603,10 @@ fn push_blob(
             async move {
                 let file = file?;
                 let chunks = futures_util::stream::unfold(file, |mut f| async move {
-                    let mut buf = vec![0u8; 4 << 20];
-                    match read_full(&mut f, &mut buf) {
+                    let mut buf = Vec::with_capacity(4 << 20);
+                    match Read::take(&mut f, 4 << 20).read_to_end(&mut buf) {
                         Ok(0) => None,
-                        Ok(n) => {
-                            buf.truncate(n);
-                            Some((Ok(Bytes::from(buf)), f))
-                        }
+                        Ok(_) => Some((Ok(Bytes::from(buf)), f)),
                         Err(e) => Some((Err(OciDistributionError::IoError(e)), f)),
                     }
                 });
@@ -626,16 +619,4 @@ fn push_blob(
     ))?
     .map_err(|e| repo.failed(&format!("{}: ", what()), &e))?;
     Ok(Outcome::Uploaded)
-}
-
-/// Reads until `buf` is full or the file ends.
-fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }

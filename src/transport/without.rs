@@ -46,6 +46,11 @@ pub mod registry {
         }
 
         /// Never called: no `Pulled` exists.
+        pub fn fetch_config(&self, _: &Digest, _: Option<u64>) -> Result<()> {
+            match self.repo.0 {}
+        }
+
+        /// Never called: no `Pulled` exists.
         pub fn fetch_layers(&self, _: &[(Digest, u64)]) -> Result<()> {
             match self.repo.0 {}
         }
@@ -60,7 +65,7 @@ pub mod registry {
     pub fn push(
         _: &Path,
         _: &[StagedImage],
-        _: Option<&[u8]>,
+        _: Option<(&[u8], &Digest)>,
         spec: &str,
         access: &Access,
         _: Option<&Repo>,

@@ -213,6 +213,44 @@ fn all_platforms_squashes_each_platform_and_writes_the_same_index() {
         .arg(format!("docker://{}/multi:slim", reg.host())));
     assert_eq!(remote.stdout, raw.stdout);
 
+    // One platform pulled from the registry's index: only its config and layers are
+    // fetched, never the other platform's config.
+    let since = reg.log().len();
+    let one = w.path().join("one");
+    run(ocislim()
+        .args(["squash", "--policy", "none", "--platform", "linux/arm64/v8"])
+        .args(reg.access())
+        .arg(format!("docker://{}/multi:slim", reg.host()))
+        .arg("-o")
+        .arg(format!("oci:{}:one", one.display())));
+    let arm = &index["manifests"][1]["digest"];
+    let arm_manifest = run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!(
+            "docker://{}/multi@{}",
+            reg.host(),
+            arm.as_str().unwrap()
+        )));
+    let arm_manifest: Value = serde_json::from_slice(&arm_manifest.stdout).unwrap();
+    let mut want: Vec<&str> = arm_manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain([&arm_manifest["config"]])
+        .map(|d| d["digest"].as_str().unwrap())
+        .collect();
+    want.sort();
+    let log = reg.log();
+    let mut fetched: Vec<&str> = log[since..]
+        .lines()
+        .filter_map(|l| l.split_once("\"GET /v2/multi/blobs/")?.1.split(' ').next())
+        .collect();
+    fetched.sort();
+    fetched.dedup();
+    assert_eq!(fetched, want, "{}", &log[since..]);
+    let config = skopeo_config(&format!("oci:{}:one", one.display()));
+    assert_eq!(config["architecture"], "arm64");
+
     // A docker archive holds one image per name: refused before anything is read.
     let (code, err) = run_fail(
         ocislim()
