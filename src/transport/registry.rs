@@ -163,7 +163,14 @@ impl Repo {
     }
 
     fn failed(&self, what: &str, e: &OciDistributionError) -> Error {
-        remote_error(&self.name, format!("{what}{}", with_causes(e)))
+        let reason = match e {
+            // A token server that refuses says nothing more.
+            OciDistributionError::AuthenticationFailure(m) if m.trim().is_empty() => {
+                "authentication failed: the token server refused the credentials".into()
+            }
+            e => with_causes(e),
+        };
+        remote_error(&self.name, format!("{what}{reason}"))
     }
 
     fn at_digest(&self, digest: &Digest) -> Reference {

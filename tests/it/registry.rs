@@ -1,6 +1,7 @@
 //! The registry transport against a real registry: Debian's `docker-registry`
-//! (distribution 2.8) on loopback, plain, and with htpasswd basic auth and TLS from a
-//! CA made here. skopeo puts the inputs in and judges what ocislim pushed.
+//! (distribution 2.8) on loopback, plain, with htpasswd basic auth and TLS from a CA
+//! made here, and with bearer tokens from a token server written here. skopeo puts the
+//! inputs in and judges what ocislim pushed.
 
 use crate::fixtures;
 use crate::tools::*;
@@ -14,6 +15,8 @@ use std::time::{Duration, Instant};
 
 pub const USER: &str = "ci";
 pub const PASS: &str = "s3cret-pass";
+const TOKEN_SERVICE: &str = "ocislim-test-registry";
+const TOKEN_ISSUER: &str = "ocislim-test-issuer";
 
 /// A registry process with its own storage, port and log.
 pub struct Registry {
@@ -21,6 +24,8 @@ pub struct Registry {
     pub port: u16,
     child: Option<Child>,
     pub secure: bool,
+    /// Bearer tokens from a token server are needed (and `--creds` for it).
+    token: bool,
 }
 
 fn free_port() -> u16 {
@@ -38,6 +43,16 @@ fn sh(cmd: &str, dir: &Path) {
 impl Registry {
     /// Plain HTTP, anonymous; or (`secure`) TLS from a fresh CA and htpasswd basic auth.
     pub fn start(secure: bool) -> Registry {
+        Registry::start_with(secure, None)
+    }
+
+    /// Plain HTTP with token auth: the token server at `realm` signs with the key of
+    /// certificate `bundle`.
+    pub fn start_token(realm: &str, bundle: &Path) -> Registry {
+        Registry::start_with(false, Some((realm, bundle)))
+    }
+
+    fn start_with(secure: bool, token: Option<(&str, &Path)>) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("ocislim-registry-")
             .tempdir()
@@ -70,12 +85,20 @@ impl Registry {
                  auth:\n  htpasswd:\n    realm: ocislim-test\n    path: {d}/htpasswd\n"
             );
         }
+        if let Some((realm, bundle)) = token {
+            config += &format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n\
+                 \x20   issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                bundle.display()
+            );
+        }
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
         let mut r = Registry {
             dir,
             port,
             child: None,
             secure,
+            token: token.is_some(),
         };
         r.spawn();
         r
@@ -138,6 +161,11 @@ impl Registry {
             vec![
                 format!("--creds={USER}:{PASS}"),
                 format!("--cert-dir={}", self.certs().display()),
+            ]
+        } else if self.token {
+            vec![
+                format!("--creds={USER}:{PASS}"),
+                "--tls-verify=false".into(),
             ]
         } else {
             vec!["--tls-verify=false".into()]
@@ -388,6 +416,138 @@ fn basic_auth_and_tls_from_a_private_ca() {
         .env("XDG_RUNTIME_DIR", w.path())
         .env_remove("REGISTRY_AUTH_FILE")
         .env("PATH", path));
+}
+
+/// A token server, written here in Python: it checks basic credentials and answers with
+/// a JWT (RS256, signed by `openssl dgst`, its certificate in the `x5c` header) granting
+/// the scopes asked for, as distribution's token auth expects. Each request is logged as
+/// a JSON line (its scopes, whether the credentials were right).
+const TOKEN_SERVER: &str = r#"
+import base64, http.server, json, subprocess, sys, time, urllib.parse
+port, key, cert, user, password, log, issuer = sys.argv[1:8]
+der = subprocess.run(["openssl", "x509", "-in", cert, "-outform", "DER"],
+                     capture_output=True, check=True).stdout
+def b64(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+        basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        ok = self.headers.get("Authorization") == basic
+        scopes = q.get("scope", [])
+        with open(log, "a") as f:
+            f.write(json.dumps({"scopes": scopes, "ok": ok}) + "\n")
+        if not ok:
+            self.send_response(401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        access = []
+        for s in scopes:
+            kind, rest = s.split(":", 1)
+            name, actions = rest.rsplit(":", 1)
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(der).decode()]}
+        claims = {"iss": issuer, "sub": user, "aud": q["service"][0], "exp": now + 300,
+                  "nbf": now - 10, "iat": now, "jti": str(time.time_ns()), "access": access}
+        signed = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key],
+                             input=signed.encode(), capture_output=True, check=True).stdout
+        token = signed + "." + b64(sig)
+        body = json.dumps({"token": token, "access_token": token, "expires_in": 300}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), H).serve_forever()
+"#;
+
+/// Bearer-token auth: the registry sends clients to a token server (above) that takes
+/// basic credentials. With `--creds` ocislim gets tokens for pull and push (the server's
+/// log shows its scopes) and pushes what skopeo reads back; with a wrong password it
+/// exits 1 in one line and nothing is pushed.
+#[test]
+fn bearer_tokens_from_a_token_server() {
+    let w = scratch();
+    let d = w.path();
+    sh(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout token.key -out token.crt \
+           -days 2 -subj /CN=ocislim-test-token 2>/dev/null",
+        d,
+    );
+    let port = free_port();
+    let log = d.join("token.log");
+    let _server = KillOnDrop(
+        Command::new("python3")
+            .args(["-c", TOKEN_SERVER, &port.to_string()])
+            .args([d.join("token.key"), d.join("token.crt")])
+            .args([USER, PASS])
+            .arg(&log)
+            .arg(TOKEN_ISSUER)
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "token server");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reg = Registry::start_token(
+        &format!("http://127.0.0.1:{port}/token"),
+        &d.join("token.crt"),
+    );
+    let layout = test_image(d, "token", 1 << 10);
+    reg.put(&format!("oci:{}:1", layout.display()), "app:1");
+    let src = format!("docker://{}/app:1", reg.host());
+    let dest = format!("docker://{}/app:slim", reg.host());
+
+    let (code, err) = run_fail(ocislim().args([
+        "squash",
+        &src,
+        "-o",
+        &dest,
+        "--tls-verify=false",
+        &format!("--creds={USER}:wrong"),
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&src) && err.contains("refused the credentials"),
+        "{err}"
+    );
+
+    let since = std::fs::read_to_string(&log).unwrap().len();
+    let r = squash_json(&[&src, "-o", &dest], &reg.access());
+    assert_eq!(
+        reg.digest("app:slim"),
+        r["pushed"]["digest"].as_str().unwrap()
+    );
+    let requests: Vec<serde_json::Value> = std::fs::read_to_string(&log).unwrap()[since..]
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(requests.iter().all(|r| r["ok"] == true), "{requests:?}");
+    let scopes = serde_json::Value::from(requests).to_string();
+    assert!(
+        scopes.contains("repository:app:pull") && scopes.contains("push"),
+        "{scopes}"
+    );
+    // Without a token the registry refuses: the registry, not the token server, was the
+    // judge of what was pushed.
+    let mut s = TcpStream::connect(("127.0.0.1", reg.port)).unwrap();
+    write!(
+        s,
+        "GET /v2/app/manifests/slim HTTP/1.0\r\nHost: {}\r\n\r\n",
+        reg.host()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.0 401"), "{answer}");
+    assert!(answer.contains("Bearer realm="), "{answer}");
 }
 
 fn base64(s: &str) -> String {
