@@ -152,7 +152,8 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
         /// Squash every image of a multi-platform index and write an index of the results
-        /// with the same platforms and annotations (attestations are dropped).
+        /// with the same platforms and annotations (attestations are dropped). A docker
+        /// archive also names the host's platform in manifest.json, as Docker 25+ saves.
         #[arg(long, conflicts_with_all = ["platform", "report"])]
         all_platforms: bool,
         /// Write the image even when the policy breaks references the input satisfied

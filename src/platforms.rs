@@ -1,6 +1,8 @@
 //! `squash --all-platforms`: every image of a multi-platform index squashed, and a new
-//! index of the results, with the same platforms and annotations, written to any sink
-//! but a docker archive (which holds one image per name).
+//! index of the results, with the same platforms and annotations, written to any sink. A
+//! docker archive (and the engine) gets the shape of Docker 25+'s save of a multi-platform
+//! image: the index in `index.json` and, for engines that read only `manifest.json`, the
+//! host's platform there under the tags.
 //!
 //! Each platform is a whole squash of its own, one after the other, each with all of
 //! `--jobs` (the work is CPU-bound, so running them side by side would not finish
@@ -13,6 +15,7 @@
 use crate::convert::default_format;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::image::platform::Platform;
 use crate::image::writer::{Dest, OutputOptions, StagedImage, Staging};
 use crate::image::{Format, media, reader};
 use crate::squash::{self, SquashOptions, SquashReport};
@@ -52,11 +55,6 @@ pub fn squash_all(opts: &SquashOptions) -> Result<AllPlatformsReport> {
         .output
         .format
         .unwrap_or_else(|| default_format(listing.format, &opts.output.dest));
-    if format == Format::DockerArchive {
-        return Err(Error::Usage(
-            "--all-platforms writes an index, which a docker archive (and the Docker engine) cannot hold; write oci, oci-archive or docker://, or pick one image with --platform".into(),
-        ));
-    }
     let mut staging = if opts.dry_run {
         None
     } else {
@@ -125,10 +123,27 @@ pub fn squash_all(opts: &SquashOptions) -> Result<AllPlatformsReport> {
             opts.output.ref_name.iter().cloned().collect(),
         )
     };
-    let finished = st.finish_index(&images, &index, &tags, &ref_names)?;
+    let native = native(&listing.images);
+    if format == Format::DockerArchive {
+        report.warnings.push(format!(
+            "the docker archive's manifest.json names {} only: an engine with the classic image store (Docker before 25) loads that platform under the tags; one with the containerd image store loads the index of every platform",
+            report.platforms[native].platform
+        ));
+    }
+    let finished = st.finish_index(&images, native, &index, &tags, &ref_names)?;
     report.warnings.extend(finished.warnings);
     report.pushed = finished.pushed;
     Ok(report)
+}
+
+/// The image a docker archive's `manifest.json` names, as `docker save` of a
+/// multi-platform image names one: the host's platform, else the first.
+fn native(images: &[reader::PlatformEntry]) -> usize {
+    let host = Platform::host();
+    images
+        .iter()
+        .position(|e| e.platform.as_ref().is_some_and(|p| host.accepts(p)))
+        .unwrap_or(0)
 }
 
 /// Where each platform's squash writes, inside the staging folder (and gone before the

@@ -484,35 +484,45 @@ impl Staging {
         let staged = self.stage_image(image)?;
         let base = json!({"mediaType": image.manifest_media_type, "digest": staged.digest.as_str(), "size": staged.manifest.len()});
         let descriptors = self.write_top(base, &image.tags, &image.ref_names)?;
-        let root = self.dir.path();
-        let mut top_files = vec![media::OCI_LAYOUT_FILE, media::INDEX_FILE];
-        if self.format == Format::DockerArchive {
-            let config_digest = &staged.blobs.last().expect("the config").0;
-            let tags: Vec<String> = image.tags.iter().map(|t| media::normalize_ref(t)).collect();
-            let docker = json!([{
-                "Config": format!("{}/{}", media::BLOBS_DIR, config_digest.hex()),
-                "RepoTags": tags,
-                "Layers": image.layers.iter().map(|l| format!("{}/{}", media::BLOBS_DIR, l.digest.hex())).collect::<Vec<_>>(),
-            }]);
-            write_json(&root.join(media::DOCKER_MANIFEST_FILE), &docker)?;
-            let mut repos = Map::new();
-            for t in &tags {
-                let (name, tag) = t.rsplit_once(':').unwrap_or((t, "latest"));
-                let top = image
-                    .layers
-                    .last()
-                    .map_or(config_digest.hex(), |l| l.digest.hex());
-                let entry = repos.entry(name.to_string()).or_insert_with(|| json!({}));
-                entry[tag] = json!(top);
-            }
-            write_json(
-                &root.join(media::DOCKER_REPOSITORIES_FILE),
-                &Value::Object(repos),
-            )?;
-            top_files.extend([media::DOCKER_MANIFEST_FILE, media::DOCKER_REPOSITORIES_FILE]);
-        }
+        let top_files = self.write_docker_files(&staged, &image.tags)?;
         let name = image.tags.first().map_or("", |t| t.as_str()).to_string();
         self.deliver(&descriptors, &top_files, &name, &[staged], None)
+    }
+
+    /// For a docker archive, writes `manifest.json` and `repositories` naming `image`
+    /// under `tags`, beside the OCI layout's files (Docker 25+'s shape). Returns the top
+    /// files the archive holds.
+    fn write_docker_files(
+        &self,
+        image: &StagedImage,
+        tags: &[String],
+    ) -> Result<Vec<&'static str>> {
+        let mut top_files = vec![media::OCI_LAYOUT_FILE, media::INDEX_FILE];
+        if self.format != Format::DockerArchive {
+            return Ok(top_files);
+        }
+        let root = self.dir.path();
+        let (config, layers) = image.blobs.split_last().expect("an image has a config");
+        let tags: Vec<String> = tags.iter().map(|t| media::normalize_ref(t)).collect();
+        let docker = json!([{
+            "Config": format!("{}/{}", media::BLOBS_DIR, config.0.hex()),
+            "RepoTags": tags,
+            "Layers": layers.iter().map(|(d, _)| format!("{}/{}", media::BLOBS_DIR, d.hex())).collect::<Vec<_>>(),
+        }]);
+        write_json(&root.join(media::DOCKER_MANIFEST_FILE), &docker)?;
+        let mut repos = Map::new();
+        let top = layers.last().unwrap_or(config).0.hex();
+        for t in &tags {
+            let (name, tag) = t.rsplit_once(':').unwrap_or((t, "latest"));
+            let entry = repos.entry(name.to_string()).or_insert_with(|| json!({}));
+            entry[tag] = json!(top);
+        }
+        write_json(
+            &root.join(media::DOCKER_REPOSITORIES_FILE),
+            &Value::Object(repos),
+        )?;
+        top_files.extend([media::DOCKER_MANIFEST_FILE, media::DOCKER_REPOSITORIES_FILE]);
+        Ok(top_files)
     }
 
     /// Writes an image's config and manifest into staging (its layers are there already);
@@ -558,28 +568,27 @@ impl Staging {
 
     /// Finishes an index of staged images (`--all-platforms`): `index` is written as a
     /// blob and named in `index.json` (or pushed under the destination's tag, after every
-    /// image by digest). A docker archive holds one image per name, so it is refused.
+    /// image by digest). A docker archive (or the engine) gets Docker 25+'s shape of a
+    /// multi-platform save: the index in `index.json`, and in `manifest.json` one image,
+    /// `images[native]`, under the tags, for engines that read only that file.
     pub fn finish_index(
         self,
         images: &[StagedImage],
+        native: usize,
         index: &Value,
         tags: &[String],
         ref_names: &[String],
     ) -> Result<Finished> {
-        if self.format == Format::DockerArchive {
-            return Err(Error::Usage(
-                "a docker archive (and the Docker engine) takes one image per name, not an index of platforms; write oci, oci-archive or docker://, or pick one with --platform".into(),
-            ));
-        }
         let bytes = serde_json::to_vec(index).map_err(io::Error::other)?;
         let (digest, size) = self.add_bytes(&bytes)?;
         let base = json!({"mediaType": media::OCI_INDEX, "digest": digest.as_str(), "size": size});
         let descriptors = self.write_top(base, tags, ref_names)?;
-        let top_files = [media::OCI_LAYOUT_FILE, media::INDEX_FILE];
+        let top_files = self.write_docker_files(&images[native], tags)?;
+        let name = tags.first().map_or("", |t| t.as_str());
         self.deliver(
             &descriptors,
             &top_files,
-            "",
+            name,
             images,
             Some((&bytes, &digest)),
         )

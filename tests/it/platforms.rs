@@ -180,23 +180,22 @@ fn all_platforms_squashes_each_platform_and_writes_the_same_index() {
         "https://example.invalid/multi"
     );
     assert_eq!(sha(&raw.stdout), report["index_digest"].as_str().unwrap());
-    for (arch, variant) in [("amd64", None), ("arm64", Some("v8"))] {
-        let want_dir = w.path().join(format!("want-{arch}"));
-        let got_dir = w.path().join(format!("got-{arch}"));
-        pick(&src, arch, variant, &want_dir);
-        pick(
-            &format!("oci:{}:slim", out.display()),
-            arch,
-            variant,
-            &got_dir,
-        );
-        let want = umoci_listing(&want_dir, "t", &w.path().join(format!("uw-{arch}")));
-        let got = umoci_listing(&got_dir, "t", &w.path().join(format!("ug-{arch}")));
-        assert_eq!(want, got, "{arch}: {}", diff(&want, &got));
-        let layers = skopeo_config(&format!("oci:{}:t", got_dir.display()));
-        assert_eq!(layers["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
-        assert_eq!(layers["architecture"], arch);
-    }
+    // Each platform, picked out by skopeo, judged by umoci against the input's.
+    let judge = |output: &str, tag: &str| {
+        for (arch, variant) in [("amd64", None), ("arm64", Some("v8"))] {
+            let want_dir = w.path().join(format!("want-{tag}-{arch}"));
+            let got_dir = w.path().join(format!("got-{tag}-{arch}"));
+            pick(&src, arch, variant, &want_dir);
+            pick(output, arch, variant, &got_dir);
+            let want = umoci_listing(&want_dir, "t", &w.path().join(format!("uw-{tag}-{arch}")));
+            let got = umoci_listing(&got_dir, "t", &w.path().join(format!("ug-{tag}-{arch}")));
+            assert_eq!(want, got, "{tag} {arch}: {}", diff(&want, &got));
+            let layers = skopeo_config(&format!("oci:{}:t", got_dir.display()));
+            assert_eq!(layers["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
+            assert_eq!(layers["architecture"], arch);
+        }
+    };
+    judge(&format!("oci:{}:slim", out.display()), "oci");
 
     // To a registry: the same index, by digest.
     let reg = Registry::start(false);
@@ -251,14 +250,62 @@ fn all_platforms_squashes_each_platform_and_writes_the_same_index() {
     let config = skopeo_config(&format!("oci:{}:one", one.display()));
     assert_eq!(config["architecture"], "arm64");
 
-    // A docker archive holds one image per name: refused before anything is read.
-    let (code, err) = run_fail(
-        ocislim()
-            .args(["squash", "--all-platforms", &src, "-o"])
-            .arg(w.path().join("x.tar"))
-            .args(["--format", "docker-archive"]),
+    // A docker archive in Docker 25+'s shape of a multi-platform save: the same index
+    // (skopeo reads it as an OCI archive, umoci judges each platform), and in
+    // manifest.json the host's platform under the tag, which Engine 20.10 loads.
+    let archive = w.path().join("multi.tar");
+    let r = squash_all(
+        &format!(
+            "docker-archive:{}:ocislim-test/multi:slim",
+            archive.display()
+        ),
+        &[],
     );
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--platform"), "{err}");
-    assert!(!w.path().join("x.tar").exists());
+    assert_eq!(r["index_digest"], report["index_digest"], "{r}");
+    assert!(
+        r["warnings"].to_string().contains("names linux/amd64 only"),
+        "{r}"
+    );
+    judge(
+        &format!("oci-archive:{}:slim", archive.display()),
+        "archive",
+    );
+    // ocislim reads its archive as the index it holds: --platform picks from every
+    // platform, not only the one manifest.json names.
+    let inspected = run(ocislim()
+        .args(["inspect", "--json", "--platform", "linux/arm64/v8"])
+        .arg(&archive));
+    let inspected: Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    assert_eq!(inspected["platform"], "linux/arm64/v8", "{inspected}");
+    run(docker().args(["load", "-q", "-i"]).arg(&archive));
+    let cat_arch = |image: &str| {
+        let out = run(docker().args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            image,
+            "cat",
+            "/etc/arch",
+        ]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(cat_arch("ocislim-test/multi:slim"), "amd64\n");
+    // The engine as destination: the same archive, streamed into its load.
+    let r = squash_all("docker-daemon:ocislim-test/multi:daemon", &[]);
+    assert_eq!(r["index_digest"], report["index_digest"], "{r}");
+    assert_eq!(cat_arch("ocislim-test/multi:daemon"), "amd64\n");
+    let inspect = run(docker().args([
+        "image",
+        "inspect",
+        "--format",
+        "{{.Architecture}} {{len .RootFS.Layers}}",
+        "ocislim-test/multi:daemon",
+    ]));
+    assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), "amd64 1");
+    run(docker().args([
+        "rmi",
+        "ocislim-test/multi:slim",
+        "ocislim-test/multi:daemon",
+    ]));
 }
