@@ -265,7 +265,9 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
     } else {
         reader.image_from_docker_manifest(spec.reference.as_deref(), opts)?
     };
+    let mut image = image;
     if let Some(p) = &pulled {
+        image.warnings.extend(p.warnings.iter().cloned());
         let layers: Vec<(Digest, u64)> = image
             .layers
             .iter()
@@ -323,7 +325,10 @@ pub fn platforms(spec: &SourceSpec, opts: &OpenOptions) -> Result<Platforms> {
         name: &o.name,
         pulled: o.pulled.as_ref(),
     };
-    let (index, candidates, warnings) = reader.candidates(spec.reference.as_deref())?;
+    let (index, candidates, mut warnings) = reader.candidates(spec.reference.as_deref())?;
+    if let Some(p) = &o.pulled {
+        warnings.extend(p.warnings.iter().cloned());
+    }
     let Some(first) = candidates.first() else {
         return Err(Error::json("index.json", "no image manifests"));
     };

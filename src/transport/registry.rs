@@ -181,6 +181,32 @@ impl Repo {
         )
     }
 
+    /// The signatures, attestations and SBOMs cosign keeps beside `digest` in the
+    /// repository (tags `sha256-<hex>.sig`, `.att`, `.sbom`), each as a warning like the
+    /// reader's for those in a layout. One `HEAD` each, not retried: absent is the norm,
+    /// and a registry that will not say is taken as having none.
+    fn cosign_companions(&self, digest: &Digest) -> Vec<String> {
+        ["sig", "att", "sbom"]
+            .iter()
+            .filter_map(|kind| {
+                let tag = format!("sha256-{}.{kind}", digest.hex());
+                let at = Reference::with_tag(
+                    self.reference.registry().to_string(),
+                    self.reference.repository().to_string(),
+                    tag.clone(),
+                );
+                super::block_on(self.client.fetch_manifest_digest(&at, &self.auth))
+                    .ok()?
+                    .ok()?;
+                Some(format!(
+                    "left behind cosign {kind} {tag} in {}: it is about the input, not the \
+                     output, whose digest differs; not copied",
+                    self.reference.repository()
+                ))
+            })
+            .collect()
+    }
+
     /// Fetches a manifest by reference: its bytes, their digest and media type.
     fn manifest(&self, at: &Reference) -> Result<(Bytes, Digest, String)> {
         let (bytes, _) = super::block_on(retry(
@@ -347,6 +373,8 @@ pub struct Pulled {
     _staged: Staged,
     /// The repository it came from.
     pub repo: Repo,
+    /// What the repository holds beside the image that is not copied (cosign's tags).
+    pub warnings: Vec<String>,
 }
 
 impl Pulled {
@@ -391,12 +419,14 @@ pub fn pull_manifests(spec: &str, access: &Access) -> Result<Pulled> {
     let (dir, staged) =
         STAGED.create(|| tempfile::Builder::new().prefix(".ocislim-pull-").tempdir())?;
     fs_err::create_dir_all(dir.path().join(media::BLOBS_DIR))?;
-    let pulled = Pulled {
+    let mut pulled = Pulled {
         dir,
         _staged: staged,
         repo,
+        warnings: Vec::new(),
     };
     let (bytes, digest, media_type) = pulled.repo.manifest(&pulled.repo.reference)?;
+    pulled.warnings = pulled.repo.cosign_companions(&digest);
     pulled.write_blob(&digest, &bytes)?;
     let mut count = 1;
     pulled.fetch_children(&bytes, &media_type, 0, &mut count)?;

@@ -37,6 +37,8 @@ pub mod registry {
     pub struct Pulled {
         /// Its repository.
         pub repo: Repo,
+        /// What was not copied.
+        pub warnings: Vec<String>,
     }
 
     impl Pulled {

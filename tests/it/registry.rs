@@ -325,6 +325,42 @@ fn pull_squash_push_equals_file_output_and_keep_layers_uploads_only_new_blobs() 
     assert_eq!(code, 2, "{err}");
 }
 
+/// A cosign signature beside the input in the repository (tag `sha256-<hex>.sig`): the
+/// squash names it as left behind, and the output gets no signature tag.
+#[test]
+fn a_cosign_signature_in_the_registry_is_named_and_not_copied() {
+    let w = scratch();
+    let reg = Registry::start(false);
+    let layout = test_image(w.path(), "signed", 1 << 10);
+    reg.put(&format!("oci:{}:1", layout.display()), "app:1");
+    let digest = reg.digest("app:1");
+    // What cosign pushes is an OCI manifest under that tag; any small image stands in.
+    let sig = test_image(w.path(), "sig", 16);
+    reg.put(
+        &format!("oci:{}:1", sig.display()),
+        &format!("app:sha256-{}.sig", &digest[7..]),
+    );
+    let src = format!("docker://{}/app:1", reg.host());
+    let r = squash_json(
+        &[&src, "-o", &format!("docker://{}/slim:1", reg.host())],
+        &reg.access(),
+    );
+    let warnings = r["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!(
+            "left behind cosign sig sha256-{}.sig",
+            &digest[7..]
+        )),
+        "{r}"
+    );
+    assert!(!warnings.contains(".att"), "{r}");
+    let tags = run(Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{}/slim", reg.host())));
+    let tags: serde_json::Value = serde_json::from_slice(&tags.stdout).unwrap();
+    assert_eq!(tags["Tags"], serde_json::json!(["1"]), "{tags}");
+}
+
 /// htpasswd basic auth (no token server) and TLS from a CA made here: without
 /// credentials the registry refuses, without the CA the certificate is refused; with
 /// `--creds`, an authfile, `REGISTRY_AUTH_FILE` or Docker's config.json naming a
