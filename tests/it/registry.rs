@@ -516,21 +516,18 @@ fn bearer_tokens_from_a_token_server() {
     );
     let port = free_port();
     let log = d.join("token.log");
-    let _server = KillOnDrop(
-        Command::new("python3")
-            .args(["-c", TOKEN_SERVER, &port.to_string()])
-            .args([d.join("token.key"), d.join("token.crt")])
-            .args([USER, PASS])
-            .arg(&log)
-            .arg(TOKEN_ISSUER)
-            .spawn()
-            .unwrap(),
+    let _server = python_server(
+        TOKEN_SERVER,
+        port,
+        &[
+            d.join("token.key").into(),
+            d.join("token.crt").into(),
+            USER.into(),
+            PASS.into(),
+            log.clone().into(),
+            TOKEN_ISSUER.into(),
+        ],
     );
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "token server");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let reg = Registry::start_token(
         &format!("http://127.0.0.1:{port}/token"),
         &d.join("token.crt"),
@@ -807,18 +804,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
     let w = scratch();
     let port = free_port();
     let sent = w.path().join("sent");
-    let _server = KillOnDrop(
-        Command::new("python3")
-            .args(["-c", SERVER, &port.to_string()])
-            .arg(&sent)
-            .spawn()
-            .unwrap(),
-    );
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "fake registry");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _server = python_server(SERVER, port, &[sent.clone().into()]);
     let tmp = w.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
     let fail = |image: &str| {
@@ -851,6 +837,27 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
 }
 
 struct KillOnDrop(Child);
+
+/// Starts `script` (its arguments: the port, then `args`) and waits until it listens on
+/// `port`.
+fn python_server(script: &str, port: u16, args: &[std::ffi::OsString]) -> KillOnDrop {
+    let server = KillOnDrop(
+        Command::new("python3")
+            .args(["-c", script, &port.to_string()])
+            .args(args)
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "a python3 server on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
