@@ -7,8 +7,9 @@
 //! Each platform is a whole squash of its own, one after the other, each with all of
 //! `--jobs`. The work is CPU-bound: two squashes of the 1 GB bench image took 31.2 s one
 //! after the other with 2 threads each, 35.2 s side by side with 1 thread each (`--jobs`
-//! shared) and 33.2 s side by side with 2 each, on 2 cores. Each writes into a layout inside the final staging folder; its blobs are
-//! then linked into staging and the index is written over them. Attestation manifests
+//! shared) and 33.2 s side by side with 2 each, on 2 cores. Each writes into a layout
+//! inside the final staging folder; its blobs are then linked into staging and the
+//! index is written over them. Attestation manifests
 //! are dropped with a warning: they attest how the input was built, and the output is a
 //! different image, so keeping them (re-pointed at the new digests) would claim what no
 //! build produced.
@@ -126,8 +127,12 @@ pub fn squash_all(opts: &SquashOptions) -> Result<AllPlatformsReport> {
     };
     let native = native(&listing.images);
     if format == Format::DockerArchive {
+        let what = match opts.output.dest {
+            Dest::Daemon => "the archive loaded into the engine",
+            _ => "the docker archive",
+        };
         report.warnings.push(format!(
-            "the docker archive's manifest.json names {} only: an engine with the classic image store (Docker before 25) loads that platform under the tags; one with the containerd image store loads the index of every platform",
+            "{what} names {} alone in manifest.json: an engine with the classic image store (Docker before 25) keeps that platform under the tags; one with the containerd image store takes the index of every platform",
             report.platforms[native].platform
         ));
     }

@@ -250,7 +250,7 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
         name: &name,
         pulled: pulled.as_ref(),
     };
-    let image = if has_index {
+    let mut image = if has_index {
         let shape = match format {
             Format::DockerArchive => "docker save, OCI layout (Docker 25+)",
             Format::OciArchive => "OCI layout in a tar",
@@ -265,7 +265,6 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
     } else {
         reader.image_from_docker_manifest(spec.reference.as_deref(), opts)?
     };
-    let mut image = image;
     if let Some(p) = &pulled {
         image.warnings.extend(p.warnings.iter().cloned());
         let layers: Vec<(Digest, u64)> = image

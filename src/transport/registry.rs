@@ -4,8 +4,8 @@
 //! Pull writes what it fetches into a spool folder shaped as an OCI layout, so the reader
 //! treats it as any layout and verifies every document and layer as it reads it: first
 //! the manifest (and, for an index, every child manifest, all small), then, once an
-//! image is chosen, its config and its layers in parallel, each streamed to disk and capped at
-//! its descriptor's size. Push uploads a finished staging layout: blobs the registry
+//! image is chosen, its config, then its layers in parallel, each streamed to disk and
+//! capped at its descriptor's size. Push uploads a finished staging layout: blobs the registry
 //! has are skipped (`HEAD`), blobs of another repository on the same registry are
 //! mounted, the rest go up streamed, the manifest last, so a failed push leaves the tag
 //! where it was.
@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-/// Manifests and configs fetched for one index, nested ones included.
+/// Manifests fetched for one index, nested ones included.
 const MAX_DOCUMENTS: usize = 256;
 /// Nesting of indexes followed.
 const MAX_DEPTH: usize = 4;

@@ -263,7 +263,9 @@ fn all_platforms_squashes_each_platform_and_writes_the_same_index() {
     );
     assert_eq!(r["index_digest"], report["index_digest"], "{r}");
     assert!(
-        r["warnings"].to_string().contains("names linux/amd64 only"),
+        r["warnings"]
+            .to_string()
+            .contains("names linux/amd64 alone"),
         "{r}"
     );
     judge(
