@@ -438,6 +438,12 @@ fn descriptor_names(d: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A descriptor's digest, when it is one this reader can check.
+fn descriptor_digest(d: &Value, what: &str) -> Result<Digest> {
+    let digest = str_field(d, "digest", what)?;
+    Digest::parse(digest).ok_or_else(|| Error::json(what, format!("unsupported digest {digest:?}")))
+}
+
 /// What a descriptor is when it is no image: a cosign signature, attestation or SBOM
 /// (tagged `sha256-<hex>.sig`, `.att`, `.sbom`), or an OCI artifact (`artifactType`).
 fn signature_or_artifact(d: &Value, names: &[String]) -> Option<String> {
@@ -475,9 +481,7 @@ fn matches_reference(names: &[String], wanted: &str) -> bool {
 impl Reader<'_> {
     /// Reads a blob named by a descriptor and checks its size and digest.
     fn read_descriptor(&self, d: &Value, what: &str) -> Result<(Vec<u8>, Digest)> {
-        let digest_str = str_field(d, "digest", what)?;
-        let digest = Digest::parse(digest_str)
-            .ok_or_else(|| Error::json(what, format!("unsupported digest {digest_str:?}")))?;
+        let digest = descriptor_digest(d, what)?;
         let location = format!("{}/{}", media::BLOBS_DIR, digest.hex());
         let bytes = self
             .store
@@ -613,10 +617,10 @@ impl Reader<'_> {
         }
         let config_desc = field(&manifest, "config", &what)?;
         if let Some(p) = self.pulled {
-            let digest = str_field(config_desc, "digest", "config")?;
-            let digest = Digest::parse(digest)
-                .ok_or_else(|| Error::json("config", format!("unsupported digest {digest:?}")))?;
-            p.fetch_config(&digest, descriptor_size(config_desc, "config")?)?;
+            p.fetch_config(
+                &descriptor_digest(config_desc, "config")?,
+                descriptor_size(config_desc, "config")?,
+            )?;
         }
         let (config, config_digest) = self.read_descriptor(config_desc, "config")?;
         let config_json = parse_json(&config, "config")?;
