@@ -152,7 +152,10 @@ fn format(block: &[u8; 512]) -> Result<Format, Refusal> {
     let version = &block[263..265];
     let trailer = &block[508..512];
     match (magic, version) {
-        (b"ustar\0", b"00") if trailer != b"tar\0" => Ok(Format::Ustar),
+        // Go's getFormat reads `ustar\0` as ustar whatever the version, so does
+        // libarchive; GNU tar 1.13's `ustar\0` + ` \0` (moby/go-archive's `broken.tar`)
+        // is read with its prefix by both.
+        (b"ustar\0", b"00" | b" \0") if trailer != b"tar\0" => Ok(Format::Ustar),
         (b"ustar ", b" \0") => Ok(Format::Gnu),
         _ if magic.starts_with(b"ustar") => Err(format!(
             "ambiguous tar magic {:?} {:?} (readers disagree on its fields)",

@@ -253,6 +253,30 @@ impl Tree {
         Ok(())
     }
 
+    /// A non-directory at a parent of `p` (a file `a`, then `a/b/c`) cannot stay beside
+    /// `p`: no runtime unpacks both. umoci replaces it with the directory (its
+    /// non-dir-parent tests expect that), and so does this, with a warning. Only one can
+    /// be there: nothing is ever put below a non-directory.
+    fn replace_non_dir_ancestor(&mut self, p: &[u8], what: &str, warnings: &mut Vec<String>) {
+        let ancestors = p
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'/')
+            .map(|(i, _)| &p[..i]);
+        for a in ancestors {
+            if self.nodes.get(a).is_some_and(|n| !n.is_dir) {
+                warnings.push(format!(
+                    "{what}: {} replaces the non-directory {} with a directory, as umoci unpacks it",
+                    escape(p),
+                    escape(a)
+                ));
+                let a = a.to_vec();
+                self.nodes.remove(&a);
+                return;
+            }
+        }
+    }
+
     /// Applies layer `layer`'s entries, first moving each to where a runtime puts it
     /// (see [`Tree::resolve_entry`]). Problems that do not stop the work are pushed to
     /// `warnings`.
@@ -272,6 +296,9 @@ impl Tree {
                 self.symlinks.insert(id, target.clone());
             }
             let e = &*e;
+            if !matches!(e.kind, Kind::Whiteout(_) | Kind::Opaque(_) | Kind::Ignored) {
+                self.replace_non_dir_ancestor(&e.path, what, warnings);
+            }
             match &e.kind {
                 // Markers hide what lower layers put there, wherever they stand in
                 // their layer; entries of their own layer stay.
@@ -626,6 +653,11 @@ mod tests {
             (vec!["f a", "d a, f a/x"], vec!["a@1.0", "a/x@1.1"]),
             // directory over directory merges
             (vec!["d a, f a/x", "d a"], vec!["a@1.0", "a/x@0.1"]),
+            // a path below a file replaces the file with a directory (umoci's
+            // non-dir-parent cases), in one layer or across layers
+            (vec!["f n, f n/a/b"], vec!["n/a/b@0.1"]),
+            (vec!["f n", "f n/a/b"], vec!["n/a/b@1.0"]),
+            (vec!["f n", "d n/a"], vec!["n/a@1.0"]),
             // last entry in a layer wins
             (vec!["f a, f a"], vec!["a@0.1"]),
             // hard link keeps the old inode when its target is replaced
