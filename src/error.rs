@@ -109,6 +109,16 @@ pub enum Error {
         /// The platforms that are there.
         available: String,
     },
+    /// What a reference names is no image (an artifact, an attestation).
+    #[error("{what} in {source_name} is {reason}, not an image")]
+    NotAnImage {
+        /// The manifest or name.
+        what: String,
+        /// What it is instead.
+        reason: String,
+        /// The source.
+        source_name: String,
+    },
     /// No image or several images match the requested reference.
     #[error(
         "{reason} in {source_name}; choose one of: {choices} (as oci:PATH:REF or docker-archive:PATH:REF)"

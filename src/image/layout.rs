@@ -25,7 +25,7 @@ pub fn read_index(dir: &Path) -> Result<Value> {
     let path = dir.join(media::INDEX_FILE);
     let bad = |why: String| Error::Usage(format!("{}: {why}", path.display()));
     check_blobs_folder(dir)?;
-    let bytes = fs_err::read(&path).map_err(|e| bad(e.to_string()))?;
+    let bytes = read_regular(&path, super::reader::JSON_LIMIT).map_err(bad)?;
     let index: Value = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     let Some(manifests) = index["manifests"].as_array() else {
         return Err(bad("not an image index (no \"manifests\" list)".into()));
@@ -42,6 +42,25 @@ pub fn read_index(dir: &Path) -> Result<Value> {
         }
     }
     Ok(index)
+}
+
+/// Reads a regular file of at most `limit` bytes: a symlink (to `/dev/zero`, say), a
+/// FIFO or a device is refused before it is opened, and a larger file after `limit`
+/// bytes, never read whole.
+fn read_regular(path: &Path, limit: u64) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    if !meta.file_type().is_file() {
+        return Err("not a regular file (a symlink, FIFO or device); refusing to read it".into());
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("larger than {limit} bytes"));
+    }
+    Ok(bytes)
 }
 
 /// Refuses a layout whose `blobs` or `blobs/sha256` is anything but a real folder (or
@@ -105,7 +124,8 @@ fn reachable(blobs: &Path, descriptors: &[Value]) -> Option<BTreeSet<String>> {
         }
         let media_type = d["mediaType"].as_str().unwrap_or_default();
         if media::is_manifest(media_type) || media::is_index(media_type) {
-            let doc: Value = serde_json::from_slice(&std::fs::read(blobs.join(&hex)).ok()?).ok()?;
+            let bytes = read_regular(&blobs.join(&hex), super::reader::JSON_LIMIT).ok()?;
+            let doc: Value = serde_json::from_slice(&bytes).ok()?;
             todo.extend(doc["config"].as_object().map(|_| doc["config"].clone()));
             for list in ["layers", "manifests"] {
                 todo.extend(doc[list].as_array().into_iter().flatten().cloned());

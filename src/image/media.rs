@@ -39,6 +39,14 @@ pub fn is_manifest(media_type: &str) -> bool {
     matches!(media_type, OCI_MANIFEST | DOCKER_MANIFEST)
 }
 
+/// Whether a media type is an image config (either family). image-spec 1.1 lets a
+/// manifest's `artifactType` (and so an index descriptor's) be its config's media type,
+/// as go-containerregistry writes it: such a descriptor names an image, not an artifact
+/// (`manifest.md`, "artifactType ... MUST comply with RFC 6838").
+pub fn is_config(media_type: &str) -> bool {
+    matches!(media_type, OCI_CONFIG | DOCKER_CONFIG)
+}
+
 /// Whether a media type is an index or manifest list.
 pub fn is_index(media_type: &str) -> bool {
     matches!(media_type, OCI_INDEX | DOCKER_MANIFEST_LIST)
@@ -52,6 +60,11 @@ pub fn annotation<'a>(descriptor: &'a serde_json::Value, key: &str) -> Option<&'
 /// Normalises an image reference the way `docker` does for comparison:
 /// `docker.io/library/app:1` and `app:1` are the same, `app` means `app:latest`.
 pub fn normalize_ref(r: &str) -> String {
+    // Docker Hub's old and new names: `index.docker.io/library/x` is `docker.io/library/x`.
+    let r = r
+        .strip_prefix("index.")
+        .filter(|r| r.starts_with("docker.io/"))
+        .unwrap_or(r);
     let r = r
         .strip_prefix("docker.io/library/")
         .or_else(|| r.strip_prefix("docker.io/"))
@@ -234,6 +247,9 @@ mod tests {
             ("app:1", "app:1"),
             ("docker.io/library/app:1", "app:1"),
             ("docker.io/me/app", "me/app:latest"),
+            ("index.docker.io/library/app:1", "app:1"),
+            ("index.docker.io/me/app", "me/app:latest"),
+            ("index.example.com/app", "index.example.com/app:latest"),
             ("localhost:5000/app", "localhost:5000/app:latest"),
             ("localhost:5000/app:2", "localhost:5000/app:2"),
         ] {

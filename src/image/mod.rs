@@ -6,6 +6,7 @@
 //! and its layers in manifest order, each with what is known to verify it by.
 
 pub mod config;
+pub(crate) mod index;
 pub mod layout;
 pub mod media;
 pub mod platform;

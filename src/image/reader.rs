@@ -9,6 +9,7 @@
 //! ```
 //! Format is detected from content, never from the file name.
 
+use super::index::{self, Candidate, matches_reference};
 use super::media::{self, normalize_ref};
 use super::platform::Platform;
 use super::store::{self, Section, Store, TarStore};
@@ -26,8 +27,6 @@ use std::sync::Arc;
 
 /// Largest JSON document (index, manifest, config) accepted.
 pub(crate) const JSON_LIMIT: u64 = 32 << 20;
-/// Nesting of indexes followed before giving up.
-const MAX_INDEX_DEPTH: usize = 4;
 
 /// Where to read an image from, as written on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,7 +195,9 @@ fn open_store(spec: &SourceSpec, opts: &OpenOptions) -> Result<Opened> {
         (None, None) => store::open_stdin()?,
         (None, Some(p)) => store::open_path(p)?,
     };
-    let has_index = store.exists(media::INDEX_FILE) && store.exists(media::OCI_LAYOUT_FILE);
+    // image-spec requires `oci-layout` beside `index.json`; skopeo and stereoscope read
+    // a layout without it, and so does this, with a warning.
+    let has_index = store.exists(media::INDEX_FILE);
     let has_docker = store.exists(media::DOCKER_MANIFEST_FILE);
     let format = match (&store, has_index, has_docker) {
         (Store::Dir(_), true, _) => Format::Oci,
@@ -205,7 +206,7 @@ fn open_store(spec: &SourceSpec, opts: &OpenOptions) -> Result<Opened> {
         _ => {
             return Err(Error::UnknownFormat {
                 path: PathBuf::from(&name),
-                reason: "found neither oci-layout with index.json nor manifest.json".into(),
+                reason: "found neither index.json nor manifest.json".into(),
             });
         }
     };
@@ -250,7 +251,19 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
         name: &name,
         pulled: pulled.as_ref(),
     };
-    let mut image = if has_index {
+    // Docker 25's save of an image it holds in its classic store writes
+    // `"manifests": null` beside a full manifest.json: skopeo and go-containerregistry
+    // read that archive through manifest.json, and so does this.
+    let index_lists_nothing = has_docker && has_index && reader.index_lists_nothing()?;
+    // `@N` is a docker-archive reference (the Nth entry of manifest.json), in Docker 25+
+    // archives too: skopeo reads it there.
+    let by_position = has_docker
+        && spec
+            .reference
+            .as_deref()
+            .and_then(|r| r.strip_prefix('@'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let mut image = if has_index && !index_lists_nothing && !by_position {
         let shape = match format {
             Format::DockerArchive => "docker save, OCI layout (Docker 25+)",
             Format::OciArchive => "OCI layout in a tar",
@@ -265,6 +278,12 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
     } else {
         reader.image_from_docker_manifest(spec.reference.as_deref(), opts)?
     };
+    if has_index && !has_docker && !store.exists(media::OCI_LAYOUT_FILE) {
+        image.warnings.push(
+            "the layout has no oci-layout file (image-spec requires one); read as skopeo reads it"
+                .into(),
+        );
+    }
     if let Some(p) = &pulled {
         image.warnings.extend(p.warnings.iter().cloned());
         let layers: Vec<(Digest, u64)> = image
@@ -399,15 +418,6 @@ fn drop_bad_names(mut image: Image) -> Image {
     image
 }
 
-/// A leaf manifest found while walking the index.
-struct Candidate {
-    descriptor: Value,
-    names: Vec<String>,
-    /// A `ref.name` given with no Docker name beside it (`skopeo copy ... oci:DIR:REF`).
-    bare_ref: Option<String>,
-    platform: Option<Platform>,
-}
-
 struct Reader<'a> {
     store: &'a Store,
     name: &'a str,
@@ -430,52 +440,10 @@ fn parse_json(bytes: &[u8], what: &str) -> Result<Value> {
     serde_json::from_slice(bytes).map_err(|e| Error::json(what, e))
 }
 
-/// The names an index descriptor gives its image.
-fn descriptor_names(d: &Value) -> Vec<String> {
-    [media::CONTAINERD_IMAGE_NAME, media::REF_NAME]
-        .into_iter()
-        .filter_map(|key| media::annotation(d, key).map(String::from))
-        .collect()
-}
-
 /// A descriptor's digest, when it is one this reader can check.
 fn descriptor_digest(d: &Value, what: &str) -> Result<Digest> {
     let digest = str_field(d, "digest", what)?;
     Digest::parse(digest).ok_or_else(|| Error::json(what, format!("unsupported digest {digest:?}")))
-}
-
-/// What a descriptor is when it is no image: a cosign signature, attestation or SBOM
-/// (tagged `sha256-<hex>.sig`, `.att`, `.sbom`), or an OCI artifact (`artifactType`).
-fn signature_or_artifact(d: &Value, names: &[String]) -> Option<String> {
-    let cosign = names.iter().find_map(|n| {
-        let tag = n.rsplit([':', '/']).next()?;
-        let (hex, kind) = tag.strip_prefix("sha256-")?.split_once('.')?;
-        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then_some(kind)
-            .filter(|k| matches!(*k, "sig" | "att" | "sbom"))
-            .map(|k| format!("cosign {k} {tag}"))
-    });
-    cosign.or_else(|| {
-        d.get("artifactType")
-            .and_then(Value::as_str)
-            .map(|t| format!("artifact of type {t}"))
-    })
-}
-
-/// A descriptor's `ref.name` when it has no `io.containerd.image.name` beside it.
-fn bare_ref_name(d: &Value) -> Option<String> {
-    match (
-        media::annotation(d, media::REF_NAME),
-        media::annotation(d, media::CONTAINERD_IMAGE_NAME),
-    ) {
-        (Some(r), None) => Some(r.to_string()),
-        _ => None,
-    }
-}
-
-fn matches_reference(names: &[String], wanted: &str) -> bool {
-    let w = normalize_ref(wanted);
-    names.iter().any(|n| n == wanted || normalize_ref(n) == w)
 }
 
 impl Reader<'_> {
@@ -513,81 +481,16 @@ impl Reader<'_> {
             &self.store.read_small(media::INDEX_FILE, JSON_LIMIT)?,
             "index.json",
         )?;
-        let mut candidates = Vec::new();
-        let mut warnings = Vec::new();
-        self.walk_index(&index, (&[], None), 0, &mut candidates, &mut warnings)?;
-        if let Some(r) = reference {
-            candidates.retain(|c| matches_reference(&c.names, r));
-            if candidates.is_empty() {
-                let mut all = Vec::new();
-                self.walk_index(&index, (&[], None), 0, &mut all, &mut Vec::new())?;
-                return Err(self.choice_error(
-                    format!("no image named {r:?}"),
-                    all.iter().flat_map(|c| c.names.clone()),
-                ));
-            }
+        let mut walk = index::walk(&index, &|d, what| self.read_descriptor(d, what))?;
+        let all_names: Vec<String> = walk
+            .candidates
+            .iter()
+            .flat_map(|c| c.names.clone())
+            .collect();
+        if let Err(reason) = index::select(&mut walk, reference) {
+            return Err(self.choice_error(reason, all_names));
         }
-        Ok((index, candidates, warnings))
-    }
-
-    fn walk_index(
-        &self,
-        index: &Value,
-        inherited: (&[String], Option<&str>),
-        depth: usize,
-        out: &mut Vec<Candidate>,
-        warnings: &mut Vec<String>,
-    ) -> Result<()> {
-        let manifests = field(index, "manifests", "index")?
-            .as_array()
-            .ok_or_else(|| Error::json("index", "manifests is not an array"))?;
-        for d in manifests {
-            let mut names = descriptor_names(d);
-            let mut bare_ref = bare_ref_name(d);
-            if names.is_empty() {
-                names = inherited.0.to_vec();
-                bare_ref = inherited.1.map(String::from);
-            }
-            let media_type = d
-                .get("mediaType")
-                .and_then(Value::as_str)
-                .unwrap_or(media::OCI_MANIFEST);
-            let attestation =
-                media::annotation(d, media::DOCKER_REFERENCE_TYPE) == Some("attestation-manifest");
-            let platform = d.get("platform").map(Platform::of_config);
-            let digest = d.get("digest").and_then(Value::as_str).unwrap_or("?");
-            if attestation || platform.as_ref().is_some_and(|p| p.os == "unknown") {
-                warnings.push(format!("dropped attestation manifest {digest}"));
-            } else if let Some(what) = signature_or_artifact(d, &names) {
-                warnings.push(format!(
-                    "left behind {what} {digest}: it is not an image to squash (a signature of \
-                     the input does not sign the output, whose digest differs)"
-                ));
-            } else if media::is_manifest(media_type) {
-                out.push(Candidate {
-                    descriptor: d.clone(),
-                    names,
-                    bare_ref,
-                    platform,
-                });
-            } else if media::is_index(media_type) {
-                if depth >= MAX_INDEX_DEPTH {
-                    return Err(Error::json("index", "indexes nested too deep"));
-                }
-                let (bytes, _) = self.read_descriptor(d, "nested index")?;
-                let nested = parse_json(&bytes, "nested index")?;
-                self.walk_index(
-                    &nested,
-                    (&names, bare_ref.as_deref()),
-                    depth + 1,
-                    out,
-                    warnings,
-                )?;
-            } else {
-                warnings.push(format!("dropped index entry of media type {media_type}"));
-            }
-        }
-        Ok(())
+        Ok((index, walk.candidates, walk.warnings))
     }
 
     fn image_from_index(
@@ -599,6 +502,17 @@ impl Reader<'_> {
         docker_tags: &[(Digest, Vec<String>)],
     ) -> Result<Image> {
         let (_, candidates, warnings) = self.candidates(reference)?;
+        if candidates.is_empty() {
+            // Say what the index held instead.
+            let mut why = warnings.join("; ");
+            if why.is_empty() {
+                why = "it lists none".into();
+            }
+            return Err(Error::json(
+                "index.json",
+                format!("no image manifests ({why})"),
+            ));
+        }
         let chosen = self.choose_platform(candidates, opts)?;
         let (manifest_bytes, manifest_digest) =
             self.read_descriptor(&chosen.descriptor, "manifest")?;
@@ -616,18 +530,34 @@ impl Reader<'_> {
             });
         }
         let config_desc = field(&manifest, "config", &what)?;
+        if let Some(reason) = index::manifest_artifact(&manifest) {
+            return Err(Error::NotAnImage {
+                what: match chosen.names.first() {
+                    Some(n) => format!("{what} (named {n:?})"),
+                    None => what,
+                },
+                reason,
+                source_name: self.name.to_string(),
+            });
+        }
         if let Some(p) = self.pulled {
             p.fetch_config(
                 &descriptor_digest(config_desc, "config")?,
                 descriptor_size(config_desc, "config")?,
             )?;
         }
-        let (config, config_digest) = self.read_descriptor(config_desc, "config")?;
-        let config_json = parse_json(&config, "config")?;
-        let diff_ids = diff_ids(&config_json)?;
         let layer_descs = field(&manifest, "layers", &what)?
             .as_array()
             .ok_or_else(|| Error::json(&what, "layers is not an array"))?;
+        // Layers of no layer type say more of what the manifest is than its config does
+        // (an artifact with an image config type and `{}` for a config).
+        for (i, d) in layer_descs.iter().enumerate() {
+            let lwhat = format!("layer {}", i + 1);
+            check_layer_media_type(str_field(d, "mediaType", &lwhat)?, &lwhat)?;
+        }
+        let (config, config_digest) = self.read_descriptor(config_desc, "config")?;
+        let config_json = parse_json(&config, "config")?;
+        let diff_ids = diff_ids(&config_json)?;
         if layer_descs.len() != diff_ids.len() {
             return Err(Error::json(
                 &what,
@@ -642,7 +572,6 @@ impl Reader<'_> {
         for (i, (d, diff_id)) in layer_descs.iter().zip(diff_ids).enumerate() {
             let lwhat = format!("layer {}", i + 1);
             let layer_media = str_field(d, "mediaType", &lwhat)?;
-            check_layer_media_type(layer_media, &lwhat)?;
             let digest_str = str_field(d, "digest", &lwhat)?;
             let digest = Digest::parse(digest_str)
                 .ok_or_else(|| Error::json(&lwhat, format!("unsupported digest {digest_str:?}")))?;
@@ -753,6 +682,18 @@ impl Reader<'_> {
             None => {}
         }
         if candidates.len() > 1 {
+            let first = &candidates[0].names;
+            if !first.is_empty() && candidates.iter().all(|c| c.names == *first) {
+                // Names that do not tell the images apart are no choice: offer digests.
+                return Err(self.choice_error(
+                    format!(
+                        "{} images are named {:?}",
+                        candidates.len(),
+                        first.join(", ")
+                    ),
+                    candidates.iter().map(|c| format!("@{}", c.digest())),
+                ));
+            }
             let names = candidates
                 .iter()
                 .flat_map(|c| c.names.clone())
@@ -776,6 +717,19 @@ impl Reader<'_> {
             source_name: self.name.into(),
             choices,
         }
+    }
+
+    /// Whether `index.json` lists no manifest (`"manifests": null` or `[]`).
+    fn index_lists_nothing(&self) -> Result<bool> {
+        let index = parse_json(
+            &self.store.read_small(media::INDEX_FILE, JSON_LIMIT)?,
+            "index.json",
+        )?;
+        Ok(match index.get("manifests") {
+            None | Some(Value::Null) => true,
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(_) => false,
+        })
     }
 
     /// `manifest.json` of a `docker save` archive: (config digest, RepoTags) per entry.
@@ -835,8 +789,21 @@ impl Reader<'_> {
         let what = "manifest.json";
         let config_loc = str_field(chosen, "Config", what)?;
         let config = self.store.read_small(config_loc, JSON_LIMIT)?;
-        if let Some(d) = digest_from_location(config_loc) {
-            check_digest(&config, &d, &format!("config {config_loc}"))?;
+        let mut warnings = Vec::new();
+        match digest_from_location(config_loc) {
+            // A content-addressed blob's name is a claim.
+            Some(d) if config_loc.starts_with(media::BLOBS_DIR) => {
+                check_digest(&config, &d, &format!("config {config_loc}"))?
+            }
+            // A classic save names the config by the image ID, but the name is only a
+            // path: docker load and skopeo compute the ID from the bytes, and
+            // go-containerregistry's tarball writer names it otherwise.
+            Some(d) if Digest::of(&config) != d => warnings.push(format!(
+                "the config {:?} is not named by its digest ({}): read by its path, as docker load does",
+                crate::layer::path::escape(config_loc.as_bytes()),
+                Digest::of(&config)
+            )),
+            _ => {}
         }
         let config_json = parse_json(&config, "config")?;
         let platform = Platform::of_config(&config_json);
@@ -889,7 +856,7 @@ impl Reader<'_> {
             layers,
             tags: repo_tags(chosen),
             ref_names: Vec::new(),
-            warnings: Vec::new(),
+            warnings,
         })
     }
 }

@@ -231,11 +231,36 @@ pub fn open_path(path: &Path) -> Result<Store> {
     if meta.is_dir() {
         return Ok(Store::Dir(path.to_path_buf()));
     }
-    let file = fs_err::File::open(path)?.into_parts().0;
-    Ok(Store::Tar(TarStore::index(
-        file,
-        &path.display().to_string(),
-    )?))
+    let what = path.display().to_string();
+    let file = decompressed(fs_err::File::open(path)?.into_parts().0, &what)?;
+    Ok(Store::Tar(TarStore::index(file, &what)?))
+}
+
+/// xz's stream magic (the `.xz` format, section 2.1.1.1).
+const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0];
+
+/// An archive compressed as a whole (`docker save | xz`, skopeo's `.tar.xz` fixtures,
+/// `.tar.gz`, `.tar.zst`), decompressed into an anonymous temporary file, as skopeo
+/// and `docker load` read it; any other file as it is. The codec is sniffed from the
+/// content, never the name. The members are then read by the same strict walker.
+fn decompressed(mut file: File, what: &str) -> Result<File> {
+    io::Seek::rewind(&mut file)?; // a spool of standard input stands at its end
+    let mut head = [0u8; 6];
+    let n = file.read_at(&mut head, 0)?;
+    let head = &head[..n];
+    let input = io::BufReader::new(&file);
+    let mut decoder: Box<dyn Read + '_> = if head.starts_with(XZ_MAGIC) {
+        Box::new(liblzma::read::XzDecoder::new_multi_decoder(input))
+    } else {
+        match crate::layer::codec::Decoder::sniff(input)? {
+            (crate::layer::codec::Compression::None, _) => return Ok(file),
+            (_, d) => Box::new(d),
+        }
+    };
+    let mut out = tempfile::tempfile()?;
+    io::copy(&mut decoder, &mut out)
+        .map_err(|e| Error::corrupt(what, format!("the compressed archive cannot be read: {e}")))?;
+    Ok(out)
 }
 
 /// Spools standard input to an anonymous temporary file and indexes it.
@@ -250,6 +275,7 @@ pub fn open_stdin() -> Result<Store> {
     if n == 0 {
         return Err(Error::corrupt("standard input", "empty"));
     }
+    let file = decompressed(file, "standard input")?;
     Ok(Store::Tar(TarStore::index(file, "standard input")?))
 }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod builder;
+mod builders;
 mod check;
 mod cli_docs;
 mod closure;
@@ -12,11 +13,13 @@ mod dialects;
 mod docker;
 mod fixtures;
 mod hostile;
+mod hostile2;
 mod inspect;
 mod interrupt;
 mod layout;
 mod npm;
 mod packages;
+mod peers;
 mod platforms;
 mod policy;
 mod presets;
