@@ -180,9 +180,11 @@ pub fn records(text: &str) -> Vec<Record<'_>> {
                 range: (pos, pos),
                 lines: Vec::new(),
             });
+            // The key is one character, not one byte: a non-ASCII one (or U+FFFD for an
+            // invalid byte) must not cut a character in two.
             let mut chars = body.chars();
             if let (Some(k), Some(':')) = (chars.next(), chars.next()) {
-                r.lines.push((k, &body[2..]));
+                r.lines.push((k, chars.as_str()));
             }
         }
         pos += line.len();
@@ -241,6 +243,17 @@ mod tests {
     use super::*;
 
     pub const INSTALLED_TEXT: &str = "C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\np:so:libc.musl-x86_64.so.1=1\nF:lib\nR:ld-musl-x86_64.so.1\na:0:0:755\nZ:Q1x=\nR:libc.musl-x86_64.so.1\n\nP:busybox\nV:1.36.1-r5\nA:x86_64\nD:so:libc.musl-x86_64.so.1\np:cmd:busybox=1.36.1-r5\nF:bin\nR:busybox\nF:etc\nR:securetty\n";
+
+    #[test]
+    fn a_non_ascii_key_is_a_line_like_any_other() {
+        let text = "é:x\nP:musl\n\u{fffd}:y\nV:1\n\nP\n";
+        let r = records(text);
+        assert_eq!(
+            r[0].lines,
+            [('é', "x"), ('P', "musl"), ('\u{fffd}', "y"), ('V', "1")]
+        );
+        assert!(r[1].lines.is_empty());
+    }
 
     #[test]
     fn records_files_and_relations() {

@@ -182,7 +182,16 @@ pub struct PolicySetBuilder {
     packages: Option<PackagesSpec>,
     /// `[npm] omit-dev`.
     npm_omit_dev: bool,
+    /// Every policy loaded so far: one reached again through `extends` (a diamond) is
+    /// loaded once, so loading costs the policies' size, not the number of paths.
+    loaded: BTreeSet<String>,
 }
+
+/// Deepest chain of `extends` followed (the shipped policies nest two deep).
+const MAX_EXTENDS_DEPTH: usize = 32;
+/// Largest policy file read (the shipped ones are a few KiB): parsing is bounded
+/// before any table is counted.
+const MAX_POLICY_FILE: u64 = 1 << 20;
 
 /// `[packages]`, merged over every policy.
 #[derive(Clone, Debug, Default)]
@@ -261,13 +270,25 @@ impl PolicySetBuilder {
             ));
         }
         let file = origin.display();
+        if !self.loaded.insert(file.clone()) {
+            return Ok(()); // reached again through another extends: loaded once
+        }
+        if stack.len() >= MAX_EXTENDS_DEPTH {
+            return Err(policy_error(
+                &file,
+                0,
+                "",
+                "",
+                format!("extends nested deeper than {MAX_EXTENDS_DEPTH}"),
+            ));
+        }
         let text = match &origin {
             Origin::Builtin(n) => BUILTIN
                 .iter()
                 .find(|(b, _)| b == n)
                 .map(|(_, t)| t.to_string())
                 .expect("resolved built-in"),
-            Origin::File(p) => fs_err::read_to_string(p)?,
+            Origin::File(p) => read_policy_file(p)?,
         };
         let parsed: PolicyFile = toml::from_str(&text).map_err(|e| {
             let line = e
@@ -288,6 +309,13 @@ impl PolicySetBuilder {
             self.load(o, stack)?;
         }
         stack.pop();
+        if parsed.rules.len() > matcher::MAX_RULES {
+            return Err(Error::Usage(format!(
+                "policy {file}: {} rules; at most {} can be applied at once",
+                parsed.rules.len(),
+                matcher::MAX_RULES
+            )));
+        }
         for r in parsed.rules {
             if r.id.is_empty() {
                 return Err(policy_error(
@@ -311,6 +339,14 @@ impl PolicySetBuilder {
                 keep: r.keep,
                 source: file.clone(),
             });
+            // Refused here, not only when built: the id scan above stays bounded.
+            if self.rules.len() > matcher::MAX_RULES {
+                return Err(Error::Usage(format!(
+                    "policy {file}: more than {} rules with the policies it extends; at most {} can be applied at once",
+                    matcher::MAX_RULES,
+                    matcher::MAX_RULES
+                )));
+            }
         }
         for g in parsed.keep.map(|k| k.paths).unwrap_or_default() {
             self.check_glob(&file, &text, "[keep]", &g)?;
@@ -572,6 +608,25 @@ fn compile(glob: &str) -> std::result::Result<globset::Glob, globset::Error> {
         .literal_separator(true)
         .backslash_escape(true)
         .build()
+}
+
+/// A policy file's text, refused past [`MAX_POLICY_FILE`] bytes without reading more.
+fn read_policy_file(p: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    fs_err::File::open(p)?
+        .take(MAX_POLICY_FILE + 1)
+        .read_to_end(&mut bytes)?;
+    let too_big = bytes.len() as u64 > MAX_POLICY_FILE;
+    let text = String::from_utf8(bytes).ok().filter(|_| !too_big);
+    text.ok_or_else(|| {
+        let why = if too_big {
+            format!("larger than {MAX_POLICY_FILE} bytes")
+        } else {
+            "not UTF-8 text".to_string()
+        };
+        policy_error(&p.display().to_string(), 0, "", "", why)
+    })
 }
 
 /// A built-in name or a file path (relative to `base` for `extends`).

@@ -319,3 +319,56 @@ fn an_absolute_entrypoint_is_found_from_the_root_under_any_working_dir() {
     let listing = umoci_listing(&slim, "1", &w.path().join("u"));
     assert!(listing.contains("./bin/busybox "), "{listing}");
 }
+
+/// A program with its section headers stripped (`e_shoff = e_shnum = 0`, as `sstrip`
+/// leaves it): the kernel and ld.so read only program headers, so its needs come from
+/// `PT_DYNAMIC`. The closure keeps the libc it needs, drops a library it does not, and
+/// Docker runs the output.
+#[test]
+fn closure_keeps_what_a_program_without_section_headers_needs() {
+    let w = scratch();
+    let src = w.path().join("hello.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\nint main(void) { puts(\"stripped ok\"); return 0; }\n",
+    )
+    .unwrap();
+    let bin = w.path().join("hello");
+    run(Command::new("gcc").arg(&src).args(["-O2", "-o"]).arg(&bin));
+    let mut elf = std::fs::read(&bin).unwrap();
+    elf[0x28..0x30].fill(0); // e_shoff (ELF64)
+    elf[0x3c..0x40].fill(0); // e_shnum, e_shstrndx
+    let host = |p: &str| std::fs::read(p).unwrap();
+    let base = layer(
+        w.path(),
+        "base",
+        &[
+            (
+                "lib64/ld-linux-x86-64.so.2",
+                host("/lib64/ld-linux-x86-64.so.2"),
+                0o755,
+            ),
+            (
+                "usr/lib/x86_64-linux-gnu/libc.so.6",
+                host("/lib/x86_64-linux-gnu/libc.so.6"),
+                0o755,
+            ),
+            (
+                "usr/lib/x86_64-linux-gnu/libm.so.6",
+                host("/lib/x86_64-linux-gnu/libm.so.6"),
+                0o755,
+            ),
+        ],
+    );
+    let app = layer(w.path(), "app", &[("app/hello", elf, 0o755)]);
+    let s = slim_and_run(
+        w.path(),
+        "closure-sstrip",
+        "Entrypoint=[\"/app/hello\"]",
+        &[&base, &app],
+    );
+    assert_eq!(s.stdout, "stripped ok\n");
+    let k = kept(&s.report);
+    assert!(k.iter().any(|p| p.ends_with("/libc.so.6")), "{k:?}");
+    assert!(!k.iter().any(|p| p.ends_with("/libm.so.6")), "{k:?}");
+}

@@ -1,0 +1,236 @@
+//! Hostile inputs, second round: the package, ELF, policy and layout readers. Each
+//! case is a tiny input built here; costs are bounded by the child's peak RSS (from its
+//! rusage, read by Python's `resource`) and by scaled inputs, never by wall-clock time.
+
+use crate::builder::Spec;
+use crate::tools::*;
+use std::process::{Command, Output};
+
+/// Runs `cmd` under a Python parent that prints the child's peak RSS (KiB) from its
+/// rusage; returns the output and that number.
+fn with_peak_rss(cmd: &Command) -> (Output, u64) {
+    let mut py = Command::new("python3");
+    py.args([
+        "-c",
+        "import resource, subprocess, sys\n\
+         r = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL)\n\
+         sys.stderr.write('\\npeak-rss-kib %d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n\
+         sys.exit(r.returncode)",
+    ]);
+    py.arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => py.env(k, v),
+            None => py.env_remove(k),
+        };
+    }
+    let out = py.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let peak = err
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("peak-rss-kib "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in {err}"));
+    let cut = err.rfind("\npeak-rss-kib").unwrap_or(err.len());
+    let stderr = err.as_bytes()[..cut].to_vec();
+    (
+        Output {
+            status: out.status,
+            stdout: out.stdout,
+            stderr,
+        },
+        peak,
+    )
+}
+
+/// Class 1: a non-ASCII key (or an invalid byte) at the start of a line of
+/// `/lib/apk/db/installed` panicked a plain squash (exit 101).
+#[test]
+fn an_apk_database_with_non_ascii_keys_is_read_without_a_panic() {
+    let w = scratch();
+    let dir = w.path().join("img");
+    Spec::parse(
+        "tag apk:1\nlayer\ndir lib\ndir lib/apk\ndir lib/apk/db\n\
+         file lib/apk/db/installed \"\\xc3\\xa9:x\\nP:musl\\nV:1.2\\n\\xff:y\\nF:lib\\nR:ld-musl.so\\n\\n\"\n\
+         file lib/ld-musl.so \"elf\"\n",
+    )
+    .write_layout(&dir, false);
+    for policy in ["default", "none"] {
+        let out = w.path().join(format!("{policy}.tar"));
+        let o = ocislim()
+            .args(["squash", "--policy", policy])
+            .arg(&dir)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{policy}: exit {:?}: {}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = run(ocislim().args(["packages", "--json"]).arg(&dir));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v.to_string().contains("musl"), "{v}");
+}
+
+/// Class 6: `extends` is loaded once per policy (a diamond of depth 20 loaded every
+/// path, 2^20 loads), a chain deeper than the limit is refused in one line, and a file
+/// of 200k `[[rule]]` tables is refused by its size before it is parsed.
+#[test]
+fn policy_extends_diamonds_chains_and_floods_are_bounded() {
+    let w = scratch();
+    let p = |n: String| w.path().join(n);
+    // A diamond: level i extends both policies of level i+1.
+    for i in 0..20 {
+        for side in ["a", "b"] {
+            let extends = if i < 19 {
+                format!(
+                    "extends = [\"./l{}a.toml\", \"./l{}b.toml\"]\n",
+                    i + 1,
+                    i + 1
+                )
+            } else {
+                String::new()
+            };
+            let rule = format!(
+                "[[rule]]\nid = \"r{i}{side}\"\nreason = \"x\"\ndelete = [\"x{i}{side}\"]\n"
+            );
+            std::fs::write(p(format!("l{i}{side}.toml")), format!("{extends}{rule}")).unwrap();
+        }
+    }
+    let (o, peak) = with_peak_rss(ocislim().args(["policy", "show"]).arg(p("l0a.toml".into())));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("r19b"));
+    assert!(peak < 64 << 10, "peak RSS {peak} KiB");
+    // A chain of 50k files: refused at the depth limit, without a stack overflow.
+    for i in 0..40 {
+        std::fs::write(
+            p(format!("c{i}.toml")),
+            format!("extends = [\"./c{}.toml\"]\n", i + 1),
+        )
+        .unwrap();
+    }
+    std::fs::write(p("c40.toml".into()), "").unwrap();
+    let (code, err) = run_fail(ocislim().args(["policy", "check"]).arg(p("c0.toml".into())));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("extends nested deeper than 32"), "{err}");
+    // 200k rule tables: refused by size, before the parse.
+    let flood: String = (0..200_000)
+        .map(|i| format!("[[rule]]\nid = \"r{i}\"\n"))
+        .collect();
+    std::fs::write(p("flood.toml".into()), flood).unwrap();
+    let (o, peak) = with_peak_rss(
+        ocislim()
+            .args(["policy", "check"])
+            .arg(p("flood.toml".into())),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("flood.toml") && err.contains("larger than"),
+        "{err}"
+    );
+    assert!(peak < 64 << 10, "peak RSS {peak} KiB");
+    // Under the size limit, 129 tables in one file are refused as too many rules.
+    let many: String = (0..129)
+        .map(|i| format!("[[rule]]\nid = \"r{i}\"\nreason = \"x\"\ndelete = [\"x{i}\"]\n"))
+        .collect();
+    std::fs::write(p("many.toml".into()), many).unwrap();
+    let (_, err) = run_fail(
+        ocislim()
+            .args(["policy", "check"])
+            .arg(p("many.toml".into())),
+    );
+    assert!(err.contains("129 rules"), "{err}");
+}
+
+/// Class 9: an index listing one manifest 200 times is one image: `--all-platforms`
+/// squashes it once.
+#[test]
+fn an_index_listing_one_manifest_200_times_is_squashed_once() {
+    let w = scratch();
+    let dir = w.path().join("img");
+    Spec::parse("tag dup:1\nlayer\nfile a \"a\"\n").write_layout(&dir, false);
+    let index_path = dir.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let mut d = index["manifests"][0].clone();
+    d["platform"] = serde_json::json!({"os": "linux", "architecture": "amd64"});
+    d["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("io.containerd.image.name");
+    index["manifests"] = serde_json::Value::Array(vec![d; 200]);
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let out = w.path().join("out");
+    let (o, peak) = with_peak_rss(
+        ocislim()
+            .args(["squash", "--all-platforms", "--policy", "none"])
+            .arg(&dir)
+            .arg("-o")
+            .arg(&out),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(peak < 128 << 10, "peak RSS {peak} KiB");
+    // The output lists the image once: one index entry, one manifest, config and layer.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let blobs = std::fs::read_dir(out.join("blobs/sha256")).unwrap().count();
+    assert_eq!(blobs, 4, "index, manifest, config, layer: {index}");
+    let nested = index["manifests"][0]["digest"].as_str().unwrap();
+    let platforms: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("blobs/sha256").join(&nested[7..])).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        platforms["manifests"].as_array().unwrap().len(),
+        1,
+        "{platforms}"
+    );
+}
+
+/// Class 10: a destination whose `index.json` is a symlink to `/dev/zero`, or a FIFO,
+/// is refused in one line, without reading it whole (or hanging on it).
+#[test]
+fn a_destination_index_that_is_not_a_regular_file_is_refused() {
+    let w = scratch();
+    let src = w.path().join("src");
+    Spec::parse("tag x:1\nlayer\nfile a \"a\"\n").write_layout(&src, false);
+    for kind in ["symlink", "fifo"] {
+        let dest = w.path().join(kind);
+        std::fs::create_dir_all(dest.join("blobs/sha256")).unwrap();
+        std::fs::write(
+            dest.join("oci-layout"),
+            "{\"imageLayoutVersion\":\"1.0.0\"}",
+        )
+        .unwrap();
+        let index = dest.join("index.json");
+        if kind == "symlink" {
+            std::os::unix::fs::symlink("/dev/zero", &index).unwrap();
+        } else {
+            run(Command::new("mkfifo").arg(&index));
+        }
+        let (o, peak) = with_peak_rss(
+            ocislim()
+                .args(["squash", "--policy", "none"])
+                .arg(&src)
+                .arg("-o")
+                .arg(format!("oci:{}:y", dest.display())),
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{kind}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{kind}: {err}");
+        assert!(err.contains("not a regular file"), "{kind}: {err}");
+        assert!(peak < 64 << 10, "{kind}: peak RSS {peak} KiB");
+        assert_eq!(
+            std::fs::read_dir(&dest).unwrap().count(),
+            3,
+            "{kind}: something was left in the destination"
+        );
+    }
+}
