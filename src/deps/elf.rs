@@ -128,9 +128,11 @@ where
     let string = |at: u64| -> Result<Vec<u8>, String> {
         let bad = || format!("a dynamic string at {at} lies outside DT_STRTAB");
         let left = table.1.checked_sub(at).filter(|l| *l > 0).ok_or_else(bad)?;
-        let bytes = data
-            .read_bytes_at(table.0 + at, left.min(MAX_STRING))
-            .map_err(|()| bad())?;
+        let bytes = table
+            .0
+            .checked_add(at)
+            .and_then(|offset| data.read_bytes_at(offset, left.min(MAX_STRING)).ok())
+            .ok_or_else(bad)?;
         let end = bytes.iter().position(|&b| b == 0).ok_or_else(bad)?;
         Ok(bytes[..end].to_vec())
     };

@@ -19,6 +19,12 @@ use serde_json::Value;
 
 /// Nesting of indexes followed before giving up.
 pub(crate) const MAX_INDEX_DEPTH: usize = 4;
+/// Index entries visited in all, nested ones counted each time they are reached.
+pub(crate) const MAX_INDEX_ENTRIES: usize = 1 << 16;
+/// Times one nested index is walked (once per name it is reached by; real layouts
+/// name one index a few times). With [`MAX_INDEX_ENTRIES`], a walk costs at most this
+/// many times the indexes' bytes, however a hostile index repeats itself.
+pub(crate) const MAX_INDEX_VISITS: usize = 64;
 
 /// A leaf manifest found while walking the index.
 pub(crate) struct Candidate {
@@ -67,6 +73,21 @@ pub(crate) struct Walk {
     /// What was left behind and why.
     pub warnings: Vec<String>,
     not_images: Vec<NotImage>,
+    /// Entries visited so far.
+    entries: usize,
+    /// Nested indexes read, parsed, and how often each was walked: each is read once.
+    nested: std::collections::HashMap<String, (std::rc::Rc<Value>, usize)>,
+}
+
+impl Walk {
+    /// Records a named entry that is no image, and why it was left behind.
+    fn not_image(&mut self, names: &[String], what: String, warning: String) {
+        self.warnings.push(warning);
+        self.not_images.push(NotImage {
+            names: names.to_vec(),
+            what,
+        });
+    }
 }
 
 /// Reads the blob a descriptor names, verified (`what` names it in errors).
@@ -108,6 +129,13 @@ fn walk_level(
         .as_array()
         .ok_or_else(|| Error::json("index", "manifests is not an array"))?;
     for d in manifests {
+        out.entries += 1;
+        if out.entries > MAX_INDEX_ENTRIES {
+            return Err(Error::json(
+                "index",
+                format!("the indexes list more than {MAX_INDEX_ENTRIES} entries in all"),
+            ));
+        }
         let own = descriptor_names(d);
         let (names, bare_ref) = if own.is_empty() {
             (at.names.to_vec(), at.bare_ref.map(String::from))
@@ -128,22 +156,17 @@ fn walk_level(
             .unwrap_or(media::OCI_MANIFEST);
         let platform = d.get("platform").map(Platform::of_config);
         let digest = d.get("digest").and_then(Value::as_str).unwrap_or("?");
-        let mut not_image = |what: String, warning: String| {
-            out.warnings.push(warning);
-            out.not_images.push(NotImage {
-                names: own.clone(),
-                what,
-            });
-        };
         if media::annotation(d, media::DOCKER_REFERENCE_TYPE) == Some("attestation-manifest")
             || platform.as_ref().is_some_and(|p| p.os == "unknown")
         {
-            not_image(
+            out.not_image(
+                &own,
                 "an attestation manifest".into(),
                 format!("dropped attestation manifest {digest}"),
             );
         } else if let Some(what) = signature_or_artifact(d, &names) {
-            not_image(
+            out.not_image(
+                &own,
                 format!("a {what}"),
                 format!(
                     "left behind {what} {digest}: it is not an image to squash (a signature of \
@@ -160,7 +183,8 @@ fn walk_level(
             });
         } else if media::is_index(media_type) {
             if at.path.iter().any(|p| p == digest) {
-                not_image(
+                out.not_image(
+                    &own,
                     format!("index {digest}, which lists itself"),
                     format!("left behind index {digest}: it lists itself"),
                 );
@@ -169,9 +193,7 @@ fn walk_level(
             if at.depth >= MAX_INDEX_DEPTH {
                 return Err(Error::json("index", "indexes nested too deep"));
             }
-            let (bytes, _) = read(d, "nested index")?;
-            let nested: Value =
-                serde_json::from_slice(&bytes).map_err(|e| Error::json("nested index", e))?;
+            let nested = nested_index(d, digest, read, out)?;
             let mut path = at.path.to_vec();
             path.push(digest.to_string());
             let before = out.candidates.len();
@@ -187,7 +209,8 @@ fn walk_level(
                 .and_then(Value::as_str)
                 .filter(|t| !media::is_config(t))
             {
-                not_image(
+                out.not_image(
+                    &own,
                     format!("an index of artifacts of type {t}"),
                     format!("left behind index {digest}: its artifactType is {t}"),
                 );
@@ -204,7 +227,8 @@ fn walk_level(
                 out.not_images.push(NotImage { names: own, what });
             }
         } else {
-            not_image(
+            out.not_image(
+                &own,
                 format!("an entry of media type {media_type}"),
                 format!("dropped index entry of media type {media_type}"),
             );
@@ -235,6 +259,31 @@ pub(crate) fn manifest_artifact(manifest: &Value) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// A nested index, read and parsed the first time it is reached, counted each time.
+fn nested_index(
+    d: &Value,
+    digest: &str,
+    read: &ReadDescriptor<'_>,
+    out: &mut Walk,
+) -> Result<std::rc::Rc<Value>> {
+    if !out.nested.contains_key(digest) {
+        let (bytes, _) = read(d, "nested index")?;
+        let v: Value =
+            serde_json::from_slice(&bytes).map_err(|e| Error::json("nested index", e))?;
+        out.nested
+            .insert(digest.to_string(), (std::rc::Rc::new(v), 0));
+    }
+    let (v, visits) = out.nested.get_mut(digest).expect("inserted above");
+    *visits += 1;
+    if *visits > MAX_INDEX_VISITS {
+        return Err(Error::json(
+            "index",
+            format!("index {digest} is listed more than {MAX_INDEX_VISITS} times"),
+        ));
+    }
+    Ok(v.clone())
 }
 
 /// Keeps the candidates `reference` names (the shallowest match wins), or says why none

@@ -255,24 +255,26 @@ impl Tree {
 
     /// A non-directory at a parent of `p` (a file `a`, then `a/b/c`) cannot stay beside
     /// `p`: no runtime unpacks both. umoci replaces it with the directory (its
-    /// non-dir-parent tests expect that), and so does this, with a warning. Only one can
-    /// be there: nothing is ever put below a non-directory.
+    /// non-dir-parent tests expect that), and so does this, with a warning. Nothing is
+    /// ever put below a non-directory, so the nearest ancestor the tree holds decides:
+    /// a directory (the common case, one lookup) means none above it is a file.
     fn replace_non_dir_ancestor(&mut self, p: &[u8], what: &str, warnings: &mut Vec<String>) {
-        let ancestors = p
-            .iter()
-            .enumerate()
-            .filter(|&(_, &b)| b == b'/')
-            .map(|(i, _)| &p[..i]);
-        for a in ancestors {
-            if self.nodes.get(a).is_some_and(|n| !n.is_dir) {
-                warnings.push(format!(
-                    "{what}: {} replaces the non-directory {} with a directory, as umoci unpacks it",
-                    escape(p),
-                    escape(a)
-                ));
-                let a = a.to_vec();
-                self.nodes.remove(&a);
-                return;
+        let mut a = p;
+        while let Some(i) = a.iter().rposition(|&b| b == b'/') {
+            a = &a[..i];
+            match self.nodes.get(a) {
+                None => continue, // an implicit parent: look further up
+                Some(n) if n.is_dir => return,
+                Some(_) => {
+                    warnings.push(format!(
+                        "{what}: {} replaces the non-directory {} with a directory, as umoci unpacks it",
+                        escape(p),
+                        escape(a)
+                    ));
+                    let a = a.to_vec();
+                    self.nodes.remove(&a);
+                    return;
+                }
             }
         }
     }
