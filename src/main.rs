@@ -13,7 +13,7 @@ use ocislim::policy::{self, PolicySet, PolicySetBuilder};
 use ocislim::progress::Progress;
 use ocislim::report::TableFormat;
 use ocislim::squash::{self, Keep, SquashOptions};
-use ocislim::transport::Access;
+use ocislim::transport::{Access, Side};
 use ocislim::{Error, inspect, report};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -61,6 +61,22 @@ struct RegistryArgs {
     /// Read credentials from this auth.json / config.json instead.
     #[arg(long, value_name = "FILE")]
     authfile: Option<std::path::PathBuf>,
+    /// Credentials for the source registry only (instead of --creds).
+    #[arg(long, value_name = "USER[:PASS]")]
+    src_creds: Option<String>,
+    /// Credentials for the destination registry only (instead of --creds).
+    #[arg(long, value_name = "USER[:PASS]")]
+    dest_creds: Option<String>,
+    /// Read the source registry's credentials from this file.
+    #[arg(long, value_name = "FILE")]
+    src_authfile: Option<std::path::PathBuf>,
+    /// Read the destination registry's credentials from this file.
+    #[arg(long, value_name = "FILE")]
+    dest_authfile: Option<std::path::PathBuf>,
+    /// Fail when the registry requests of this run take longer in all (90s, 10m, 1h;
+    /// default: no limit beyond each request's own).
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<String>,
     /// Require HTTPS and a verified certificate; false also allows plain HTTP.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     tls_verify: bool,
@@ -72,11 +88,25 @@ struct RegistryArgs {
 
 impl RegistryArgs {
     fn access(&self) -> Result<Access, Error> {
+        let creds = |c: &Option<String>, flag| c.as_deref().map(|c| Access::parse_creds(c, flag));
         Ok(Access {
-            creds: self.creds.as_deref().map(Access::parse_creds).transpose()?,
+            creds: creds(&self.creds, "--creds").transpose()?,
             authfile: self.authfile.clone(),
+            src: Side {
+                creds: creds(&self.src_creds, "--src-creds").transpose()?,
+                authfile: self.src_authfile.clone(),
+            },
+            dest: Side {
+                creds: creds(&self.dest_creds, "--dest-creds").transpose()?,
+                authfile: self.dest_authfile.clone(),
+            },
             insecure: !self.tls_verify,
             cert_dir: self.cert_dir.clone(),
+            deadline: self
+                .timeout
+                .as_deref()
+                .map(Access::deadline_in)
+                .transpose()?,
         })
     }
 }

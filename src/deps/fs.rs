@@ -6,9 +6,11 @@
 use crate::layer::index::{EntryRec, Kind};
 use crate::layer::overlay::{MAX_SYMLINK_HOPS, Tree};
 use crate::layer::writer::Spool;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
 
 /// What is at a path, not following a final symlink.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +42,10 @@ pub trait Fs: Sync {
     fn symlinks(&self) -> Vec<Vec<u8>>;
     /// Every path strictly below the folder `dir` (every path for the root), sorted.
     fn under(&self, dir: &[u8]) -> Vec<Vec<u8>>;
+    /// Where resolved folders are remembered, when the view keeps them.
+    fn memo(&self) -> Option<&ResolveMemo> {
+        None
+    }
 }
 
 /// A byte range of a file read by positional reads: one file's data inside a spooled
@@ -109,12 +115,17 @@ impl Seek for FileRange<'_> {
 pub struct TreeFs<'a> {
     tree: &'a Tree,
     spools: &'a [Spool],
+    memo: ResolveMemo,
 }
 
 impl<'a> TreeFs<'a> {
     /// A view of `tree`, whose entries live in `spools` (by layer position).
     pub fn new(tree: &'a Tree, spools: &'a [Spool]) -> Self {
-        TreeFs { tree, spools }
+        TreeFs {
+            tree,
+            spools,
+            memo: ResolveMemo::default(),
+        }
     }
 
     fn rec(&self, p: &[u8]) -> Option<&EntryRec> {
@@ -176,6 +187,10 @@ impl Fs for TreeFs<'_> {
 
     fn under(&self, dir: &[u8]) -> Vec<Vec<u8>> {
         below(&self.tree.nodes, dir)
+    }
+
+    fn memo(&self) -> Option<&ResolveMemo> {
+        Some(&self.memo)
     }
 }
 
@@ -242,11 +257,63 @@ pub fn resolve(fs: &dyn Fs, p: &[u8]) -> Option<Vec<u8>> {
     resolve_trail(fs, p, &mut |_| {})
 }
 
+/// Path components one resolution walks at most (each symlink's target adds its own):
+/// the kernel's 40 links of up to 4095 bytes allow far more, which a hostile image spends
+/// as `d/..` pairs (127 of them cost 2 ms a resolve); no real path comes near it.
+pub const MAX_RESOLVE_STEPS: usize = 4096;
+
+/// Folders resolved so far through one view: folder -> its real path, the symlinks
+/// followed and their count, or `None` when it does not resolve to a folder. Every
+/// path below a folder resolves through one lookup, so a list of a million names under
+/// one hostile link costs one walk of the link.
+#[derive(Default)]
+pub struct ResolveMemo(Mutex<HashMap<Vec<u8>, Option<Resolved>>>);
+
+#[derive(Clone)]
+struct Resolved {
+    real: Vec<u8>,
+    trail: Vec<Vec<u8>>,
+    hops: usize,
+}
+
 /// [`resolve`], calling `link` with the path of every symlink followed on the way (a
 /// symlinked folder above the file included): what must stay for the path to resolve.
 pub fn resolve_trail(fs: &dyn Fs, p: &[u8], link: &mut dyn FnMut(&[u8])) -> Option<Vec<u8>> {
-    let mut hops = 0;
-    let mut done: Vec<Vec<u8>> = Vec::new();
+    let (Some(memo), Some(i)) = (fs.memo(), p.iter().rposition(|&b| b == b'/')) else {
+        return walk(fs, Vec::new(), p, 0, link).map(|r| r.real);
+    };
+    let found = memo.0.lock().unwrap().get(&p[..i]).cloned();
+    let dir = match found {
+        Some(dir) => dir,
+        None => {
+            let mut trail = Vec::new();
+            let dir = walk(fs, Vec::new(), &p[..i], 0, &mut |l| trail.push(l.to_vec()))
+                .filter(|r| r.real.is_empty() || fs.stat(&r.real) == Some(Stat::Dir))
+                .map(|r| Resolved { trail, ..r });
+            memo.0.lock().unwrap().insert(p[..i].to_vec(), dir.clone());
+            dir
+        }
+    }?;
+    dir.trail.iter().for_each(|l| link(l));
+    let done = dir
+        .real
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    walk(fs, done, &p[i + 1..], dir.hops, link).map(|r| r.real)
+}
+
+/// Walks the components of `p` from the resolved folder `done`, `hops` links followed
+/// so far.
+fn walk(
+    fs: &dyn Fs,
+    mut done: Vec<Vec<u8>>,
+    p: &[u8],
+    mut hops: usize,
+    link: &mut dyn FnMut(&[u8]),
+) -> Option<Resolved> {
+    let mut steps = 0;
     let mut todo: Vec<Vec<u8>> = p
         .split(|&b| b == b'/')
         .filter(|c| !c.is_empty())
@@ -254,6 +321,10 @@ pub fn resolve_trail(fs: &dyn Fs, p: &[u8], link: &mut dyn FnMut(&[u8])) -> Opti
         .map(<[u8]>::to_vec)
         .collect();
     while let Some(c) = todo.pop() {
+        steps += 1;
+        if steps > MAX_RESOLVE_STEPS {
+            return None;
+        }
         match c.as_slice() {
             b"." => continue,
             b".." => {
@@ -287,7 +358,11 @@ pub fn resolve_trail(fs: &dyn Fs, p: &[u8], link: &mut dyn FnMut(&[u8])) -> Opti
             _ => return None,
         }
     }
-    Some(done.join(&b'/'))
+    Some(Resolved {
+        real: done.join(&b'/'),
+        trail: Vec::new(),
+        hops,
+    })
 }
 
 #[cfg(test)]
@@ -301,6 +376,7 @@ pub(crate) mod tests {
     pub struct MemFs(
         pub BTreeMap<Vec<u8>, (Stat, Vec<u8>)>,
         std::sync::OnceLock<(File, std::collections::HashMap<Vec<u8>, u64>)>,
+        ResolveMemo,
     );
 
     impl MemFs {
@@ -383,6 +459,10 @@ pub(crate) mod tests {
         fn under(&self, dir: &[u8]) -> Vec<Vec<u8>> {
             below(&self.0, dir)
         }
+
+        fn memo(&self) -> Option<&ResolveMemo> {
+            Some(&self.2)
+        }
     }
 
     #[test]
@@ -406,5 +486,73 @@ pub(crate) mod tests {
         assert_eq!(r("lib/missing"), None, "the final component must exist");
         assert_eq!(r("usr/lib64/ld.so/x"), None, "a file is not a directory");
         assert_eq!(normalise(b"/usr/../bin/"), b"bin");
+    }
+
+    /// Counts the lookups a resolution makes.
+    struct Counting<'f>(&'f MemFs, std::sync::atomic::AtomicUsize);
+
+    impl Fs for Counting<'_> {
+        fn stat(&self, p: &[u8]) -> Option<Stat> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.0.stat(p)
+        }
+        fn open(&self, p: &[u8]) -> Option<FileRange<'_>> {
+            self.0.open(p)
+        }
+        fn files(&self) -> Vec<Vec<u8>> {
+            self.0.files()
+        }
+        fn symlinks(&self) -> Vec<Vec<u8>> {
+            self.0.symlinks()
+        }
+        fn under(&self, dir: &[u8]) -> Vec<Vec<u8>> {
+            self.0.under(dir)
+        }
+        fn memo(&self) -> Option<&ResolveMemo> {
+            self.0.memo()
+        }
+    }
+
+    /// A link that loops through 127 `d/..` pairs cost a full walk per resolve: names
+    /// below it resolve through one remembered walk, and one walk is bounded.
+    #[test]
+    fn resolving_names_under_a_hostile_link_costs_one_walk() {
+        let mut fs = MemFs::default();
+        fs.file("d/f", b"", 0o644)
+            .link("loop", &format!("{}loop", "d/../".repeat(127)))
+            .link("ok", &format!("{}d", "d/../".repeat(127)));
+        let count = Counting(&fs, Default::default());
+        let one = {
+            assert_eq!(resolve(&count, b"loop"), None);
+            count.1.swap(0, std::sync::atomic::Ordering::Relaxed)
+        };
+        assert!(one <= MAX_RESOLVE_STEPS, "{one} lookups for one walk");
+        for i in 0..20_000 {
+            assert_eq!(resolve(&count, format!("loop/a{i}").as_bytes()), None);
+        }
+        let names = count.1.swap(0, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            names <= one,
+            "{names} lookups for 20000 names (one walk: {one})"
+        );
+        for i in 0..1000 {
+            assert_eq!(
+                resolve(&count, b"ok/f").as_deref(),
+                Some(&b"d/f"[..]),
+                "{i}"
+            );
+        }
+        let through = count.1.swap(0, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            through <= one + 1000 * 2,
+            "{through} lookups for 1000 resolves"
+        );
+        let mut trail = Vec::new();
+        resolve_trail(&count, b"ok/f", &mut |l| trail.push(l.to_vec()));
+        assert_eq!(
+            trail,
+            [b"ok".to_vec()],
+            "a remembered folder still names its links"
+        );
     }
 }

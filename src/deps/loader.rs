@@ -133,9 +133,11 @@ impl<'a> Loader<'a> {
             fs,
             files: fs.files(),
             read: HashSet::new(),
+            left: MAX_CONF_BYTES,
             dirs: Vec::new(),
+            named: HashSet::new(),
         };
-        conf.read(b"etc/ld.so.conf");
+        conf.read(b"etc/ld.so.conf", 0);
         Loader {
             fs,
             ld_library_path,
@@ -406,30 +408,41 @@ fn split_path(list: &[u8]) -> impl Iterator<Item = &[u8]> {
     list.split(|&b| b == b':').filter(|d| !d.is_empty())
 }
 
+/// Bytes of `ld.so.conf` and its includes read in all: a real one is a few hundred;
+/// hard links to one large file (each a path of its own) are read within it.
+const MAX_CONF_BYTES: usize = 1 << 20;
+/// Includes nested at most (ldconfig has no limit; a chain of 3000 overflowed the stack).
+const MAX_CONF_DEPTH: usize = 32;
+
 /// `/etc/ld.so.conf` and its includes, as `ldconfig` reads them: each file once (an
 /// include loop or a file included many times costs one reading), globs matched against
-/// one listing of the image's files.
+/// one listing of the image's files, at most [`MAX_CONF_BYTES`] read and
+/// [`MAX_CONF_DEPTH`] includes deep.
 struct Conf<'f> {
     fs: &'f dyn Fs,
     /// Every regular file, sorted.
     files: Vec<Vec<u8>>,
     /// The conf files read so far, by real path.
     read: HashSet<Vec<u8>>,
-    /// The folders named, in order.
+    /// What is left of [`MAX_CONF_BYTES`].
+    left: usize,
+    /// The folders named, in order, each once.
     dirs: Vec<Vec<u8>>,
+    named: HashSet<Vec<u8>>,
 }
 
 impl Conf<'_> {
-    fn read(&mut self, p: &[u8]) {
+    fn read(&mut self, p: &[u8], depth: usize) {
         let Some(real) = resolve(self.fs, p) else {
             return;
         };
-        if !self.read.insert(real.clone()) {
+        if depth > MAX_CONF_DEPTH || self.left == 0 || !self.read.insert(real.clone()) {
             return;
         }
-        let Some(text) = self.fs.open(&real).and_then(|f| f.head(1 << 20).ok()) else {
+        let Some(text) = self.fs.open(&real).and_then(|f| f.head(self.left).ok()) else {
             return;
         };
+        self.left -= text.len();
         for line in text.split(|&b| b == b'\n') {
             let line = line.split(|&b| b == b'#').next().unwrap_or_default();
             let line = String::from_utf8_lossy(line);
@@ -444,7 +457,7 @@ impl Conf<'_> {
                             join_rel(crate::layer::overlay::parent(p), pattern.as_bytes())
                         };
                         for f in self.glob(&abs) {
-                            self.read(&f);
+                            self.read(&f, depth + 1);
                         }
                     }
                 }
@@ -452,8 +465,10 @@ impl Conf<'_> {
                 Some(first) => {
                     for d in std::iter::once(first).chain(words) {
                         for d in d.split([',', ':']).filter(|d| !d.is_empty()) {
-                            let d = d.split('=').next().unwrap_or(d);
-                            self.dirs.push(normalise(d.as_bytes()));
+                            let d = normalise(d.split('=').next().unwrap_or(d).as_bytes());
+                            if self.named.insert(d.clone()) {
+                                self.dirs.push(d);
+                            }
                         }
                     }
                 }
@@ -492,5 +507,58 @@ impl Conf<'_> {
             })
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deps::fs::tests::MemFs;
+
+    /// An include chain of 3000 overflowed the stack; 20 hard links to one 1 MiB file
+    /// were each read whole, their folders kept 20 times.
+    #[test]
+    fn ld_so_conf_is_read_within_its_depth_and_byte_limits() {
+        let mut fs = MemFs::default();
+        fs.file("etc/ld.so.conf", b"/first\ninclude /etc/c/0.conf\n", 0o644);
+        for i in 0..3000 {
+            let next = format!("/d{i}\ninclude /etc/c/{}.conf\n", i + 1);
+            fs.file(&format!("etc/c/{i}.conf"), next.as_bytes(), 0o644);
+        }
+        let cache = ElfCache::default();
+        let loader = Loader::new(&fs, &[], &cache);
+        assert_eq!(loader.conf_dirs.len(), 1 + MAX_CONF_DEPTH);
+        assert_eq!(loader.conf_dirs[..2], [b"first".to_vec(), b"d0".to_vec()]);
+
+        let mut fs = MemFs::default();
+        let big: Vec<u8> = (0..100_000)
+            .flat_map(|i| format!("/x{i}\n").into_bytes())
+            .collect();
+        let mut conf = b"include /etc/h/*.conf\n".to_vec();
+        for i in 0..20 {
+            fs.file(&format!("etc/h/{i:02}.conf"), &big, 0o644);
+            conf.extend(format!("include /etc/h/{i:02}.conf\n").as_bytes());
+        }
+        fs.file("etc/ld.so.conf", &conf, 0o644);
+        let mut conf = Conf {
+            fs: &fs,
+            files: fs.files(),
+            read: HashSet::new(),
+            left: MAX_CONF_BYTES,
+            dirs: Vec::new(),
+            named: HashSet::new(),
+        };
+        conf.read(b"etc/ld.so.conf", 0);
+        assert_eq!(conf.left, 0);
+        assert!(
+            conf.read.len() <= 3,
+            "{} files read within 1 MiB",
+            conf.read.len()
+        );
+        assert!(
+            conf.dirs.len() < 200_000,
+            "{} folders kept",
+            conf.dirs.len()
+        );
     }
 }

@@ -186,7 +186,7 @@ fn open_store(spec: &SourceSpec, opts: &OpenOptions) -> Result<Opened> {
     let mut pulled = None;
     let store = match (&spec.remote, &spec.path) {
         (Some(Remote::Registry(r)), _) => {
-            let p = registry::pull_manifests(r, &opts.access)?;
+            let p = registry::pull_manifests(r, &opts.access.source())?;
             let dir = Store::Dir(p.path().to_path_buf());
             pulled = Some(p);
             dir

@@ -33,7 +33,7 @@ pub enum Dest {
     /// into as a stream, as skopeo does: never renamed over or replaced.
     Node(PathBuf),
     /// A registry (`docker://HOST/REPO[:TAG|@DIGEST]`): pushed, the manifest last.
-    Registry(String, Access),
+    Registry(String, Box<Access>),
     /// The Docker engine (`docker-daemon:NAME:TAG`): loaded as `docker load` would; the
     /// name is the output's first tag.
     Daemon,
@@ -243,7 +243,7 @@ impl OutputOptions {
             (f, t) => f.or(t),
         };
         let dest = match &spec.remote {
-            Some(Remote::Registry(r)) => Dest::Registry(r.clone(), access),
+            Some(Remote::Registry(r)) => Dest::Registry(r.clone(), Box::new(access.destination())),
             Some(Remote::Daemon(name)) => {
                 if let Some(problem) = media::reference_problem(name) {
                     return Err(Error::Usage(format!("-o {output}: {problem}")));

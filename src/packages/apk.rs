@@ -203,6 +203,7 @@ pub(crate) fn read(
     budget: &Budget,
 ) -> Result<Vec<Package>, String> {
     let text = read_text(fs, INSTALLED, budget)?.unwrap_or_default();
+    let show = || "/lib/apk/db/installed".to_string();
     let mut out = Vec::new();
     for r in records(&text) {
         let mut p = Package {
@@ -220,9 +221,14 @@ pub(crate) fn read(
                 'p' => p.provides.extend(v.split_whitespace().map(apk_provided)),
                 'F' => {
                     dir = normalise(v.as_bytes());
+                    budget.keep(&show)?;
                     p.files.push(dir.clone());
                 }
-                'R' => p.files.push(join_rel(&dir, v.as_bytes())),
+                'R' => {
+                    let f = join_rel(&dir, v.as_bytes());
+                    budget.keep(&show)?;
+                    p.files.push(f);
+                }
                 _ => {}
             }
         }

@@ -160,23 +160,32 @@ fn list_files(
     for file in [format!("{name}:{arch}.list"), format!("{name}.list")] {
         let p = [INFO, b"/", file.as_bytes()].concat();
         if let Some(t) = read_text(fs, &p, budget)? {
-            text = Some(t);
+            text = Some((t, file));
             break;
         }
     }
-    Ok(text
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with('/'))
-        .map(|l| {
-            let p = normalise(l.as_bytes());
-            match diverted.get(&p) {
-                Some(d) if d.by.as_deref() != Some(name) => d.to.clone(),
-                _ => p,
-            }
-        })
-        .filter(|p| !p.is_empty())
-        .collect())
+    let Some((text, file)) = text else {
+        return Ok(Vec::new());
+    };
+    let show = || {
+        format!(
+            "/var/lib/dpkg/info/{}",
+            crate::layer::path::escape(file.as_bytes())
+        )
+    };
+    let mut files = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with('/')) {
+        let p = normalise(line.as_bytes());
+        let p = match diverted.get(&p) {
+            Some(d) if d.by.as_deref() != Some(name) => d.to.clone(),
+            _ => p,
+        };
+        if !p.is_empty() {
+            budget.keep(&show)?;
+            files.push(p);
+        }
+    }
+    Ok(files)
 }
 
 #[cfg(test)]

@@ -20,9 +20,12 @@
 use super::{Budget, read_text};
 use crate::deps::fs::{Fs, Stat, join_rel};
 use crate::layer::overlay::parent;
+use serde::Deserialize;
 use serde::Serialize;
-use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The rule the pruned paths go by.
 pub const RULE: &str = "npm-dev";
@@ -119,39 +122,87 @@ pub fn plan(fs: &dyn Fs) -> Prune {
     out
 }
 
-/// The packages a lockfile marks `dev` (paths relative to the project) with their
-/// locked versions; every other package it lists in `others`.
+/// A lockfile entry, as far as pruning reads it. The fields stay unparsed slices of the
+/// lockfile's text and every other field is skipped: a `serde_json::Value` of a 64 MiB
+/// lockfile of tiny entries held 1.1 GiB.
+#[derive(Deserialize)]
+struct Entry<'a> {
+    #[serde(borrow, default)]
+    dev: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    link: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    version: Option<&'a RawValue>,
+    /// v1: the nested packages; v2/v3: names and ranges (not read).
+    #[serde(borrow, default)]
+    dependencies: Option<&'a RawValue>,
+}
+
+/// A lockfile: v2/v3 `packages`, or v1 `dependencies`.
+#[derive(Deserialize)]
+struct Lock<'a> {
+    #[serde(borrow, default)]
+    packages: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    dependencies: Option<&'a RawValue>,
+}
+
+/// Whether a field is JSON `true`.
+fn is_true(v: Option<&RawValue>) -> bool {
+    v.is_some_and(|v| v.get() == "true")
+}
+
+/// A field's text when it is a JSON string.
+fn string(v: Option<&RawValue>) -> Option<String> {
+    v.filter(|v| v.get().starts_with('"'))
+        .and_then(|v| serde_json::from_str(v.get()).ok())
+}
+
+/// The entries of a field that is a JSON object of entries; none when it is not one.
+fn entries<'a>(v: Option<&'a RawValue>) -> Result<BTreeMap<Cow<'a, str>, Entry<'a>>, String> {
+    match v {
+        Some(v) if v.get().starts_with('{') => {
+            serde_json::from_str(v.get()).map_err(|e| format!("not a lockfile: {e}"))
+        }
+        _ => Ok(BTreeMap::new()),
+    }
+}
+
+/// The packages a lockfile (its text) marks `dev` (paths relative to the project) with
+/// their locked versions; every other package it lists in `others`.
 fn dev_marked(
-    lock: &Value,
+    text: &str,
     others: &mut Vec<String>,
 ) -> Result<BTreeMap<String, Option<String>>, String> {
+    let lock: Lock = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let mut dev = BTreeMap::new();
-    let mut mark = |key: String, entry: &Value| {
-        if entry["link"] == Value::Bool(true) {
+    let mut mark = |key: String, entry: &Entry| {
+        if is_true(entry.link) {
             return;
         }
-        if entry["dev"] == Value::Bool(true) {
-            dev.insert(key, entry["version"].as_str().map(String::from));
+        if is_true(entry.dev) {
+            dev.insert(key, string(entry.version));
         } else {
             others.push(key);
         }
     };
-    if let Some(packages) = lock["packages"].as_object() {
-        for (key, entry) in packages {
+    if lock.packages.is_some_and(|p| p.get().starts_with('{')) {
+        for (key, entry) in entries(lock.packages)? {
             if key.split('/').any(|c| c == "node_modules") {
-                mark(key.clone(), entry);
+                mark(key.into_owned(), &entry);
             }
         }
-    } else if let Some(deps) = lock["dependencies"].as_object() {
+    } else if lock.dependencies.is_some_and(|p| p.get().starts_with('{')) {
         // v1: nested `dependencies`, each under its parent's node_modules.
-        let mut todo: Vec<(String, &serde_json::Map<String, Value>)> = vec![(String::new(), deps)];
+        let mut todo = vec![(String::new(), entries(lock.dependencies)?)];
         while let Some((prefix, deps)) = todo.pop() {
             for (name, entry) in deps {
                 let key = format!("{prefix}node_modules/{name}");
-                if let Some(nested) = entry["dependencies"].as_object() {
+                let nested = entries(entry.dependencies)?;
+                if !nested.is_empty() {
                     todo.push((format!("{key}/"), nested));
                 }
-                mark(key, entry);
+                mark(key, &entry);
             }
         }
     } else {
@@ -168,42 +219,104 @@ fn safe_key(key: &str) -> bool {
             .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
+/// A package's manifest, as far as pruning reads it (see [`Entry`]).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest<'a> {
+    #[serde(borrow, default)]
+    version: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    dependencies: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    optional_dependencies: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    peer_dependencies: Option<&'a RawValue>,
+}
+
+/// What pruning reads of a package's manifest: its version, and the names it needs at
+/// run time (`dependencies`, `optionalDependencies`, `peerDependencies`).
+struct Needs {
+    version: Option<String>,
+    names: Vec<String>,
+}
+
 /// A package's manifest.
-fn manifest(fs: &dyn Fs, dir: &[u8], budget: &Budget) -> Result<Option<Value>, String> {
+fn manifest(fs: &dyn Fs, dir: &[u8], budget: &Budget) -> Result<Option<Needs>, String> {
     let Some(text) = read_text(fs, &join_rel(dir, b"package.json"), budget)? else {
         return Ok(None);
     };
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| format!("{}/package.json: {e}", show(dir)))
-}
-
-/// The names a package needs at run time.
-fn runtime_needs(manifest: &Value) -> Vec<String> {
-    ["dependencies", "optionalDependencies", "peerDependencies"]
-        .iter()
-        .filter_map(|k| manifest[k].as_object())
-        .flat_map(|m| m.keys().cloned())
-        .collect()
-}
-
-/// Where Node finds the package `name` required from the folder `from`: the nearest
-/// `node_modules/name` upwards (folders named `node_modules` skipped), up to the root.
-fn resolve_from(fs: &dyn Fs, from: &[u8], name: &str) -> Result<Option<Vec<u8>>, ()> {
-    let mut dir = from.to_vec();
-    for _ in 0..MAX_DEPTH * 2 {
-        if !dir.ends_with(b"node_modules") {
-            let cand = join_rel(&join_rel(&dir, b"node_modules"), name.as_bytes());
-            if is_dir(fs, &cand) {
-                return Ok(Some(cand));
-            }
+    let bad = |e: serde_json::Error| format!("{}/package.json: {e}", show(dir));
+    let m: Manifest = serde_json::from_str(&text).map_err(bad)?;
+    let mut names = Vec::new();
+    for field in [m.dependencies, m.optional_dependencies, m.peer_dependencies] {
+        if let Some(v) = field.filter(|v| v.get().starts_with('{')) {
+            let keys: BTreeMap<Cow<str>, IgnoredAny> =
+                serde_json::from_str(v.get()).map_err(bad)?;
+            names.extend(keys.into_keys().map(Cow::into_owned));
         }
-        if dir.is_empty() {
-            return Ok(None);
-        }
-        dir = parent(&dir).to_vec();
     }
-    Err(())
+    Ok(Some(Needs {
+        version: string(m.version),
+        names,
+    }))
+}
+
+/// Node's resolutions in one project, remembered per folder and name: packages nested
+/// 240 deep, each needing the same names (hard-linked manifests), climbed the same
+/// folders once per package (quadratic); each (folder, name) is now looked at once.
+/// Folders and names are numbered, so a deep folder's path is held once.
+#[derive(Default)]
+struct Resolver {
+    folders: HashMap<Vec<u8>, u32>,
+    paths: Vec<Vec<u8>>,
+    names: HashMap<String, u32>,
+    found: HashMap<(u32, u32), Option<u32>>,
+}
+
+impl Resolver {
+    fn folder(&mut self, p: &[u8]) -> u32 {
+        if let Some(&id) = self.folders.get(p) {
+            return id;
+        }
+        let id = self.paths.len() as u32;
+        self.paths.push(p.to_vec());
+        self.folders.insert(p.to_vec(), id);
+        id
+    }
+
+    /// Where Node finds the package `name` required from the folder `from`: the nearest
+    /// `node_modules/name` upwards (folders named `node_modules` skipped), up to the
+    /// root; `Err` when that climbs more than [`MAX_DEPTH`] levels.
+    fn resolve(&mut self, fs: &dyn Fs, from: &[u8], name: &str) -> Result<Option<Vec<u8>>, ()> {
+        let n = self.names.len() as u32;
+        let n = *self.names.entry(name.to_string()).or_insert(n);
+        let mut dir = from.to_vec();
+        let mut climbed = Vec::new();
+        let found = 'climb: {
+            for _ in 0..MAX_DEPTH * 2 {
+                let d = self.folder(&dir);
+                if let Some(hit) = self.found.get(&(d, n)) {
+                    break 'climb *hit;
+                }
+                climbed.push(d);
+                if !dir.ends_with(b"node_modules") {
+                    let cand = join_rel(&join_rel(&dir, b"node_modules"), name.as_bytes());
+                    if is_dir(fs, &cand) {
+                        break 'climb Some(self.folder(&cand));
+                    }
+                }
+                if dir.is_empty() {
+                    break 'climb None;
+                }
+                dir = parent(&dir).to_vec();
+            }
+            return Err(());
+        };
+        for d in climbed {
+            self.found.insert((d, n), found);
+        }
+        Ok(found.map(|f| self.paths[f as usize].clone()))
+    }
 }
 
 /// Plans one project: its pruned package folders into `roots`.
@@ -228,10 +341,8 @@ fn project(
     else {
         return Ok(None);
     };
-    let lock: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{lockfile}: not JSON: {e}"))?;
     let mut others = Vec::new();
-    let marked = dev_marked(&lock, &mut others).map_err(|e| format!("{lockfile}: {e}"))?;
+    let marked = dev_marked(&text, &mut others).map_err(|e| format!("{lockfile}: {e}"))?;
     let mut report = Project {
         path: show(dir),
         lockfile: lockfile.into(),
@@ -247,8 +358,8 @@ fn project(
         if !is_dir(fs, &p) {
             continue;
         }
-        let installed = manifest(fs, &p, budget)?;
-        let installed = installed.as_ref().and_then(|m| m["version"].as_str());
+        let installed = manifest(fs, &p, budget)?.and_then(|m| m.version);
+        let installed = installed.as_deref();
         if version.is_some() && installed != version.as_deref() {
             report.kept.push(format!(
                 "{key}: installed {} but locked {} (a stale lockfile)",
@@ -272,6 +383,7 @@ fn project(
     }
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     let mut resolutions = 0usize;
+    let mut resolver = Resolver::default();
     while let Some(pkg) = todo.pop() {
         if !seen.insert(pkg.clone()) {
             continue;
@@ -279,7 +391,7 @@ fn project(
         let Some(m) = manifest(fs, &pkg, budget)? else {
             continue;
         };
-        for name in runtime_needs(&m) {
+        for name in m.names {
             if !safe_key(&name) || name.split('/').count() > 2 {
                 continue;
             }
@@ -289,7 +401,7 @@ fn project(
                     "more than {MAX_RESOLUTIONS} dependencies to resolve; left alone"
                 ));
             }
-            let found = resolve_from(fs, &pkg, &name).map_err(|()| {
+            let found = resolver.resolve(fs, &pkg, &name).map_err(|()| {
                 format!(
                     "{}: nested more than {MAX_DEPTH} node_modules deep; left alone",
                     show(&pkg)
@@ -397,7 +509,7 @@ mod tests {
             "packages/w": {"version": "0.0.1"},
         }});
         let mut others = Vec::new();
-        let dev = dev_marked(&v3, &mut others).unwrap();
+        let dev = dev_marked(&v3.to_string(), &mut others).unwrap();
         assert_eq!(
             dev.keys().collect::<Vec<_>>(),
             ["node_modules/a/node_modules/d", "node_modules/b"]
@@ -409,7 +521,7 @@ mod tests {
             "b": {"version": "2.0.0", "dev": true},
         }});
         let mut others = Vec::new();
-        let dev = dev_marked(&v1, &mut others).unwrap();
+        let dev = dev_marked(&v1.to_string(), &mut others).unwrap();
         assert_eq!(
             dev.keys().collect::<Vec<_>>(),
             ["node_modules/a/node_modules/d", "node_modules/b"]

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 /// A version constraint's operator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum Op {
     /// `<<`
     Lt,
@@ -23,7 +23,7 @@ pub enum Op {
 }
 
 /// One alternative of a relation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Relation {
     /// The package (or virtual package) name.
     pub name: String,

@@ -319,9 +319,9 @@ fn diverting(fs: &dyn Fs, budget: &Budget) -> Result<HashSet<String>> {
 }
 
 /// Refuses a removal that leaves a kept package's dependency unsatisfied.
-fn check_dependencies(
-    index: &Index,
-    installed: &[&Package],
+fn check_dependencies<'a>(
+    index: &Index<'a>,
+    installed: &[&'a Package],
     removed: &BTreeSet<&str>,
 ) -> Result<()> {
     let kept: Vec<&Package> = installed

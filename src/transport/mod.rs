@@ -16,6 +16,8 @@
 pub mod daemon;
 #[cfg(feature = "transports")]
 pub mod registry;
+#[cfg(feature = "transports")]
+pub mod wire;
 #[cfg(not(feature = "transports"))]
 mod without;
 #[cfg(not(feature = "transports"))]
@@ -54,29 +56,91 @@ impl Remote {
     }
 }
 
-/// How to reach registries: credentials and TLS, as skopeo's options give them.
+/// How to reach registries: credentials, TLS and time, as skopeo's options give them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Access {
     /// `--creds USER[:PASS]`, for every registry of the run.
     pub creds: Option<(String, String)>,
     /// `--authfile FILE`: a `config.json` / `auth.json` read instead of the defaults.
     pub authfile: Option<PathBuf>,
+    /// `--src-creds`, `--src-authfile`: for the source only (before `--creds`).
+    pub src: Side,
+    /// `--dest-creds`, `--dest-authfile`: for the destination only.
+    pub dest: Side,
     /// `--tls-verify=false`: accept any certificate, and plain HTTP when the registry
     /// does not speak TLS.
     pub insecure: bool,
     /// `--cert-dir DIR`: the `*.crt` CA certificates in it are trusted too (default:
     /// `/etc/containers/certs.d/HOST` and `/etc/docker/certs.d/HOST`).
     pub cert_dir: Option<PathBuf>,
+    /// `--timeout`: when every registry request of the run must have finished.
+    pub deadline: Option<std::time::Instant>,
+}
+
+/// Credentials for one side of a copy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Side {
+    /// `--src-creds` / `--dest-creds`.
+    pub creds: Option<(String, String)>,
+    /// `--src-authfile` / `--dest-authfile`.
+    pub authfile: Option<PathBuf>,
 }
 
 impl Access {
-    /// Parses `--creds USER[:PASS]`.
-    pub fn parse_creds(s: &str) -> Result<(String, String)> {
+    /// Parses `--creds USER[:PASS]` (`flag` names the option in the message).
+    pub fn parse_creds(s: &str, flag: &str) -> Result<(String, String)> {
         let (user, pass) = s.split_once(':').unwrap_or((s, ""));
         if user.is_empty() {
-            return Err(Error::Usage("--creds: expected USER[:PASS]".into()));
+            return Err(Error::Usage(format!("{flag}: expected USER[:PASS]")));
         }
         Ok((user.to_string(), pass.to_string()))
+    }
+
+    /// The instant `--timeout DURATION` (`90`, `90s`, `10m`, `1h`) from now.
+    pub fn deadline_in(s: &str) -> Result<std::time::Instant> {
+        let bad = || {
+            Error::Usage(format!(
+                "--timeout: expected a duration like 90s, 10m or 1h, not {s:?}"
+            ))
+        };
+        let (n, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+            Some(i) => s.split_at(i),
+            None => (s, "s"),
+        };
+        let n: u64 = n.parse().map_err(|_| bad())?;
+        let secs = match unit {
+            "s" => n,
+            "m" => n.saturating_mul(60),
+            "h" => n.saturating_mul(3600),
+            _ => return Err(bad()),
+        };
+        if secs == 0 {
+            return Err(bad());
+        }
+        let now = std::time::Instant::now();
+        now.checked_add(std::time::Duration::from_secs(secs))
+            .ok_or_else(bad)
+    }
+
+    /// The access for the source: its own credentials, else the run's.
+    pub fn source(&self) -> Access {
+        self.sided(&self.src)
+    }
+
+    /// The access for the destination: its own credentials, else the run's.
+    pub fn destination(&self) -> Access {
+        self.sided(&self.dest)
+    }
+
+    fn sided(&self, side: &Side) -> Access {
+        let mut a = self.clone();
+        if side.creds.is_some() || side.authfile.is_some() {
+            a.creds = side.creds.clone();
+            a.authfile = side.authfile.clone();
+        }
+        a.src = Side::default();
+        a.dest = Side::default();
+        a
     }
 }
 

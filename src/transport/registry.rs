@@ -1,5 +1,6 @@
-//! The registry transport, `docker://HOST/REPO[:TAG|@DIGEST]`: the distribution API
-//! through `oci-client`, credentials through `docker_credential`.
+//! The registry transport, `docker://HOST/REPO[:TAG|@DIGEST]`: pulls and the challenge
+//! through [`super::wire`] (every reply capped as it streams, every request under a
+//! deadline), pushes through `oci-client`, credentials through `docker_credential`.
 //!
 //! Pull writes what it fetches into a spool folder shaped as an OCI layout, so the reader
 //! treats it as any layout and verifies every document and layer as it reads it: first
@@ -11,6 +12,7 @@
 //! where it was.
 
 pub use super::Pushed;
+use super::wire::{self, Failure, Http, with_causes};
 use super::{Access, retry};
 use crate::cleanup::{STAGED, Staged};
 use crate::digest::Digest;
@@ -19,10 +21,8 @@ use crate::image::media;
 use crate::image::reader::JSON_LIMIT;
 use crate::image::writer::StagedImage;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
-use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use rayon::prelude::*;
@@ -45,8 +45,12 @@ const MANIFEST_TYPES: [&str; 4] = [
 /// A connection to one repository of a registry.
 #[derive(Clone)]
 pub struct Repo {
+    /// Pushes.
     client: Client,
+    /// Pulls, and the challenge checked before anything is sent.
+    http: std::sync::Arc<Http>,
     auth: RegistryAuth,
+    deadline: Option<std::time::Instant>,
     /// The reference as given (its tag or digest included).
     pub reference: Reference,
     /// As written on the command line, for messages.
@@ -58,21 +62,6 @@ fn remote_error(what: &str, e: impl std::fmt::Display) -> Error {
         what: what.to_string(),
         reason: e.to_string(),
     }
-}
-
-/// An error with its causes, on one line: a request error's own text says only which
-/// URL failed.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s = format!("{s}: {text}");
-        }
-        cause = c.source();
-    }
-    s
 }
 
 /// Whether a failed request may succeed when tried again.
@@ -97,19 +86,25 @@ fn transient(e: &OciDistributionError) -> bool {
 
 impl Repo {
     /// Parses `HOST/REPO[:TAG|@DIGEST]`, finds credentials and TLS roots for the host, and
-    /// asks the registry's `/v2/` which protocol and authentication it wants.
+    /// asks the registry's `/v2/` which protocol and authentication it wants: a token
+    /// for `scope` (`pull`, or `pull,push`) is fetched, Basic credentials are tried.
     pub fn connect(spec: &str, access: &Access) -> Result<Repo> {
-        let name = format!("docker://{spec}");
+        Self::connect_for(spec, access, "pull")
+    }
+
+    fn connect_for(spec: &str, access: &Access, scope: &str) -> Result<Repo> {
+        let name = format!("docker://{}", crate::layer::path::escape(spec.as_bytes()));
         let reference: Reference = spec
             .parse()
             .map_err(|e| Error::Usage(format!("{name}: not an image reference: {e}")))?;
         let host = reference.resolve_registry().to_string();
         let auth = credentials(&host, access)?;
+        let roots = ca_certificates(&host, access)?;
         let config = |protocol| -> Result<ClientConfig> {
             Ok(ClientConfig {
                 protocol,
                 accept_invalid_certificates: access.insecure,
-                extra_root_certificates: ca_certificates(&host, access)?,
+                extra_root_certificates: roots.clone(),
                 // Each blob goes up as one streamed request, read from its file in 4 MiB
                 // pieces: oci-client's chunked mode sends a request per 4 MiB, and pushed
                 // the 1 GB bench image's 313 MiB layer 2.2x slower than skopeo here.
@@ -117,45 +112,63 @@ impl Repo {
                 // A registry that stops answering fails the run (after the retries)
                 // instead of hanging a CI job.
                 connect_timeout: Some(std::time::Duration::from_secs(30)),
-                read_timeout: Some(std::time::Duration::from_secs(300)),
+                read_timeout: Some(std::time::Duration::from_secs(120)),
                 ..Default::default()
             })
         };
-        let client = |protocol| -> Result<Client> {
-            Client::try_from(config(protocol)?).map_err(|e| remote_error(spec, e))
+        let pem = roots
+            .iter()
+            .map(|c| reqwest::Certificate::from_pem(&c.data))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Usage(format!("{name}: a CA certificate: {}", with_causes(&e))))?;
+        let web = wire::client(access, pem)?;
+        let creds = match &auth {
+            RegistryAuth::Basic(u, p) => Some((u.clone(), p.clone())),
+            _ => None,
         };
-        let mut repo = Repo {
-            client: client(ClientProtocol::Https)?,
+        let connect = |base: String| {
+            again(|| {
+                Http::connect(
+                    web.clone(),
+                    base.clone(),
+                    reference.repository(),
+                    creds.clone(),
+                    access,
+                    &name,
+                )
+            })
+        };
+        let mut protocol = ClientProtocol::Https;
+        let found = match connect(format!("https://{host}")) {
+            // `--tls-verify=false` also allows a registry that speaks plain HTTP.
+            Err(_) if access.insecure => {
+                protocol = ClientProtocol::Http;
+                connect(format!("http://{host}"))?
+            }
+            r => r?,
+        };
+        again(|| found.authorize(scope))?;
+        let client = Client::try_from(config(protocol)?).map_err(|e| remote_error(spec, e))?;
+        Ok(Repo {
+            client,
+            http: std::sync::Arc::new(found),
             auth,
+            deadline: access.deadline,
             reference,
             name,
-        };
-        if access.insecure {
-            // `--tls-verify=false` also allows a registry that speaks plain HTTP: one
-            // HTTPS attempt says which (a TLS handshake refused is not worth retrying).
-            let https = super::block_on(repo.client.auth(
-                &repo.reference,
-                &repo.auth,
-                RegistryOperation::Pull,
-            ))?;
-            if matches!(&https, Err(OciDistributionError::RequestError(e)) if e.is_connect()) {
-                repo.client = client(ClientProtocol::Http)?;
-            }
-        }
-        repo.ping()?.map_err(|e| repo.failed("", &e))?;
-        Ok(repo)
+        })
     }
 
-    /// `GET /v2/`, and a token when the registry wants one.
-    fn ping(&self) -> Result<std::result::Result<(), OciDistributionError>> {
-        Ok(super::block_on(retry(
-            || {
-                self.client
-                    .auth(&self.reference, &self.auth, RegistryOperation::Pull)
-            },
-            transient,
-        ))?
-        .map(drop))
+    /// Runs a push request of oci-client's on the shared runtime, within the run's
+    /// `--timeout`.
+    fn bounded<F: std::future::Future>(&self, f: F) -> Result<F::Output> {
+        let Some(deadline) = self.deadline else {
+            return super::block_on(f);
+        };
+        let at = tokio::time::Instant::from_std(deadline);
+        // A timer is made inside the runtime.
+        super::block_on(async move { tokio::time::timeout_at(at, f).await })?
+            .map_err(|_| self.error("the run's --timeout has passed"))
     }
 
     fn error(&self, e: impl std::fmt::Display) -> Error {
@@ -168,7 +181,8 @@ impl Repo {
             OciDistributionError::AuthenticationFailure(m) if m.trim().is_empty() => {
                 "authentication failed: the token server refused the credentials".into()
             }
-            e => with_causes(e),
+            // oci-client keeps what the registry said whole.
+            e => wire::excerpt(&with_causes(e)),
         };
         remote_error(&self.name, format!("{what}{reason}"))
     }
@@ -190,36 +204,24 @@ impl Repo {
             .iter()
             .filter_map(|kind| {
                 let tag = format!("sha256-{}.{kind}", digest.hex());
-                let at = Reference::with_tag(
-                    self.reference.registry().to_string(),
-                    self.reference.repository().to_string(),
-                    tag.clone(),
-                );
-                super::block_on(self.client.fetch_manifest_digest(&at, &self.auth))
-                    .ok()?
-                    .ok()?;
-                Some(format!(
-                    "left behind cosign {kind} {tag} in {}: it is about the input, not the \
-                     output, whose digest differs; not copied",
-                    self.reference.repository()
-                ))
+                self.http
+                    .has_manifest(&tag, &MANIFEST_TYPES.join(", "))
+                    .then(|| {
+                        format!(
+                            "left behind cosign {kind} {tag} in {}: it is about the input, not \
+                         the output, whose digest differs; not copied",
+                            self.reference.repository()
+                        )
+                    })
             })
             .collect()
     }
 
     /// Fetches a manifest by reference: its bytes, their digest and media type.
     fn manifest(&self, at: &Reference) -> Result<(Bytes, Digest, String)> {
-        let (bytes, _) = super::block_on(retry(
-            || {
-                self.client
-                    .pull_manifest_raw(at, &self.auth, &MANIFEST_TYPES)
-            },
-            transient,
-        ))?
-        .map_err(|e| self.failed(&format!("manifest {}: ", at.whole()), &e))?;
-        if bytes.len() as u64 > JSON_LIMIT {
-            return Err(self.error(format!("manifest of {} bytes is too large", bytes.len())));
-        }
+        let name = at.digest().or(at.tag()).unwrap_or("latest");
+        let accept = MANIFEST_TYPES.join(", ");
+        let bytes = Bytes::from(again(|| self.http.manifest(name, &accept, JSON_LIMIT))?);
         // The digest is ours, of the bytes: never the registry's header.
         let digest = Digest::of(&bytes);
         if let Some(want) = at.digest().filter(|d| *d != digest.as_str()) {
@@ -240,9 +242,9 @@ impl Repo {
     }
 
     /// Streams blob `digest` of `size` bytes into a writer `open` gives, a fresh one for
-    /// each attempt, retrying what may pass (a refused or cut connection, a 5xx); returns
-    /// the writer that got it whole. oci-client verifies the digest as it streams; more
-    /// than `size` bytes are refused.
+    /// each attempt, retrying what may pass (a refused or cut connection, a 5xx, a
+    /// digest mismatch); returns the writer that got it whole. More than `size` bytes,
+    /// or other bytes, are refused as they arrive.
     fn blob<W: Write>(
         &self,
         digest: &Digest,
@@ -252,49 +254,27 @@ impl Repo {
         let mut waits = super::BACKOFF.iter();
         loop {
             let mut out = open()?;
-            match (self.blob_once(digest, size, &mut out)?, waits.next()) {
+            match (self.http.blob(digest, size, &mut out), waits.next()) {
                 (Ok(()), _) => return Ok(out),
-                (Err((_, true)), Some(wait)) => std::thread::sleep(*wait),
-                (Err((e, _)), _) => return Err(e),
+                (Err(f), Some(wait)) if f.transient => std::thread::sleep(*wait),
+                (Err(f), _) => return Err(f.error),
             }
         }
     }
+}
 
-    /// One attempt of [`Repo::blob`]: the error, and whether it may pass.
-    fn blob_once(
-        &self,
-        digest: &Digest,
-        size: u64,
-        out: &mut impl Write,
-    ) -> Result<std::result::Result<(), (Error, bool)>> {
-        let desc = OciDescriptor {
-            digest: digest.as_str().to_string(),
-            size: size as i64,
-            ..Default::default()
-        };
-        let what = || format!("{} blob {}", self.name, digest.as_str());
-        super::block_on(async {
-            let mut stream = match self.client.pull_blob_stream(&self.reference, &desc).await {
-                Ok(s) => s,
-                Err(e) => return Err((remote_error(&what(), with_causes(&e)), transient(&e))),
-            };
-            let mut seen = 0u64;
-            while let Some(chunk) = stream.next().await {
-                // A stream cut short may pass; so may (rarely) a digest mismatch.
-                let chunk = chunk.map_err(|e| (remote_error(&what(), e), true))?;
-                seen += chunk.len() as u64;
-                if seen > size {
-                    let e = Error::SizeMismatch {
-                        blob: what(),
-                        expected: size,
-                        found: seen,
-                    };
-                    return Err((e, false));
-                }
-                out.write_all(&chunk).map_err(|e| (Error::Io(e), false))?;
-            }
-            Ok(())
-        })
+/// Runs `attempt` until it succeeds, fails for good, or [`super::BACKOFF`] is spent.
+fn again<T>(mut attempt: impl FnMut() -> std::result::Result<T, Failure>) -> Result<T> {
+    let mut waits = super::BACKOFF.iter();
+    loop {
+        match attempt() {
+            Ok(v) => return Ok(v),
+            Err(f) if f.transient => match waits.next() {
+                Some(w) => std::thread::sleep(*w),
+                None => return Err(f.error),
+            },
+            Err(f) => return Err(f.error),
+        }
     }
 }
 
@@ -527,7 +507,15 @@ pub fn push(
     mount_from: Option<&Repo>,
 ) -> Result<Pushed> {
     let started = std::time::Instant::now();
-    let repo = Repo::connect(spec, access)?;
+    let repo = Repo::connect_for(spec, access, "pull,push")?;
+    repo.bounded(retry(
+        || {
+            repo.client
+                .auth(&repo.reference, &repo.auth, RegistryOperation::Push)
+        },
+        transient,
+    ))?
+    .map_err(|e| repo.failed("", &e))?;
     let mount_from = mount_from.filter(|m| {
         m.reference.resolve_registry() == repo.reference.resolve_registry()
             && m.reference.repository() != repo.reference.repository()
@@ -586,7 +574,7 @@ fn push_manifest(repo: &Repo, at: &Reference, bytes: &[u8], media_type: &str) ->
     let content_type = http::HeaderValue::from_str(media_type)
         .map_err(|e| repo.error(format!("media type {media_type:?}: {e}")))?;
     let body = Bytes::copy_from_slice(bytes);
-    super::block_on(retry(
+    repo.bounded(retry(
         || {
             repo.client
                 .push_manifest_raw(at, body.clone(), content_type.clone())
@@ -614,16 +602,17 @@ fn push_blob(
     mount_from: Option<&Repo>,
 ) -> Result<Outcome> {
     let what = || format!("blob {}", digest.as_str());
-    let exists = super::block_on(retry(
-        || repo.client.blob_exists(&repo.reference, digest.as_str()),
-        transient,
-    ))?
-    .map_err(|e| repo.failed(&format!("{}: ", what()), &e))?;
+    let exists = repo
+        .bounded(retry(
+            || repo.client.blob_exists(&repo.reference, digest.as_str()),
+            transient,
+        ))?
+        .map_err(|e| repo.failed(&format!("{}: ", what()), &e))?;
     if exists {
         return Ok(Outcome::Present);
     }
     if let Some(from) = mount_from {
-        let mounted = super::block_on(repo.client.mount_blob(
+        let mounted = repo.bounded(repo.client.mount_blob(
             &repo.reference,
             &from.reference,
             digest.as_str(),
@@ -634,7 +623,7 @@ fn push_blob(
         }
     }
     let path = root.join(media::BLOBS_DIR).join(digest.hex());
-    super::block_on(retry(
+    repo.bounded(retry(
         || {
             let file = std::fs::File::open(&path);
             async move {

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 /// Runs `cmd` under a Python parent that prints the child's peak RSS (KiB) from its
 /// rusage; returns the output and that number.
-fn with_peak_rss(cmd: &Command) -> (Output, u64) {
+pub fn with_peak_rss(cmd: &Command) -> (Output, u64) {
     let mut py = Command::new("python3");
     py.args([
         "-c",

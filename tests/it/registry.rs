@@ -52,6 +52,11 @@ impl Registry {
         Registry::start_with(false, Some((realm, bundle)))
     }
 
+    /// TLS (from a fresh CA) with token auth, the token server at `realm`.
+    pub fn start_tls_token(realm: &str, bundle: &Path) -> Registry {
+        Registry::start_with(true, Some((realm, bundle)))
+    }
+
     fn start_with(secure: bool, token: Option<(&str, &Path)>) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("ocislim-registry-")
@@ -80,10 +85,13 @@ impl Registry {
                 dir.path(),
             );
             let d = dir.path().display();
-            config += &format!(
-                "  tls:\n    certificate: {d}/server.crt\n    key: {d}/server.key\n\
-                 auth:\n  htpasswd:\n    realm: ocislim-test\n    path: {d}/htpasswd\n"
-            );
+            config +=
+                &format!("  tls:\n    certificate: {d}/server.crt\n    key: {d}/server.key\n");
+            if token.is_none() {
+                config += &format!(
+                    "auth:\n  htpasswd:\n    realm: ocislim-test\n    path: {d}/htpasswd\n"
+                );
+            }
         }
         if let Some((realm, bundle)) = token {
             config += &format!(
@@ -377,7 +385,7 @@ fn basic_auth_and_tls_from_a_private_ca() {
     let (code, err) = run_fail(ocislim().args(["inspect", &src, &cert_dir]));
     assert_eq!(code, 1);
     assert!(
-        err.contains(&src) && err.contains("Not authorized"),
+        err.contains(&src) && err.contains("authentication failed: 401 Unauthorized"),
         "{err}"
     );
     let (code, err) =
@@ -828,12 +836,175 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
     let other = format!("sha256:{}", "ef".repeat(32));
     let (code, err) = fail(&format!("docker://127.0.0.1:{port}/x@{other}"));
     assert_eq!(code, 1, "{err}");
-    // oci-client checks a digest reference itself; ocislim checks it again.
+    // The digest is of the bytes received, never the registry's header.
     assert!(
         err.to_lowercase().contains("digest") && err.contains(&other),
         "{err}"
     );
     assert_eq!(entries(&tmp), Vec::<PathBuf>::new(), "spool left behind");
+}
+
+/// A TLS registry whose challenge names a plain `http://` token realm: the credentials
+/// would cross in cleartext, so the run is refused in one line before any request
+/// reaches the realm (the realm's server counts them); `--tls-verify=false` allows it.
+#[test]
+fn a_plaintext_token_realm_gets_no_credentials_while_tls_is_verified() {
+    const COUNTER: &str = r#"
+import http.server, sys
+n = 0
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        global n
+        n += 1
+        with open(sys.argv[2], "w") as f:
+            f.write(str(n))
+        self.send_response(401)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+    let w = scratch();
+    let d = w.path();
+    sh(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout token.key -out token.crt \
+           -days 2 -subj /CN=ocislim-test-token 2>/dev/null",
+        d,
+    );
+    let port = free_port();
+    let count = d.join("count");
+    let _realm = python_server(COUNTER, port, &[count.clone().into()]);
+    let reg = Registry::start_tls_token(
+        &format!("http://127.0.0.1:{port}/token"),
+        &d.join("token.crt"),
+    );
+    let src = format!("docker://{}/app:1", reg.host());
+    let (code, err) = run_fail(ocislim().args(["inspect", &src]).args(reg.access()));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("plain HTTP") && err.contains(&format!("http://127.0.0.1:{port}/token")),
+        "{err}"
+    );
+    assert!(!count.exists(), "the realm was asked");
+    // Marked insecure, the realm is asked (and refuses these credentials).
+    let (code, err) = run_fail(ocislim().args([
+        "inspect",
+        &src,
+        "--tls-verify=false",
+        &format!("--creds={USER}:{PASS}"),
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("refused the credentials"), "{err}");
+    assert_eq!(std::fs::read_to_string(&count).unwrap(), "1");
+}
+
+/// A registry whose replies are endless or huge: a manifest, an error body and a token
+/// reply are each refused at their limit as they stream (peak RSS far below what was
+/// sent), an error body is shown as a short excerpt on one line with its control bytes
+/// escaped, and a registry that trickles is cut by `--timeout`.
+#[test]
+fn endless_replies_are_capped_as_they_stream_and_shown_as_short_excerpts() {
+    const SERVER: &str = r#"
+import http.server, sys, time
+port = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def endless(self, code, piece, ctype="application/json"):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(1 << 40))
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(piece * 4096)
+        except OSError:
+            return
+    def do_GET(self):
+        p = self.path
+        if p == "/v2/":
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            return self.wfile.write(b"{}")
+        if p.startswith("/v2/big/manifests/"):
+            return self.endless(200, b'{"a":1}   ', "application/vnd.oci.image.manifest.v1+json")
+        if p.startswith("/v2/gone/manifests/"):
+            return self.endless(404, b"no \x1b[31mred\x1b[0m\r\nhere ")
+        if p.startswith("/v2/slow/manifests/"):
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(2)
+            except OSError:
+                return
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), H).serve_forever()
+"#;
+    const TOKENS: &str = r#"
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        if self.path.startswith("/v2/"):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate",
+                'Bearer realm="http://127.0.0.1:%s/token",service="s"' % sys.argv[1])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(1 << 40))
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(b'{"token":"' + b"x" * 65536)
+        except OSError:
+            return
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+    let port = free_port();
+    let _server = python_server(SERVER, port, &[]);
+    let tport = free_port();
+    let _tokens = python_server(TOKENS, tport, &[]);
+    let fail = |image: String, extra: &[&str]| {
+        let mut cmd = ocislim();
+        cmd.args(["inspect", "--tls-verify=false", &image])
+            .args(extra);
+        let (out, peak_kib) = crate::hostile2::with_peak_rss(&cmd);
+        assert_eq!(out.status.code(), Some(1), "{image}: {:?}", out);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim().lines().count(), 1, "{image}: {err}");
+        assert!(!err.contains('\x1b'), "{image}: a raw escape byte: {err}");
+        assert!(peak_kib < 256 << 10, "{image}: peak RSS {peak_kib} KiB");
+        err
+    };
+    let err = fail(format!("docker://127.0.0.1:{port}/big:1"), &[]);
+    assert!(err.contains("more than 33554432 bytes"), "{err}");
+    let err = fail(format!("docker://127.0.0.1:{port}/gone:1"), &[]);
+    assert!(err.contains("404 Not Found: no \\u{1b}[31mred"), "{err}");
+    assert!(err.len() < 600, "{} bytes: {err}", err.len());
+    let err = fail(format!("docker://127.0.0.1:{tport}/any:1"), &[]);
+    assert!(
+        err.contains("token: a reply of more than 1048576 bytes"),
+        "{err}"
+    );
+    let err = fail(
+        format!("docker://127.0.0.1:{port}/slow:1"),
+        &["--timeout", "5s"],
+    );
+    assert!(
+        err.contains("timeout") || err.contains("no reply within"),
+        "{err}"
+    );
 }
 
 struct KillOnDrop(Child);

@@ -1,0 +1,549 @@
+//! The registry requests ocislim makes itself, over `reqwest`: the `/v2/` ping and its
+//! challenge, the token, and every manifest and blob pulled. oci-client (which pushes)
+//! reads each reply whole before any limit can be applied: a 512 MiB manifest, error
+//! body or token reply cost 1-2.5 GiB, an endless one all memory. Here:
+//!
+//! - every body is capped as it streams: documents at the JSON limit, tokens at
+//!   [`TOKEN_LIMIT`], blobs at their descriptor's size, error bodies at
+//!   [`ERROR_LIMIT`], of which at most [`EXCERPT`] bytes are shown, escaped, on one line;
+//! - every request has a deadline: [`DOCUMENT_DEADLINE`] for documents, a blob's at
+//!   [`MIN_RATE`], and the run's `--timeout` over all of them (a registry trickling a byte
+//!   every 20 s never ended, one that accepts and stays silent held a run 20 minutes);
+//! - a challenge naming a plain `http://` token realm is refused while TLS is verified:
+//!   the credentials would cross in cleartext.
+
+use super::Access;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::layer::path::escape;
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use sha2::{Digest as _, Sha256};
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The largest token reply read (a registry's JWT is a few KiB).
+pub const TOKEN_LIMIT: u64 = 1 << 20;
+/// The most bytes of an error reply read.
+pub const ERROR_LIMIT: u64 = 4 << 10;
+/// The most bytes of an error reply shown.
+pub const EXCERPT: usize = 200;
+/// The time a document request (ping, token, manifest) may take, body included.
+pub const DOCUMENT_DEADLINE: Duration = Duration::from_secs(60);
+/// The slowest a blob may arrive: its deadline is [`DOCUMENT_DEADLINE`] plus its size
+/// at this rate (a 1 GB layer may take 2.2 hours).
+pub const MIN_RATE: u64 = 128 << 10;
+/// How long a connection may stay silent.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a request failed, and whether trying again may pass.
+pub struct Failure {
+    /// The error as the user sees it.
+    pub error: Error,
+    /// A refused or cut connection, a timeout, a 5xx or 429.
+    pub transient: bool,
+}
+
+/// One registry host: the client, its base URL and how requests authenticate.
+pub struct Http {
+    client: reqwest::Client,
+    /// `https://HOST` (or `http://` when allowed and the registry speaks no TLS).
+    pub base: String,
+    /// The repository, for token scopes.
+    repository: String,
+    /// What `/v2/` asked for: nothing, Basic credentials, or a token from a realm.
+    challenge: Challenge,
+    /// The credentials, when there are any.
+    creds: Option<(String, String)>,
+    /// The `Authorization` header requests carry (a token, once fetched).
+    authorization: Mutex<Option<HeaderValue>>,
+    /// The run's `--timeout`, as an instant.
+    deadline: Option<Instant>,
+    /// As written on the command line, for messages.
+    name: String,
+}
+
+#[derive(Clone, Debug)]
+enum Challenge {
+    None,
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+/// Whether a request error may pass when tried again.
+fn transient(e: &reqwest::Error) -> bool {
+    let text = with_causes(e);
+    let tls = text.contains("certificate") || text.contains("corrupt message");
+    !tls && (e.is_connect() || e.is_timeout() || e.is_body() || e.is_request())
+}
+
+/// At most [`EXCERPT`] characters of what a server said, its whitespace runs as one
+/// space, control characters escaped: one line, whatever it sent.
+pub fn excerpt(text: &str) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let cut = text
+        .char_indices()
+        .nth(EXCERPT)
+        .map_or(text.len(), |(i, _)| i);
+    let more = if cut < text.len() { "..." } else { "" };
+    format!("{}{more}", escape(&text.as_bytes()[..cut]))
+}
+
+/// An error with its causes, on one line.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s = format!("{s}: {text}");
+        }
+        cause = c.source();
+    }
+    s
+}
+
+/// A client with the access's TLS settings and timeouts.
+pub fn client(access: &Access, roots: Vec<reqwest::Certificate>) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(access.insecure)
+        .tls_certs_merge(roots)
+        .connect_timeout(Duration::from_secs(30))
+        .read_timeout(READ_TIMEOUT)
+        .user_agent(concat!("ocislim/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| {
+            Error::Usage(format!(
+                "registry client: {}",
+                escape(with_causes(&e).as_bytes())
+            ))
+        })
+}
+
+impl Http {
+    /// Asks `base`'s `/v2/` what it wants, refusing a plaintext token realm unless TLS
+    /// is off (`--tls-verify=false`). `name` is the image as written.
+    pub fn connect(
+        client: reqwest::Client,
+        base: String,
+        repository: &str,
+        creds: Option<(String, String)>,
+        access: &Access,
+        name: &str,
+    ) -> std::result::Result<Http, Failure> {
+        let mut http = Http {
+            client,
+            base,
+            repository: repository.to_string(),
+            challenge: Challenge::None,
+            creds,
+            authorization: Mutex::new(None),
+            deadline: access.deadline,
+            name: name.to_string(),
+        };
+        let url = format!("{}/v2/", http.base);
+        let r = http.send(http.client.get(&url), DOCUMENT_DEADLINE, "")?;
+        let status = r.status();
+        let header = r
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
+        http.challenge = match (status, header) {
+            (StatusCode::UNAUTHORIZED, Some(h)) => parse_challenge(&h).map_err(|e| Failure {
+                error: http.error(e),
+                transient: false,
+            })?,
+            (s, _) if s.is_success() => Challenge::None,
+            _ => return Err(http.failure("", r)),
+        };
+        if let Challenge::Bearer { realm, .. } = &http.challenge {
+            let plain = realm
+                .get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+            if plain && !access.insecure {
+                return Err(Failure {
+                    error: http.error(format!(
+                        "the registry sends credentials for a token to {}, which is plain \
+                         HTTP: refused (--tls-verify=false allows it)",
+                        escape(realm.as_bytes())
+                    )),
+                    transient: false,
+                });
+            }
+        }
+        if matches!(http.challenge, Challenge::Basic)
+            && let Some((u, p)) = &http.creds
+        {
+            *http.authorization.lock().unwrap() = Some(basic(u, p));
+        }
+        Ok(http)
+    }
+
+    /// Whether `/v2/` asked for a token.
+    pub fn wants_token(&self) -> bool {
+        matches!(self.challenge, Challenge::Bearer { .. })
+    }
+
+    /// Fetches a token for `scope` (`pull` or `pull,push`) when the registry wants one.
+    pub fn authorize(&self, scope: &str) -> std::result::Result<(), Failure> {
+        let Challenge::Bearer { realm, service } = &self.challenge else {
+            return Ok(());
+        };
+        let scope = format!("repository:{}:{scope}", self.repository);
+        let mut query = vec![("scope", scope.as_str())];
+        if let Some(s) = service {
+            query.push(("service", s));
+        }
+        let mut req = self.client.get(realm).query(&query);
+        if let Some((u, p)) = &self.creds {
+            req = req.basic_auth(u, Some(p));
+        }
+        let r = self.send(req, DOCUMENT_DEADLINE, "token: ")?;
+        if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return Err(self.failure("token: the token server refused the credentials: ", r));
+        }
+        if !r.status().is_success() {
+            return Err(self.failure("token: ", r));
+        }
+        let body = self.capped(r, TOKEN_LIMIT, "token: ")?;
+        #[derive(serde::Deserialize)]
+        struct Reply {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let reply: Reply = serde_json::from_slice(&body).map_err(|e| Failure {
+            error: self.error(format!("token: not a token reply: {e}")),
+            transient: false,
+        })?;
+        let token = reply.token.or(reply.access_token).unwrap_or_default();
+        let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Failure {
+            error: self.error("token: not a token a header can carry"),
+            transient: false,
+        })?;
+        *self.authorization.lock().unwrap() = Some(value);
+        Ok(())
+    }
+
+    fn error(&self, reason: impl Into<String>) -> Error {
+        Error::Remote {
+            what: self.name.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The time left before the run's deadline, at most `own`.
+    fn budget(&self, own: Duration) -> std::result::Result<Duration, Failure> {
+        let Some(deadline) = self.deadline else {
+            return Ok(own);
+        };
+        match deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(left.min(own)),
+            _ => Err(Failure {
+                error: self.error("the run's --timeout has passed"),
+                transient: false,
+            }),
+        }
+    }
+
+    /// Sends `req` with the time it may take (its body included).
+    fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        own: Duration,
+        what: &str,
+    ) -> std::result::Result<reqwest::Response, Failure> {
+        let limit = self.budget(own)?;
+        let req = match self.authorization.lock().unwrap().clone() {
+            Some(a) => req.header(AUTHORIZATION, a),
+            None => req,
+        };
+        // A timer is made inside the runtime.
+        let fut = async move { tokio::time::timeout(limit, req.timeout(limit).send()).await };
+        match super::block_on(fut).map_err(|e| Failure {
+            error: e,
+            transient: false,
+        })? {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(Failure {
+                transient: transient(&e),
+                error: self.error(format!("{what}{}", escape(with_causes(&e).as_bytes()))),
+            }),
+            Err(_) => Err(Failure {
+                error: self.error(format!("{what}no reply within {} s", limit.as_secs())),
+                transient: true,
+            }),
+        }
+    }
+
+    /// A reply that is not a success, as an error: its status and an excerpt of its
+    /// body (read up to [`ERROR_LIMIT`]), escaped, on one line.
+    fn failure(&self, what: &str, r: reqwest::Response) -> Failure {
+        let status = r.status();
+        let body = self.capped_lossy(r, ERROR_LIMIT);
+        let said = excerpt(&String::from_utf8_lossy(&body));
+        let said = if said.is_empty() {
+            said
+        } else {
+            format!(": {said}")
+        };
+        let reason = match status {
+            _ if what.contains("refused the credentials") => "",
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "authentication failed: ",
+            _ => "",
+        };
+        Failure {
+            error: self.error(format!("{what}{reason}{status}{said}")),
+            transient: status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    /// Up to `limit` bytes of a body, errors ignored (for an error reply).
+    fn capped_lossy(&self, r: reqwest::Response, limit: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = self.stream(r, limit, &mut out, "");
+        out
+    }
+
+    /// A whole body of at most `limit` bytes; more is refused as it arrives.
+    fn capped(
+        &self,
+        r: reqwest::Response,
+        limit: u64,
+        what: &str,
+    ) -> std::result::Result<Vec<u8>, Failure> {
+        let mut out = Vec::new();
+        match self.stream(r, limit, &mut out, what)? {
+            n if n <= limit => Ok(out),
+            _ => Err(Failure {
+                error: self.error(format!("{what}a reply of more than {limit} bytes: refused")),
+                transient: false,
+            }),
+        }
+    }
+
+    /// Streams a body into `out`, stopping after `limit + 1` bytes; the count seen.
+    fn stream(
+        &self,
+        r: reqwest::Response,
+        limit: u64,
+        out: &mut dyn Write,
+        what: &str,
+    ) -> std::result::Result<u64, Failure> {
+        let mut seen = 0u64;
+        let body = async {
+            let mut stream = r.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| Failure {
+                    transient: true,
+                    error: self.error(format!("{what}{}", escape(with_causes(&e).as_bytes()))),
+                })?;
+                let room = (limit + 1 - seen).min(chunk.len() as u64) as usize;
+                out.write_all(&chunk[..room]).map_err(|e| Failure {
+                    error: Error::Io(e),
+                    transient: false,
+                })?;
+                seen += room as u64;
+                if seen > limit {
+                    break;
+                }
+            }
+            Ok(seen)
+        };
+        super::block_on(body).map_err(|e| Failure {
+            error: e,
+            transient: false,
+        })?
+    }
+
+    /// `GET` (or `HEAD`) of `path` below the repository, retrying a 401 once with a new
+    /// token (tokens expire).
+    fn get(
+        &self,
+        path: &str,
+        accept: Option<&str>,
+        own: Duration,
+        what: &str,
+        head: bool,
+    ) -> std::result::Result<reqwest::Response, Failure> {
+        let url = format!("{}/v2/{}/{path}", self.base, self.repository);
+        let request = || {
+            let req = if head {
+                self.client.head(&url)
+            } else {
+                self.client.get(&url)
+            };
+            match accept {
+                Some(a) => req.header(ACCEPT, a),
+                None => req,
+            }
+        };
+        let r = self.send(request(), own, what)?;
+        if r.status() == StatusCode::UNAUTHORIZED && self.wants_token() {
+            self.authorize("pull")?;
+            return self.send(request(), own, what);
+        }
+        Ok(r)
+    }
+
+    /// A manifest by tag or digest: its bytes (at most `limit`).
+    pub fn manifest(
+        &self,
+        reference: &str,
+        accept: &str,
+        limit: u64,
+    ) -> std::result::Result<Vec<u8>, Failure> {
+        let what = format!("manifest {}: ", escape(reference.as_bytes()));
+        let r = self.get(
+            &format!("manifests/{reference}"),
+            Some(accept),
+            DOCUMENT_DEADLINE,
+            &what,
+            false,
+        )?;
+        if !r.status().is_success() {
+            return Err(self.failure(&what, r));
+        }
+        self.capped(r, limit, &what)
+    }
+
+    /// Whether the repository has a manifest under `reference` (one `HEAD`).
+    pub fn has_manifest(&self, reference: &str, accept: &str) -> bool {
+        self.get(
+            &format!("manifests/{reference}"),
+            Some(accept),
+            DOCUMENT_DEADLINE,
+            "",
+            true,
+        )
+        .is_ok_and(|r| r.status().is_success())
+    }
+
+    /// Streams blob `digest` of `size` bytes into `out`: more bytes than `size`, fewer,
+    /// or others are refused.
+    pub fn blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        out: &mut dyn Write,
+    ) -> std::result::Result<(), Failure> {
+        let what = format!("blob {}: ", digest.as_str());
+        let own = DOCUMENT_DEADLINE + Duration::from_secs(size / MIN_RATE);
+        let r = self.get(
+            &format!("blobs/{}", digest.as_str()),
+            None,
+            own,
+            &what,
+            false,
+        )?;
+        if !r.status().is_success() {
+            return Err(self.failure(&what, r));
+        }
+        let mut hashing = Hashing(Sha256::new(), out);
+        let seen = self.stream(r, size, &mut hashing, &what)?;
+        if seen != size {
+            return Err(Failure {
+                error: Error::SizeMismatch {
+                    blob: format!("{} {what}", self.name)
+                        .trim_end_matches(": ")
+                        .to_string(),
+                    expected: size,
+                    found: seen,
+                },
+                // Cut short may pass; too long will not.
+                transient: seen < size,
+            });
+        }
+        let found = format!("sha256:{}", hex::encode(hashing.0.finalize()));
+        if found != digest.as_str() {
+            return Err(Failure {
+                error: Error::DigestMismatch {
+                    blob: format!("{} blob", self.name),
+                    expected: digest.as_str().to_string(),
+                    found,
+                },
+                transient: true,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<'w>(Sha256, &'w mut dyn Write);
+
+impl Write for Hashing<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.1.write(buf)?;
+        self.0.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.1.flush()
+    }
+}
+
+fn basic(user: &str, pass: &str) -> HeaderValue {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    HeaderValue::from_str(&format!("Basic {b64}")).expect("base64 is a header value")
+}
+
+/// The first challenge of a `WWW-Authenticate` header ocislim can answer.
+fn parse_challenge(header: &str) -> std::result::Result<Challenge, String> {
+    let challenges = http_auth::parse_challenges(header)
+        .map_err(|e| format!("a WWW-Authenticate header it cannot read: {e}"))?;
+    for c in challenges {
+        if c.scheme.eq_ignore_ascii_case("bearer") {
+            let param = |k: &str| {
+                c.params
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                    .map(|(_, v)| v.to_unescaped())
+            };
+            let Some(realm) = param("realm") else {
+                return Err("a Bearer challenge without a realm".into());
+            };
+            return Ok(Challenge::Bearer {
+                realm,
+                service: param("service"),
+            });
+        }
+        if c.scheme.eq_ignore_ascii_case("basic") {
+            return Ok(Challenge::Basic);
+        }
+    }
+    Err(format!(
+        "an authentication scheme it cannot answer: {}",
+        escape(header.get(..EXCERPT).unwrap_or(header).as_bytes())
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example""#,
+        )
+        .unwrap();
+        assert!(
+            matches!(&c, Challenge::Bearer { realm, service: Some(s) }
+                if realm == "https://auth.example/token" && s == "registry.example"),
+            "{c:?}"
+        );
+        assert!(matches!(
+            parse_challenge(r#"Basic realm="x""#).unwrap(),
+            Challenge::Basic
+        ));
+        assert!(parse_challenge("Negotiate").is_err());
+        assert!(parse_challenge(r#"Bearer service="x""#).is_err());
+    }
+}
