@@ -282,18 +282,7 @@ pub fn resolve_trail(fs: &dyn Fs, p: &[u8], link: &mut dyn FnMut(&[u8])) -> Opti
     let (Some(memo), Some(i)) = (fs.memo(), p.iter().rposition(|&b| b == b'/')) else {
         return walk(fs, Vec::new(), p, 0, link).map(|r| r.real);
     };
-    let found = memo.0.lock().unwrap().get(&p[..i]).cloned();
-    let dir = match found {
-        Some(dir) => dir,
-        None => {
-            let mut trail = Vec::new();
-            let dir = walk(fs, Vec::new(), &p[..i], 0, &mut |l| trail.push(l.to_vec()))
-                .filter(|r| r.real.is_empty() || fs.stat(&r.real) == Some(Stat::Dir))
-                .map(|r| Resolved { trail, ..r });
-            memo.0.lock().unwrap().insert(p[..i].to_vec(), dir.clone());
-            dir
-        }
-    }?;
+    let dir = resolve_dir(fs, memo, &p[..i])?;
     dir.trail.iter().for_each(|l| link(l));
     let done = dir
         .real
@@ -302,6 +291,47 @@ pub fn resolve_trail(fs: &dyn Fs, p: &[u8], link: &mut dyn FnMut(&[u8])) -> Opti
         .map(<[u8]>::to_vec)
         .collect();
     walk(fs, done, &p[i + 1..], dir.hops, link).map(|r| r.real)
+}
+
+/// The folder `dir` resolved, through the nearest folder above it that is remembered:
+/// each folder below that one costs one step from its parent's resolution (a new folder
+/// 240 levels deep is one step, not 480), and is remembered in turn.
+fn resolve_dir(fs: &dyn Fs, memo: &ResolveMemo, dir: &[u8]) -> Option<Resolved> {
+    let mut todo: Vec<&[u8]> = Vec::new();
+    let mut at = dir;
+    let mut known = loop {
+        if let Some(hit) = memo.0.lock().unwrap().get(at).cloned() {
+            break hit;
+        }
+        todo.push(at);
+        match at.iter().rposition(|&b| b == b'/') {
+            Some(i) => at = &at[..i],
+            None => {
+                break Some(Resolved {
+                    real: Vec::new(),
+                    trail: Vec::new(),
+                    hops: 0,
+                });
+            }
+        }
+    };
+    while let Some(d) = todo.pop() {
+        known = known.and_then(|parent| {
+            let name = d.rsplit(|&b| b == b'/').next().unwrap_or(d);
+            let done = parent
+                .real
+                .split(|&b| b == b'/')
+                .filter(|c| !c.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect();
+            let mut trail = parent.trail.clone();
+            walk(fs, done, name, parent.hops, &mut |l| trail.push(l.to_vec()))
+                .filter(|r| fs.stat(&r.real) == Some(Stat::Dir) || r.real.is_empty())
+                .map(|r| Resolved { trail, ..r })
+        });
+        memo.0.lock().unwrap().insert(d.to_vec(), known.clone());
+    }
+    known
 }
 
 /// Walks the components of `p` from the resolved folder `done`, `hops` links followed
@@ -488,8 +518,8 @@ pub(crate) mod tests {
         assert_eq!(normalise(b"/usr/../bin/"), b"bin");
     }
 
-    /// Counts the lookups a resolution makes.
-    struct Counting<'f>(&'f MemFs, std::sync::atomic::AtomicUsize);
+    /// Counts the lookups made through a view.
+    pub struct Counting<'f>(pub &'f MemFs, pub std::sync::atomic::AtomicUsize);
 
     impl Fs for Counting<'_> {
         fn stat(&self, p: &[u8]) -> Option<Stat> {

@@ -533,6 +533,39 @@ mod tests {
         );
     }
 
+    /// The index answers as [`satisfies`] decides, asked once or again (remembered),
+    /// for own names, versioned and unversioned Provides, a name provided twice.
+    #[test]
+    fn the_index_agrees_with_satisfies() {
+        let packages = vec![
+            pkg("a", "2", "", "v (= 1.5), w"),
+            pkg("b", "1", "", "v, v (= 3)"),
+            pkg("v", "0.5", "", ""),
+            pkg("c", "1", "", "a (= 9)"),
+        ];
+        let index = Index::new(&packages).unwrap();
+        let relations: Vec<Relation> = relation::parse_dpkg(
+            "v, v (>= 1), v (>= 2), v (<< 1), v (= 3), w, w (>= 1), a, a (>= 3), a (= 9), x",
+        )
+        .into_iter()
+        .flatten()
+        .collect();
+        for _ in 0..2 {
+            for r in &relations {
+                let want: Vec<&str> = packages
+                    .iter()
+                    .filter(|p| satisfies(p, r))
+                    .map(|p| p.name.as_str())
+                    .collect();
+                let mut got: Vec<&str> = index.satisfiers(r).map(|p| p.name.as_str()).collect();
+                got.sort_unstable();
+                let mut want = want;
+                want.sort_unstable();
+                assert_eq!(got, want, "{r}");
+            }
+        }
+    }
+
     #[test]
     fn bytes_are_the_merged_views_and_dependents_are_named() {
         let mut fs = MemFs::default();

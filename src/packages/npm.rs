@@ -541,4 +541,53 @@ mod tests {
         }
         assert!(safe_key("node_modules/@s/a/node_modules/b"));
     }
+
+    /// A project 100 packages deep, every package.json the same (hard links) needing 50
+    /// names: each resolution climbed every folder above it (quadratic); remembered per
+    /// folder, the lookups grow with packages times names.
+    #[test]
+    fn resolutions_through_a_deep_project_are_remembered() {
+        use crate::deps::fs::tests::{Counting, MemFs};
+        let lookups = |depth: usize| {
+            let mut fs = MemFs::default();
+            let deps: Vec<String> = (0..50).map(|i| format!("\"n{i}\": \"1\"")).collect();
+            let manifest = format!(
+                "{{\"version\": \"1\", \"dependencies\": {{{}}}}}",
+                deps.join(",")
+            );
+            let mut packages = vec![r#""": {"name": "app"}"#.to_string()];
+            let mut dir = String::from("app");
+            let mut key = String::new();
+            for i in 0..depth {
+                key = if key.is_empty() {
+                    format!("node_modules/p{i}")
+                } else {
+                    format!("{key}/node_modules/p{i}")
+                };
+                dir = format!("{dir}/node_modules/p{i}");
+                fs.file(&format!("{dir}/package.json"), manifest.as_bytes(), 0o644);
+                packages.push(format!("\"{key}\": {{\"version\": \"1\"}}"));
+            }
+            fs.file(
+                "app/node_modules/d/package.json",
+                br#"{"version": "1"}"#,
+                0o644,
+            );
+            packages.push(r#""node_modules/d": {"version": "1", "dev": true}"#.to_string());
+            let lock = format!(
+                "{{\"lockfileVersion\": 3, \"packages\": {{{}}}}}",
+                packages.join(",")
+            );
+            fs.file("app/package-lock.json", lock.as_bytes(), 0o644);
+            fs.file("app/package.json", b"{}", 0o644);
+            let count = Counting(&fs, Default::default());
+            let prune = plan(&count);
+            assert_eq!(prune.report.projects.len(), 1, "{:?}", prune.report);
+            assert_eq!(prune.report.projects[0].pruned, ["node_modules/d"]);
+            count.1.into_inner()
+        };
+        let (small, big) = (lookups(25), lookups(100));
+        // Four times the packages: about four times the lookups, not sixteen.
+        assert!(big < small * 6, "{small} lookups at 25 deep, {big} at 100");
+    }
 }

@@ -139,13 +139,24 @@ impl Repo {
             })
         };
         let mut protocol = ClientProtocol::Https;
-        let found = match connect(format!("https://{host}")) {
-            // `--tls-verify=false` also allows a registry that speaks plain HTTP.
-            Err(_) if access.insecure => {
+        let tls = Http::connect(
+            web.clone(),
+            format!("https://{host}"),
+            reference.repository(),
+            creds.clone(),
+            access,
+            &name,
+        );
+        let found = match tls {
+            Ok(found) => found,
+            // `--tls-verify=false` also allows a registry that speaks plain HTTP (a TLS
+            // handshake refused is not worth retrying).
+            Err(f) if access.insecure && f.unreachable => {
                 protocol = ClientProtocol::Http;
                 connect(format!("http://{host}"))?
             }
-            r => r?,
+            Err(f) if f.transient => connect(format!("https://{host}"))?,
+            Err(f) => return Err(f.error),
         };
         again(|| found.authorize(scope))?;
         let client = Client::try_from(config(protocol)?).map_err(|e| remote_error(spec, e))?;

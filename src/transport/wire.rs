@@ -44,6 +44,9 @@ pub struct Failure {
     pub error: Error,
     /// A refused or cut connection, a timeout, a 5xx or 429.
     pub transient: bool,
+    /// No connection (or no TLS session) came about: a plain HTTP registry, when TLS
+    /// was tried.
+    pub unreachable: bool,
 }
 
 /// One registry host: the client, its base URL and how requests authenticate.
@@ -156,6 +159,7 @@ impl Http {
             .map(str::to_string);
         http.challenge = match (status, header) {
             (StatusCode::UNAUTHORIZED, Some(h)) => parse_challenge(&h).map_err(|e| Failure {
+                unreachable: false,
                 error: http.error(e),
                 transient: false,
             })?,
@@ -168,6 +172,7 @@ impl Http {
                 .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
             if plain && !access.insecure {
                 return Err(Failure {
+                    unreachable: false,
                     error: http.error(format!(
                         "the registry sends credentials for a token to {}, which is plain \
                          HTTP: refused (--tls-verify=false allows it)",
@@ -218,11 +223,13 @@ impl Http {
             access_token: Option<String>,
         }
         let reply: Reply = serde_json::from_slice(&body).map_err(|e| Failure {
+            unreachable: false,
             error: self.error(format!("token: not a token reply: {e}")),
             transient: false,
         })?;
         let token = reply.token.or(reply.access_token).unwrap_or_default();
         let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Failure {
+            unreachable: false,
             error: self.error("token: not a token a header can carry"),
             transient: false,
         })?;
@@ -245,6 +252,7 @@ impl Http {
         match deadline.checked_duration_since(Instant::now()) {
             Some(left) if !left.is_zero() => Ok(left.min(own)),
             _ => Err(Failure {
+                unreachable: false,
                 error: self.error("the run's --timeout has passed"),
                 transient: false,
             }),
@@ -266,15 +274,18 @@ impl Http {
         // A timer is made inside the runtime.
         let fut = async move { tokio::time::timeout(limit, req.timeout(limit).send()).await };
         match super::block_on(fut).map_err(|e| Failure {
+            unreachable: false,
             error: e,
             transient: false,
         })? {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(Failure {
+                unreachable: e.is_connect(),
                 transient: transient(&e),
                 error: self.error(format!("{what}{}", escape(with_causes(&e).as_bytes()))),
             }),
             Err(_) => Err(Failure {
+                unreachable: false,
                 error: self.error(format!("{what}no reply within {} s", limit.as_secs())),
                 transient: true,
             }),
@@ -298,6 +309,7 @@ impl Http {
             _ => "",
         };
         Failure {
+            unreachable: false,
             error: self.error(format!("{what}{reason}{status}{said}")),
             transient: status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS,
         }
@@ -321,6 +333,7 @@ impl Http {
         match self.stream(r, limit, &mut out, what)? {
             n if n <= limit => Ok(out),
             _ => Err(Failure {
+                unreachable: false,
                 error: self.error(format!("{what}a reply of more than {limit} bytes: refused")),
                 transient: false,
             }),
@@ -340,11 +353,13 @@ impl Http {
             let mut stream = r.bytes_stream();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| Failure {
+                    unreachable: false,
                     transient: true,
                     error: self.error(format!("{what}{}", escape(with_causes(&e).as_bytes()))),
                 })?;
                 let room = (limit + 1 - seen).min(chunk.len() as u64) as usize;
                 out.write_all(&chunk[..room]).map_err(|e| Failure {
+                    unreachable: false,
                     error: Error::Io(e),
                     transient: false,
                 })?;
@@ -356,6 +371,7 @@ impl Http {
             Ok(seen)
         };
         super::block_on(body).map_err(|e| Failure {
+            unreachable: false,
             error: e,
             transient: false,
         })?
@@ -448,6 +464,7 @@ impl Http {
         let seen = self.stream(r, size, &mut hashing, &what)?;
         if seen != size {
             return Err(Failure {
+                unreachable: false,
                 error: Error::SizeMismatch {
                     blob: format!("{} {what}", self.name)
                         .trim_end_matches(": ")
@@ -462,6 +479,7 @@ impl Http {
         let found = format!("sha256:{}", hex::encode(hashing.0.finalize()));
         if found != digest.as_str() {
             return Err(Failure {
+                unreachable: false,
                 error: Error::DigestMismatch {
                     blob: format!("{} blob", self.name),
                     expected: digest.as_str().to_string(),

@@ -234,3 +234,100 @@ fn a_destination_index_that_is_not_a_regular_file_is_refused() {
         );
     }
 }
+
+/// Class 4: an `ld.so.conf` include chain of 3000 overflowed the stack in the squash
+/// guard (exit 134, a staging folder left in the destination); 20 hard links to one
+/// 1 MiB conf file were each read whole. Includes are followed 32 deep and 1 MiB is
+/// read in all.
+#[test]
+fn ld_so_conf_include_chains_and_hard_links_are_bounded() {
+    let w = scratch();
+    let big = w.path().join("big.conf");
+    let lines: String = (0..100_000).map(|i| format!("/x{i}\n")).collect();
+    std::fs::write(&big, lines).unwrap();
+    let mut spec = String::from(
+        "tag ld:1\nlayer\nfile bin/true from=/bin/true mode=0755\n\
+         file etc/ld.so.conf \"include /etc/c/0.conf\\ninclude /etc/h/*.conf\\n\"\n",
+    );
+    spec += &format!("file etc/h/00.conf from={}\n", big.display());
+    for i in 1..20 {
+        spec += &format!("hardlink etc/h/{i:02}.conf -> etc/h/00.conf\n");
+    }
+    for i in 0..3000 {
+        spec += &format!(
+            "file etc/c/{i}.conf \"/d{i}\\ninclude /etc/c/{}.conf\\n\"\n",
+            i + 1
+        );
+    }
+    let dir = w.path().join("img");
+    Spec::parse(&spec).write_layout(&dir, false);
+    let dest = w.path().join("dest");
+    std::fs::create_dir(&dest).unwrap();
+    for policy in ["default", "python"] {
+        let out = dest.join(policy);
+        let (o, peak) = with_peak_rss(
+            ocislim()
+                .args(["squash", "--policy", policy, "--allow-broken"])
+                .arg(&dir)
+                .arg("-o")
+                .arg(&out),
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.success(),
+            "{policy}: exit {:?}: {err}",
+            o.status.code()
+        );
+        assert!(peak < 256 << 10, "{policy}: peak RSS {peak} KiB");
+    }
+    let left: Vec<_> = entries(&dest)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".ocislim")
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Class 4: a 64 MiB `.list` of `/a` lines (an image of a few KB compressed) kept
+/// 1.27 GiB of paths. The paths the packages list are counted as they are kept: this
+/// one is refused in one line naming the file, within bounded memory, and a list of
+/// a million distinct paths is read.
+#[test]
+fn a_huge_dpkg_list_is_counted_as_it_is_read() {
+    let w = scratch();
+    let status =
+        "Package: p\\nStatus: install ok installed\\nVersion: 1\\nArchitecture: amd64\\n\\n";
+    let build = |name: &str, list: &[u8]| {
+        let file = w.path().join(format!("{name}.list"));
+        std::fs::write(&file, list).unwrap();
+        let dir = w.path().join(name);
+        Spec::parse(&format!(
+            "tag dpkg:1\nlayer\nfile var/lib/dpkg/status \"{status}\"\n\
+             file var/lib/dpkg/info/p.list from={}\n",
+            file.display()
+        ))
+        .write_layout(&dir, false);
+        dir
+    };
+    let bomb = build("bomb", &b"/a\n".repeat(64 << 20 >> 2));
+    let (o, peak) = with_peak_rss(ocislim().args(["packages", "--json"]).arg(&bomb));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/var/lib/dpkg/info/p.list") && err.contains("4000000 paths"),
+        "{err}"
+    );
+    assert!(peak < 640 << 10, "peak RSS {peak} KiB");
+    let many: Vec<u8> = (0..1_000_000)
+        .flat_map(|i| format!("/usr/share/p/f{i}\n").into_bytes())
+        .collect();
+    let fine = build("fine", &many);
+    let (o, peak) = with_peak_rss(ocislim().args(["packages", "--json"]).arg(&fine));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(peak < 512 << 10, "peak RSS {peak} KiB");
+}
