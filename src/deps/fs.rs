@@ -284,13 +284,15 @@ pub fn resolve_trail(fs: &dyn Fs, p: &[u8], link: &mut dyn FnMut(&[u8])) -> Opti
     };
     let dir = resolve_dir(fs, memo, &p[..i])?;
     dir.trail.iter().for_each(|l| link(l));
-    let done = dir
-        .real
-        .split(|&b| b == b'/')
+    walk(fs, components(&dir.real), &p[i + 1..], dir.hops, link).map(|r| r.real)
+}
+
+/// The components of a normalised path.
+fn components(p: &[u8]) -> Vec<Vec<u8>> {
+    p.split(|&b| b == b'/')
         .filter(|c| !c.is_empty())
         .map(<[u8]>::to_vec)
-        .collect();
-    walk(fs, done, &p[i + 1..], dir.hops, link).map(|r| r.real)
+        .collect()
 }
 
 /// The folder `dir` resolved, through the nearest folder above it that is remembered:
@@ -318,13 +320,8 @@ fn resolve_dir(fs: &dyn Fs, memo: &ResolveMemo, dir: &[u8]) -> Option<Resolved> 
     while let Some(d) = todo.pop() {
         known = known.and_then(|parent| {
             let name = d.rsplit(|&b| b == b'/').next().unwrap_or(d);
-            let done = parent
-                .real
-                .split(|&b| b == b'/')
-                .filter(|c| !c.is_empty())
-                .map(<[u8]>::to_vec)
-                .collect();
             let mut trail = parent.trail.clone();
+            let done = components(&parent.real);
             walk(fs, done, name, parent.hops, &mut |l| trail.push(l.to_vec()))
                 .filter(|r| fs.stat(&r.real) == Some(Stat::Dir) || r.real.is_empty())
                 .map(|r| Resolved { trail, ..r })

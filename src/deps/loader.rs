@@ -129,14 +129,7 @@ impl<'a> Loader<'a> {
                 )
             })
             .unwrap_or_default();
-        let mut conf = Conf {
-            fs,
-            files: fs.files(),
-            read: HashSet::new(),
-            left: MAX_CONF_BYTES,
-            dirs: Vec::new(),
-            named: HashSet::new(),
-        };
+        let mut conf = Conf::new(fs);
         conf.read(b"etc/ld.so.conf", 0);
         Loader {
             fs,
@@ -431,7 +424,18 @@ struct Conf<'f> {
     named: HashSet<Vec<u8>>,
 }
 
-impl Conf<'_> {
+impl<'f> Conf<'f> {
+    fn new(fs: &'f dyn Fs) -> Self {
+        Conf {
+            fs,
+            files: fs.files(),
+            read: HashSet::new(),
+            left: MAX_CONF_BYTES,
+            dirs: Vec::new(),
+            named: HashSet::new(),
+        }
+    }
+
     fn read(&mut self, p: &[u8], depth: usize) {
         let Some(real) = resolve(self.fs, p) else {
             return;
@@ -540,14 +544,7 @@ mod tests {
             conf.extend(format!("include /etc/h/{i:02}.conf\n").as_bytes());
         }
         fs.file("etc/ld.so.conf", &conf, 0o644);
-        let mut conf = Conf {
-            fs: &fs,
-            files: fs.files(),
-            read: HashSet::new(),
-            left: MAX_CONF_BYTES,
-            dirs: Vec::new(),
-            named: HashSet::new(),
-        };
+        let mut conf = Conf::new(&fs);
         conf.read(b"etc/ld.so.conf", 0);
         assert_eq!(conf.left, 0);
         assert!(

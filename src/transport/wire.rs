@@ -49,6 +49,26 @@ pub struct Failure {
     pub unreachable: bool,
 }
 
+impl Failure {
+    /// A failure that trying again will not mend.
+    fn stop(error: Error) -> Failure {
+        Failure::of(error, false)
+    }
+
+    /// A failure that may pass when tried again.
+    fn again(error: Error) -> Failure {
+        Failure::of(error, true)
+    }
+
+    fn of(error: Error, transient: bool) -> Failure {
+        Failure {
+            error,
+            transient,
+            unreachable: false,
+        }
+    }
+}
+
 /// One registry host: the client, its base URL and how requests authenticate.
 pub struct Http {
     client: reqwest::Client,
@@ -158,11 +178,9 @@ impl Http {
             .and_then(|h| h.to_str().ok())
             .map(str::to_string);
         http.challenge = match (status, header) {
-            (StatusCode::UNAUTHORIZED, Some(h)) => parse_challenge(&h).map_err(|e| Failure {
-                unreachable: false,
-                error: http.error(e),
-                transient: false,
-            })?,
+            (StatusCode::UNAUTHORIZED, Some(h)) => {
+                parse_challenge(&h).map_err(|e| Failure::stop(http.error(e)))?
+            }
             (s, _) if s.is_success() => Challenge::None,
             _ => return Err(http.failure("", r)),
         };
@@ -171,15 +189,11 @@ impl Http {
                 .get(..7)
                 .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
             if plain && !access.insecure {
-                return Err(Failure {
-                    unreachable: false,
-                    error: http.error(format!(
-                        "the registry sends credentials for a token to {}, which is plain \
+                return Err(Failure::stop(http.error(format!(
+                    "the registry sends credentials for a token to {}, which is plain \
                          HTTP: refused (--tls-verify=false allows it)",
-                        escape(realm.as_bytes())
-                    )),
-                    transient: false,
-                });
+                    escape(realm.as_bytes())
+                ))));
             }
         }
         if matches!(http.challenge, Challenge::Basic)
@@ -222,17 +236,11 @@ impl Http {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let reply: Reply = serde_json::from_slice(&body).map_err(|e| Failure {
-            unreachable: false,
-            error: self.error(format!("token: not a token reply: {e}")),
-            transient: false,
-        })?;
+        let reply: Reply = serde_json::from_slice(&body)
+            .map_err(|e| Failure::stop(self.error(format!("token: not a token reply: {e}"))))?;
         let token = reply.token.or(reply.access_token).unwrap_or_default();
-        let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Failure {
-            unreachable: false,
-            error: self.error("token: not a token a header can carry"),
-            transient: false,
-        })?;
+        let value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| Failure::stop(self.error("token: not a token a header can carry")))?;
         *self.authorization.lock().unwrap() = Some(value);
         Ok(())
     }
@@ -251,11 +259,7 @@ impl Http {
         };
         match deadline.checked_duration_since(Instant::now()) {
             Some(left) if !left.is_zero() => Ok(left.min(own)),
-            _ => Err(Failure {
-                unreachable: false,
-                error: self.error("the run's --timeout has passed"),
-                transient: false,
-            }),
+            _ => Err(Failure::stop(self.error("the run's --timeout has passed"))),
         }
     }
 
@@ -273,22 +277,16 @@ impl Http {
         };
         // A timer is made inside the runtime.
         let fut = async move { tokio::time::timeout(limit, req.timeout(limit).send()).await };
-        match super::block_on(fut).map_err(|e| Failure {
-            unreachable: false,
-            error: e,
-            transient: false,
-        })? {
+        match super::block_on(fut).map_err(Failure::stop)? {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(Failure {
                 unreachable: e.is_connect(),
                 transient: transient(&e),
                 error: self.error(format!("{what}{}", escape(with_causes(&e).as_bytes()))),
             }),
-            Err(_) => Err(Failure {
-                unreachable: false,
-                error: self.error(format!("{what}no reply within {} s", limit.as_secs())),
-                transient: true,
-            }),
+            Err(_) => Err(Failure::again(
+                self.error(format!("{what}no reply within {} s", limit.as_secs())),
+            )),
         }
     }
 
@@ -308,11 +306,10 @@ impl Http {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "authentication failed: ",
             _ => "",
         };
-        Failure {
-            unreachable: false,
-            error: self.error(format!("{what}{reason}{status}{said}")),
-            transient: status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS,
-        }
+        Failure::of(
+            self.error(format!("{what}{reason}{status}{said}")),
+            status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS,
+        )
     }
 
     /// Up to `limit` bytes of a body, errors ignored (for an error reply).
@@ -332,11 +329,9 @@ impl Http {
         let mut out = Vec::new();
         match self.stream(r, limit, &mut out, what)? {
             n if n <= limit => Ok(out),
-            _ => Err(Failure {
-                unreachable: false,
-                error: self.error(format!("{what}a reply of more than {limit} bytes: refused")),
-                transient: false,
-            }),
+            _ => Err(Failure::stop(self.error(format!(
+                "{what}a reply of more than {limit} bytes: refused"
+            )))),
         }
     }
 
@@ -352,17 +347,14 @@ impl Http {
         let body = async {
             let mut stream = r.bytes_stream();
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| Failure {
-                    unreachable: false,
-                    transient: true,
-                    error: self.error(format!("{what}{}", escape(with_causes(&e).as_bytes()))),
+                let chunk = chunk.map_err(|e| {
+                    Failure::again(
+                        self.error(format!("{what}{}", escape(with_causes(&e).as_bytes()))),
+                    )
                 })?;
                 let room = (limit + 1 - seen).min(chunk.len() as u64) as usize;
-                out.write_all(&chunk[..room]).map_err(|e| Failure {
-                    unreachable: false,
-                    error: Error::Io(e),
-                    transient: false,
-                })?;
+                out.write_all(&chunk[..room])
+                    .map_err(|e| Failure::stop(Error::Io(e)))?;
                 seen += room as u64;
                 if seen > limit {
                     break;
@@ -370,11 +362,7 @@ impl Http {
             }
             Ok(seen)
         };
-        super::block_on(body).map_err(|e| Failure {
-            unreachable: false,
-            error: e,
-            transient: false,
-        })?
+        super::block_on(body).map_err(Failure::stop)?
     }
 
     /// `GET` (or `HEAD`) of `path` below the repository, retrying a 401 once with a new
@@ -463,30 +451,23 @@ impl Http {
         let mut hashing = Hashing(Sha256::new(), out);
         let seen = self.stream(r, size, &mut hashing, &what)?;
         if seen != size {
-            return Err(Failure {
-                unreachable: false,
-                error: Error::SizeMismatch {
-                    blob: format!("{} {what}", self.name)
-                        .trim_end_matches(": ")
-                        .to_string(),
-                    expected: size,
-                    found: seen,
-                },
-                // Cut short may pass; too long will not.
-                transient: seen < size,
-            });
+            let error = Error::SizeMismatch {
+                blob: format!("{} {what}", self.name)
+                    .trim_end_matches(": ")
+                    .to_string(),
+                expected: size,
+                found: seen,
+            };
+            // Cut short may pass; too long will not.
+            return Err(Failure::of(error, seen < size));
         }
         let found = format!("sha256:{}", hex::encode(hashing.0.finalize()));
         if found != digest.as_str() {
-            return Err(Failure {
-                unreachable: false,
-                error: Error::DigestMismatch {
-                    blob: format!("{} blob", self.name),
-                    expected: digest.as_str().to_string(),
-                    found,
-                },
-                transient: true,
-            });
+            return Err(Failure::again(Error::DigestMismatch {
+                blob: format!("{} blob", self.name),
+                expected: digest.as_str().to_string(),
+                found,
+            }));
         }
         Ok(())
     }
