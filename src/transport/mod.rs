@@ -16,6 +16,7 @@
 pub mod daemon;
 #[cfg(feature = "transports")]
 pub mod registry;
+pub mod reply;
 #[cfg(feature = "transports")]
 pub mod wire;
 #[cfg(not(feature = "transports"))]

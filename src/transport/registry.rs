@@ -193,7 +193,7 @@ impl Repo {
                 "authentication failed: the token server refused the credentials".into()
             }
             // oci-client keeps what the registry said whole.
-            e => wire::excerpt(&with_causes(e)),
+            e => super::reply::excerpt(&with_causes(e)),
         };
         remote_error(&self.name, format!("{what}{reason}"))
     }

@@ -5,7 +5,7 @@
 //!
 //! - every body is capped as it streams: documents at the JSON limit, tokens at
 //!   [`TOKEN_LIMIT`], blobs at their descriptor's size, error bodies at
-//!   [`ERROR_LIMIT`], of which at most [`EXCERPT`] bytes are shown, escaped, on one line;
+//!   [`ERROR_LIMIT`], of which at most [`super::reply::EXCERPT`] characters are shown, escaped, on one line;
 //! - every request has a deadline: [`DOCUMENT_DEADLINE`] for documents, a blob's at
 //!   [`MIN_RATE`], and the run's `--timeout` over all of them (a registry trickling a byte
 //!   every 20 s never ended, one that accepts and stays silent held a run 20 minutes);
@@ -13,6 +13,7 @@
 //!   the credentials would cross in cleartext.
 
 use super::Access;
+use super::reply::{Challenge, excerpt, parse_challenge, token};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layer::path::escape;
@@ -28,8 +29,6 @@ use std::time::{Duration, Instant};
 pub const TOKEN_LIMIT: u64 = 1 << 20;
 /// The most bytes of an error reply read.
 pub const ERROR_LIMIT: u64 = 4 << 10;
-/// The most bytes of an error reply shown.
-pub const EXCERPT: usize = 200;
 /// The time a document request (ping, token, manifest) may take, body included.
 pub const DOCUMENT_DEADLINE: Duration = Duration::from_secs(60);
 /// The slowest a blob may arrive: its deadline is [`DOCUMENT_DEADLINE`] plus its size
@@ -88,33 +87,11 @@ pub struct Http {
     name: String,
 }
 
-#[derive(Clone, Debug)]
-enum Challenge {
-    None,
-    Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-    },
-}
-
 /// Whether a request error may pass when tried again.
 fn transient(e: &reqwest::Error) -> bool {
     let text = with_causes(e);
     let tls = text.contains("certificate") || text.contains("corrupt message");
     !tls && (e.is_connect() || e.is_timeout() || e.is_body() || e.is_request())
-}
-
-/// At most [`EXCERPT`] characters of what a server said, its whitespace runs as one
-/// space, control characters escaped: one line, whatever it sent.
-pub fn excerpt(text: &str) -> String {
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let cut = text
-        .char_indices()
-        .nth(EXCERPT)
-        .map_or(text.len(), |(i, _)| i);
-    let more = if cut < text.len() { "..." } else { "" };
-    format!("{}{more}", escape(&text.as_bytes()[..cut]))
 }
 
 /// An error with its causes, on one line.
@@ -231,14 +208,7 @@ impl Http {
             return Err(self.failure("token: ", r));
         }
         let body = self.capped(r, TOKEN_LIMIT, "token: ")?;
-        #[derive(serde::Deserialize)]
-        struct Reply {
-            token: Option<String>,
-            access_token: Option<String>,
-        }
-        let reply: Reply = serde_json::from_slice(&body)
-            .map_err(|e| Failure::stop(self.error(format!("token: not a token reply: {e}"))))?;
-        let token = reply.token.or(reply.access_token).unwrap_or_default();
+        let token = token(&body).map_err(|e| Failure::stop(self.error(format!("token: {e}"))))?;
         let value = HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| Failure::stop(self.error("token: not a token a header can carry")))?;
         *self.authorization.lock().unwrap() = Some(value);
@@ -491,58 +461,4 @@ fn basic(user: &str, pass: &str) -> HeaderValue {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
     HeaderValue::from_str(&format!("Basic {b64}")).expect("base64 is a header value")
-}
-
-/// The first challenge of a `WWW-Authenticate` header ocislim can answer.
-fn parse_challenge(header: &str) -> std::result::Result<Challenge, String> {
-    let challenges = http_auth::parse_challenges(header)
-        .map_err(|e| format!("a WWW-Authenticate header it cannot read: {e}"))?;
-    for c in challenges {
-        if c.scheme.eq_ignore_ascii_case("bearer") {
-            let param = |k: &str| {
-                c.params
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(k))
-                    .map(|(_, v)| v.to_unescaped())
-            };
-            let Some(realm) = param("realm") else {
-                return Err("a Bearer challenge without a realm".into());
-            };
-            return Ok(Challenge::Bearer {
-                realm,
-                service: param("service"),
-            });
-        }
-        if c.scheme.eq_ignore_ascii_case("basic") {
-            return Ok(Challenge::Basic);
-        }
-    }
-    Err(format!(
-        "an authentication scheme it cannot answer: {}",
-        escape(header.get(..EXCERPT).unwrap_or(header).as_bytes())
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn challenges() {
-        let c = parse_challenge(
-            r#"Bearer realm="https://auth.example/token",service="registry.example""#,
-        )
-        .unwrap();
-        assert!(
-            matches!(&c, Challenge::Bearer { realm, service: Some(s) }
-                if realm == "https://auth.example/token" && s == "registry.example"),
-            "{c:?}"
-        );
-        assert!(matches!(
-            parse_challenge(r#"Basic realm="x""#).unwrap(),
-            Challenge::Basic
-        ));
-        assert!(parse_challenge("Negotiate").is_err());
-        assert!(parse_challenge(r#"Bearer service="x""#).is_err());
-    }
 }

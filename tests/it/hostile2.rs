@@ -279,6 +279,7 @@ fn ld_so_conf_include_chains_and_hard_links_are_bounded() {
             o.status.code()
         );
         assert!(peak < 256 << 10, "{policy}: peak RSS {peak} KiB");
+        eprintln!("ld.so.conf bombs, --policy {policy}: peak RSS {peak} KiB");
     }
     let left: Vec<_> = entries(&dest)
         .into_iter()
@@ -323,6 +324,7 @@ fn a_huge_dpkg_list_is_counted_as_it_is_read() {
         "{err}"
     );
     assert!(peak < 640 << 10, "peak RSS {peak} KiB");
+    eprintln!("a 64 MiB .list of /a: peak RSS {peak} KiB: {}", err.trim());
     let many: Vec<u8> = (0..1_000_000)
         .flat_map(|i| format!("/usr/share/p/f{i}\n").into_bytes())
         .collect();
@@ -330,4 +332,54 @@ fn a_huge_dpkg_list_is_counted_as_it_is_read() {
     let (o, peak) = with_peak_rss(ocislim().args(["packages", "--json"]).arg(&fine));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(peak < 512 << 10, "peak RSS {peak} KiB");
+    eprintln!("a .list of 1M distinct paths: peak RSS {peak} KiB");
+}
+
+/// Class 4: one 1 MiB ELF with 1000 `PT_INTERP` headers, each spanning the file, cost
+/// 1-1.9 GiB: the kernel takes the first and so does the analysis (at most 4096 bytes
+/// of it). `check` names that interpreter, missing, within bounded memory.
+#[test]
+fn an_elf_with_a_thousand_interpreters_reads_the_first() {
+    let w = scratch();
+    let (phnum, at, size) = (1000u16, 57_000u64, 1u64 << 20);
+    let mut elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".to_vec();
+    elf.extend(2u16.to_le_bytes()); // ET_EXEC
+    elf.extend(62u16.to_le_bytes()); // x86-64
+    elf.extend(1u32.to_le_bytes());
+    elf.extend(0u64.to_le_bytes()); // entry
+    elf.extend(64u64.to_le_bytes()); // phoff
+    elf.extend(0u64.to_le_bytes()); // shoff
+    elf.extend(0u32.to_le_bytes());
+    for v in [64u16, 56, phnum, 64, 0, 0] {
+        elf.extend(v.to_le_bytes());
+    }
+    for _ in 0..phnum {
+        elf.extend(3u32.to_le_bytes()); // PT_INTERP
+        elf.extend(4u32.to_le_bytes());
+        for v in [at, 0, 0, size - at, size - at, 1] {
+            elf.extend(v.to_le_bytes());
+        }
+    }
+    elf.resize(at as usize, 0);
+    elf.extend(b"/lib/ld-first.so\0");
+    elf.resize(size as usize, b'a');
+    let file = w.path().join("x");
+    std::fs::write(&file, &elf).unwrap();
+    let dir = w.path().join("img");
+    Spec::parse(&format!(
+        "tag elf:1\nconfig Cmd=[\"/bin/x\"]\nlayer\nfile bin/x from={} mode=0755\n",
+        file.display()
+    ))
+    .write_layout(&dir, false);
+    let (o, peak) = with_peak_rss(ocislim().args(["check", "--json"]).arg(&dir));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("/lib/ld-first.so"), "{out}");
+    assert!(peak < 96 << 10, "peak RSS {peak} KiB");
+    eprintln!("1000 PT_INTERP headers: peak RSS {peak} KiB");
 }

@@ -985,6 +985,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
         assert_eq!(err.trim().lines().count(), 1, "{image}: {err}");
         assert!(!err.contains('\x1b'), "{image}: a raw escape byte: {err}");
         assert!(peak_kib < 256 << 10, "{image}: peak RSS {peak_kib} KiB");
+        eprintln!("{image}: peak RSS {peak_kib} KiB: {}", err.trim());
         err
     };
     let err = fail(format!("docker://127.0.0.1:{port}/big:1"), &[]);
