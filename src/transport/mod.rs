@@ -1,11 +1,12 @@
 //! Images that are not files: a registry (`docker://HOST/REPO[:TAG|@DIGEST]`, through
-//! `oci-client`) and the Docker engine (`docker-daemon:NAME[:TAG]`, through `bollard`).
+//! [`wire`] over `reqwest`) and the Docker engine (`docker-daemon:NAME[:TAG]`, through
+//! `bollard`).
 //!
 //! ```text
 //! source  registry ─► manifests + configs ─► spool folder (an OCI layout) ─► reader
 //!                     chosen image's layers, in parallel, verified as they stream ─┘
 //!         engine   ─► GET /images/NAME/get, spooled ─► docker archive ─► reader
-//! sink    staging (an OCI layout) ─► registry: blobs (HEAD, mount, chunked upload), manifest last
+//! sink    staging (an OCI layout) ─► registry: blobs (HEAD, mount, streamed PUT), manifest last
 //!                                 ─► engine: POST /images/load, the archive streamed as written
 //! ```
 //! Both clients are async; they run on one small runtime behind blocking calls, so async
@@ -192,25 +193,3 @@ pub(crate) const BACKOFF: [Duration; 3] = [
     Duration::from_secs(1),
     Duration::from_secs(4),
 ];
-
-#[cfg(feature = "transports")]
-/// Runs `attempt` until it succeeds, fails for good (`transient` says no), or
-/// [`BACKOFF`] is spent.
-pub(crate) async fn retry<T, E, Fut>(
-    mut attempt: impl FnMut() -> Fut,
-    transient: impl Fn(&E) -> bool,
-) -> std::result::Result<T, E>
-where
-    Fut: Future<Output = std::result::Result<T, E>>,
-{
-    let mut waits = BACKOFF.iter();
-    loop {
-        match attempt().await {
-            Err(e) if transient(&e) => match waits.next() {
-                Some(w) => tokio::time::sleep(*w).await,
-                None => return Err(e),
-            },
-            r => return r,
-        }
-    }
-}

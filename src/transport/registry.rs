@@ -1,6 +1,7 @@
 //! The registry transport, `docker://HOST/REPO[:TAG|@DIGEST]`: pulls and the challenge
 //! through [`super::wire`] (every reply capped as it streams, every request under a
-//! deadline), pushes through `oci-client`, credentials through `docker_credential`.
+//! deadline), references parsed by `oci-client`, credentials through
+//! `docker_credential`.
 //!
 //! Pull writes what it fetches into a spool folder shaped as an OCI layout, so the reader
 //! treats it as any layout and verifies every document and layer as it reads it: first
@@ -11,9 +12,9 @@
 //! mounted, the rest go up streamed, the manifest last, so a failed push leaves the tag
 //! where it was.
 
+use super::Access;
 pub use super::Pushed;
 use super::wire::{self, Failure, Http, with_causes};
-use super::{Access, retry};
 use crate::cleanup::{STAGED, Staged};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -21,13 +22,10 @@ use crate::image::media;
 use crate::image::reader::JSON_LIMIT;
 use crate::image::writer::StagedImage;
 use bytes::Bytes;
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference, RegistryOperation};
+use oci_client::Reference;
 use rayon::prelude::*;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Manifests fetched for one index, nested ones included.
@@ -45,43 +43,12 @@ const MANIFEST_TYPES: [&str; 4] = [
 /// A connection to one repository of a registry.
 #[derive(Clone)]
 pub struct Repo {
-    /// Pushes.
-    client: Client,
-    /// Pulls, and the challenge checked before anything is sent.
+    /// Every request, the challenge checked before anything is sent.
     http: std::sync::Arc<Http>,
-    auth: RegistryAuth,
-    deadline: Option<std::time::Instant>,
     /// The reference as given (its tag or digest included).
     pub reference: Reference,
     /// As written on the command line, for messages.
     pub name: String,
-}
-
-fn remote_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Remote {
-        what: what.to_string(),
-        reason: e.to_string(),
-    }
-}
-
-/// Whether a failed request may succeed when tried again.
-fn transient(e: &OciDistributionError) -> bool {
-    match e {
-        OciDistributionError::RequestError(r) => {
-            // A certificate refused, or TLS spoken to a plain HTTP server, will not pass.
-            let text = with_causes(r);
-            let tls = text.contains("certificate") || text.contains("corrupt message");
-            !tls && (r.is_connect()
-                || r.is_timeout()
-                || r.is_body()
-                || r.is_request()
-                || r.status()
-                    .is_some_and(|s| s.is_server_error() || s.as_u16() == 429))
-        }
-        OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
-        OciDistributionError::IoError(_) => true,
-        _ => false,
-    }
 }
 
 impl Repo {
@@ -98,34 +65,8 @@ impl Repo {
             .parse()
             .map_err(|e| Error::Usage(format!("{name}: not an image reference: {e}")))?;
         let host = reference.resolve_registry().to_string();
-        let auth = credentials(&host, access)?;
-        let roots = ca_certificates(&host, access)?;
-        let config = |protocol| -> Result<ClientConfig> {
-            Ok(ClientConfig {
-                protocol,
-                accept_invalid_certificates: access.insecure,
-                extra_root_certificates: roots.clone(),
-                // Each blob goes up as one streamed request, read from its file in 4 MiB
-                // pieces: oci-client's chunked mode sends a request per 4 MiB, and pushed
-                // the 1 GB bench image's 313 MiB layer 2.2x slower than skopeo here.
-                use_monolithic_push: true,
-                // A registry that stops answering fails the run (after the retries)
-                // instead of hanging a CI job.
-                connect_timeout: Some(std::time::Duration::from_secs(30)),
-                read_timeout: Some(std::time::Duration::from_secs(120)),
-                ..Default::default()
-            })
-        };
-        let pem = roots
-            .iter()
-            .map(|c| reqwest::Certificate::from_pem(&c.data))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Usage(format!("{name}: a CA certificate: {}", with_causes(&e))))?;
-        let web = wire::client(access, pem)?;
-        let creds = match &auth {
-            RegistryAuth::Basic(u, p) => Some((u.clone(), p.clone())),
-            _ => None,
-        };
+        let creds = credentials(&host, access)?;
+        let web = wire::client(access, ca_certificates(&host, access, &name)?)?;
         let connect = |base: String| {
             again(|| {
                 Http::connect(
@@ -138,7 +79,6 @@ impl Repo {
                 )
             })
         };
-        let mut protocol = ClientProtocol::Https;
         let tls = Http::connect(
             web.clone(),
             format!("https://{host}"),
@@ -151,51 +91,16 @@ impl Repo {
             Ok(found) => found,
             // `--tls-verify=false` also allows a registry that speaks plain HTTP (a TLS
             // handshake refused is not worth retrying).
-            Err(f) if access.insecure && f.unreachable => {
-                protocol = ClientProtocol::Http;
-                connect(format!("http://{host}"))?
-            }
+            Err(f) if access.insecure && f.unreachable => connect(format!("http://{host}"))?,
             Err(f) if f.transient => connect(format!("https://{host}"))?,
             Err(f) => return Err(f.error),
         };
-        again(|| found.authorize(scope))?;
-        let client = Client::try_from(config(protocol)?).map_err(|e| remote_error(spec, e))?;
+        again(|| found.authorize(scope, &[]))?;
         Ok(Repo {
-            client,
             http: std::sync::Arc::new(found),
-            auth,
-            deadline: access.deadline,
             reference,
             name,
         })
-    }
-
-    /// Runs a push request of oci-client's on the shared runtime, within the run's
-    /// `--timeout`.
-    fn bounded<F: std::future::Future>(&self, f: F) -> Result<F::Output> {
-        let Some(deadline) = self.deadline else {
-            return super::block_on(f);
-        };
-        let at = tokio::time::Instant::from_std(deadline);
-        // A timer is made inside the runtime.
-        super::block_on(async move { tokio::time::timeout_at(at, f).await })?
-            .map_err(|_| self.error("the run's --timeout has passed"))
-    }
-
-    fn error(&self, e: impl std::fmt::Display) -> Error {
-        remote_error(&self.name, e)
-    }
-
-    fn failed(&self, what: &str, e: &OciDistributionError) -> Error {
-        let reason = match e {
-            // A token server that refuses says nothing more.
-            OciDistributionError::AuthenticationFailure(m) if m.trim().is_empty() => {
-                "authentication failed: the token server refused the credentials".into()
-            }
-            // oci-client keeps what the registry said whole.
-            e => super::reply::excerpt(&with_causes(e)),
-        };
-        remote_error(&self.name, format!("{what}{reason}"))
     }
 
     fn at_digest(&self, digest: &Digest) -> Reference {
@@ -293,10 +198,10 @@ fn again<T>(mut attempt: impl FnMut() -> std::result::Result<T, Failure>) -> Res
 /// `auth.json` (`REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`), else
 /// Docker's `config.json` (`$DOCKER_CONFIG`, `~/.docker`), credential helpers included;
 /// none found is anonymous access.
-fn credentials(host: &str, access: &Access) -> Result<RegistryAuth> {
+fn credentials(host: &str, access: &Access) -> Result<Option<(String, String)>> {
     use docker_credential::{CredentialRetrievalError as E, DockerCredential};
-    if let Some((u, p)) = &access.creds {
-        return Ok(RegistryAuth::Basic(u.clone(), p.clone()));
+    if let Some(c) = &access.creds {
+        return Ok(Some(c.clone()));
     }
     let server = match host {
         "docker.io" | "index.docker.io" | "registry-1.docker.io" => "https://index.docker.io/v1/",
@@ -315,13 +220,11 @@ fn credentials(host: &str, access: &Access) -> Result<RegistryAuth> {
         },
     };
     match found {
-        Ok(DockerCredential::UsernamePassword(u, p)) => Ok(RegistryAuth::Basic(u, p)),
+        Ok(DockerCredential::UsernamePassword(u, p)) => Ok(Some((u, p))),
         Ok(DockerCredential::IdentityToken(_)) => Err(Error::Usage(format!(
             "the credentials stored for {host} are an identity token, which ocislim cannot use; give --creds USER:PASS"
         ))),
-        Err(E::NoCredentialConfigured | E::ConfigNotFound | E::ConfigReadError) => {
-            Ok(RegistryAuth::Anonymous)
-        }
+        Err(E::NoCredentialConfigured | E::ConfigNotFound | E::ConfigReadError) => Ok(None),
         Err(e) => Err(Error::Usage(format!("credentials for {host}: {e}"))),
     }
 }
@@ -329,7 +232,7 @@ fn credentials(host: &str, access: &Access) -> Result<RegistryAuth> {
 /// CA certificates to trust for `host`: the `*.crt` files of `--cert-dir`, else of
 /// `/etc/containers/certs.d/HOST` and `/etc/docker/certs.d/HOST` (skopeo's and Docker's
 /// places).
-fn ca_certificates(host: &str, access: &Access) -> Result<Vec<Certificate>> {
+fn ca_certificates(host: &str, access: &Access, name: &str) -> Result<Vec<reqwest::Certificate>> {
     let dirs: Vec<PathBuf> = match &access.cert_dir {
         Some(d) => vec![d.clone()],
         None => ["/etc/containers/certs.d", "/etc/docker/certs.d"]
@@ -348,10 +251,14 @@ fn ca_certificates(host: &str, access: &Access) -> Result<Vec<Certificate>> {
             .collect();
         files.sort();
         for f in files {
-            certs.push(Certificate {
-                encoding: CertificateEncoding::Pem,
-                data: fs_err::read(&f)?,
-            });
+            let cert = reqwest::Certificate::from_pem(&fs_err::read(&f)?).map_err(|e| {
+                Error::Usage(format!(
+                    "{name}: CA certificate {}: {}",
+                    f.display(),
+                    with_causes(&e)
+                ))
+            })?;
+            certs.push(cert);
         }
     }
     Ok(certs)
@@ -519,18 +426,16 @@ pub fn push(
 ) -> Result<Pushed> {
     let started = std::time::Instant::now();
     let repo = Repo::connect_for(spec, access, "pull,push")?;
-    repo.bounded(retry(
-        || {
-            repo.client
-                .auth(&repo.reference, &repo.auth, RegistryOperation::Push)
-        },
-        transient,
-    ))?
-    .map_err(|e| repo.failed("", &e))?;
     let mount_from = mount_from.filter(|m| {
         m.reference.resolve_registry() == repo.reference.resolve_registry()
             && m.reference.repository() != repo.reference.repository()
     });
+    if let Some(from) = mount_from {
+        again(|| {
+            repo.http
+                .authorize("pull,push", &[from.reference.repository()])
+        })?;
+    }
     let mut outcomes = Vec::new();
     for image in images {
         let (config, layers) = image.blobs.split_last().expect("an image has a config");
@@ -582,18 +487,9 @@ pub fn push(
 }
 
 fn push_manifest(repo: &Repo, at: &Reference, bytes: &[u8], media_type: &str) -> Result<()> {
-    let content_type = http::HeaderValue::from_str(media_type)
-        .map_err(|e| repo.error(format!("media type {media_type:?}: {e}")))?;
+    let name = at.digest().or(at.tag()).unwrap_or("latest");
     let body = Bytes::copy_from_slice(bytes);
-    repo.bounded(retry(
-        || {
-            repo.client
-                .push_manifest_raw(at, body.clone(), content_type.clone())
-        },
-        transient,
-    ))?
-    .map_err(|e| repo.failed("manifest: ", &e))?;
-    Ok(())
+    again(|| repo.http.put_manifest(name, &body, media_type))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -612,48 +508,15 @@ fn push_blob(
     size: u64,
     mount_from: Option<&Repo>,
 ) -> Result<Outcome> {
-    let what = || format!("blob {}", digest.as_str());
-    let exists = repo
-        .bounded(retry(
-            || repo.client.blob_exists(&repo.reference, digest.as_str()),
-            transient,
-        ))?
-        .map_err(|e| repo.failed(&format!("{}: ", what()), &e))?;
-    if exists {
+    if again(|| repo.http.has_blob(digest))? {
         return Ok(Outcome::Present);
     }
-    if let Some(from) = mount_from {
-        let mounted = repo.bounded(repo.client.mount_blob(
-            &repo.reference,
-            &from.reference,
-            digest.as_str(),
-        ))?;
-        // A registry that will not mount (or lacks the blob there) gets an upload.
-        if mounted.is_ok() {
-            return Ok(Outcome::Mounted);
-        }
+    if let Some(from) = mount_from
+        && again(|| repo.http.mount(digest, from.reference.repository()))?
+    {
+        return Ok(Outcome::Mounted);
     }
     let path = root.join(media::BLOBS_DIR).join(digest.hex());
-    repo.bounded(retry(
-        || {
-            let file = std::fs::File::open(&path);
-            async move {
-                let file = file?;
-                let chunks = futures_util::stream::unfold(file, |mut f| async move {
-                    let mut buf = Vec::with_capacity(4 << 20);
-                    match Read::take(&mut f, 4 << 20).read_to_end(&mut buf) {
-                        Ok(0) => None,
-                        Ok(_) => Some((Ok(Bytes::from(buf)), f)),
-                        Err(e) => Some((Err(OciDistributionError::IoError(e)), f)),
-                    }
-                });
-                repo.client
-                    .push_blob_stream(&repo.reference, chunks, digest.as_str(), Some(size))
-                    .await
-            }
-        },
-        transient,
-    ))?
-    .map_err(|e| repo.failed(&format!("{}: ", what()), &e))?;
+    again(|| repo.http.upload(digest, size, &path))?;
     Ok(Outcome::Uploaded)
 }

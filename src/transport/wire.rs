@@ -1,11 +1,12 @@
-//! The registry requests ocislim makes itself, over `reqwest`: the `/v2/` ping and its
-//! challenge, the token, and every manifest and blob pulled. oci-client (which pushes)
-//! reads each reply whole before any limit can be applied: a 512 MiB manifest, error
-//! body or token reply cost 1-2.5 GiB, an endless one all memory. Here:
+//! Every registry request, over `reqwest`: the `/v2/` ping and its challenge, the token,
+//! every manifest and blob pulled and pushed. oci-client, which made them before, reads
+//! each reply whole before any limit can be applied: a 512 MiB manifest, error body or
+//! token reply cost 1-2.5 GiB, an endless one all memory. Here:
 //!
 //! - every body is capped as it streams: documents at the JSON limit, tokens at
 //!   [`TOKEN_LIMIT`], blobs at their descriptor's size, error bodies at
-//!   [`ERROR_LIMIT`], of which at most [`super::reply::EXCERPT`] characters are shown, escaped, on one line;
+//!   [`ERROR_LIMIT`], of which at most [`super::reply::EXCERPT`] characters are shown,
+//!   escaped, on one line;
 //! - every request has a deadline: [`DOCUMENT_DEADLINE`] for documents, a blob's at
 //!   [`MIN_RATE`], and the run's `--timeout` over all of them (a registry trickling a byte
 //!   every 20 s never ended, one that accepts and stays silent held a run 20 minutes);
@@ -19,7 +20,9 @@ use crate::error::{Error, Result};
 use crate::layer::path::escape;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION, WWW_AUTHENTICATE,
+};
 use sha2::{Digest as _, Sha256};
 use std::io::Write;
 use std::sync::Mutex;
@@ -81,6 +84,8 @@ pub struct Http {
     creds: Option<(String, String)>,
     /// The `Authorization` header requests carry (a token, once fetched).
     authorization: Mutex<Option<HeaderValue>>,
+    /// The scopes of the last token asked for (asked again when one expires).
+    scopes: Mutex<Vec<String>>,
     /// The run's `--timeout`, as an instant.
     deadline: Option<Instant>,
     /// As written on the command line, for messages.
@@ -143,11 +148,12 @@ impl Http {
             challenge: Challenge::None,
             creds,
             authorization: Mutex::new(None),
+            scopes: Mutex::new(Vec::new()),
             deadline: access.deadline,
             name: name.to_string(),
         };
         let url = format!("{}/v2/", http.base);
-        let r = http.send(http.client.get(&url), DOCUMENT_DEADLINE, "")?;
+        let r = http.send(http.client.get(&url), DOCUMENT_DEADLINE, "", false)?;
         let status = r.status();
         let header = r
             .headers()
@@ -186,13 +192,23 @@ impl Http {
         matches!(self.challenge, Challenge::Bearer { .. })
     }
 
-    /// Fetches a token for `scope` (`pull` or `pull,push`) when the registry wants one.
-    pub fn authorize(&self, scope: &str) -> std::result::Result<(), Failure> {
+    /// Fetches a token for `scope` (`pull` or `pull,push`) of the repository, and `pull`
+    /// of each of `also` (a repository blobs are mounted from), when the registry wants
+    /// one.
+    pub fn authorize(&self, scope: &str, also: &[&str]) -> std::result::Result<(), Failure> {
+        let mut scopes = vec![format!("repository:{}:{scope}", self.repository)];
+        scopes.extend(also.iter().map(|r| format!("repository:{r}:pull")));
+        *self.scopes.lock().unwrap() = scopes;
+        self.token()
+    }
+
+    /// Fetches a token for the scopes last asked for.
+    fn token(&self) -> std::result::Result<(), Failure> {
         let Challenge::Bearer { realm, service } = &self.challenge else {
             return Ok(());
         };
-        let scope = format!("repository:{}:{scope}", self.repository);
-        let mut query = vec![("scope", scope.as_str())];
+        let scopes = self.scopes.lock().unwrap().clone();
+        let mut query: Vec<(&str, &str)> = scopes.iter().map(|s| ("scope", s.as_str())).collect();
         if let Some(s) = service {
             query.push(("service", s));
         }
@@ -200,7 +216,7 @@ impl Http {
         if let Some((u, p)) = &self.creds {
             req = req.basic_auth(u, Some(p));
         }
-        let r = self.send(req, DOCUMENT_DEADLINE, "token: ")?;
+        let r = self.send(req, DOCUMENT_DEADLINE, "token: ", false)?;
         if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
             return Err(self.failure("token: the token server refused the credentials: ", r));
         }
@@ -233,17 +249,19 @@ impl Http {
         }
     }
 
-    /// Sends `req` with the time it may take (its body included).
+    /// Sends `req` with the time it may take (its body included), with the registry's
+    /// `Authorization` when `auth` (never to a token server or another host).
     fn send(
         &self,
         req: reqwest::RequestBuilder,
         own: Duration,
         what: &str,
+        auth: bool,
     ) -> std::result::Result<reqwest::Response, Failure> {
         let limit = self.budget(own)?;
         let req = match self.authorization.lock().unwrap().clone() {
-            Some(a) => req.header(AUTHORIZATION, a),
-            None => req,
+            Some(a) if auth => req.header(AUTHORIZATION, a),
+            _ => req,
         };
         // A timer is made inside the runtime.
         let fut = async move { tokio::time::timeout(limit, req.timeout(limit).send()).await };
@@ -335,8 +353,32 @@ impl Http {
         super::block_on(body).map_err(Failure::stop)?
     }
 
-    /// `GET` (or `HEAD`) of `path` below the repository, retrying a 401 once with a new
-    /// token (tokens expire).
+    /// Sends the request `make` builds (to the registry, authenticated), asking for a
+    /// new token and sending it again once on a 401 (tokens expire).
+    fn call(
+        &self,
+        make: impl Fn() -> reqwest::RequestBuilder,
+        own: Duration,
+        what: &str,
+    ) -> std::result::Result<reqwest::Response, Failure> {
+        let r = self.send(make(), own, what, true)?;
+        if r.status() == StatusCode::UNAUTHORIZED && self.wants_token() {
+            if self.scopes.lock().unwrap().is_empty() {
+                self.authorize("pull", &[])?;
+            } else {
+                self.token()?;
+            }
+            return self.send(make(), own, what, true);
+        }
+        Ok(r)
+    }
+
+    /// The URL of `path` below the repository.
+    fn url(&self, path: &str) -> String {
+        format!("{}/v2/{}/{path}", self.base, self.repository)
+    }
+
+    /// `GET` (or `HEAD`) of `path` below the repository.
     fn get(
         &self,
         path: &str,
@@ -345,7 +387,7 @@ impl Http {
         what: &str,
         head: bool,
     ) -> std::result::Result<reqwest::Response, Failure> {
-        let url = format!("{}/v2/{}/{path}", self.base, self.repository);
+        let url = self.url(path);
         let request = || {
             let req = if head {
                 self.client.head(&url)
@@ -357,12 +399,7 @@ impl Http {
                 None => req,
             }
         };
-        let r = self.send(request(), own, what)?;
-        if r.status() == StatusCode::UNAUTHORIZED && self.wants_token() {
-            self.authorize("pull")?;
-            return self.send(request(), own, what);
-        }
-        Ok(r)
+        self.call(request, own, what)
     }
 
     /// A manifest by tag or digest: its bytes (at most `limit`).
@@ -438,6 +475,116 @@ impl Http {
                 expected: digest.as_str().to_string(),
                 found,
             }));
+        }
+        Ok(())
+    }
+    /// Whether the repository has blob `digest` (`HEAD`).
+    pub fn has_blob(&self, digest: &Digest) -> std::result::Result<bool, Failure> {
+        let what = format!("blob {}: ", digest.as_str());
+        let path = format!("blobs/{}", digest.as_str());
+        let r = self.get(&path, None, DOCUMENT_DEADLINE, &what, true)?;
+        match r.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.failure(&what, r)),
+        }
+    }
+
+    /// Mounts blob `digest` from the repository `from` of the same registry; `false`
+    /// when the registry would not (it started an upload instead, left to expire).
+    pub fn mount(&self, digest: &Digest, from: &str) -> std::result::Result<bool, Failure> {
+        let what = format!("blob {}: ", digest.as_str());
+        let url = self.url("blobs/uploads/");
+        let query = [("mount", digest.as_str()), ("from", from)];
+        let r = self.call(
+            || {
+                self.client
+                    .post(&url)
+                    .query(&query)
+                    .header(CONTENT_LENGTH, 0)
+            },
+            DOCUMENT_DEADLINE,
+            &what,
+        )?;
+        Ok(r.status() == StatusCode::CREATED)
+    }
+
+    /// Uploads blob `digest` of `size` bytes from the file at `path`: one `POST` for an
+    /// upload session, one `PUT` streaming the file (read in 4 MiB pieces).
+    pub fn upload(
+        &self,
+        digest: &Digest,
+        size: u64,
+        path: &std::path::Path,
+    ) -> std::result::Result<(), Failure> {
+        let what = format!("blob {}: ", digest.as_str());
+        let url = self.url("blobs/uploads/");
+        let r = self.call(
+            || self.client.post(&url).header(CONTENT_LENGTH, 0),
+            DOCUMENT_DEADLINE,
+            &what,
+        )?;
+        if r.status() != StatusCode::ACCEPTED {
+            return Err(self.failure(&what, r));
+        }
+        let location = r
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .ok_or_else(|| {
+                Failure::stop(self.error(format!("{what}an upload without a Location")))
+            })?;
+        let base = reqwest::Url::parse(&self.base)
+            .map_err(|e| Failure::stop(self.error(e.to_string())))?;
+        let mut at = base.join(location).map_err(|e| {
+            Failure::stop(self.error(format!("{what}Location {}: {e}", excerpt(location))))
+        })?;
+        at.query_pairs_mut().append_pair("digest", digest.as_str());
+        let ours = at.origin() == base.origin();
+        let file = std::fs::File::open(path).map_err(|e| Failure::stop(Error::Io(e)))?;
+        let pieces = futures_util::stream::unfold(file, |mut f| async move {
+            let mut buf = Vec::with_capacity(4 << 20);
+            match std::io::Read::read_to_end(&mut std::io::Read::take(&mut f, 4 << 20), &mut buf) {
+                Ok(0) => None,
+                Ok(_) => Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), f)),
+                Err(e) => Some((Err(e), f)),
+            }
+        });
+        let req = self
+            .client
+            .put(at)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(pieces));
+        let own = DOCUMENT_DEADLINE + Duration::from_secs(size / MIN_RATE);
+        let r = self.send(req, own, &what, ours)?;
+        if r.status() != StatusCode::CREATED {
+            return Err(self.failure(&what, r));
+        }
+        Ok(())
+    }
+
+    /// Puts a manifest under `reference` (a tag or digest).
+    pub fn put_manifest(
+        &self,
+        reference: &str,
+        bytes: &bytes::Bytes,
+        media_type: &str,
+    ) -> std::result::Result<(), Failure> {
+        let what = format!("manifest {}: ", escape(reference.as_bytes()));
+        let url = self.url(&format!("manifests/{reference}"));
+        let r = self.call(
+            || {
+                self.client
+                    .put(&url)
+                    .header(CONTENT_TYPE, media_type)
+                    .body(bytes.clone())
+            },
+            DOCUMENT_DEADLINE,
+            &what,
+        )?;
+        if !r.status().is_success() {
+            return Err(self.failure(&what, r));
         }
         Ok(())
     }
