@@ -785,7 +785,8 @@ fn main() {
             // An interruption removing the staged output makes the pipeline fail: that
             // error is not the story, so wait for the signal thread to end the process.
             STAGED.settle();
-            eprintln!("error: {err:#}");
+            let text = format!("{err:#}");
+            eprintln!("error: {}", ocislim::layer::path::one_line(&text));
             std::process::exit(err.exit_code());
         }
     }

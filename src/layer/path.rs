@@ -59,9 +59,32 @@ pub fn escape(name: &[u8]) -> String {
     out
 }
 
+/// `text` on one line with no terminal control: control characters escaped, the rest
+/// (an [`escape`]d name's backslashes included) as it is. The last word on every error
+/// ocislim prints, whatever a crate or a server put in it.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_escapes_control_and_keeps_the_rest() {
+        assert_eq!(
+            one_line("a\x1b[31mb\r\nc \\x00 é"),
+            "a\\u{1b}[31mb\\r\\nc \\x00 é"
+        );
+    }
 
     #[test]
     fn normalize_table() {

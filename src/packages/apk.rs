@@ -131,7 +131,13 @@ pub(crate) fn remove(
 /// `scripts.tar` without the entries whose names start with one of `prefixes`; `None`
 /// when it has none of them. Kept entries keep their headers.
 fn without_scripts(tar_bytes: &[u8], prefixes: &[String]) -> Result<Option<Vec<u8>>, String> {
-    let bad = |e: std::io::Error| format!("/lib/apk/db/scripts.tar: {e}");
+    let bad = |e: std::io::Error| {
+        let e = e.to_string();
+        format!(
+            "/lib/apk/db/scripts.tar: {}",
+            crate::layer::path::escape(e.as_bytes())
+        )
+    };
     let mut archive = tar::Archive::new(tar_bytes);
     let mut b = tar::Builder::new(Vec::new());
     let mut dropped = false;
