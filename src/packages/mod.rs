@@ -255,11 +255,12 @@ thread_local! {
 fn compare_versions(a: &str, b: &str) -> Option<std::cmp::Ordering> {
     PARSED.with(|parsed| {
         let mut parsed = parsed.borrow_mut();
+        // Cleared before either is added, so both are there when compared.
+        if parsed.len() + 2 > MAX_PARSED_VERSIONS {
+            parsed.clear();
+        }
         for v in [a, b] {
             if !parsed.contains_key(v) {
-                if parsed.len() >= MAX_PARSED_VERSIONS {
-                    parsed.clear();
-                }
                 parsed.insert(v.to_string(), v.parse().ok());
             }
         }

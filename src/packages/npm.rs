@@ -133,10 +133,94 @@ struct Entry<'a> {
     link: Option<&'a RawValue>,
     #[serde(borrow, default)]
     version: Option<&'a RawValue>,
-    /// v1: the nested packages; v2/v3: names and ranges (not read).
-    #[serde(borrow, default)]
-    dependencies: Option<&'a RawValue>,
 }
+
+/// A v1 lockfile entry: an [`Entry`] with the packages nested below it (its
+/// `dependencies`), read in the same pass; serde_json bounds their nesting at 128.
+#[derive(Deserialize)]
+struct V1Entry<'a> {
+    #[serde(borrow, default)]
+    dev: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    link: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    version: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    dependencies: Nested<'a>,
+}
+
+/// v1's nested packages: of an object, the values that are objects are entries (others
+/// are skipped, as `Value`'s accessors skipped them); anything but an object is none.
+#[derive(Default)]
+struct Nested<'a>(BTreeMap<Cow<'a, str>, V1Entry<'a>>);
+
+/// A v1 entry where the value is an object; skipped otherwise.
+struct Loose<'a>(Option<V1Entry<'a>>);
+
+/// Deserializes any JSON value: `map` reads an object, anything else is skipped.
+macro_rules! object_or_skip {
+    ($ty:ident, $none:expr, |$m:ident| $map:expr) => {
+        impl<'de: 'a, 'a> Deserialize<'de> for $ty<'a> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V<'a>(std::marker::PhantomData<&'a ()>);
+                impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+                    type Value = $ty<'a>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("any JSON value")
+                    }
+                    #[allow(unused_mut)]
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut $m: A,
+                    ) -> Result<Self::Value, A::Error> {
+                        $map
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<Self::Value, A::Error> {
+                        while seq.next_element::<IgnoredAny>()?.is_some() {}
+                        Ok($none)
+                    }
+                    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                        Ok($none)
+                    }
+                    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                        Ok($none)
+                    }
+                    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                        Ok($none)
+                    }
+                    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                        Ok($none)
+                    }
+                    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                        Ok($none)
+                    }
+                    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                        Ok($none)
+                    }
+                }
+                d.deserialize_any(V(std::marker::PhantomData))
+            }
+        }
+    };
+}
+
+object_or_skip!(Nested, Nested::default(), |m| {
+    let mut out = BTreeMap::new();
+    while let Some(k) = m.next_key::<Cow<'a, str>>()? {
+        if let Loose(Some(e)) = m.next_value()? {
+            out.insert(k, e);
+        }
+    }
+    Ok(Nested(out))
+});
+
+object_or_skip!(Loose, Loose(None), |m| {
+    let de = serde::de::value::MapAccessDeserializer::new(m);
+    V1Entry::deserialize(de).map(|e| Loose(Some(e)))
+});
 
 /// A lockfile: v2/v3 `packages`, or v1 `dependencies`.
 #[derive(Deserialize)]
@@ -146,6 +230,13 @@ struct Lock<'a> {
     #[serde(borrow, default)]
     dependencies: Option<&'a RawValue>,
 }
+
+/// An entry's `dev`, `link` and `version` fields.
+type Marks<'a> = (
+    Option<&'a RawValue>,
+    Option<&'a RawValue>,
+    Option<&'a RawValue>,
+);
 
 /// Whether a field is JSON `true`.
 fn is_true(v: Option<&RawValue>) -> bool {
@@ -176,12 +267,12 @@ fn dev_marked(
 ) -> Result<BTreeMap<String, Option<String>>, String> {
     let lock: Lock = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let mut dev = BTreeMap::new();
-    let mut mark = |key: String, entry: &Entry| {
-        if is_true(entry.link) {
+    let mut mark = |key: String, (dev_field, link, version): Marks| {
+        if is_true(link) {
             return;
         }
-        if is_true(entry.dev) {
-            dev.insert(key, string(entry.version));
+        if is_true(dev_field) {
+            dev.insert(key, string(version));
         } else {
             others.push(key);
         }
@@ -189,20 +280,21 @@ fn dev_marked(
     if lock.packages.is_some_and(|p| p.get().starts_with('{')) {
         for (key, entry) in entries(lock.packages)? {
             if key.split('/').any(|c| c == "node_modules") {
-                mark(key.into_owned(), &entry);
+                mark(key.into_owned(), (entry.dev, entry.link, entry.version));
             }
         }
     } else if lock.dependencies.is_some_and(|p| p.get().starts_with('{')) {
         // v1: nested `dependencies`, each under its parent's node_modules.
-        let mut todo = vec![(String::new(), entries(lock.dependencies)?)];
-        while let Some((prefix, deps)) = todo.pop() {
+        let raw = lock.dependencies.map_or("{}", RawValue::get);
+        let top: Nested = serde_json::from_str(raw).map_err(|e| format!("not a lockfile: {e}"))?;
+        let mut todo = vec![(String::new(), top)];
+        while let Some((prefix, Nested(deps))) = todo.pop() {
             for (name, entry) in deps {
                 let key = format!("{prefix}node_modules/{name}");
-                let nested = entries(entry.dependencies)?;
-                if !nested.is_empty() {
-                    todo.push((format!("{key}/"), nested));
+                mark(key.clone(), (entry.dev, entry.link, entry.version));
+                if !entry.dependencies.0.is_empty() {
+                    todo.push((format!("{key}/"), entry.dependencies));
                 }
-                mark(key, &entry);
             }
         }
     } else {
@@ -264,7 +356,8 @@ fn manifest(fs: &dyn Fs, dir: &[u8], budget: &Budget) -> Result<Option<Needs>, S
 /// Node's resolutions in one project, remembered per folder and name: packages nested
 /// 240 deep, each needing the same names (hard-linked manifests), climbed the same
 /// folders once per package (quadratic); each (folder, name) is now looked at once.
-/// Folders and names are numbered, so a deep folder's path is held once.
+/// Folders and names are numbered, so a deep folder's path is held per folder, not per
+/// (folder, name).
 #[derive(Default)]
 struct Resolver {
     folders: HashMap<Vec<u8>, u32>,
@@ -525,6 +618,24 @@ mod tests {
         assert_eq!(
             dev.keys().collect::<Vec<_>>(),
             ["node_modules/a/node_modules/d", "node_modules/b"]
+        );
+        assert_eq!(others, ["node_modules/a"]);
+    }
+
+    /// v1 values that are not objects are skipped in the one pass, as `Value`'s
+    /// accessors skipped them, at any depth.
+    #[test]
+    fn v1_values_that_are_not_entries_are_skipped() {
+        let v1 = json!({"lockfileVersion": 1, "dependencies": {
+            "a": {"version": "1.0.0", "dependencies": {"s": "x", "n": [1, {"dev": true}],
+                "d": {"dev": true, "dependencies": 7}}},
+            "b": 3,
+        }});
+        let mut others = Vec::new();
+        let dev = dev_marked(&v1.to_string(), &mut others).unwrap();
+        assert_eq!(
+            dev.keys().collect::<Vec<_>>(),
+            ["node_modules/a/node_modules/d"]
         );
         assert_eq!(others, ["node_modules/a"]);
     }

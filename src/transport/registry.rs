@@ -67,32 +67,23 @@ impl Repo {
         let host = reference.resolve_registry().to_string();
         let creds = credentials(&host, access)?;
         let web = wire::client(access, ca_certificates(&host, access, &name)?)?;
-        let connect = |base: String| {
-            again(|| {
-                Http::connect(
-                    web.clone(),
-                    base.clone(),
-                    reference.repository(),
-                    creds.clone(),
-                    access,
-                    &name,
-                )
-            })
+        let attempt = |base: &str| {
+            Http::connect(
+                web.clone(),
+                base.to_string(),
+                reference.repository(),
+                creds.clone(),
+                access,
+                &name,
+            )
         };
-        let tls = Http::connect(
-            web.clone(),
-            format!("https://{host}"),
-            reference.repository(),
-            creds.clone(),
-            access,
-            &name,
-        );
-        let found = match tls {
+        let (https, http) = (format!("https://{host}"), format!("http://{host}"));
+        let found = match attempt(&https) {
             Ok(found) => found,
             // `--tls-verify=false` also allows a registry that speaks plain HTTP (a TLS
             // handshake refused is not worth retrying).
-            Err(f) if access.insecure && f.unreachable => connect(format!("http://{host}"))?,
-            Err(f) if f.transient => connect(format!("https://{host}"))?,
+            Err(f) if access.insecure && f.unreachable => again(|| attempt(&http))?,
+            Err(f) if f.transient => again(|| attempt(&https))?,
             Err(f) => return Err(f.error),
         };
         again(|| found.authorize(scope, &[]))?;
@@ -135,7 +126,7 @@ impl Repo {
 
     /// Fetches a manifest by reference: its bytes, their digest and media type.
     fn manifest(&self, at: &Reference) -> Result<(Bytes, Digest, String)> {
-        let name = at.digest().or(at.tag()).unwrap_or("latest");
+        let name = tag_or_digest(at);
         let accept = MANIFEST_TYPES.join(", ");
         let bytes = Bytes::from(again(|| self.http.manifest(name, &accept, JSON_LIMIT))?);
         // The digest is ours, of the bytes: never the registry's header.
@@ -167,16 +158,17 @@ impl Repo {
         size: u64,
         mut open: impl FnMut() -> Result<W>,
     ) -> Result<W> {
-        let mut waits = super::BACKOFF.iter();
-        loop {
-            let mut out = open()?;
-            match (self.http.blob(digest, size, &mut out), waits.next()) {
-                (Ok(()), _) => return Ok(out),
-                (Err(f), Some(wait)) if f.transient => std::thread::sleep(*wait),
-                (Err(f), _) => return Err(f.error),
-            }
-        }
+        again(|| {
+            let mut out = open().map_err(Failure::stop)?;
+            self.http.blob(digest, size, &mut out)?;
+            Ok(out)
+        })
     }
+}
+
+/// The tag or digest a reference names (`latest` when it names neither).
+fn tag_or_digest(at: &Reference) -> &str {
+    at.digest().or(at.tag()).unwrap_or("latest")
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or [`super::BACKOFF`] is spent.
@@ -487,7 +479,7 @@ pub fn push(
 }
 
 fn push_manifest(repo: &Repo, at: &Reference, bytes: &[u8], media_type: &str) -> Result<()> {
-    let name = at.digest().or(at.tag()).unwrap_or("latest");
+    let name = tag_or_digest(at);
     let body = Bytes::copy_from_slice(bytes);
     again(|| repo.http.put_manifest(name, &body, media_type))
 }

@@ -35,6 +35,12 @@ pub fn excerpt(text: &str) -> String {
     format!("{}{more}", escape(&text.as_bytes()[..cut]))
 }
 
+/// Whether a token realm is an HTTPS URL as a URL parser reads it (leading blanks
+/// dropped, the scheme in any case): ` http://x` is plain HTTP too.
+pub fn is_https(realm: &str) -> bool {
+    url::Url::parse(realm).is_ok_and(|u| u.scheme() == "https")
+}
+
 /// The token of a token server's reply (`token`, else `access_token`).
 pub fn token(body: &[u8]) -> Result<String, String> {
     #[derive(serde::Deserialize)]
@@ -100,6 +106,18 @@ mod tests {
             Challenge::Basic
         ));
         assert!(parse_challenge("Negotiate").is_err());
+        for (realm, https) in [
+            ("https://auth.example/token", true),
+            ("HTTPS://auth.example/token", true),
+            ("http://auth.example/token", false),
+            (" http://auth.example/token", false),
+            ("\thttp://auth.example/token", false),
+            ("HTTP://auth.example/token", false),
+            ("ht\ttp://auth.example/token", false),
+            ("/token", false),
+        ] {
+            assert_eq!(is_https(realm), https, "{realm:?}");
+        }
         assert!(parse_challenge(r#"Bearer service="x""#).is_err());
     }
 }

@@ -15,7 +15,7 @@
 
 use super::Access;
 use super::reply::{Challenge, excerpt, parse_challenge, token};
-use crate::digest::Digest;
+use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
 use crate::layer::path::escape;
 use futures_util::StreamExt;
@@ -23,7 +23,6 @@ use reqwest::StatusCode;
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION, WWW_AUTHENTICATE,
 };
-use sha2::{Digest as _, Sha256};
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -53,7 +52,7 @@ pub struct Failure {
 
 impl Failure {
     /// A failure that trying again will not mend.
-    fn stop(error: Error) -> Failure {
+    pub fn stop(error: Error) -> Failure {
         Failure::of(error, false)
     }
 
@@ -75,14 +74,14 @@ impl Failure {
 pub struct Http {
     client: reqwest::Client,
     /// `https://HOST` (or `http://` when allowed and the registry speaks no TLS).
-    pub base: String,
+    base: String,
     /// The repository, for token scopes.
     repository: String,
     /// What `/v2/` asked for: nothing, Basic credentials, or a token from a realm.
     challenge: Challenge,
     /// The credentials, when there are any.
     creds: Option<(String, String)>,
-    /// The `Authorization` header requests carry (a token, once fetched).
+    /// The bearer token's `Authorization` header, once fetched.
     authorization: Mutex<Option<HeaderValue>>,
     /// The scopes of the last token asked for (asked again when one expires).
     scopes: Mutex<Vec<String>>,
@@ -167,28 +166,22 @@ impl Http {
             (s, _) if s.is_success() => Challenge::None,
             _ => return Err(http.failure("", r)),
         };
-        if let Challenge::Bearer { realm, .. } = &http.challenge {
-            let plain = realm
-                .get(..7)
-                .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
-            if plain && !access.insecure {
-                return Err(Failure::stop(http.error(format!(
-                    "the registry sends credentials for a token to {}, which is plain \
-                         HTTP: refused (--tls-verify=false allows it)",
-                    escape(realm.as_bytes())
-                ))));
-            }
-        }
-        if matches!(http.challenge, Challenge::Basic)
-            && let Some((u, p)) = &http.creds
+        if let Challenge::Bearer { realm, .. } = &http.challenge
+            && !super::reply::is_https(realm)
+            && !access.insecure
         {
-            *http.authorization.lock().unwrap() = Some(basic(u, p));
+            return Err(Failure::stop(http.error(format!(
+                "the registry sends credentials for a token to {}, which is not HTTPS \
+                 (plain HTTP would carry them in cleartext): refused \
+                 (--tls-verify=false allows it)",
+                escape(realm.as_bytes())
+            ))));
         }
         Ok(http)
     }
 
     /// Whether `/v2/` asked for a token.
-    pub fn wants_token(&self) -> bool {
+    fn wants_token(&self) -> bool {
         matches!(self.challenge, Challenge::Bearer { .. })
     }
 
@@ -218,7 +211,8 @@ impl Http {
         }
         let r = self.send(req, DOCUMENT_DEADLINE, "token: ", false)?;
         if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-            return Err(self.failure("token: the token server refused the credentials: ", r));
+            let what = "token: the token server refused the credentials: ";
+            return Err(self.reply_failure(what, "", r));
         }
         if !r.status().is_success() {
             return Err(self.failure("token: ", r));
@@ -250,7 +244,8 @@ impl Http {
     }
 
     /// Sends `req` with the time it may take (its body included), with the registry's
-    /// `Authorization` when `auth` (never to a token server or another host).
+    /// credentials when `auth` (never to a token server or another host): its bearer token,
+    /// or Basic credentials when `/v2/` asked for those.
     fn send(
         &self,
         req: reqwest::RequestBuilder,
@@ -259,8 +254,11 @@ impl Http {
         auth: bool,
     ) -> std::result::Result<reqwest::Response, Failure> {
         let limit = self.budget(own)?;
-        let req = match self.authorization.lock().unwrap().clone() {
-            Some(a) if auth => req.header(AUTHORIZATION, a),
+        let token = self.authorization.lock().unwrap().clone();
+        let req = match (auth, &self.challenge, token, &self.creds) {
+            (false, ..) => req,
+            (true, _, Some(t), _) => req.header(AUTHORIZATION, t),
+            (true, Challenge::Basic, None, Some((u, p))) => req.basic_auth(u, Some(p)),
             _ => req,
         };
         // A timer is made inside the runtime.
@@ -281,6 +279,15 @@ impl Http {
     /// A reply that is not a success, as an error: its status and an excerpt of its
     /// body (read up to [`ERROR_LIMIT`]), escaped, on one line.
     fn failure(&self, what: &str, r: reqwest::Response) -> Failure {
+        let reason = match r.status() {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "authentication failed: ",
+            _ => "",
+        };
+        self.reply_failure(what, reason, r)
+    }
+
+    /// [`Http::failure`], `reason` before the status.
+    fn reply_failure(&self, what: &str, reason: &str, r: reqwest::Response) -> Failure {
         let status = r.status();
         let body = self.capped_lossy(r, ERROR_LIMIT);
         let said = excerpt(&String::from_utf8_lossy(&body));
@@ -288,11 +295,6 @@ impl Http {
             said
         } else {
             format!(": {said}")
-        };
-        let reason = match status {
-            _ if what.contains("refused the credentials") => "",
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "authentication failed: ",
-            _ => "",
         };
         Failure::of(
             self.error(format!("{what}{reason}{status}{said}")),
@@ -455,8 +457,8 @@ impl Http {
         if !r.status().is_success() {
             return Err(self.failure(&what, r));
         }
-        let mut hashing = Hashing(Sha256::new(), out);
-        let seen = self.stream(r, size, &mut hashing, &what)?;
+        let mut meter = Meter::new(out);
+        let seen = self.stream(r, size, &mut meter, &what)?;
         if seen != size {
             let error = Error::SizeMismatch {
                 blob: format!("{} {what}", self.name)
@@ -468,16 +470,17 @@ impl Http {
             // Cut short may pass; too long will not.
             return Err(Failure::of(error, seen < size));
         }
-        let found = format!("sha256:{}", hex::encode(hashing.0.finalize()));
-        if found != digest.as_str() {
+        let (_, found, _) = meter.finish();
+        if found != *digest {
             return Err(Failure::again(Error::DigestMismatch {
                 blob: format!("{} blob", self.name),
                 expected: digest.as_str().to_string(),
-                found,
+                found: found.as_str().to_string(),
             }));
         }
         Ok(())
     }
+
     /// Whether the repository has blob `digest` (`HEAD`).
     pub fn has_blob(&self, digest: &Digest) -> std::result::Result<bool, Failure> {
         let what = format!("blob {}: ", digest.as_str());
@@ -588,24 +591,4 @@ impl Http {
         }
         Ok(())
     }
-}
-
-/// A writer that hashes what passes through it.
-struct Hashing<'w>(Sha256, &'w mut dyn Write);
-
-impl Write for Hashing<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.1.write(buf)?;
-        self.0.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.1.flush()
-    }
-}
-
-fn basic(user: &str, pass: &str) -> HeaderValue {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-    HeaderValue::from_str(&format!("Basic {b64}")).expect("base64 is a header value")
 }

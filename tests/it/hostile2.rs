@@ -34,18 +34,16 @@ pub fn with_usage(cmd: &Command) -> (Output, u64, f64) {
     }
     let out = py.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    let peak = err
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("peak-rss-kib "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no peak RSS in {err}"));
-    let cpu = err
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("cpu-seconds "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no CPU time in {err}"));
+    let figure = |key: &str| {
+        err.lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {err}"))
+            .trim()
+            .to_string()
+    };
+    let peak = figure("peak-rss-kib ").parse().unwrap();
+    let cpu = figure("cpu-seconds ").parse().unwrap();
     let cut = err.rfind("\ncpu-seconds").unwrap_or(err.len());
     let stderr = err.as_bytes()[..cut].to_vec();
     (
@@ -296,15 +294,7 @@ fn ld_so_conf_include_chains_and_hard_links_are_bounded() {
         assert!(peak < 256 << 10, "{policy}: peak RSS {peak} KiB");
         eprintln!("ld.so.conf bombs, --policy {policy}: peak RSS {peak} KiB");
     }
-    let left: Vec<_> = entries(&dest)
-        .into_iter()
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(".ocislim")
-        })
-        .collect();
+    let left = staged_in(&dest);
     assert!(left.is_empty(), "{left:?}");
 }
 

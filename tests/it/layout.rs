@@ -57,15 +57,9 @@ fn assert_whole_and_tidy(layout: &Path, work: &Path) {
     };
     assert_eq!(rel(layout), rel(&copy), "umoci gc found unreferenced blobs");
     std::fs::remove_dir_all(&copy).unwrap();
-    let left: Vec<_> = entries(layout)
+    let left: Vec<_> = staged_in(layout)
         .into_iter()
-        .chain(entries(layout.parent().unwrap()))
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(".ocislim")
-        })
+        .chain(staged_in(layout.parent().unwrap()))
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -165,6 +165,19 @@ pub fn entries(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// The `.ocislim*` staging entries left in `dir`.
+pub fn staged_in(dir: &Path) -> Vec<PathBuf> {
+    entries(dir)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".ocislim")
+        })
+        .collect()
+}
+
 /// The Docker engine the test command started; a test that needs it fails without it.
 pub fn docker() -> Command {
     let host = std::env::var("DOCKER_HOST").expect(
