@@ -19,6 +19,7 @@ pub mod convert;
 pub mod deps;
 pub mod digest;
 pub mod error;
+pub mod escape;
 pub mod image;
 pub mod inspect;
 pub mod layer;

@@ -786,7 +786,7 @@ fn main() {
             // error is not the story, so wait for the signal thread to end the process.
             STAGED.settle();
             let text = format!("{err:#}");
-            eprintln!("error: {}", ocislim::layer::path::one_line(&text));
+            eprintln!("error: {}", ocislim::escape::one_line(&text));
             std::process::exit(err.exit_code());
         }
     }

@@ -60,7 +60,7 @@ impl Repo {
     }
 
     fn connect_for(spec: &str, access: &Access, scope: &str) -> Result<Repo> {
-        let name = format!("docker://{}", crate::layer::path::escape(spec.as_bytes()));
+        let name = format!("docker://{}", crate::escape::escape(spec.as_bytes()));
         let reference: Reference = spec
             .parse()
             .map_err(|e| Error::Usage(format!("{name}: not an image reference: {e}")))?;

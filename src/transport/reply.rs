@@ -2,7 +2,7 @@
 //! token reply, and what is shown of an error body. Kept apart from the client (and
 //! built without the `transports` feature) so the fuzz targets reach them.
 
-use crate::layer::path::escape;
+use crate::escape::escape;
 
 /// The most characters of an error reply shown.
 pub const EXCERPT: usize = 200;

@@ -17,7 +17,7 @@ use super::Access;
 use super::reply::{Challenge, excerpt, parse_challenge, token};
 use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
-use crate::layer::path::escape;
+use crate::escape::escape;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{
