@@ -4,12 +4,12 @@
 use crate::digest::Meter;
 use crate::error::Result;
 use crate::image::reader::{self, OpenOptions, SourceSpec};
-use crate::image::store::Section;
 use crate::layer::codec::{Compression, EncodeOptions, Encoder};
 use crate::layer::index::EntryRec;
 use crate::layer::overlay::{self, Tree};
 use crate::policy::PolicySet;
 use crate::progress::Progress;
+use crate::section::Section;
 use crate::squash::{LayerOut, Sizes, merge_scanned, scan_layers, squashed_codec, write_layer};
 use std::time::Instant;
 
@@ -201,7 +201,7 @@ fn smoke(spec: &SourceSpec, policy: &PolicySet, cmd: &str, opts: &BenchOptions) 
                 &format!("docker-archive:{}:{tag}", archive.display()),
                 None,
                 Vec::new(),
-                crate::transport::Access::default(),
+                crate::image::remote::Access::default(),
             )?
         },
         keep: crate::squash::Keep::Nothing,

@@ -66,7 +66,7 @@ pub struct ConvertReport {
     pub warnings: Vec<String>,
     /// For a registry destination, what the push did.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pushed: Option<crate::transport::registry::Pushed>,
+    pub pushed: Option<crate::image::remote::Pushed>,
 }
 
 /// The output format when none is asked for: the input's, except a docker archive on
@@ -168,7 +168,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
         .unwrap_or_else(|| default_format(image.format, &opts.output.dest));
     opts.output.check(format)?;
     let mut staging = Staging::new(opts.output.dest.clone(), format)?;
-    staging.mount_from(source.pulled.as_ref().map(|p| p.repo.clone()));
+    staging.mount_from(source.pulled.as_ref().map(|p| p.mount_from()));
     // Layers run side by side; their encoders share the rest of --jobs, so at most about
     // --jobs threads compress at once, however many layers there are. The bytes do not
     // depend on it.

@@ -29,6 +29,7 @@ pub mod platforms;
 pub mod policy;
 pub mod progress;
 pub mod report;
+pub mod section;
 pub mod slim;
 pub mod squash;
 pub mod transport;

@@ -7,13 +7,13 @@ use ocislim::convert::{self, ConvertOptions};
 use ocislim::image::Format;
 use ocislim::image::platform::Platform;
 use ocislim::image::reader::{OpenOptions, SourceSpec};
+use ocislim::image::remote::{Access, Side};
 use ocislim::image::writer::OutputOptions;
 use ocislim::layer::codec::Compression;
 use ocislim::policy::{self, PolicySet, PolicySetBuilder};
 use ocislim::progress::Progress;
 use ocislim::report::TableFormat;
 use ocislim::squash::{self, Keep, SquashOptions};
-use ocislim::transport::{Access, Side};
 use ocislim::{Error, inspect, report};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -745,6 +745,7 @@ fn remove_staged_on_signal() -> std::io::Result<()> {
 
 fn main() {
     let cli = Cli::parse();
+    ocislim::transport::register();
     if let Err(e) = remove_staged_on_signal() {
         eprintln!("error: cannot handle signals: {e}");
         std::process::exit(1);

@@ -18,10 +18,10 @@ use crate::convert::default_format;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::platform::Platform;
+use crate::image::remote::Pushed;
 use crate::image::writer::{Dest, OutputOptions, StagedImage, Staging};
 use crate::image::{Format, media, reader};
 use crate::squash::{self, SquashOptions, SquashReport};
-use crate::transport::registry::Pushed;
 use serde_json::{Value, json};
 use std::path::Path;
 

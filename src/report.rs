@@ -187,7 +187,7 @@ pub fn convert_text(r: &ConvertReport) -> String {
 }
 
 /// What a push did, on one line.
-fn pushed_line(o: &mut String, p: Option<&crate::transport::registry::Pushed>) {
+fn pushed_line(o: &mut String, p: Option<&crate::image::remote::Pushed>) {
     if let Some(p) = p {
         let _ = writeln!(
             o,

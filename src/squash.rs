@@ -145,7 +145,7 @@ pub struct SquashReport {
     pub rewritten: Vec<String>,
     /// For a registry destination, what the push did.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pushed: Option<crate::transport::registry::Pushed>,
+    pub pushed: Option<crate::image::remote::Pushed>,
 }
 
 /// Compressed and uncompressed totals.
@@ -416,7 +416,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         None
     } else {
         let mut st = Staging::new(opts.output.dest.clone(), format)?;
-        st.mount_from(source.pulled.as_ref().map(|p| p.repo.clone()));
+        st.mount_from(source.pulled.as_ref().map(|p| p.mount_from()));
         Some(st)
     };
     let threads = opts.jobs.max(1) as u32;

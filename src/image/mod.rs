@@ -11,6 +11,7 @@ pub mod layout;
 pub mod media;
 pub mod platform;
 pub mod reader;
+pub mod remote;
 pub mod store;
 pub mod writer;
 

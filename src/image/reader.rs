@@ -12,13 +12,13 @@
 use super::index::{self, Candidate, matches_reference};
 use super::media::{self, normalize_ref};
 use super::platform::Platform;
-use super::store::{self, Section, Store, TarStore};
+use super::remote::{self, Access, Remote, Spool};
+use super::store::{self, Store, TarStore};
 use super::{Format, Image, LayerRef};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layer::codec::{Compression, check_layer_media_type};
-use crate::transport::registry::{self, Pulled};
-use crate::transport::{Access, Remote, daemon};
+use crate::section::Section;
 use serde_json::Value;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -115,7 +115,7 @@ pub struct Source {
     /// The image.
     pub image: Image,
     /// For a registry source, its spool folder and repository.
-    pub pulled: Option<Pulled>,
+    pub pulled: Option<Box<dyn Spool>>,
 }
 
 /// A layer's blob, found in its source, with the size the manifest promised checked and
@@ -172,7 +172,7 @@ impl Source {
 /// A source's store, before an image is chosen in it.
 struct Opened {
     store: Store,
-    pulled: Option<Pulled>,
+    pulled: Option<Box<dyn Spool>>,
     name: String,
     format: Format,
     has_index: bool,
@@ -185,13 +185,16 @@ fn open_store(spec: &SourceSpec, opts: &OpenOptions) -> Result<Opened> {
     let name = spec.display();
     let mut pulled = None;
     let store = match (&spec.remote, &spec.path) {
-        (Some(Remote::Registry(r)), _) => {
-            let p = registry::pull_manifests(r, &opts.access.source())?;
+        (Some(rem @ Remote::Registry(r)), _) => {
+            let p = remote::transports(rem)?.pull(r, &opts.access.source())?;
             let dir = Store::Dir(p.path().to_path_buf());
             pulled = Some(p);
             dir
         }
-        (Some(Remote::Daemon(n)), _) => Store::Tar(TarStore::index(daemon::export(n)?, &name)?),
+        (Some(rem @ Remote::Daemon(n)), _) => Store::Tar(TarStore::index(
+            remote::transports(rem)?.engine_export(n)?,
+            &name,
+        )?),
         (None, None) => store::open_stdin()?,
         (None, Some(p)) => store::open_path(p)?,
     };
@@ -249,7 +252,7 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
     let reader = Reader {
         store: &store,
         name: &name,
-        pulled: pulled.as_ref(),
+        pulled: pulled.as_deref(),
     };
     // Docker 25's save of an image it holds in its classic store writes
     // `"manifests": null` beside a full manifest.json: skopeo and go-containerregistry
@@ -285,7 +288,7 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
         );
     }
     if let Some(p) = &pulled {
-        image.warnings.extend(p.warnings.iter().cloned());
+        image.warnings.extend(p.warnings().iter().cloned());
         let layers: Vec<(Digest, u64)> = image
             .layers
             .iter()
@@ -321,7 +324,7 @@ pub struct Platforms {
     /// Attestations and artifacts left behind.
     pub warnings: Vec<String>,
     /// For a registry source, its repository (blobs are mounted from it).
-    pub repo: Option<registry::Repo>,
+    pub repo: Option<remote::MountFrom>,
 }
 
 /// Lists the images of a source's index, each to be opened with its platform.
@@ -341,11 +344,11 @@ pub fn platforms(spec: &SourceSpec, opts: &OpenOptions) -> Result<Platforms> {
     let reader = Reader {
         store: &o.store,
         name: &o.name,
-        pulled: o.pulled.as_ref(),
+        pulled: o.pulled.as_deref(),
     };
     let (index, candidates, mut warnings) = reader.candidates(spec.reference.as_deref())?;
     if let Some(p) = &o.pulled {
-        warnings.extend(p.warnings.iter().cloned());
+        warnings.extend(p.warnings().iter().cloned());
     }
     let Some(first) = candidates.first() else {
         return Err(Error::json("index.json", "no image manifests"));
@@ -378,7 +381,7 @@ pub fn platforms(spec: &SourceSpec, opts: &OpenOptions) -> Result<Platforms> {
         names,
         annotations,
         warnings,
-        repo: o.pulled.map(|p| p.repo),
+        repo: o.pulled.map(|p| p.mount_from()),
         images: candidates
             .into_iter()
             .map(|c| PlatformEntry {
@@ -422,7 +425,7 @@ struct Reader<'a> {
     store: &'a Store,
     name: &'a str,
     /// A registry source's spool: the chosen image's config is fetched into it.
-    pulled: Option<&'a Pulled>,
+    pulled: Option<&'a dyn Spool>,
 }
 
 fn field<'v>(v: &'v Value, key: &str, what: &str) -> Result<&'v Value> {

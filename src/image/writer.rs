@@ -11,11 +11,10 @@
 
 use super::Format;
 use super::media;
+use super::remote::{self, Access, MountFrom, Pushed, Remote};
 use crate::cleanup::{STAGED, Staged};
 use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
-use crate::transport::registry::{self, Pushed, Repo};
-use crate::transport::{Access, Remote, daemon};
 use serde_json::{Map, Value, json};
 use std::fs::Permissions;
 use std::io::{self, BufWriter, Write};
@@ -88,8 +87,10 @@ impl Dest {
         }
         match self {
             // Reached (and credentials tried) before any image byte is read.
-            Dest::Registry(spec, access) => Repo::connect(spec, access).map(drop),
-            Dest::Daemon => daemon::ping(),
+            Dest::Registry(spec, access) => {
+                remote::transports(&Remote::Registry(spec.clone()))?.reach(spec, access)
+            }
+            Dest::Daemon => remote::transports(&Remote::Daemon(String::new()))?.engine_ping(),
             Dest::Stdout => {
                 if format == Format::Oci {
                     return Err(Error::Usage("an OCI layout directory cannot be written to stdout; use --format oci-archive or docker-archive".into()));
@@ -362,7 +363,7 @@ pub struct Staging {
     staged: Staged,
     dest: Dest,
     format: Format,
-    mount_from: Option<Repo>,
+    mount_from: Option<MountFrom>,
 }
 
 /// An image whose config and manifest are staged: what a registry push needs of it.
@@ -446,7 +447,7 @@ impl Staging {
 
     /// The repository the image was pulled from: a push to another repository of the
     /// same registry mounts its blobs instead of uploading them.
-    pub fn mount_from(&mut self, repo: Option<Repo>) {
+    pub fn mount_from(&mut self, repo: Option<MountFrom>) {
         self.mount_from = repo;
     }
 
@@ -640,20 +641,30 @@ impl Staging {
         let done = Ok(Finished::default());
         match (&self.dest, self.format) {
             (Dest::Registry(spec, access), _) => {
-                let pushed =
-                    registry::push(root, images, index, spec, access, self.mount_from.as_ref())?;
+                let pushed = remote::transports(&Remote::Registry(spec.clone()))?.push(
+                    root,
+                    images,
+                    index,
+                    spec,
+                    access,
+                    self.mount_from.as_ref(),
+                )?;
                 Ok(Finished {
                     warnings: Vec::new(),
                     pushed: Some(pushed),
                 })
             }
             (Dest::Daemon, _) => {
-                daemon::load(&format!("docker-daemon:{name}"), |w| {
-                    let mut w = BufWriter::with_capacity(1 << 20, w);
-                    write_archive(root, top_files, &mut w)?;
-                    w.flush()?;
-                    Ok(())
-                })?;
+                let what = format!("docker-daemon:{name}");
+                remote::transports(&Remote::Daemon(name.to_string()))?.engine_load(
+                    &what,
+                    &mut |w| {
+                        let mut w = BufWriter::with_capacity(1 << 20, w);
+                        write_archive(root, top_files, &mut w)?;
+                        w.flush()?;
+                        Ok(())
+                    },
+                )?;
                 done
             }
             (Dest::Path(p), Format::Oci) => self

@@ -10,7 +10,7 @@ use super::index::{EntryRec, Kind, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use super::overlay::{Emit, EntryId};
 use super::path::{join, split_parent};
 use crate::error::{Error, Result};
-use crate::image::store::Section;
+use crate::section::Section;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::sync::Arc;

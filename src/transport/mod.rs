@@ -10,8 +10,9 @@
 //!                                 ─► engine: POST /images/load, the archive streamed as written
 //! ```
 //! Both clients are async; they run on one small runtime behind blocking calls, so async
-//! stays in this folder. Without the `transports` feature (the fuzz targets build without
-//! it) neither client is compiled, and both transports say so.
+//! stays in this folder. Both implement the interface of [`crate::image::remote`]; [`register`] hands
+//! them to it. Without the `transports` feature (the fuzz targets build without it)
+//! neither client is compiled, and `docker://` says so.
 
 #[cfg(feature = "transports")]
 pub mod daemon;
@@ -20,147 +21,67 @@ pub mod registry;
 pub mod reply;
 #[cfg(feature = "transports")]
 pub mod wire;
-#[cfg(not(feature = "transports"))]
-mod without;
-#[cfg(not(feature = "transports"))]
-pub use without::{daemon, registry};
 
-use crate::error::{Error, Result};
-use std::path::PathBuf;
 #[cfg(feature = "transports")]
-use std::{future::Future, sync::OnceLock, time::Duration};
+use crate::digest::Digest;
+#[cfg(feature = "transports")]
+use crate::error::Result;
+#[cfg(feature = "transports")]
+use crate::image::remote::{Access, MountFrom, Pushed, Spool, Transports};
+#[cfg(feature = "transports")]
+use crate::image::writer::StagedImage;
+#[cfg(feature = "transports")]
+use std::{fs::File, future::Future, io::Write, path::Path, sync::OnceLock, time::Duration};
 
-/// An image that lives somewhere other than a file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Remote {
-    /// `docker://HOST/REPO[:TAG|@DIGEST]`, as skopeo spells it.
-    Registry(String),
-    /// `docker-daemon:NAME[:TAG]` or `docker-daemon:ID`.
-    Daemon(String),
+/// Registers the registry and engine clients with [`crate::image::remote`], so that
+/// `docker://` and `docker-daemon:` sources and destinations work. Without the
+/// `transports` feature there is nothing to register, and both say so.
+pub fn register() {
+    #[cfg(feature = "transports")]
+    crate::image::remote::register(&Clients);
 }
 
-impl Remote {
-    /// The remote named by `s`, when it has a remote transport prefix.
-    pub fn parse(s: &str) -> Option<Remote> {
-        if let Some(r) = s.strip_prefix("docker://") {
-            return Some(Remote::Registry(r.to_string()));
-        }
-        s.strip_prefix("docker-daemon:")
-            .map(|n| Remote::Daemon(n.to_string()))
+/// The registry client of [`registry`] and the engine client of [`daemon`].
+#[cfg(feature = "transports")]
+struct Clients;
+
+#[cfg(feature = "transports")]
+impl Transports for Clients {
+    fn pull(&self, spec: &str, access: &Access) -> Result<Box<dyn Spool>> {
+        Ok(Box::new(registry::pull_manifests(spec, access)?))
     }
 
-    /// As written on the command line.
-    pub fn display(&self) -> String {
-        match self {
-            Remote::Registry(r) => format!("docker://{r}"),
-            Remote::Daemon(n) => format!("docker-daemon:{n}"),
-        }
-    }
-}
-
-/// How to reach registries: credentials, TLS and time, as skopeo's options give them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Access {
-    /// `--creds USER[:PASS]`, for every registry of the run.
-    pub creds: Option<(String, String)>,
-    /// `--authfile FILE`: a `config.json` / `auth.json` read instead of the defaults.
-    pub authfile: Option<PathBuf>,
-    /// `--src-creds`, `--src-authfile`: for the source only (before `--creds`).
-    pub src: Side,
-    /// `--dest-creds`, `--dest-authfile`: for the destination only.
-    pub dest: Side,
-    /// `--tls-verify=false`: accept any certificate, and plain HTTP when the registry
-    /// does not speak TLS.
-    pub insecure: bool,
-    /// `--cert-dir DIR`: the `*.crt` CA certificates in it are trusted too (default:
-    /// `/etc/containers/certs.d/HOST` and `/etc/docker/certs.d/HOST`).
-    pub cert_dir: Option<PathBuf>,
-    /// `--timeout`: when every registry request of the run must have finished.
-    pub deadline: Option<std::time::Instant>,
-}
-
-/// Credentials for one side of a copy.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Side {
-    /// `--src-creds` / `--dest-creds`.
-    pub creds: Option<(String, String)>,
-    /// `--src-authfile` / `--dest-authfile`.
-    pub authfile: Option<PathBuf>,
-}
-
-impl Access {
-    /// Parses `--creds USER[:PASS]` (`flag` names the option in the message).
-    pub fn parse_creds(s: &str, flag: &str) -> Result<(String, String)> {
-        let (user, pass) = s.split_once(':').unwrap_or((s, ""));
-        if user.is_empty() {
-            return Err(Error::Usage(format!("{flag}: expected USER[:PASS]")));
-        }
-        Ok((user.to_string(), pass.to_string()))
+    fn reach(&self, spec: &str, access: &Access) -> Result<()> {
+        registry::Repo::connect(spec, access).map(drop)
     }
 
-    /// The instant `--timeout DURATION` (`90`, `90s`, `10m`, `1h`) from now.
-    pub fn deadline_in(s: &str) -> Result<std::time::Instant> {
-        let bad = || {
-            Error::Usage(format!(
-                "--timeout: expected a duration like 90s, 10m or 1h, not {s:?}"
-            ))
-        };
-        let (n, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-            Some(i) => s.split_at(i),
-            None => (s, "s"),
-        };
-        let n: u64 = n.parse().map_err(|_| bad())?;
-        let secs = match unit {
-            "s" => n,
-            "m" => n.saturating_mul(60),
-            "h" => n.saturating_mul(3600),
-            _ => return Err(bad()),
-        };
-        if secs == 0 {
-            return Err(bad());
-        }
-        let now = std::time::Instant::now();
-        now.checked_add(std::time::Duration::from_secs(secs))
-            .ok_or_else(bad)
+    fn push(
+        &self,
+        root: &Path,
+        images: &[StagedImage],
+        index: Option<(&[u8], &Digest)>,
+        spec: &str,
+        access: &Access,
+        mount_from: Option<&MountFrom>,
+    ) -> Result<Pushed> {
+        registry::push(root, images, index, spec, access, mount_from)
     }
 
-    /// The access for the source: its own credentials, else the run's.
-    pub fn source(&self) -> Access {
-        self.sided(&self.src)
+    fn engine_ping(&self) -> Result<()> {
+        daemon::ping()
     }
 
-    /// The access for the destination: its own credentials, else the run's.
-    pub fn destination(&self) -> Access {
-        self.sided(&self.dest)
+    fn engine_export(&self, name: &str) -> Result<File> {
+        daemon::export(name)
     }
 
-    fn sided(&self, side: &Side) -> Access {
-        let mut a = self.clone();
-        if side.creds.is_some() || side.authfile.is_some() {
-            a.creds = side.creds.clone();
-            a.authfile = side.authfile.clone();
-        }
-        a.src = Side::default();
-        a.dest = Side::default();
-        a
+    fn engine_load(
+        &self,
+        what: &str,
+        write: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+    ) -> Result<()> {
+        daemon::load(what, |w| write(w))
     }
-}
-
-/// What a push did.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Pushed {
-    /// The reference pushed to.
-    pub reference: String,
-    /// The manifest's digest.
-    pub digest: String,
-    /// Blobs uploaded.
-    pub uploaded: usize,
-    /// Blobs the registry already had.
-    pub present: usize,
-    /// Blobs mounted from the source repository.
-    pub mounted: usize,
-    /// How long the push took, in seconds (reported, for `benches/compare`).
-    pub seconds: f64,
 }
 
 #[cfg(feature = "transports")]

@@ -12,14 +12,13 @@
 //! mounted, the rest go up streamed, the manifest last, so a failed push leaves the tag
 //! where it was.
 
-use super::Access;
-pub use super::Pushed;
 use super::wire::{self, Failure, Http, with_causes};
 use crate::cleanup::{STAGED, Staged};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::media;
 use crate::image::reader::JSON_LIMIT;
+use crate::image::remote::{Access, MountFrom, Pushed, Spool};
 use crate::image::writer::StagedImage;
 use bytes::Bytes;
 use oci_client::Reference;
@@ -268,11 +267,6 @@ pub struct Pulled {
 }
 
 impl Pulled {
-    /// The spool folder.
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
     fn blob_path(&self, d: &Digest) -> PathBuf {
         self.dir.path().join(media::BLOBS_DIR).join(d.hex())
     }
@@ -281,10 +275,17 @@ impl Pulled {
         fs_err::write(self.blob_path(d), bytes)?;
         Ok(())
     }
+}
+
+impl Spool for Pulled {
+    /// The spool folder.
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
 
     /// Fetches layer blobs (digest, size) that are not in the spool yet, in parallel on
     /// the `--jobs` pool; each lands under its name only when whole.
-    pub fn fetch_layers(&self, layers: &[(Digest, u64)]) -> Result<()> {
+    fn fetch_layers(&self, layers: &[(Digest, u64)]) -> Result<()> {
         layers.par_iter().try_for_each(|(digest, size)| {
             let path = self.blob_path(digest);
             if path.exists() {
@@ -299,6 +300,34 @@ impl Pulled {
             tmp.persist(&path).map_err(|e| e.error)?;
             Ok(())
         })
+    }
+
+    /// Fetches a chosen image's config into the spool, unless it is there. `size` is its
+    /// descriptor's (the reader checks it), capped at the limit for JSON documents.
+    fn fetch_config(&self, digest: &Digest, size: Option<u64>) -> Result<()> {
+        if self.blob_path(digest).exists() {
+            return Ok(());
+        }
+        let size = size.unwrap_or(JSON_LIMIT);
+        if size > JSON_LIMIT {
+            return Err(Error::corrupt(
+                format!("{} manifest", self.repo.name),
+                format!("a config of {size} bytes is too large"),
+            ));
+        }
+        let buf = self.repo.blob(digest, size, || Ok(Vec::new()))?;
+        self.write_blob(digest, &buf)
+    }
+
+    fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn mount_from(&self) -> MountFrom {
+        MountFrom {
+            registry: self.repo.reference.resolve_registry().to_string(),
+            repository: self.repo.reference.repository().to_string(),
+        }
     }
 }
 
@@ -384,23 +413,6 @@ impl Pulled {
         }
         Ok(())
     }
-
-    /// Fetches a chosen image's config into the spool, unless it is there. `size` is its
-    /// descriptor's (the reader checks it), capped at the limit for JSON documents.
-    pub fn fetch_config(&self, digest: &Digest, size: Option<u64>) -> Result<()> {
-        if self.blob_path(digest).exists() {
-            return Ok(());
-        }
-        let size = size.unwrap_or(JSON_LIMIT);
-        if size > JSON_LIMIT {
-            return Err(Error::corrupt(
-                format!("{} manifest", self.repo.name),
-                format!("a config of {size} bytes is too large"),
-            ));
-        }
-        let buf = self.repo.blob(digest, size, || Ok(Vec::new()))?;
-        self.write_blob(digest, &buf)
-    }
 }
 
 /// Pushes the images of staging folder `root` (blobs in `blobs/sha256`) to `spec`: each
@@ -414,19 +426,16 @@ pub fn push(
     index: Option<(&[u8], &Digest)>,
     spec: &str,
     access: &Access,
-    mount_from: Option<&Repo>,
+    mount_from: Option<&MountFrom>,
 ) -> Result<Pushed> {
     let started = std::time::Instant::now();
     let repo = Repo::connect_for(spec, access, "pull,push")?;
     let mount_from = mount_from.filter(|m| {
-        m.reference.resolve_registry() == repo.reference.resolve_registry()
-            && m.reference.repository() != repo.reference.repository()
+        m.registry == repo.reference.resolve_registry()
+            && m.repository != repo.reference.repository()
     });
     if let Some(from) = mount_from {
-        again(|| {
-            repo.http
-                .authorize("pull,push", &[from.reference.repository()])
-        })?;
+        again(|| repo.http.authorize("pull,push", &[&from.repository]))?;
     }
     let mut outcomes = Vec::new();
     for image in images {
@@ -498,13 +507,13 @@ fn push_blob(
     root: &Path,
     digest: &Digest,
     size: u64,
-    mount_from: Option<&Repo>,
+    mount_from: Option<&MountFrom>,
 ) -> Result<Outcome> {
     if again(|| repo.http.has_blob(digest))? {
         return Ok(Outcome::Present);
     }
     if let Some(from) = mount_from
-        && again(|| repo.http.mount(digest, from.reference.repository()))?
+        && again(|| repo.http.mount(digest, &from.repository))?
     {
         return Ok(Outcome::Mounted);
     }

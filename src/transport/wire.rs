@@ -13,11 +13,11 @@
 //! - a challenge naming a plain `http://` token realm is refused while TLS is verified:
 //!   the credentials would cross in cleartext.
 
-use super::Access;
 use super::reply::{Challenge, excerpt, parse_challenge, token};
 use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
 use crate::escape::escape;
+use crate::image::remote::Access;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{
