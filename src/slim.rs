@@ -4,10 +4,10 @@
 //! synthesized layer, and the dependency check of the result against the merged tree.
 
 use crate::deps::closure::ClosureReport;
-use crate::deps::fs::TreeFs;
 use crate::deps::guard::GuardReport;
 use crate::deps::loader::ElfCache;
 use crate::error::{Error, Result};
+use crate::layer::fs::TreeFs;
 use crate::layer::index::EntryRec;
 use crate::layer::overlay::Tree;
 use crate::layer::synth::Rewrite;

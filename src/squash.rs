@@ -13,7 +13,6 @@
 
 use crate::convert::{default_format, media_family};
 use crate::deps::closure::ClosureReport;
-use crate::deps::fs::TreeFs;
 use crate::deps::guard::GuardReport;
 use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
@@ -23,6 +22,7 @@ use crate::image::writer::{
     BlobWriter, Dest, OutImage, OutLayer, OutputOptions, SideFile, Staging,
 };
 use crate::layer::codec::{Compression, EncodeOptions, Encoder};
+use crate::layer::fs::TreeFs;
 use crate::layer::index::{EntryRec, IndexMode};
 use crate::layer::overlay::{self, Tree};
 use crate::layer::reader::{LayerScan, scan_full};

@@ -17,9 +17,9 @@
 //! Folders above a kept path stay (with their own metadata). Nothing is run: the image
 //! is read, never executed.
 
-use super::fs::{Fs, Stat, from_workdir, join_rel, normalise, resolve_trail};
 use super::loader::{ElfCache, Loader};
 use super::{config_words, elf, env, path_dirs, runtime, show, which};
+use crate::layer::fs::{Fs, Stat, from_workdir, join_rel, normalise, resolve_trail};
 use crate::layer::overlay::parent;
 use globset::GlobSet;
 use serde::Serialize;
@@ -801,7 +801,7 @@ pub fn compute(fs: &dyn Fs, config: &Value, opts: &ClosureOptions, elf: &ElfCach
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deps::fs::tests::MemFs;
+    use crate::layer::memfs::MemFs;
     use serde_json::json;
 
     fn opts(roots: &[&str], presets: &[Preset]) -> ClosureOptions {

@@ -6,9 +6,9 @@
 //! entrypoint are resolved through symlinks already, so a dangling link that matters
 //! breaks one of those too.
 
-use super::fs::{Fs, Stat, normalise, resolve};
 use super::loader::ElfCache;
 use super::{Broken, RuntimeLib, analyze_with};
+use crate::layer::fs::{Fs, Stat, normalise, resolve};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};

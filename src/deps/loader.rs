@@ -22,7 +22,7 @@
 //! populated), `DF_1_NODEFLIB`, and `LD_PRELOAD`.
 
 use super::elf::{self, ElfInfo};
-use super::fs::{Fs, Stat, join_rel, normalise, resolve};
+use crate::layer::fs::{Fs, Stat, join_rel, normalise, resolve};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
@@ -517,7 +517,7 @@ impl<'f> Conf<'f> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deps::fs::tests::MemFs;
+    use crate::layer::memfs::MemFs;
 
     /// An include chain of 3000 overflowed the stack; 20 hard links to one 1 MiB file
     /// were each read whole, their folders kept 20 times.

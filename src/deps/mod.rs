@@ -9,13 +9,13 @@
 
 pub mod closure;
 pub mod elf;
-pub mod fs;
+
 pub mod guard;
 pub mod loader;
 pub mod runtime;
 
+use crate::layer::fs::{Fs, Stat, from_workdir, join_rel, normalise, resolve};
 use crate::layer::overlay::parent;
-use fs::{Fs, Stat, from_workdir, join_rel, normalise, resolve};
 use loader::{ElfCache, Load, Loader};
 use rayon::prelude::*;
 use serde::Serialize;

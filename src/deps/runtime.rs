@@ -17,8 +17,8 @@
 //! unwinds without `libgcc_s`. A name the input lacks is not an error (glibc skips an
 //! NSS service it cannot load); one the input has and a policy deletes is.
 
-use super::fs::{Fs, resolve};
 use super::loader::Loader;
+use crate::layer::fs::{Fs, resolve};
 
 /// The libraries glibc opens by name whatever its configuration.
 pub const GLIBC_ALWAYS: &[&str] = &["libgcc_s.so.1"];

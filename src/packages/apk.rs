@@ -9,7 +9,7 @@
 
 use super::relation::{apk_provided, parse_apk};
 use super::{Budget, Manager, Package, read_text};
-use crate::deps::fs::{Fs, Stat, join_rel, normalise};
+use crate::layer::fs::{Fs, Stat, join_rel, normalise};
 use crate::layer::synth::{Content, Rewrite};
 use std::collections::{BTreeSet, HashSet};
 
@@ -64,7 +64,7 @@ pub(crate) fn remove(
         rewrites.push(Rewrite {
             path: path.to_vec(),
             content: Content::File(bytes),
-            like: crate::deps::fs::resolve(fs, path).unwrap_or_else(|| path.to_vec()),
+            like: crate::layer::fs::resolve(fs, path).unwrap_or_else(|| path.to_vec()),
         })
     };
     let text = read_text(fs, INSTALLED, budget)?.unwrap_or_default();
@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn records_files_and_relations() {
-        let mut fs = crate::deps::fs::tests::MemFs::default();
+        let mut fs = crate::layer::memfs::MemFs::default();
         fs.file("lib/apk/db/installed", INSTALLED_TEXT.as_bytes(), 0o644);
         let mut w = Vec::new();
         let p = read(&fs, &mut w, &Budget::new()).unwrap();

@@ -9,7 +9,7 @@
 
 use super::relation::{Relation, parse_dpkg};
 use super::{Budget, Manager, Package, read_text};
-use crate::deps::fs::{Fs, normalise};
+use crate::layer::fs::{Fs, normalise};
 use std::collections::HashMap;
 
 /// The status file.

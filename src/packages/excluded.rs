@@ -18,8 +18,8 @@
 //! packages are not looked at here.
 
 use super::{Budget, Manager, locate, read_text};
-use crate::deps::fs::{Fs, Stat, normalise};
 use crate::error::{Error, Result};
+use crate::layer::fs::{Fs, Stat, normalise};
 use crate::layer::synth::{Content, Rewrite};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -76,7 +76,7 @@ pub fn plan(
         deleted.iter().map(|(p, r)| (p.as_slice(), *r)).collect();
     // A database the policy deletes itself (closure mode may) is left to go.
     let gone = |p: &[u8]| {
-        crate::deps::fs::resolve(fs, p).is_none_or(|at| by_rule.contains_key(at.as_slice()))
+        crate::layer::fs::resolve(fs, p).is_none_or(|at| by_rule.contains_key(at.as_slice()))
     };
     if gone(super::dpkg::STATUS) {
         return Ok((Vec::new(), report));

@@ -12,7 +12,7 @@ pub mod npm;
 pub mod relation;
 pub mod remove;
 
-use crate::deps::fs::{Fs, Stat, join_rel, resolve};
+use crate::layer::fs::{Fs, Stat, join_rel, resolve};
 use crate::layer::overlay::parent;
 use relation::{Op, Relation};
 use serde::Serialize;
@@ -506,7 +506,7 @@ pub fn list(fs: &dyn Fs, db: &Database) -> Result<Listing, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deps::fs::tests::MemFs;
+    use crate::layer::memfs::MemFs;
 
     fn pkg(name: &str, version: &str, depends: &str, provides: &str) -> Package {
         Package {

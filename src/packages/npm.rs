@@ -18,7 +18,7 @@
 //!   hidden lockfile (npm rewrites it; without it npm reads `node_modules` itself).
 
 use super::{Budget, read_text};
-use crate::deps::fs::{Fs, Stat, join_rel};
+use crate::layer::fs::{Fs, Stat, join_rel};
 use crate::layer::overlay::parent;
 use serde::Deserialize;
 use serde::Serialize;
@@ -658,7 +658,7 @@ mod tests {
     /// folder, the lookups grow with packages times names.
     #[test]
     fn resolutions_through_a_deep_project_are_remembered() {
-        use crate::deps::fs::tests::{Counting, MemFs};
+        use crate::layer::memfs::{Counting, MemFs};
         let lookups = |depth: usize| {
             let mut fs = MemFs::default();
             let deps: Vec<String> = (0..50).map(|i| format!("\"n{i}\": \"1\"")).collect();

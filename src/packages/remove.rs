@@ -24,8 +24,8 @@
 
 use super::dpkg::{self, STATUS, stanzas};
 use super::{Budget, Database, Index, Manager, Package, locate, read_text};
-use crate::deps::fs::{Fs, Stat, join_rel, normalise};
 use crate::error::{Error, Result};
+use crate::layer::fs::{Fs, Stat, join_rel, normalise};
 use crate::layer::overlay::parent;
 use crate::layer::synth::{Content, Rewrite};
 use globset::GlobSet;
@@ -493,7 +493,7 @@ fn database(
         if changed {
             // Written at the database's own path, as dpkg and apt replace the file (a
             // symlink there too); the metadata comes from the file read.
-            let like = crate::deps::fs::resolve(fs, file).unwrap_or_else(|| file.to_vec());
+            let like = crate::layer::fs::resolve(fs, file).unwrap_or_else(|| file.to_vec());
             r.rewrites.push(Rewrite {
                 path: file.to_vec(),
                 content: Content::File(out.into_bytes()),

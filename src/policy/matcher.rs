@@ -7,9 +7,9 @@
 //! first, so each decision reads its parent's.
 
 use crate::deps::closure::{Closure, ClosureOptions, ClosureReport};
-use crate::deps::fs::Fs;
 use crate::deps::loader::ElfCache;
 use crate::error::Result;
+use crate::layer::fs::Fs;
 use crate::layer::overlay::Tree;
 use crate::packages::npm::{Prune, PruneReport};
 use crate::packages::remove::Removal;
