@@ -12,26 +12,21 @@
 //! filesystem or config; `inspect` reads and verifies every layer and reports on it.
 //! The library never prints and never exits: it returns reports and typed errors.
 
-pub mod bench;
-pub mod check;
 pub mod cleanup;
-pub mod convert;
+pub mod command;
 pub mod deps;
 pub mod digest;
 pub mod error;
 pub mod escape;
 pub mod image;
-pub mod inspect;
 pub mod layer;
 pub mod packages;
 pub mod parallel;
-pub mod platforms;
+pub mod pipeline;
 pub mod policy;
 pub mod progress;
 pub mod report;
 pub mod section;
-pub mod slim;
-pub mod squash;
 pub mod transport;
 
 pub use error::{Error, Result};

@@ -1,11 +1,11 @@
 //! Turns reports into text for people, or JSON for machines. The only place that
 //! formats; untrusted strings from images are escaped before they reach a terminal.
 
-use crate::bench::BenchReport;
-use crate::convert::ConvertReport;
-use crate::inspect::InspectReport;
+use crate::command::bench::BenchReport;
+use crate::command::convert::ConvertReport;
+use crate::command::inspect::InspectReport;
 use crate::layer::path::escape;
-use crate::squash::SquashReport;
+use crate::pipeline::squash::SquashReport;
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -202,7 +202,7 @@ fn pushed_line(o: &mut String, p: Option<&crate::image::remote::Pushed>) {
 }
 
 /// `squash --all-platforms` for people: each platform's squash, then the index.
-pub fn all_platforms_text(r: &crate::platforms::AllPlatformsReport) -> String {
+pub fn all_platforms_text(r: &crate::command::squash::AllPlatformsReport) -> String {
     let mut o = String::new();
     for p in &r.platforms {
         let _ = writeln!(o, "platform {}:", clean(&p.platform));
@@ -595,6 +595,31 @@ fn rule_rows(o: &mut String, rules: &[crate::policy::RuleOutcome], hidden: bool)
             rule.examples.join(", ")
         );
     }
+}
+
+/// `check` for people: one line per broken reference, then a summary.
+pub fn check_text(r: &crate::command::check::CheckReport) -> String {
+    let mut o = String::new();
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {w}");
+    }
+    for l in &r.analysis.loads {
+        let _ = writeln!(o, "{}:", l.path);
+        for (name, found) in &l.libs {
+            let _ = writeln!(o, "\t{name} => {}", found.as_deref().unwrap_or("not found"));
+        }
+    }
+    for b in &r.analysis.broken {
+        let _ = writeln!(o, "{} needs {}: {}", b.who, b.needs, b.why);
+    }
+    let _ = writeln!(
+        o,
+        "{} ELF files and {} scripts checked, {} broken references",
+        r.analysis.elf_files,
+        r.analysis.scripts,
+        r.analysis.broken.len()
+    );
+    o
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 pub mod apk;
 pub mod dpkg;
 pub mod excluded;
-pub mod image;
 pub mod npm;
 pub mod relation;
 pub mod remove;

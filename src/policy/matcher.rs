@@ -6,12 +6,10 @@
 //! kept path (kept paths keep their parent directories). Paths are visited parents
 //! first, so each decision reads its parent's.
 
-use crate::deps::closure::{Closure, ClosureOptions, ClosureReport};
-use crate::deps::loader::ElfCache;
+use crate::deps::closure::{Closure, ClosureOptions};
 use crate::error::Result;
-use crate::layer::fs::Fs;
 use crate::layer::overlay::Tree;
-use crate::packages::npm::{Prune, PruneReport};
+use crate::packages::npm::Prune;
 use crate::packages::remove::Removal;
 use globset::GlobSet;
 use rayon::prelude::*;
@@ -25,18 +23,6 @@ pub(crate) const MAX_RULES: usize = 128;
 
 /// Every deleted path (parents before children) and the index of the rule deleting it.
 pub type Deletions = Vec<(Vec<u8>, usize)>;
-
-/// What a policy decided for an image.
-pub struct Decided {
-    /// Every deleted path and its rule.
-    pub deleted: Deletions,
-    /// What closure mode kept, when asked.
-    pub closure: Option<ClosureReport>,
-    /// The package removal, when asked: its files to rewrite and its report.
-    pub removal: Option<Removal>,
-    /// What pruning npm's devDependencies did, when asked.
-    pub npm: Option<PruneReport>,
-}
 
 /// Deletion sets computed from the image before the paths are decided.
 #[derive(Default)]
@@ -175,43 +161,14 @@ impl PolicySet {
         &self.rules
     }
 
-    /// Whether it deletes nothing.
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+    /// Whether it prunes npm's devDependencies.
+    pub fn prunes_npm(&self) -> bool {
+        self.npm_rule.is_some()
     }
 
-    /// Decides for the image whose merged tree is `tree`, its files read through `fs`
-    /// and its config `config`: with closure mode, what the image needs is computed
-    /// first (ELF files read through `elf`), then [`PolicySet::decide`].
-    pub fn decide_image(
-        &self,
-        tree: &Tree,
-        fs: &dyn Fs,
-        config: &serde_json::Value,
-        elf: &ElfCache,
-    ) -> Result<Decided> {
-        let removal = self
-            .packages
-            .as_ref()
-            .map(|p| crate::packages::remove::plan(fs, p))
-            .transpose()?;
-        let npm = self.npm_rule.map(|_| crate::packages::npm::plan(fs));
-        let closure = self
-            .closure
-            .as_ref()
-            .map(|c| crate::deps::closure::compute(fs, config, c, elf));
-        let computed = Computed {
-            closure: closure.as_ref(),
-            removal: removal.as_ref(),
-            npm: npm.as_ref(),
-        };
-        let deleted = self.decide(tree, &computed)?;
-        Ok(Decided {
-            deleted,
-            closure: closure.map(|c| c.report),
-            removal,
-            npm: npm.map(|n| n.report),
-        })
+    /// Whether the policy deletes nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
     }
 
     /// Decides for every path of `tree`; returns the deleted paths (every one, parents

@@ -5,9 +5,9 @@
 
 use crate::builder::Spec;
 use crate::tools::scratch;
+use ocislim::command::squash::{Keep, SquashOptions, squash};
 use ocislim::image::reader::{OpenOptions, SourceSpec};
 use ocislim::image::writer::{Dest, OutputOptions};
-use ocislim::squash::{Keep, SquashOptions, squash};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::io::Read;

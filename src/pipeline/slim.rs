@@ -7,6 +7,7 @@ use crate::deps::closure::ClosureReport;
 use crate::deps::guard::GuardReport;
 use crate::deps::loader::ElfCache;
 use crate::error::{Error, Result};
+use crate::layer::fs::Fs;
 use crate::layer::fs::TreeFs;
 use crate::layer::index::EntryRec;
 use crate::layer::overlay::Tree;
@@ -15,7 +16,7 @@ use crate::layer::writer::Spool;
 use crate::packages::excluded::{ExcludeReport, GlobRule};
 use crate::packages::npm::PruneReport;
 use crate::packages::remove::{Removal, RemovalReport};
-use crate::policy::{PolicyOutcome, PolicySet};
+use crate::policy::{Computed, PolicyOutcome, PolicySet};
 use std::collections::HashSet;
 
 /// What a policy did to a merged tree.
@@ -51,7 +52,7 @@ pub fn slim(
     warnings: &mut Vec<String>,
 ) -> Result<Slimmed> {
     let elf = ElfCache::default();
-    let decided = policy.decide_image(tree, &TreeFs::new(tree, spools), config, &elf)?;
+    let decided = decide(policy, tree, &TreeFs::new(tree, spools), config, &elf)?;
     let (deleted, closure, npm) = (decided.deleted, decided.closure, decided.npm);
     if let Some(n) = &npm {
         warnings.extend(n.warnings.iter().map(|w| format!("npm: {w}")));
@@ -113,6 +114,52 @@ pub fn slim(
         npm,
         dpkg_excluded,
         rewritten,
+    })
+}
+
+/// What a policy decided for an image.
+pub struct Decided {
+    /// Every deleted path and its rule.
+    pub deleted: Vec<(Vec<u8>, usize)>,
+    /// What closure mode kept, when asked.
+    pub closure: Option<ClosureReport>,
+    /// The package removal, when asked: its files to rewrite and its report.
+    pub removal: Option<Removal>,
+    /// What pruning npm's devDependencies did, when asked.
+    pub npm: Option<PruneReport>,
+}
+
+/// Decides by `policy` for the image whose merged tree is `tree`, its files read through `fs`
+/// and its config `config`: with closure mode, what the image needs is computed
+/// first (ELF files read through `elf`), then [`PolicySet::decide`].
+fn decide(
+    policy: &PolicySet,
+    tree: &Tree,
+    fs: &dyn Fs,
+    config: &serde_json::Value,
+    elf: &ElfCache,
+) -> Result<Decided> {
+    let removal = policy
+        .packages
+        .as_ref()
+        .map(|p| crate::packages::remove::plan(fs, p))
+        .transpose()?;
+    let npm = policy.prunes_npm().then(|| crate::packages::npm::plan(fs));
+    let closure = policy
+        .closure
+        .as_ref()
+        .map(|c| crate::deps::closure::compute(fs, config, c, elf));
+    let computed = Computed {
+        closure: closure.as_ref(),
+        removal: removal.as_ref(),
+        npm: npm.as_ref(),
+    };
+    let deleted = policy.decide(tree, &computed)?;
+    Ok(Decided {
+        deleted,
+        closure: closure.map(|c| c.report),
+        removal,
+        npm: npm.map(|n| n.report),
     })
 }
 

@@ -7,16 +7,17 @@ use crate::image::reader::{self, OpenOptions, SourceSpec};
 use crate::layer::codec::{Compression, EncodeOptions, Encoder};
 use crate::layer::index::EntryRec;
 use crate::layer::overlay::{self, Tree};
+use crate::pipeline::emit::{LayerOut, Sizes, squashed_codec, write_layer};
+use crate::pipeline::merge::{merge_scanned, scan_layers};
 use crate::policy::PolicySet;
 use crate::progress::Progress;
 use crate::section::Section;
-use crate::squash::{LayerOut, Sizes, merge_scanned, scan_layers, squashed_codec, write_layer};
 use std::time::Instant;
 
 /// The fixture images embedded in the binary, the default when no image is named.
 pub const FIXTURES: &[(&str, &[u8])] = &[(
     "fixtures/small.tar",
-    include_bytes!("../fixtures/small.tar"),
+    include_bytes!("../../fixtures/small.tar"),
 )];
 
 /// What `bench` is asked to do.
@@ -118,7 +119,7 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
             // A policy's rewrite layer is appended to the spools, and dropped after.
             spools.truncate(layers);
             let (mut t, sp) = (tree.clone(), &mut spools);
-            let slimmed = crate::slim::slim(
+            let slimmed = crate::pipeline::slim::slim(
                 policy,
                 (&mut t, sp),
                 &source.image.config_json,
@@ -191,7 +192,7 @@ fn smoke(spec: &SourceSpec, policy: &PolicySet, cmd: &str, opts: &BenchOptions) 
     let dir = tempfile::tempdir()?;
     let archive = dir.path().join("slim.tar");
     let tag = format!("ocislim-bench-smoke:{}", std::process::id());
-    let squash = crate::squash::SquashOptions {
+    let squash = crate::pipeline::squash::SquashOptions {
         source: spec.clone(),
         open: opts.open.clone(),
         output: crate::image::writer::OutputOptions {
@@ -204,7 +205,7 @@ fn smoke(spec: &SourceSpec, policy: &PolicySet, cmd: &str, opts: &BenchOptions) 
                 crate::image::remote::Access::default(),
             )?
         },
-        keep: crate::squash::Keep::Nothing,
+        keep: crate::pipeline::squash::Keep::Nothing,
         timestamp: None,
         policy: policy.clone(),
         dry_run: false,
@@ -214,7 +215,7 @@ fn smoke(spec: &SourceSpec, policy: &PolicySet, cmd: &str, opts: &BenchOptions) 
         jobs: opts.jobs,
         progress: Progress::hidden(),
     };
-    crate::squash::squash(&squash)?;
+    crate::pipeline::squash::squash(&squash)?;
     let path = archive.to_string_lossy();
     if !docker(&["load", "-i", &path]).is_ok_and(|s| s.success()) {
         return Ok("docker load failed".into());

@@ -1,4 +1,5 @@
-//! `squash --all-platforms`: every image of a multi-platform index squashed, and a new
+//! `ocislim squash`: one image through [`crate::pipeline::squash`], or with
+//! `--all-platforms` every image of a multi-platform index squashed, and a new
 //! index of the results, with the same platforms and annotations, written to any sink. A
 //! docker archive (and the engine) gets the shape of Docker 25+'s save of a multi-platform
 //! image: the index in `index.json` and, for engines that read only `manifest.json`, the
@@ -14,14 +15,15 @@
 //! different image, so keeping them (re-pointed at the new digests) would claim what no
 //! build produced.
 
-use crate::convert::default_format;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::platform::Platform;
 use crate::image::remote::Pushed;
 use crate::image::writer::{Dest, OutputOptions, StagedImage, Staging};
 use crate::image::{Format, media, reader};
-use crate::squash::{self, SquashOptions, SquashReport};
+use crate::pipeline::format::default_format;
+use crate::pipeline::squash;
+pub use crate::pipeline::squash::{Keep, SquashOptions, SquashReport, squash};
 use serde_json::{Value, json};
 use std::path::Path;
 

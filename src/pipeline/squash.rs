@@ -11,26 +11,23 @@
 //! config: rootfs.diff_ids, history folded; manifest, index; atomic rename
 //! ```
 
-use crate::convert::{default_format, media_family};
 use crate::deps::closure::ClosureReport;
 use crate::deps::guard::GuardReport;
 use crate::digest::{Digest, Meter};
 use crate::error::{Error, Result};
 use crate::image::config::{self, SquashNote};
 use crate::image::reader::{self, OpenOptions, SourceSpec};
-use crate::image::writer::{
-    BlobWriter, Dest, OutImage, OutLayer, OutputOptions, SideFile, Staging,
-};
-use crate::layer::codec::{Compression, EncodeOptions, Encoder};
-use crate::layer::fs::TreeFs;
-use crate::layer::index::{EntryRec, IndexMode};
-use crate::layer::overlay::{self, Tree};
-use crate::layer::reader::{LayerScan, scan_full};
-use crate::layer::writer::{EmitOptions, EmitStats, Spool, emit};
+use crate::image::writer::{Dest, OutImage, OutLayer, OutputOptions, SideFile, Staging};
+use crate::layer::codec::{Compression, EncodeOptions};
+use crate::layer::index::EntryRec;
+use crate::layer::overlay::{self};
+use crate::layer::reader::LayerScan;
+use crate::layer::writer::{EmitStats, Spool};
+use crate::pipeline::emit::{LayerOut, Sizes, Written, squashed_codec, write_layer};
+use crate::pipeline::format::{default_format, media_family};
+use crate::pipeline::merge::{merge_scanned, scan_layers};
 use crate::policy::{PolicyOutcome, PolicySet};
-use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::Arc;
 
 /// Which layers stay as they are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,223 +145,8 @@ pub struct SquashReport {
     pub pushed: Option<crate::image::remote::Pushed>,
 }
 
-/// Compressed and uncompressed totals.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
-pub struct Sizes {
-    /// Stored (compressed) bytes.
-    pub compressed: u64,
-    /// Plain tar bytes.
-    pub uncompressed: u64,
-}
-
 /// A layer's scan, and its blob as copied when it is kept.
 type ScanAndBlob = (LayerScan, Option<(Digest, u64)>);
-
-/// Layer outcome of pass 1.
-pub(crate) struct Scanned {
-    pub(crate) scan: LayerScan,
-    pub(crate) spool: Spool,
-    pub(crate) kept_blob: Option<(Digest, u64)>,
-}
-
-/// Where the squashed layer goes: a staged blob, or (dry run) only a digest and size.
-pub(crate) enum LayerOut {
-    Blob(BlobWriter),
-    Dry(Meter<std::io::Sink>),
-}
-
-impl Write for LayerOut {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            LayerOut::Blob(w) => w.write(buf),
-            LayerOut::Dry(w) => w.write(buf),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            LayerOut::Blob(w) => w.flush(),
-            LayerOut::Dry(w) => w.flush(),
-        }
-    }
-}
-
-impl LayerOut {
-    fn finish(self) -> Result<(Digest, u64)> {
-        match self {
-            LayerOut::Blob(w) => w.finish(),
-            LayerOut::Dry(m) => {
-                let (_, d, n) = m.finish();
-                Ok((d, n))
-            }
-        }
-    }
-}
-
-/// Pass 1: every layer streamed once (biggest first), verified and indexed; compressed
-/// layers are spooled as a plain tar, plain ones stay where they are; the kept base
-/// layers' blobs are also copied into `staging`.
-pub(crate) fn scan_layers(
-    source: &reader::Source,
-    keep: usize,
-    staging: Option<&Staging>,
-    jobs: usize,
-    progress: &crate::progress::Progress,
-) -> Result<Vec<Scanned>> {
-    let image = &source.image;
-    crate::parallel::biggest_first(
-        &image.layers,
-        jobs,
-        |l| source.layer_size(l),
-        |l| -> Result<Scanned> {
-            let blob = source.layer_blob(l)?;
-            let raw = match staging {
-                Some(st) if l.position <= keep => Some(st.blob_writer()?),
-                _ => None,
-            };
-            // A plain tar is read in place in pass 2; only compressed layers are
-            // spooled, decompressed, to a temporary file.
-            let spool = match blob.compression {
-                Compression::None => None,
-                _ => {
-                    let f = match staging {
-                        Some(st) => tempfile::tempfile_in(st.path())?,
-                        None => tempfile::tempfile()?,
-                    };
-                    Some(Encoder::Plain(BufWriter::with_capacity(1 << 20, f)))
-                }
-            };
-            let reader = progress.reader(
-                &format!("read layer {}", l.position),
-                blob.size,
-                blob.reader(),
-            );
-            let (scan, raw, enc, entries) =
-                scan_full(reader, &l.name(), raw, spool, IndexMode::Entries)?;
-            l.verify(&scan)?;
-            // No spool: the plain tar is read where it is (its digests were checked).
-            let spool = match enc {
-                Some(enc) => Spool {
-                    file: Arc::new(enc.finish()?.into_inner().map_err(|e| e.into_error())?),
-                    base: 0,
-                    entries,
-                },
-                None => Spool {
-                    file: blob.file,
-                    base: blob.offset,
-                    entries,
-                },
-            };
-            let kept_blob = raw.map(|w| w.finish()).transpose()?;
-            Ok(Scanned {
-                scan,
-                spool,
-                kept_blob,
-            })
-        },
-    )
-}
-
-/// Merges the scanned layers (see [`Tree::merge`]).
-pub(crate) fn merge_scanned(
-    scanned: &mut [Scanned],
-    image: &crate::image::Image,
-    keep: usize,
-    warnings: &mut Vec<String>,
-) -> Result<(Tree, Tree)> {
-    let layers = scanned
-        .iter_mut()
-        .zip(&image.layers)
-        .map(|(s, l)| (s.spool.entries.as_mut_slice(), l.name()));
-    Tree::merge(layers, keep, warnings)
-}
-
-/// An image read, verified and merged, for the commands that read its filesystem
-/// (`check`, `packages`).
-pub(crate) struct Merged {
-    pub(crate) source: reader::Source,
-    pub(crate) tree: Tree,
-    pub(crate) spools: Vec<Spool>,
-    pub(crate) warnings: Vec<String>,
-}
-
-impl Merged {
-    /// Reads and merges the image `spec`.
-    pub(crate) fn open(
-        spec: &SourceSpec,
-        open: &OpenOptions,
-        jobs: usize,
-        progress: &crate::progress::Progress,
-    ) -> Result<Merged> {
-        let source = reader::open(spec, open)?;
-        let mut scanned = scan_layers(&source, 0, None, jobs, progress)?;
-        let mut warnings = source.image.warnings.clone();
-        let (_, tree) = merge_scanned(&mut scanned, &source.image, 0, &mut warnings)?;
-        let spools = scanned.into_iter().map(|s| s.spool).collect();
-        Ok(Merged {
-            source,
-            tree,
-            spools,
-            warnings,
-        })
-    }
-
-    /// Its merged filesystem.
-    pub(crate) fn fs(&self) -> TreeFs<'_> {
-        TreeFs::new(&self.tree, &self.spools)
-    }
-}
-
-/// The squashed layer's codec: the one asked for, else the input's top layer's, and
-/// gzip when that is plain tar (output is never silently uncompressed).
-pub(crate) fn squashed_codec(want: Option<Compression>, top: Option<Compression>) -> Compression {
-    want.unwrap_or(match top {
-        Some(Compression::None) | None => Compression::Gzip,
-        Some(c) => c,
-    })
-}
-
-/// The squashed layer as written.
-pub(crate) struct Written {
-    pub(crate) stats: crate::layer::writer::EmitStats,
-    pub(crate) diff_id: Digest,
-    pub(crate) tar_size: u64,
-    pub(crate) digest: Digest,
-    pub(crate) size: u64,
-}
-
-/// Emits `plan` through the codec into `out`, hashing the plain tar for the diff_id.
-pub(crate) fn write_layer(
-    plan: &[overlay::Emit],
-    spools: &[Spool],
-    enc: EncodeOptions,
-    timestamp: Option<u64>,
-    progress: &crate::progress::Progress,
-    upper_bound: u64,
-    out: LayerOut,
-) -> Result<Written> {
-    let name = format!("write {}", enc.compression.name());
-    let mut meter = Meter::new(Encoder::new(out, enc)?);
-    let bar = progress.bar(&name, upper_bound);
-    let stats = emit(
-        plan,
-        spools,
-        EmitOptions {
-            clamp_mtime: timestamp,
-        },
-        &mut bar.wrap_write(&mut meter),
-    )?;
-    drop(bar);
-    meter.flush()?;
-    let (enc, diff_id, tar_size) = meter.finish();
-    let (digest, size) = enc.finish()?.finish()?;
-    Ok(Written {
-        stats,
-        diff_id,
-        tar_size,
-        digest,
-        size,
-    })
-}
 
 /// Runs `squash`.
 pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
@@ -426,7 +208,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         .into_iter()
         .map(|s| ((s.scan, s.kept_blob), s.spool))
         .unzip();
-    let slimmed = crate::slim::slim(
+    let slimmed = crate::pipeline::slim::slim(
         &opts.policy,
         (&mut tree, &mut spools),
         &image.config_json,
@@ -434,7 +216,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         opts.check.then_some(opts.allow_broken),
         &mut warnings,
     )?;
-    let crate::slim::Slimmed {
+    let crate::pipeline::slim::Slimmed {
         deleted: _,
         policy,
         check,
@@ -617,7 +399,7 @@ fn commit(
     mut report_file: Option<SideFile>,
 ) -> Result<()> {
     if let Some(f) = &mut report_file {
-        f.write(crate::report::json(report).as_bytes())?;
+        f.write(&report_bytes(report))?;
     }
     let finished = match staging {
         Some(st) => st.finish(out)?,
@@ -627,13 +409,20 @@ fn commit(
     if !finished.warnings.is_empty() {
         report.warnings.extend(finished.warnings);
         if let Some(f) = &mut report_file {
-            f.write(crate::report::json(report).as_bytes())?;
+            f.write(&report_bytes(report))?;
         }
     }
     if let Some(f) = report_file {
         f.commit()?;
     }
     Ok(())
+}
+
+/// The `--report` file: the report as `--json` prints it.
+fn report_bytes(report: &SquashReport) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(report).expect("reports serialise");
+    bytes.push(b'\n');
+    bytes
 }
 
 /// Each input layer's line in the report, and the image's sizes before and after;

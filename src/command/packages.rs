@@ -1,11 +1,11 @@
 //! `ocislim packages`: reads an image, merges its layers, and lists what its package
 //! database records (see [`super::list`]).
 
-use super::{Listing, list, read};
 use crate::error::{Error, Result};
 use crate::image::reader::{OpenOptions, SourceSpec};
+use crate::packages::{Listing, list, read};
+use crate::pipeline::merge::Merged;
 use crate::progress::Progress;
-use crate::squash::Merged;
 
 /// Lists the packages of the image `spec`; an image with no database is an error.
 pub fn packages(

@@ -4,9 +4,8 @@
 use crate::deps::{self, Analysis};
 use crate::error::Result;
 use crate::image::reader::{OpenOptions, SourceSpec};
+use crate::pipeline::merge::Merged;
 use crate::progress::Progress;
-use crate::squash::Merged;
-use std::fmt::Write as _;
 
 /// What `check` found, with the image it read.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -32,29 +31,4 @@ pub fn check(
         warnings: m.warnings,
         analysis,
     })
-}
-
-/// The human report: one line per broken reference, then a summary.
-pub fn text(r: &CheckReport) -> String {
-    let mut o = String::new();
-    for w in &r.warnings {
-        let _ = writeln!(o, "warning: {w}");
-    }
-    for l in &r.analysis.loads {
-        let _ = writeln!(o, "{}:", l.path);
-        for (name, found) in &l.libs {
-            let _ = writeln!(o, "\t{name} => {}", found.as_deref().unwrap_or("not found"));
-        }
-    }
-    for b in &r.analysis.broken {
-        let _ = writeln!(o, "{} needs {}: {}", b.who, b.needs, b.why);
-    }
-    let _ = writeln!(
-        o,
-        "{} ELF files and {} scripts checked, {} broken references",
-        r.analysis.elf_files,
-        r.analysis.scripts,
-        r.analysis.broken.len()
-    );
-    o
 }

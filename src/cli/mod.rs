@@ -1,0 +1,228 @@
+//! The command line: clap's structs (raw flags only) and the dispatch that turns them
+//! into each command's validated options, runs it and formats its report.
+
+pub mod args;
+pub mod docs;
+pub mod run;
+
+use args::{OutputArgs, SourceArgs};
+use clap::{Parser, Subcommand};
+use ocislim::image::writer::OutputOptions;
+use ocislim::layer::codec::Compression;
+use ocislim::report::TableFormat;
+
+/// Printed under every command's help.
+pub const EXIT_CODES: &str = "Exit status: 0 done, 1 failed, 2 usage error.";
+
+/// Make existing container images smaller.
+#[derive(Parser)]
+#[command(version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Worker threads, at least 1 (default: all cores).
+    #[arg(short, long, global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: Option<u64>,
+    /// Print nothing but errors (and the report of `inspect`, which is its output).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// The subcommands, in the order a user meets them.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Flatten layers into one (or keep a base and squash the rest) with exact overlay
+    /// semantics: the output's filesystem is the input's merged filesystem.
+    #[command(after_help = EXIT_CODES)]
+    Squash {
+        #[command(flatten)]
+        src: SourceArgs,
+        /// Destination: a path, `-` for stdout, or oci:DIR[:REF], oci-archive:FILE[:REF],
+        /// docker-archive:FILE[:NAME:TAG]. An existing OCI layout gets the image added.
+        #[arg(short, long, required_unless_present = "dry_run")]
+        output: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+        /// Keep the bottom N layers byte-identical and squash the rest above them.
+        #[arg(long, value_name = "N", conflicts_with = "base")]
+        keep_layers: Option<usize>,
+        /// Keep the layers SOURCE shares with this image (by diff_id, in order).
+        #[arg(long, value_name = "IMAGE")]
+        base: Option<String>,
+        /// Deletion policy: a built-in name (`ocislim policy list`) or a TOML file;
+        /// repeatable, they combine. `none` is a pure squash.
+        #[arg(long, default_value = "default", value_name = "NAME|FILE")]
+        policy: Vec<String>,
+        /// Compute and report everything, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Squash every image of a multi-platform index and write an index of the results
+        /// with the same platforms and annotations (attestations are dropped). A docker
+        /// archive also names the host's platform in manifest.json, as Docker 25+ saves.
+        #[arg(long, conflicts_with_all = ["platform", "report"])]
+        all_platforms: bool,
+        /// Write the image even when the policy breaks references the input satisfied
+        /// (a library a program loads, a script's interpreter, the entrypoint, a symlink's
+        /// target); they are listed as warnings instead of failing the run.
+        #[arg(long, conflicts_with = "no_check")]
+        allow_broken: bool,
+        /// Skip the dependency check of the slimmed image (it costs a few percent; a
+        /// policy that breaks the image is then not noticed). For measuring the check.
+        #[arg(long)]
+        no_check: bool,
+        /// Also write the JSON report (every deleted path included) to FILE.
+        #[arg(long, value_name = "FILE")]
+        report: Option<std::path::PathBuf>,
+        /// Clamp file mtimes to EPOCH and set `created` to it (default:
+        /// $SOURCE_DATE_EPOCH when set; otherwise times are kept).
+        #[arg(long, value_name = "EPOCH")]
+        timestamp: Option<u64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an image's format, config, history and layers, verifying every blob.
+    #[command(after_help = EXIT_CODES)]
+    Inspect {
+        #[command(flatten)]
+        src: SourceArgs,
+        /// Also show what this policy would reclaim, per rule (repeatable: each is
+        /// reported on its own).
+        #[arg(long, value_name = "NAME|FILE")]
+        policy: Vec<String>,
+        /// Exit 1 when the efficiency (merged / stored file data, 0 to 1) is under this.
+        #[arg(long, value_name = "EFFICIENCY")]
+        fail_under: Option<f64>,
+        /// Exit 1 when more than this many bytes are wasted (stored but not seen).
+        #[arg(long, value_name = "WASTED_BYTES")]
+        fail_over: Option<u64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Report every reference the image does not satisfy: libraries its ELF files need
+    /// (found as glibc's or musl's loader finds them, inside the image), script
+    /// interpreters, the config's entrypoint and user. Exit 1 when any is broken.
+    #[command(after_help = EXIT_CODES)]
+    Check {
+        #[command(flatten)]
+        src: SourceArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also list every ELF file's libraries and where they were found, as
+        /// `ld.so --list` prints them.
+        #[arg(long)]
+        loads: bool,
+    },
+    /// The packages a dpkg or apk database records, with the bytes their files really
+    /// hold in the merged filesystem, largest first, and which ones no installed package
+    /// depends on.
+    #[command(after_help = EXIT_CODES)]
+    Packages {
+        #[command(flatten)]
+        src: SourceArgs,
+        /// Print the listing as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run each policy against each image and print a table of sizes before and after.
+    #[command(after_help = EXIT_CODES)]
+    Bench {
+        /// Images (default: the fixture images built into ocislim).
+        images: Vec<String>,
+        /// Policies, each run on its own (default: `none` as a baseline, then every
+        /// built-in policy).
+        #[arg(long, value_name = "NAME|FILE")]
+        policy: Vec<String>,
+        /// Output format.
+        #[arg(long, default_value = "table")]
+        format: TableFormat,
+        /// Codec of the squashed layer (default: as squash chooses).
+        #[arg(long)]
+        compression: Option<Compression>,
+        /// Compression level.
+        #[arg(long)]
+        level: Option<i32>,
+        /// Platform to pick from multi-platform indexes.
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
+        /// Add a column saying whether `ocislim check` finds nothing the policy broke.
+        #[arg(long)]
+        check: bool,
+        /// Add a column saying whether this shell command succeeds in each slimmed image,
+        /// run under the Docker engine `docker` reaches (`DOCKER_HOST`), without network.
+        #[arg(long, value_name = "CMD")]
+        smoke: Option<String>,
+    },
+    /// Re-encode an image into another format or compression, losslessly.
+    #[command(after_help = EXIT_CODES)]
+    Convert {
+        #[command(flatten)]
+        src: SourceArgs,
+        /// Destination: a path, `-` for stdout, or oci:DIR[:REF], oci-archive:FILE[:REF],
+        /// docker-archive:FILE[:NAME:TAG]. An existing OCI layout gets the image added.
+        #[arg(short, long)]
+        output: String,
+        #[command(flatten)]
+        out: OutputArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List, show and check deletion policies.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Policy(PolicyCommand),
+    /// Print a shell completion script: `ocislim completions bash >
+    /// /etc/bash_completion.d/ocislim` (zsh: a `_ocislim` file on `$fpath`; fish:
+    /// `~/.config/fish/completions/ocislim.fish`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff: `ocislim man-page | man -l -`), or with `--dir` write
+    /// ocislim.1 and one page per subcommand (ocislim-squash.1, ...) there.
+    ManPage {
+        /// Write every page into this folder.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
+}
+
+/// `ocislim policy ...`.
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// The built-in policies.
+    List,
+    /// Closure mode's runtime presets (`[closure] presets`).
+    Presets,
+    /// A policy's rules after `extends` is resolved.
+    Show {
+        /// Built-in name or TOML file.
+        name: String,
+    },
+    /// Parse and compile policy files; errors name the file, line, rule and glob.
+    Check {
+        /// TOML files.
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+}
+
+impl Cli {
+    /// Whether `-q` silences the report: it does for convert's and squash's, not for the
+    /// commands whose report is their product.
+    pub fn silenced(&self) -> bool {
+        self.quiet
+            && matches!(
+                self.command,
+                Command::Convert { .. } | Command::Squash { .. }
+            )
+    }
+
+    /// Whether the report goes to stdout: not when stdout carries the image.
+    pub fn report_to_stdout(&self) -> bool {
+        !matches!(&self.command, Command::Convert { output, .. } | Command::Squash { output: Some(output), .. }
+            if OutputOptions::parse(output, None, Vec::new(), Default::default()).is_ok_and(|o| o.dest.is_stream()))
+    }
+}

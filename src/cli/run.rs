@@ -1,0 +1,328 @@
+//! Each command's arguments turned into its options (policies compiled, destinations
+//! checked, before any image byte is read), the command run, and its report formatted.
+
+use super::args::{OutputArgs, SourceArgs, each_policy, parse_platform, policies};
+use super::{Cli, Command, PolicyCommand, docs};
+use ocislim::Error;
+use ocislim::cleanup::STAGED;
+use ocislim::command::bench::{self, BenchOptions};
+use ocislim::command::convert::{self, ConvertOptions};
+use ocislim::command::squash::{self, Keep, SquashOptions};
+use ocislim::command::{check, inspect, packages, policy as policy_cmd};
+use ocislim::image::reader::{OpenOptions, SourceSpec};
+use ocislim::image::remote::Access;
+use ocislim::layer::codec::Compression;
+use ocislim::policy;
+use ocislim::progress::Progress;
+use ocislim::report::{self, TableFormat};
+
+/// What a command prints, and, for a gate that failed (`check`, `inspect --fail-under`),
+/// why the run fails after printing it.
+pub struct Printed {
+    /// The report.
+    pub text: String,
+    /// The failed gate's reason.
+    pub failed: Option<String>,
+}
+
+impl From<String> for Printed {
+    fn from(text: String) -> Printed {
+        Printed { text, failed: None }
+    }
+}
+
+/// The report as JSON or for people.
+fn shown<T: serde::Serialize>(json: bool, r: &T, text: impl FnOnce(&T) -> String) -> String {
+    if json { report::json(r) } else { text(r) }
+}
+
+/// Runs the command `cli` names.
+pub fn run(cli: Cli) -> Result<Printed, Error> {
+    let progress = if !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        Progress::stderr()
+    } else {
+        Progress::hidden()
+    };
+    let jobs = cli.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |j| j as usize,
+    );
+    // Bulk work the library hands to rayon (policy matching) runs on --jobs threads too.
+    // Failing to size the pool only costs speed.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build_global();
+    let ctx = Ctx { jobs, progress };
+    Ok(match cli.command {
+        Command::Squash {
+            src,
+            output,
+            out,
+            keep_layers,
+            base,
+            policy,
+            dry_run,
+            all_platforms,
+            allow_broken,
+            no_check,
+            report: report_file,
+            timestamp,
+            json,
+        } => {
+            let a = SquashArgs {
+                all_platforms,
+                src,
+                output,
+                out,
+                keep: (keep_layers, base),
+                policy,
+                dry_run,
+                check: (allow_broken, no_check),
+                report_file,
+                timestamp,
+            };
+            squash_command(a, json, ctx)?.into()
+        }
+        Command::Inspect {
+            src,
+            policy,
+            fail_under,
+            fail_over,
+            json,
+        } => inspect_command(&src, &policy, (fail_under, fail_over), json, &ctx)?,
+        Command::Check { src, json, loads } => {
+            let r = check::check(
+                &src.spec(),
+                &src.open_options()?,
+                loads,
+                jobs,
+                &ctx.progress,
+            )?;
+            let n = r.analysis.broken.len();
+            Printed {
+                text: shown(json, &r, report::check_text),
+                failed: (n > 0).then(|| format!("{n} broken references")),
+            }
+        }
+        Command::Packages { src, json } => {
+            let l = packages::packages(&src.spec(), &src.open_options()?, jobs, &ctx.progress)?;
+            shown(json, &l, report::packages_text).into()
+        }
+        Command::Bench {
+            images,
+            policy,
+            format,
+            compression,
+            level,
+            platform,
+            check,
+            smoke,
+        } => {
+            let a = BenchArgs {
+                images,
+                policy,
+                codec: (compression, level),
+                platform,
+                check,
+                smoke,
+            };
+            bench_command(a, format, ctx)?.into()
+        }
+        Command::Convert {
+            src,
+            output,
+            out,
+            json,
+        } => {
+            let opts = ConvertOptions {
+                source: src.spec(),
+                open: src.open_options()?,
+                output: out.options(&output, &src.registry)?,
+                jobs,
+                progress: ctx.progress,
+            };
+            shown(json, &convert::convert(&opts)?, report::convert_text).into()
+        }
+        Command::Policy(cmd) => match cmd {
+            PolicyCommand::List => policy_cmd::list(),
+            PolicyCommand::Presets => policy_cmd::presets(),
+            PolicyCommand::Show { name } => policy_cmd::show(&name)?,
+            PolicyCommand::Check { files } => policy_cmd::check(&files)?,
+        }
+        .into(),
+        Command::Completions { shell } => docs::completions(shell).into(),
+        Command::ManPage { dir } => docs::man_page(dir)?.into(),
+    })
+}
+
+/// What every command runs with.
+struct Ctx {
+    jobs: usize,
+    progress: Progress,
+}
+
+/// `squash`'s arguments, as parsed.
+struct SquashArgs {
+    all_platforms: bool,
+    src: SourceArgs,
+    output: Option<String>,
+    out: OutputArgs,
+    keep: (Option<usize>, Option<String>),
+    policy: Vec<String>,
+    dry_run: bool,
+    /// `--allow-broken`, `--no-check`.
+    check: (bool, bool),
+    report_file: Option<std::path::PathBuf>,
+    timestamp: Option<u64>,
+}
+
+/// `--timestamp`, else `SOURCE_DATE_EPOCH` when set.
+fn timestamp(given: Option<u64>) -> Result<Option<u64>, Error> {
+    if given.is_some() {
+        return Ok(given);
+    }
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => v.parse().map(Some).map_err(|_| {
+            Error::Usage(format!(
+                "SOURCE_DATE_EPOCH={v:?} is not a number of seconds"
+            ))
+        }),
+        _ => Ok(None),
+    }
+}
+
+fn squash_command(a: SquashArgs, json: bool, ctx: Ctx) -> Result<String, Error> {
+    // Policies are parsed and compiled before any image byte is read.
+    let (_, policy) = policies(&a.policy)?;
+    let keep = match a.keep {
+        (Some(n), _) => Keep::Layers(n),
+        (None, Some(b)) => Keep::Base(SourceSpec::parse(&b)),
+        (None, None) => Keep::Nothing,
+    };
+    let opts = SquashOptions {
+        source: a.src.spec(),
+        open: a.src.open_options()?,
+        // A dry run writes nothing; its destination is never checked.
+        output: a
+            .out
+            .options(a.output.as_deref().unwrap_or("-"), &a.src.registry)?,
+        keep,
+        timestamp: timestamp(a.timestamp)?,
+        policy,
+        dry_run: a.dry_run,
+        allow_broken: a.check.0,
+        check: !a.check.1,
+        report_file: a.report_file,
+        jobs: ctx.jobs,
+        progress: ctx.progress,
+    };
+    Ok(if a.all_platforms {
+        shown(
+            json,
+            &squash::squash_all(&opts)?,
+            report::all_platforms_text,
+        )
+    } else {
+        shown(json, &squash::squash(&opts)?, report::squash_text)
+    })
+}
+
+/// `bench`'s arguments, as parsed.
+struct BenchArgs {
+    images: Vec<String>,
+    policy: Vec<String>,
+    codec: (Option<Compression>, Option<i32>),
+    platform: Option<String>,
+    check: bool,
+    smoke: Option<String>,
+}
+
+/// Runs `bench`: the named policies (default: `none`, then every built-in one) against
+/// the named images (default: the fixtures built into the binary).
+fn bench_command(a: BenchArgs, format: TableFormat, ctx: Ctx) -> Result<String, Error> {
+    let names: Vec<String> = if a.policy.is_empty() {
+        std::iter::once(policy::NONE.to_string())
+            .chain(policy::BUILTIN.iter().map(|(n, _)| n.to_string()))
+            .collect()
+    } else {
+        a.policy
+    };
+    // Policies are compiled before any image byte is read.
+    let policies = names.iter().cloned().zip(each_policy(&names)?).collect();
+    // Registry images are reached with the ambient credentials.
+    let open = OpenOptions {
+        platform: parse_platform(a.platform.as_deref())?,
+        access: Access::default(),
+    };
+    // The built-in fixtures are written to a temporary folder to be read.
+    let (fixtures, _staged) = STAGED.create(tempfile::tempdir)?;
+    let images: Vec<(String, SourceSpec)> = if a.images.is_empty() {
+        bench::FIXTURES
+            .iter()
+            .map(|(name, bytes)| {
+                let p = fixtures.path().join(name.replace('/', "_"));
+                fs_err::write(&p, bytes)?;
+                Ok((
+                    name.to_string(),
+                    SourceSpec::parse(&p.display().to_string()),
+                ))
+            })
+            .collect::<Result<_, Error>>()?
+    } else {
+        a.images
+            .iter()
+            .map(|i| (i.clone(), SourceSpec::parse(i)))
+            .collect()
+    };
+    let r = bench::bench(&BenchOptions {
+        images,
+        policies,
+        open,
+        compression: a.codec.0,
+        level: a.codec.1,
+        jobs: ctx.jobs,
+        progress: ctx.progress,
+        check: a.check,
+        smoke: a.smoke,
+    })?;
+    Ok(report::bench(&r, format))
+}
+
+/// `inspect`, with its gates (`--fail-under`, `--fail-over`).
+fn inspect_command(
+    src: &SourceArgs,
+    policy: &[String],
+    (fail_under, fail_over): (Option<f64>, Option<u64>),
+    json: bool,
+    ctx: &Ctx,
+) -> Result<Printed, Error> {
+    // Policies are compiled before any image byte is read.
+    let policies = each_policy(policy)?;
+    if let Some(p) = policies.iter().find(|p| p.reads_contents()) {
+        return Err(Error::Usage(format!(
+            "policy {}: closure mode and package removal read the files' contents; measure it with \
+             `ocislim squash --dry-run --policy {0}` or `ocislim bench --policy {0}`",
+            p.names
+        )));
+    }
+    let r = inspect::inspect(
+        &src.spec(),
+        &src.open_options()?,
+        &policies,
+        ctx.jobs,
+        &ctx.progress,
+    )?;
+    let failed = match (fail_under, fail_over) {
+        (Some(min), _) if r.efficiency < min => {
+            Some(format!("efficiency {:.3} is under {min}", r.efficiency))
+        }
+        (_, Some(max)) if r.wasted_bytes > max => {
+            Some(format!("{} bytes wasted, over {max}", r.wasted_bytes))
+        }
+        _ => None,
+    };
+    Ok(Printed {
+        text: shown(json, &r, report::inspect_text),
+        failed,
+    })
+}

@@ -1,0 +1,144 @@
+//! Pass 1 and the merge, shared by every command that reads an image's filesystem:
+//! every layer streamed once (biggest first), verified and indexed, compressed layers
+//! spooled as a plain tar, then merged as a runtime would (see [`Tree::merge`]).
+
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::image::reader::{self, OpenOptions, SourceSpec};
+use crate::image::writer::Staging;
+use crate::layer::codec::{Compression, Encoder};
+use crate::layer::fs::TreeFs;
+use crate::layer::index::IndexMode;
+use crate::layer::overlay::Tree;
+use crate::layer::reader::{LayerScan, scan_full};
+use crate::layer::writer::Spool;
+use std::io::BufWriter;
+use std::sync::Arc;
+
+/// Layer outcome of pass 1.
+pub struct Scanned {
+    /// What streaming the layer found.
+    pub scan: LayerScan,
+    /// Where its plain tar is read from, and its entries.
+    pub spool: Spool,
+    /// Its blob as copied into staging, for a kept base layer.
+    pub kept_blob: Option<(Digest, u64)>,
+}
+
+/// Pass 1: every layer streamed once (biggest first), verified and indexed; compressed
+/// layers are spooled as a plain tar, plain ones stay where they are; the kept base
+/// layers' blobs are also copied into `staging`.
+pub fn scan_layers(
+    source: &reader::Source,
+    keep: usize,
+    staging: Option<&Staging>,
+    jobs: usize,
+    progress: &crate::progress::Progress,
+) -> Result<Vec<Scanned>> {
+    let image = &source.image;
+    crate::parallel::biggest_first(
+        &image.layers,
+        jobs,
+        |l| source.layer_size(l),
+        |l| -> Result<Scanned> {
+            let blob = source.layer_blob(l)?;
+            let raw = match staging {
+                Some(st) if l.position <= keep => Some(st.blob_writer()?),
+                _ => None,
+            };
+            // A plain tar is read in place in pass 2; only compressed layers are
+            // spooled, decompressed, to a temporary file.
+            let spool = match blob.compression {
+                Compression::None => None,
+                _ => {
+                    let f = match staging {
+                        Some(st) => tempfile::tempfile_in(st.path())?,
+                        None => tempfile::tempfile()?,
+                    };
+                    Some(Encoder::Plain(BufWriter::with_capacity(1 << 20, f)))
+                }
+            };
+            let reader = progress.reader(
+                &format!("read layer {}", l.position),
+                blob.size,
+                blob.reader(),
+            );
+            let (scan, raw, enc, entries) =
+                scan_full(reader, &l.name(), raw, spool, IndexMode::Entries)?;
+            l.verify(&scan)?;
+            // No spool: the plain tar is read where it is (its digests were checked).
+            let spool = match enc {
+                Some(enc) => Spool {
+                    file: Arc::new(enc.finish()?.into_inner().map_err(|e| e.into_error())?),
+                    base: 0,
+                    entries,
+                },
+                None => Spool {
+                    file: blob.file,
+                    base: blob.offset,
+                    entries,
+                },
+            };
+            let kept_blob = raw.map(|w| w.finish()).transpose()?;
+            Ok(Scanned {
+                scan,
+                spool,
+                kept_blob,
+            })
+        },
+    )
+}
+
+/// Merges the scanned layers (see [`Tree::merge`]).
+pub fn merge_scanned(
+    scanned: &mut [Scanned],
+    image: &crate::image::Image,
+    keep: usize,
+    warnings: &mut Vec<String>,
+) -> Result<(Tree, Tree)> {
+    let layers = scanned
+        .iter_mut()
+        .zip(&image.layers)
+        .map(|(s, l)| (s.spool.entries.as_mut_slice(), l.name()));
+    Tree::merge(layers, keep, warnings)
+}
+
+/// An image read, verified and merged, for the commands that read its filesystem
+/// (`check`, `packages`).
+pub struct Merged {
+    /// The source and the image chosen in it.
+    pub source: reader::Source,
+    /// The merged tree.
+    pub tree: Tree,
+    /// Each layer's spool.
+    pub spools: Vec<Spool>,
+    /// Warnings of reading and merging.
+    pub warnings: Vec<String>,
+}
+
+impl Merged {
+    /// Reads and merges the image `spec`.
+    pub fn open(
+        spec: &SourceSpec,
+        open: &OpenOptions,
+        jobs: usize,
+        progress: &crate::progress::Progress,
+    ) -> Result<Merged> {
+        let source = reader::open(spec, open)?;
+        let mut scanned = scan_layers(&source, 0, None, jobs, progress)?;
+        let mut warnings = source.image.warnings.clone();
+        let (_, tree) = merge_scanned(&mut scanned, &source.image, 0, &mut warnings)?;
+        let spools = scanned.into_iter().map(|s| s.spool).collect();
+        Ok(Merged {
+            source,
+            tree,
+            spools,
+            warnings,
+        })
+    }
+
+    /// Its merged filesystem.
+    pub fn fs(&self) -> TreeFs<'_> {
+        TreeFs::new(&self.tree, &self.spools)
+    }
+}

@@ -1,0 +1,16 @@
+//! The stages every command shares, in the order they run:
+//!
+//! ```text
+//! merge   every layer read once, verified, indexed, merged as a runtime would
+//! slim    the policy decided over the merged tree, applied, rewrites laid on top,
+//!         the dependency check against the merged input
+//! emit    the overlay plan streamed through the codec into one blob
+//! format  the output's format and media types
+//! squash  the four in sequence for one image, with its config, manifest and report
+//! ```
+
+pub mod emit;
+pub mod format;
+pub mod merge;
+pub mod slim;
+pub mod squash;
