@@ -12,8 +12,10 @@ use ocislim::policy::{PolicySet, PolicySetBuilder};
 
 #[derive(clap::Args)]
 pub struct SourceArgs {
-    /// Image to read: a path (OCI layout dir, OCI archive, docker save archive), `-` for
-    /// stdin, or oci:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:REF],
+    /// Image to read: a path, `-` for stdin, or TRANSPORT:NAME.
+    ///
+    /// Image to read: a path (OCI layout dir, OCI archive, docker save archive), `-`
+    /// for stdin, or oci:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:REF],
     /// docker://HOST/REPO[:TAG|@DIGEST] (a registry), docker-daemon:NAME[:TAG] (the
     /// Docker engine at $DOCKER_HOST).
     pub source: String,
@@ -24,12 +26,15 @@ pub struct SourceArgs {
     pub registry: RegistryArgs,
 }
 
-/// How to reach registries (`docker://`), spelled as skopeo spells them.
+// How to reach registries (`docker://`), spelled as skopeo spells them. (No doc comment:
+// clap took it for the about of a command that has none.)
 #[derive(clap::Args)]
 #[command(next_help_heading = "Registries")]
 pub struct RegistryArgs {
-    /// Credentials for every registry of this run (default: from --authfile, containers'
-    /// auth.json or Docker's config.json, credential helpers included).
+    /// Credentials for every registry of this run.
+    ///
+    /// Credentials for every registry of this run (default: from --authfile,
+    /// containers' auth.json or Docker's config.json, credential helpers included).
     #[arg(long, value_name = "USER[:PASS]")]
     pub creds: Option<String>,
     /// Read credentials from this auth.json / config.json instead.
@@ -47,6 +52,8 @@ pub struct RegistryArgs {
     /// Read the destination registry's credentials from this file.
     #[arg(long, value_name = "FILE")]
     pub dest_authfile: Option<std::path::PathBuf>,
+    /// Fail when the registry requests of this run take longer in all.
+    ///
     /// Fail when the registry requests of this run take longer in all (90s, 10m, 1h;
     /// default: no limit beyond each request's own).
     #[arg(long, value_name = "DURATION")]
@@ -54,6 +61,8 @@ pub struct RegistryArgs {
     /// Require HTTPS and a verified certificate; false also allows plain HTTP.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub tls_verify: bool,
+    /// Trust the CA certificates (*.crt) in this folder.
+    ///
     /// Trust the CA certificates (*.crt) in this folder (default:
     /// /etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST).
     #[arg(long, value_name = "DIR")]
@@ -92,6 +101,8 @@ pub struct OutputArgs {
     /// Output format (default: the input's; docker-archive for stdout).
     #[arg(long)]
     pub format: Option<Format>,
+    /// Layer compression.
+    ///
     /// Layer compression (convert: default keeps each layer's; squash: default follows
     /// the input's top layer, gzip when that is uncompressed).
     #[arg(long)]

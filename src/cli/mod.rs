@@ -31,162 +31,226 @@ pub struct Cli {
 /// The subcommands, in the order a user meets them.
 #[derive(Subcommand)]
 pub enum Command {
-    /// Flatten layers into one (or keep a base and squash the rest) with exact overlay
-    /// semantics: the output's filesystem is the input's merged filesystem.
+    /// Slim an image: delete by policy and flatten its layers.
+    ///
+    /// Flattens layers into one (or keeps a base and squashes the rest) with exact overlay
+    /// semantics: the output's filesystem is the input's merged filesystem minus what the
+    /// policy deleted, and the report lists every deletion. The slimmed image is checked
+    /// for references the policy broke before it is written.
     #[command(after_help = EXIT_CODES)]
-    Squash {
-        #[command(flatten)]
-        src: SourceArgs,
-        /// Destination: a path, `-` for stdout, or oci:DIR[:REF], oci-archive:FILE[:REF],
-        /// docker-archive:FILE[:NAME:TAG]. An existing OCI layout gets the image added.
-        #[arg(short, long, required_unless_present = "dry_run")]
-        output: Option<String>,
-        #[command(flatten)]
-        out: OutputArgs,
-        /// Keep the bottom N layers byte-identical and squash the rest above them.
-        #[arg(long, value_name = "N", conflicts_with = "base")]
-        keep_layers: Option<usize>,
-        /// Keep the layers SOURCE shares with this image (by diff_id, in order).
-        #[arg(long, value_name = "IMAGE")]
-        base: Option<String>,
-        /// Deletion policy: a built-in name (`ocislim policy list`) or a TOML file;
-        /// repeatable, they combine. `none` is a pure squash.
-        #[arg(long, default_value = "default", value_name = "NAME|FILE")]
-        policy: Vec<String>,
-        /// Compute and report everything, write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Squash every image of a multi-platform index and write an index of the results
-        /// with the same platforms and annotations (attestations are dropped). A docker
-        /// archive also names the host's platform in manifest.json, as Docker 25+ saves.
-        #[arg(long, conflicts_with_all = ["platform", "report"])]
-        all_platforms: bool,
-        /// Write the image even when the policy breaks references the input satisfied
-        /// (a library a program loads, a script's interpreter, the entrypoint, a symlink's
-        /// target); they are listed as warnings instead of failing the run.
-        #[arg(long, conflicts_with = "no_check")]
-        allow_broken: bool,
-        /// Skip the dependency check of the slimmed image (it costs a few percent; a
-        /// policy that breaks the image is then not noticed). For measuring the check.
-        #[arg(long)]
-        no_check: bool,
-        /// Also write the JSON report (every deleted path included) to FILE.
-        #[arg(long, value_name = "FILE")]
-        report: Option<std::path::PathBuf>,
-        /// Clamp file mtimes to EPOCH and set `created` to it (default:
-        /// $SOURCE_DATE_EPOCH when set; otherwise times are kept).
-        #[arg(long, value_name = "EPOCH")]
-        timestamp: Option<u64>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Squash(SquashArgs),
     /// Show an image's format, config, history and layers, verifying every blob.
+    ///
+    /// Also reports the bytes later layers shadow (wasted) and, with --policy, what a
+    /// policy would reclaim per rule; --fail-under and --fail-over gate CI on them.
     #[command(after_help = EXIT_CODES)]
-    Inspect {
-        #[command(flatten)]
-        src: SourceArgs,
-        /// Also show what this policy would reclaim, per rule (repeatable: each is
-        /// reported on its own).
-        #[arg(long, value_name = "NAME|FILE")]
-        policy: Vec<String>,
-        /// Exit 1 when the efficiency (merged / stored file data, 0 to 1) is under this.
-        #[arg(long, value_name = "EFFICIENCY")]
-        fail_under: Option<f64>,
-        /// Exit 1 when more than this many bytes are wasted (stored but not seen).
-        #[arg(long, value_name = "WASTED_BYTES")]
-        fail_over: Option<u64>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Report every reference the image does not satisfy: libraries its ELF files need
-    /// (found as glibc's or musl's loader finds them, inside the image), script
-    /// interpreters, the config's entrypoint and user. Exit 1 when any is broken.
+    Inspect(InspectArgs),
+    /// Report the references an image does not satisfy; exit 1 when any is broken.
+    ///
+    /// Checks the libraries its ELF files need (found as glibc's or musl's loader finds
+    /// them, inside the image), script interpreters, the config's entrypoint and user.
     #[command(after_help = EXIT_CODES)]
-    Check {
-        #[command(flatten)]
-        src: SourceArgs,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Also list every ELF file's libraries and where they were found, as
-        /// `ld.so --list` prints them.
-        #[arg(long)]
-        loads: bool,
-    },
+    Check(CheckArgs),
+    /// List an image's packages, largest first.
+    ///
     /// The packages a dpkg or apk database records, with the bytes their files really
-    /// hold in the merged filesystem, largest first, and which ones no installed package
-    /// depends on.
+    /// hold in the merged filesystem, and which ones no installed package depends on.
     #[command(after_help = EXIT_CODES)]
-    Packages {
-        #[command(flatten)]
-        src: SourceArgs,
-        /// Print the listing as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Packages(PackagesArgs),
     /// Run each policy against each image and print a table of sizes before and after.
     #[command(after_help = EXIT_CODES)]
-    Bench {
-        /// Images (default: the fixture images built into ocislim).
-        images: Vec<String>,
-        /// Policies, each run on its own (default: `none` as a baseline, then every
-        /// built-in policy).
-        #[arg(long, value_name = "NAME|FILE")]
-        policy: Vec<String>,
-        /// Output format.
-        #[arg(long, default_value = "table")]
-        format: TableFormat,
-        /// Codec of the squashed layer (default: as squash chooses).
-        #[arg(long)]
-        compression: Option<Compression>,
-        /// Compression level.
-        #[arg(long)]
-        level: Option<i32>,
-        /// Platform to pick from multi-platform indexes.
-        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-        platform: Option<String>,
-        /// Add a column saying whether `ocislim check` finds nothing the policy broke.
-        #[arg(long)]
-        check: bool,
-        /// Add a column saying whether this shell command succeeds in each slimmed image,
-        /// run under the Docker engine `docker` reaches (`DOCKER_HOST`), without network.
-        #[arg(long, value_name = "CMD")]
-        smoke: Option<String>,
-    },
+    Bench(BenchArgs),
     /// Re-encode an image into another format or compression, losslessly.
     #[command(after_help = EXIT_CODES)]
-    Convert {
-        #[command(flatten)]
-        src: SourceArgs,
-        /// Destination: a path, `-` for stdout, or oci:DIR[:REF], oci-archive:FILE[:REF],
-        /// docker-archive:FILE[:NAME:TAG]. An existing OCI layout gets the image added.
-        #[arg(short, long)]
-        output: String,
-        #[command(flatten)]
-        out: OutputArgs,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Convert(ConvertArgs),
     /// List, show and check deletion policies.
     #[command(subcommand, after_help = EXIT_CODES)]
     Policy(PolicyCommand),
-    /// Print a shell completion script: `ocislim completions bash >
-    /// /etc/bash_completion.d/ocislim` (zsh: a `_ocislim` file on `$fpath`; fish:
-    /// `~/.config/fish/completions/ocislim.fish`).
-    Completions {
-        /// The shell.
-        shell: clap_complete::Shell,
-    },
-    /// Print the man page (roff: `ocislim man-page | man -l -`), or with `--dir` write
-    /// ocislim.1 and one page per subcommand (ocislim-squash.1, ...) there.
-    ManPage {
-        /// Write every page into this folder.
-        #[arg(long, value_name = "DIR")]
-        dir: Option<std::path::PathBuf>,
-    },
+    /// Print a shell completion script.
+    ///
+    /// `ocislim completions bash > /etc/bash_completion.d/ocislim` (zsh: a `_ocislim`
+    /// file on `$fpath`; fish: `~/.config/fish/completions/ocislim.fish`).
+    Completions(CompletionsArgs),
+    /// Print the man page, or write every page into a folder.
+    ///
+    /// Roff on stdout (`ocislim man-page | man -l -`), or with `--dir` ocislim.1 and one
+    /// page per subcommand (ocislim-squash.1, ...) there.
+    ManPage(ManPageArgs),
+}
+
+// `ocislim squash`'s arguments (no doc comment: clap would take it for the about).
+#[derive(clap::Args)]
+pub struct SquashArgs {
+    #[command(flatten)]
+    pub src: SourceArgs,
+    /// Destination: a path, `-` for stdout, or TRANSPORT:NAME.
+    ///
+    /// A path, `-` for stdout, or oci:DIR[:REF], oci-archive:FILE[:REF],
+    /// docker-archive:FILE[:NAME:TAG], docker://HOST/REPO[:TAG], docker-daemon:NAME[:TAG].
+    /// An existing OCI layout gets the image added.
+    #[arg(short, long, required_unless_present = "dry_run")]
+    pub output: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    /// Keep the bottom N layers byte-identical and squash the rest above them.
+    #[arg(long, value_name = "N", conflicts_with = "base")]
+    pub keep_layers: Option<usize>,
+    /// Keep the layers SOURCE shares with this image (by diff_id, in order).
+    #[arg(long, value_name = "IMAGE")]
+    pub base: Option<String>,
+    /// Deletion policy: a built-in name or a TOML file (repeatable).
+    ///
+    /// Deletion policy: a built-in name (`ocislim policy list`) or a TOML file;
+    /// repeatable, they combine. `none` is a pure squash.
+    #[arg(long, default_value = "default", value_name = "NAME|FILE")]
+    pub policy: Vec<String>,
+    /// Compute and report everything, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Squash every image of a multi-platform index.
+    ///
+    /// Writes an index of the results with the same platforms and annotations
+    /// (attestations are dropped). A docker archive also names the host's platform in
+    /// manifest.json, as Docker 25+ saves.
+    #[arg(long, conflicts_with_all = ["platform", "report"])]
+    pub all_platforms: bool,
+    /// Write the image even when the policy breaks references the input satisfied.
+    ///
+    /// Write the image even when the policy breaks references the input satisfied (a
+    /// library a program loads, a script's interpreter, the entrypoint, a symlink's
+    /// target); they are listed as warnings instead of failing the run.
+    #[arg(long, conflicts_with = "no_check")]
+    pub allow_broken: bool,
+    /// Skip the dependency check of the slimmed image.
+    ///
+    /// Skip the dependency check of the slimmed image (it costs a few percent; a policy
+    /// that breaks the image is then not noticed). For measuring the check.
+    #[arg(long)]
+    pub no_check: bool,
+    /// Also write the JSON report (every deleted path included) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+    /// Clamp file mtimes to EPOCH and set `created` to it.
+    ///
+    /// Clamp file mtimes to EPOCH and set `created` to it (default: $SOURCE_DATE_EPOCH
+    /// when set; otherwise times are kept).
+    #[arg(long, value_name = "EPOCH")]
+    pub timestamp: Option<u64>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+// `ocislim inspect`'s arguments (no doc comment: clap would take it for the about).
+#[derive(clap::Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub src: SourceArgs,
+    /// Also show what this policy would reclaim, per rule.
+    ///
+    /// Also show what this policy would reclaim, per rule (repeatable: each is reported
+    /// on its own).
+    #[arg(long, value_name = "NAME|FILE")]
+    pub policy: Vec<String>,
+    /// Exit 1 when the efficiency (merged / stored file data, 0 to 1) is under this.
+    #[arg(long, value_name = "EFFICIENCY")]
+    pub fail_under: Option<f64>,
+    /// Exit 1 when more than this many bytes are wasted (stored but not seen).
+    #[arg(long, value_name = "WASTED_BYTES")]
+    pub fail_over: Option<u64>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+// `ocislim check`'s arguments (no doc comment: clap would take it for the about).
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub src: SourceArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also list every ELF file's libraries and where they were found, as
+    /// `ld.so --list` prints them.
+    #[arg(long)]
+    pub loads: bool,
+}
+
+// `ocislim packages`'s arguments (no doc comment: clap would take it for the about).
+#[derive(clap::Args)]
+pub struct PackagesArgs {
+    #[command(flatten)]
+    pub src: SourceArgs,
+    /// Print the listing as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+// `ocislim bench`'s arguments (no doc comment: clap would take it for the about).
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Images (default: the fixture images built into ocislim).
+    pub images: Vec<String>,
+    /// Policies, each run on its own (default: `none` as a baseline, then every
+    /// built-in policy).
+    #[arg(long, value_name = "NAME|FILE")]
+    pub policy: Vec<String>,
+    /// Output format.
+    #[arg(long, default_value = "table")]
+    pub format: TableFormat,
+    /// Codec of the squashed layer (default: as squash chooses).
+    #[arg(long)]
+    pub compression: Option<Compression>,
+    /// Compression level.
+    #[arg(long)]
+    pub level: Option<i32>,
+    /// Platform to pick from multi-platform indexes.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Add a column saying whether `ocislim check` finds nothing the policy broke.
+    #[arg(long)]
+    pub check: bool,
+    /// Add a column saying whether this shell command runs in each slimmed image.
+    ///
+    /// Run with `sh -c` under the Docker engine `docker` reaches (`DOCKER_HOST`),
+    /// without network.
+    #[arg(long, value_name = "CMD")]
+    pub smoke: Option<String>,
+}
+
+// `ocislim convert`'s arguments (no doc comment: clap would take it for the about).
+#[derive(clap::Args)]
+pub struct ConvertArgs {
+    #[command(flatten)]
+    pub src: SourceArgs,
+    /// Destination: a path, `-` for stdout, or TRANSPORT:NAME.
+    ///
+    /// A path, `-` for stdout, or oci:DIR[:REF], oci-archive:FILE[:REF],
+    /// docker-archive:FILE[:NAME:TAG], docker://HOST/REPO[:TAG], docker-daemon:NAME[:TAG].
+    /// An existing OCI layout gets the image added.
+    #[arg(short, long)]
+    pub output: String,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+// `ocislim completions`'s arguments (no doc comment: clap would take it for the about).
+#[derive(clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
+// `ocislim man-page`'s arguments (no doc comment: clap would take it for the about).
+#[derive(clap::Args)]
+pub struct ManPageArgs {
+    /// Write every page into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// `ocislim policy ...`.
@@ -213,16 +277,12 @@ impl Cli {
     /// Whether `-q` silences the report: it does for convert's and squash's, not for the
     /// commands whose report is their product.
     pub fn silenced(&self) -> bool {
-        self.quiet
-            && matches!(
-                self.command,
-                Command::Convert { .. } | Command::Squash { .. }
-            )
+        self.quiet && matches!(self.command, Command::Convert(_) | Command::Squash(_))
     }
 
     /// Whether the report goes to stdout: not when stdout carries the image.
     pub fn report_to_stdout(&self) -> bool {
-        !matches!(&self.command, Command::Convert { output, .. } | Command::Squash { output: Some(output), .. }
+        !matches!(&self.command, Command::Convert(ConvertArgs { output, .. }) | Command::Squash(SquashArgs { output: Some(output), .. })
             if OutputOptions::parse(output, None, Vec::new(), Default::default()).is_ok_and(|o| o.dest.is_stream()))
     }
 }

@@ -1,8 +1,11 @@
 //! Each command's arguments turned into its options (policies compiled, destinations
 //! checked, before any image byte is read), the command run, and its report formatted.
 
-use super::args::{OutputArgs, SourceArgs, each_policy, parse_platform, policies};
-use super::{Cli, Command, PolicyCommand, docs};
+use super::args::{each_policy, parse_platform, policies};
+use super::{
+    BenchArgs, CheckArgs, Cli, Command, ConvertArgs, InspectArgs, PackagesArgs, PolicyCommand,
+    SquashArgs, docs,
+};
 use ocislim::Error;
 use ocislim::cleanup::STAGED;
 use ocislim::command::bench::{self, BenchOptions};
@@ -11,10 +14,9 @@ use ocislim::command::squash::{self, Keep, SquashOptions};
 use ocislim::command::{check, inspect, packages, policy as policy_cmd};
 use ocislim::image::reader::{OpenOptions, SourceSpec};
 use ocislim::image::remote::Access;
-use ocislim::layer::codec::Compression;
 use ocislim::policy;
 use ocislim::progress::Progress;
-use ocislim::report::{self, TableFormat};
+use ocislim::report;
 
 /// What a command prints, and, for a gate that failed (`check`, `inspect --fail-under`),
 /// why the run fails after printing it.
@@ -54,43 +56,9 @@ pub fn run(cli: Cli) -> Result<Printed, Error> {
         .build_global();
     let ctx = Ctx { jobs, progress };
     Ok(match cli.command {
-        Command::Squash {
-            src,
-            output,
-            out,
-            keep_layers,
-            base,
-            policy,
-            dry_run,
-            all_platforms,
-            allow_broken,
-            no_check,
-            report: report_file,
-            timestamp,
-            json,
-        } => {
-            let a = SquashArgs {
-                all_platforms,
-                src,
-                output,
-                out,
-                keep: (keep_layers, base),
-                policy,
-                dry_run,
-                check: (allow_broken, no_check),
-                report_file,
-                timestamp,
-            };
-            squash_command(a, json, ctx)?.into()
-        }
-        Command::Inspect {
-            src,
-            policy,
-            fail_under,
-            fail_over,
-            json,
-        } => inspect_command(&src, &policy, (fail_under, fail_over), json, &ctx)?,
-        Command::Check { src, json, loads } => {
+        Command::Squash(a) => squash_command(a, ctx)?.into(),
+        Command::Inspect(a) => inspect_command(a, &ctx)?,
+        Command::Check(CheckArgs { src, json, loads }) => {
             let r = check::check(
                 &src.spec(),
                 &src.open_options()?,
@@ -104,36 +72,17 @@ pub fn run(cli: Cli) -> Result<Printed, Error> {
                 failed: (n > 0).then(|| format!("{n} broken references")),
             }
         }
-        Command::Packages { src, json } => {
+        Command::Packages(PackagesArgs { src, json }) => {
             let l = packages::packages(&src.spec(), &src.open_options()?, jobs, &ctx.progress)?;
             shown(json, &l, report::packages_text).into()
         }
-        Command::Bench {
-            images,
-            policy,
-            format,
-            compression,
-            level,
-            platform,
-            check,
-            smoke,
-        } => {
-            let a = BenchArgs {
-                images,
-                policy,
-                codec: (compression, level),
-                platform,
-                check,
-                smoke,
-            };
-            bench_command(a, format, ctx)?.into()
-        }
-        Command::Convert {
+        Command::Bench(a) => bench_command(a, ctx)?.into(),
+        Command::Convert(ConvertArgs {
             src,
             output,
             out,
             json,
-        } => {
+        }) => {
             let opts = ConvertOptions {
                 source: src.spec(),
                 open: src.open_options()?,
@@ -150,8 +99,8 @@ pub fn run(cli: Cli) -> Result<Printed, Error> {
             PolicyCommand::Check { files } => policy_cmd::check(&files)?,
         }
         .into(),
-        Command::Completions { shell } => docs::completions(shell).into(),
-        Command::ManPage { dir } => docs::man_page(dir)?.into(),
+        Command::Completions(a) => docs::completions(a.shell).into(),
+        Command::ManPage(a) => docs::man_page(a.dir)?.into(),
     })
 }
 
@@ -159,21 +108,6 @@ pub fn run(cli: Cli) -> Result<Printed, Error> {
 struct Ctx {
     jobs: usize,
     progress: Progress,
-}
-
-/// `squash`'s arguments, as parsed.
-struct SquashArgs {
-    all_platforms: bool,
-    src: SourceArgs,
-    output: Option<String>,
-    out: OutputArgs,
-    keep: (Option<usize>, Option<String>),
-    policy: Vec<String>,
-    dry_run: bool,
-    /// `--allow-broken`, `--no-check`.
-    check: (bool, bool),
-    report_file: Option<std::path::PathBuf>,
-    timestamp: Option<u64>,
 }
 
 /// `--timestamp`, else `SOURCE_DATE_EPOCH` when set.
@@ -191,10 +125,10 @@ fn timestamp(given: Option<u64>) -> Result<Option<u64>, Error> {
     }
 }
 
-fn squash_command(a: SquashArgs, json: bool, ctx: Ctx) -> Result<String, Error> {
+fn squash_command(a: SquashArgs, ctx: Ctx) -> Result<String, Error> {
     // Policies are parsed and compiled before any image byte is read.
     let (_, policy) = policies(&a.policy)?;
-    let keep = match a.keep {
+    let keep = match (a.keep_layers, a.base) {
         (Some(n), _) => Keep::Layers(n),
         (None, Some(b)) => Keep::Base(SourceSpec::parse(&b)),
         (None, None) => Keep::Nothing,
@@ -210,36 +144,26 @@ fn squash_command(a: SquashArgs, json: bool, ctx: Ctx) -> Result<String, Error> 
         timestamp: timestamp(a.timestamp)?,
         policy,
         dry_run: a.dry_run,
-        allow_broken: a.check.0,
-        check: !a.check.1,
-        report_file: a.report_file,
+        allow_broken: a.allow_broken,
+        check: !a.no_check,
+        report_file: a.report,
         jobs: ctx.jobs,
         progress: ctx.progress,
     };
     Ok(if a.all_platforms {
         shown(
-            json,
+            a.json,
             &squash::squash_all(&opts)?,
             report::all_platforms_text,
         )
     } else {
-        shown(json, &squash::squash(&opts)?, report::squash_text)
+        shown(a.json, &squash::squash(&opts)?, report::squash_text)
     })
-}
-
-/// `bench`'s arguments, as parsed.
-struct BenchArgs {
-    images: Vec<String>,
-    policy: Vec<String>,
-    codec: (Option<Compression>, Option<i32>),
-    platform: Option<String>,
-    check: bool,
-    smoke: Option<String>,
 }
 
 /// Runs `bench`: the named policies (default: `none`, then every built-in one) against
 /// the named images (default: the fixtures built into the binary).
-fn bench_command(a: BenchArgs, format: TableFormat, ctx: Ctx) -> Result<String, Error> {
+fn bench_command(a: BenchArgs, ctx: Ctx) -> Result<String, Error> {
     let names: Vec<String> = if a.policy.is_empty() {
         std::iter::once(policy::NONE.to_string())
             .chain(policy::BUILTIN.iter().map(|(n, _)| n.to_string()))
@@ -278,24 +202,19 @@ fn bench_command(a: BenchArgs, format: TableFormat, ctx: Ctx) -> Result<String, 
         images,
         policies,
         open,
-        compression: a.codec.0,
-        level: a.codec.1,
+        compression: a.compression,
+        level: a.level,
         jobs: ctx.jobs,
         progress: ctx.progress,
         check: a.check,
         smoke: a.smoke,
     })?;
-    Ok(report::bench(&r, format))
+    Ok(report::bench(&r, a.format))
 }
 
 /// `inspect`, with its gates (`--fail-under`, `--fail-over`).
-fn inspect_command(
-    src: &SourceArgs,
-    policy: &[String],
-    (fail_under, fail_over): (Option<f64>, Option<u64>),
-    json: bool,
-    ctx: &Ctx,
-) -> Result<Printed, Error> {
+fn inspect_command(a: InspectArgs, ctx: &Ctx) -> Result<Printed, Error> {
+    let (src, policy) = (&a.src, &a.policy);
     // Policies are compiled before any image byte is read.
     let policies = each_policy(policy)?;
     if let Some(p) = policies.iter().find(|p| p.reads_contents()) {
@@ -312,7 +231,7 @@ fn inspect_command(
         ctx.jobs,
         &ctx.progress,
     )?;
-    let failed = match (fail_under, fail_over) {
+    let failed = match (a.fail_under, a.fail_over) {
         (Some(min), _) if r.efficiency < min => {
             Some(format!("efficiency {:.3} is under {min}", r.efficiency))
         }
@@ -322,7 +241,7 @@ fn inspect_command(
         _ => None,
     };
     Ok(Printed {
-        text: shown(json, &r, report::inspect_text),
+        text: shown(a.json, &r, report::inspect_text),
         failed,
     })
 }

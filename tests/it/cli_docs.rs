@@ -6,16 +6,48 @@
 use crate::tools::*;
 use std::process::Command;
 
+/// In the order `ocislim --help` lists them: the order of use.
 const SUBCOMMANDS: &[&str] = &[
     "squash",
-    "convert",
     "inspect",
     "check",
     "packages",
-    "policy",
     "bench",
+    "convert",
+    "policy",
     "completions",
     "man-page",
+];
+
+/// Each subcommand's own one-line description, the first line of its help.
+const ABOUT: &[(&str, &str)] = &[
+    (
+        "squash",
+        "Slim an image: delete by policy and flatten its layers",
+    ),
+    (
+        "inspect",
+        "Show an image's format, config, history and layers, verifying every blob",
+    ),
+    (
+        "check",
+        "Report the references an image does not satisfy; exit 1 when any is broken",
+    ),
+    ("packages", "List an image's packages, largest first"),
+    (
+        "bench",
+        "Run each policy against each image and print a table of sizes before and after",
+    ),
+    (
+        "convert",
+        "Re-encode an image into another format or compression, losslessly",
+    ),
+    ("policy", "List, show and check deletion policies"),
+    ("completions", "Print a shell completion script"),
+    (
+        "man-page",
+        "Print the man page, or write every page into a folder",
+    ),
 ];
 
 /// What bash completes for the words `line` (the last one being completed), calling
@@ -60,6 +92,72 @@ fn bash_completes_subcommands_and_flags_from_the_generated_script() {
     }
     let (code, err) = run_fail(ocislim().args(["completions", "tcsh"]));
     assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn each_subcommand_help_starts_with_its_own_description_in_the_order_of_use() {
+    assert_eq!(
+        ABOUT.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        SUBCOMMANDS
+    );
+    for (sub, about) in ABOUT {
+        for flag in ["--help", "-h"] {
+            let out = run(ocislim().args([sub, flag]));
+            let text = String::from_utf8(out.stdout).unwrap();
+            assert_eq!(text.lines().next(), Some(*about), "ocislim {sub} {flag}");
+        }
+        // Short help is one line a flag; long help keeps the detail.
+        let short = String::from_utf8(run(ocislim().args([sub, "-h"])).stdout).unwrap();
+        let long = String::from_utf8(run(ocislim().args([sub, "--help"])).stdout).unwrap();
+        assert!(long.len() >= short.len(), "{sub}");
+    }
+    let top = String::from_utf8(run(ocislim().arg("--help")).stdout).unwrap();
+    let listed: Vec<&str> = top
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|s| *s != "help")
+        .collect();
+    assert_eq!(listed, SUBCOMMANDS);
+    let squash = String::from_utf8(run(ocislim().args(["squash", "--help"])).stdout).unwrap();
+    assert!(
+        squash.contains("exact overlay"),
+        "long help keeps the detail"
+    );
+}
+
+/// `docs/man/` holds the pages the binary generates (regenerate with
+/// `cargo run -- man-page --dir docs/man`).
+#[test]
+fn the_man_pages_in_docs_are_current() {
+    let w = scratch();
+    run(ocislim().args(["man-page", "--dir"]).arg(w.path()));
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/man");
+    let mut generated: Vec<_> = entries(w.path())
+        .iter()
+        .map(|p| p.file_name().unwrap().to_owned())
+        .collect();
+    generated.sort();
+    let mut committed: Vec<_> = entries(&docs)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_owned())
+        .collect();
+    committed.sort();
+    assert_eq!(
+        generated, committed,
+        "regenerate: cargo run -- man-page --dir docs/man"
+    );
+    for name in &generated {
+        let fresh = std::fs::read(w.path().join(name)).unwrap();
+        let kept = std::fs::read(docs.join(name)).unwrap();
+        assert!(
+            fresh == kept,
+            "docs/man/{} is stale: cargo run -- man-page --dir docs/man",
+            name.to_string_lossy()
+        );
+    }
 }
 
 #[test]
