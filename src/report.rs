@@ -44,6 +44,17 @@ fn show_value(v: &Value) -> String {
 /// `inspect` for people.
 pub fn inspect_text(r: &InspectReport) -> String {
     let mut o = String::new();
+    inspect_image(&mut o, r);
+    inspect_layers(&mut o, r);
+    inspect_waste(&mut o, r);
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {}", clean(w));
+    }
+    o
+}
+
+/// `inspect`'s first part: the image, its config and history.
+fn inspect_image(o: &mut String, r: &InspectReport) {
     let _ = writeln!(o, "source:   {}", clean(&r.source));
     let _ = writeln!(o, "format:   {} ({})", r.format, r.shape);
     let _ = writeln!(o, "platform: {}", clean(&r.platform));
@@ -79,6 +90,10 @@ pub fn inspect_text(r: &InspectReport) -> String {
         let by = h.get("created_by").map(show_value).unwrap_or_default();
         let _ = writeln!(o, "  {} {}", if empty { "      " } else { "layer " }, by);
     }
+}
+
+/// `inspect`'s table of layers.
+fn inspect_layers(o: &mut String, r: &InspectReport) {
     let _ = writeln!(o, "layers:");
     let _ = writeln!(
         o,
@@ -106,6 +121,11 @@ pub fn inspect_text(r: &InspectReport) -> String {
         human_bytes(tar),
         r.layers.len()
     );
+}
+
+/// `inspect`'s waste analysis: what the merge does not see, the largest files and
+/// folders, what each policy would reclaim.
+fn inspect_waste(o: &mut String, r: &InspectReport) {
     let a = &r.analysis;
     let _ = writeln!(
         o,
@@ -151,12 +171,8 @@ pub fn inspect_text(r: &InspectReport) -> String {
             human_bytes(bytes),
             files
         );
-        rule_rows(&mut o, &p.rules, false);
+        rule_rows(o, &p.rules, false);
     }
-    for w in &r.warnings {
-        let _ = writeln!(o, "warning: {}", clean(w));
-    }
-    o
 }
 
 /// `convert` for people.
@@ -226,55 +242,8 @@ pub fn all_platforms_text(r: &crate::command::squash::AllPlatformsReport) -> Str
 /// `squash` for people.
 pub fn squash_text(r: &SquashReport) -> String {
     let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "{} -> {}, {} of {} layers kept, image id {}",
-        r.input_format,
-        r.output_format,
-        r.kept_layers,
-        r.layers.len(),
-        r.config_digest
-    );
-    let _ = writeln!(
-        o,
-        "  {:>3}  {:<19}  {:>10}  {:>10}  {:>7}  {:>10}  {:>10}",
-        "#", "digest", "stored", "tar", "entries", "shadowed", "deleted"
-    );
-    for l in &r.layers {
-        let _ = writeln!(
-            o,
-            "  {:>3}  {:<19}  {:>10}  {:>10}  {:>7}  {:>10}  {:>10}{}",
-            l.position,
-            &l.digest.as_str()[..19],
-            human_bytes(l.compressed_size),
-            human_bytes(l.uncompressed_size),
-            l.entries,
-            human_bytes(l.shadowed_bytes),
-            human_bytes(l.deleted_bytes),
-            if l.kept { "  kept" } else { "" }
-        );
-    }
-    let p = &r.policy;
-    let _ = writeln!(o, "policy {}:", clean(&p.policy));
-    if !p.rules.is_empty() {
-        let _ = writeln!(
-            o,
-            "  {:<20}  {:>6}  {:>10}  {:>10}  examples",
-            "rule", "files", "reclaimed", "hidden"
-        );
-        rule_rows(&mut o, &p.rules, true);
-    }
-    let files: u64 = p.rules.iter().map(|r| r.files).sum();
-    let reclaimed: u64 = p.rules.iter().map(|r| r.reclaimed_bytes).sum();
-    let hidden: u64 = p.rules.iter().map(|r| r.hidden_bytes).sum();
-    let _ = writeln!(
-        o,
-        "  {:<20}  {:>6}  {:>10}  {:>10}",
-        "total",
-        files,
-        human_bytes(reclaimed),
-        human_bytes(hidden)
-    );
+    squash_layers(&mut o, r);
+    squash_policy(&mut o, r);
     if let Some(c) = &r.closure {
         closure_text(&mut o, c);
     }
@@ -329,6 +298,63 @@ pub fn squash_text(r: &SquashReport) -> String {
         let _ = writeln!(o, "warning: {}", clean(w));
     }
     o
+}
+
+/// `squash`'s first lines: formats, kept layers, the image id, and each input layer.
+fn squash_layers(o: &mut String, r: &SquashReport) {
+    let _ = writeln!(
+        o,
+        "{} -> {}, {} of {} layers kept, image id {}",
+        r.input_format,
+        r.output_format,
+        r.kept_layers,
+        r.layers.len(),
+        r.config_digest
+    );
+    let _ = writeln!(
+        o,
+        "  {:>3}  {:<19}  {:>10}  {:>10}  {:>7}  {:>10}  {:>10}",
+        "#", "digest", "stored", "tar", "entries", "shadowed", "deleted"
+    );
+    for l in &r.layers {
+        let _ = writeln!(
+            o,
+            "  {:>3}  {:<19}  {:>10}  {:>10}  {:>7}  {:>10}  {:>10}{}",
+            l.position,
+            &l.digest.as_str()[..19],
+            human_bytes(l.compressed_size),
+            human_bytes(l.uncompressed_size),
+            l.entries,
+            human_bytes(l.shadowed_bytes),
+            human_bytes(l.deleted_bytes),
+            if l.kept { "  kept" } else { "" }
+        );
+    }
+}
+
+/// What the policy's rules deleted, and the total.
+fn squash_policy(o: &mut String, r: &SquashReport) {
+    let p = &r.policy;
+    let _ = writeln!(o, "policy {}:", clean(&p.policy));
+    if !p.rules.is_empty() {
+        let _ = writeln!(
+            o,
+            "  {:<20}  {:>6}  {:>10}  {:>10}  examples",
+            "rule", "files", "reclaimed", "hidden"
+        );
+        rule_rows(o, &p.rules, true);
+    }
+    let files: u64 = p.rules.iter().map(|r| r.files).sum();
+    let reclaimed: u64 = p.rules.iter().map(|r| r.reclaimed_bytes).sum();
+    let hidden: u64 = p.rules.iter().map(|r| r.hidden_bytes).sum();
+    let _ = writeln!(
+        o,
+        "  {:<20}  {:>6}  {:>10}  {:>10}",
+        "total",
+        files,
+        human_bytes(reclaimed),
+        human_bytes(hidden)
+    );
 }
 
 /// Closure mode's roots and presets; the JSON report lists every kept path and why.
@@ -473,31 +499,6 @@ const BENCH_HEADER: [&str; 11] = [
 /// `bench` in the chosen format.
 pub fn bench(r: &BenchReport, format: TableFormat) -> String {
     let mut o = String::new();
-    let cells = |human: bool| -> Vec<Vec<String>> {
-        let b = |n: u64| if human { human_bytes(n) } else { n.to_string() };
-        r.rows
-            .iter()
-            .map(|x| {
-                vec![
-                    clean(&x.image),
-                    clean(&x.policy),
-                    b(x.before.uncompressed),
-                    b(x.after.uncompressed),
-                    format!("{:.1}%", x.tar_saved_percent),
-                    x.codec.clone(),
-                    b(x.before_at_output_codec),
-                    b(x.after.compressed),
-                    format!("{:.1}%", x.stored_saved_percent),
-                    x.files_removed.to_string(),
-                    format!("{:.2}", x.seconds),
-                ]
-                .into_iter()
-                .chain(x.check.clone())
-                .chain(x.smoke.clone())
-                .collect()
-            })
-            .collect()
-    };
     let mut header: Vec<&str> = BENCH_HEADER.to_vec();
     if r.rows.first().is_some_and(|x| x.check.is_some()) {
         header.push("check");
@@ -508,73 +509,105 @@ pub fn bench(r: &BenchReport, format: TableFormat) -> String {
     let header = &header[..];
     match format {
         TableFormat::Json => return json(r),
-        TableFormat::Csv => {
-            let quote = |c: &str| {
-                if c.contains([',', '"', '\n']) {
-                    format!("\"{}\"", c.replace('"', "\"\""))
-                } else {
-                    c.to_string()
-                }
-            };
-            let _ = writeln!(
-                o,
-                "{}",
-                header
-                    .iter()
-                    .map(|h| h.replace(' ', "_"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-            for row in cells(false) {
-                let _ = writeln!(
-                    o,
-                    "{}",
-                    row.iter().map(|c| quote(c)).collect::<Vec<_>>().join(",")
-                );
-            }
-        }
+        TableFormat::Csv => bench_csv(&mut o, header, bench_cells(r, false)),
         TableFormat::Markdown => {
             let _ = writeln!(o, "| {} |", header.join(" | "));
             let _ = writeln!(o, "|{}", "---|".repeat(header.len()));
-            for row in cells(true) {
+            for row in bench_cells(r, true) {
                 let _ = writeln!(o, "| {} |", row.join(" | "));
             }
         }
-        TableFormat::Table => {
-            let rows = cells(true);
-            let widths: Vec<usize> = (0..header.len())
-                .map(|i| {
-                    rows.iter()
-                        .map(|r| r[i].chars().count())
-                        .chain([header[i].len()])
-                        .max()
-                        .unwrap_or(0)
-                })
-                .collect();
-            let line = |row: &[String]| {
-                row.iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        if i < 2 {
-                            format!("{c:<w$}", w = widths[i])
-                        } else {
-                            format!("{c:>w$}", w = widths[i])
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("  ")
-            };
-            let _ = writeln!(
-                o,
-                "{}",
-                line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>()).trim_end()
-            );
-            for row in rows {
-                let _ = writeln!(o, "{}", line(&row).trim_end());
-            }
-        }
+        TableFormat::Table => bench_table(&mut o, header, bench_cells(r, true)),
     }
     o
+}
+
+/// `bench`'s cells, one row a line of the report; sizes for people or in bytes.
+fn bench_cells(r: &BenchReport, human: bool) -> Vec<Vec<String>> {
+    let b = |n: u64| if human { human_bytes(n) } else { n.to_string() };
+    r.rows
+        .iter()
+        .map(|x| {
+            vec![
+                clean(&x.image),
+                clean(&x.policy),
+                b(x.before.uncompressed),
+                b(x.after.uncompressed),
+                format!("{:.1}%", x.tar_saved_percent),
+                x.codec.clone(),
+                b(x.before_at_output_codec),
+                b(x.after.compressed),
+                format!("{:.1}%", x.stored_saved_percent),
+                x.files_removed.to_string(),
+                format!("{:.2}", x.seconds),
+            ]
+            .into_iter()
+            .chain(x.check.clone())
+            .chain(x.smoke.clone())
+            .collect()
+        })
+        .collect()
+}
+
+/// `bench` as CSV: the header's spaces as underscores, cells quoted where needed.
+fn bench_csv(o: &mut String, header: &[&str], rows: Vec<Vec<String>>) {
+    let quote = |c: &str| {
+        if c.contains([',', '"', '\n']) {
+            format!("\"{}\"", c.replace('"', "\"\""))
+        } else {
+            c.to_string()
+        }
+    };
+    let _ = writeln!(
+        o,
+        "{}",
+        header
+            .iter()
+            .map(|h| h.replace(' ', "_"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for row in rows {
+        let _ = writeln!(
+            o,
+            "{}",
+            row.iter().map(|c| quote(c)).collect::<Vec<_>>().join(",")
+        );
+    }
+}
+
+/// `bench` as aligned columns, the image and policy left, the numbers right.
+fn bench_table(o: &mut String, header: &[&str], rows: Vec<Vec<String>>) {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |row: &[String]| {
+        row.iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i < 2 {
+                    format!("{c:<w$}", w = widths[i])
+                } else {
+                    format!("{c:>w$}", w = widths[i])
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let _ = writeln!(
+        o,
+        "{}",
+        line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>()).trim_end()
+    );
+    for row in rows {
+        let _ = writeln!(o, "{}", line(&row).trim_end());
+    }
 }
 
 /// One row per rule that deleted something: files, reclaimed bytes, (with `hidden`)

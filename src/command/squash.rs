@@ -67,37 +67,7 @@ pub fn squash_all(opts: &SquashOptions) -> Result<AllPlatformsReport> {
         st.mount_from(listing.repo.clone());
         Some(st)
     };
-    let mut platforms = Vec::new();
-    let mut images = Vec::new();
-    let mut entries = Vec::new();
-    for (i, entry) in listing.images.iter().enumerate() {
-        let mut o = opts.clone();
-        o.open.platform = entry.platform.clone();
-        o.report_file = None;
-        let ref_name = format!("p{i}");
-        if let Some(st) = &staging {
-            o.output = OutputOptions {
-                dest: Dest::Path(st.path().join(PLATFORMS_DIR)),
-                format: Some(Format::Oci),
-                tags: Vec::new(),
-                ref_name: Some(ref_name.clone()),
-                ..opts.output.clone()
-            };
-        }
-        let report = squash::squash(&o)?;
-        if let Some(st) = &mut staging {
-            let image = adopt(st, &ref_name)?;
-            entries.push(descriptor(&image, &entry.descriptor));
-            images.push(image);
-        }
-        platforms.push(PlatformReport {
-            platform: entry
-                .platform
-                .as_ref()
-                .map_or_else(|| "unspecified".into(), ToString::to_string),
-            report,
-        });
-    }
+    let (platforms, images, entries) = squash_each(opts, &listing, staging.as_mut())?;
     let mut report = AllPlatformsReport {
         output_format: format.name(),
         index_digest: None,
@@ -142,6 +112,47 @@ pub fn squash_all(opts: &SquashOptions) -> Result<AllPlatformsReport> {
     report.warnings.extend(finished.warnings);
     report.pushed = finished.pushed;
     Ok(report)
+}
+
+/// Each platform's image squashed into its own layout inside staging (a dry run writes
+/// none), adopted into staging, with its report and its descriptor for the new index.
+fn squash_each(
+    opts: &SquashOptions,
+    listing: &reader::Platforms,
+    mut staging: Option<&mut Staging>,
+) -> Result<(Vec<PlatformReport>, Vec<StagedImage>, Vec<Value>)> {
+    let mut platforms = Vec::new();
+    let mut images = Vec::new();
+    let mut entries = Vec::new();
+    for (i, entry) in listing.images.iter().enumerate() {
+        let mut o = opts.clone();
+        o.open.platform = entry.platform.clone();
+        o.report_file = None;
+        let ref_name = format!("p{i}");
+        if let Some(st) = &staging {
+            o.output = OutputOptions {
+                dest: Dest::Path(st.path().join(PLATFORMS_DIR)),
+                format: Some(Format::Oci),
+                tags: Vec::new(),
+                ref_name: Some(ref_name.clone()),
+                ..opts.output.clone()
+            };
+        }
+        let report = squash::squash(&o)?;
+        if let Some(st) = &mut staging {
+            let image = adopt(st, &ref_name)?;
+            entries.push(descriptor(&image, &entry.descriptor));
+            images.push(image);
+        }
+        platforms.push(PlatformReport {
+            platform: entry
+                .platform
+                .as_ref()
+                .map_or_else(|| "unspecified".into(), ToString::to_string),
+            report,
+        });
+    }
+    Ok((platforms, images, entries))
 }
 
 /// The image a docker archive's `manifest.json` names, as `docker save` of a

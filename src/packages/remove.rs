@@ -106,42 +106,7 @@ pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
         .iter()
         .filter(|p| p.state == "installed")
         .collect();
-    let mut removed: BTreeSet<&str> = installed
-        .iter()
-        .filter(|p| opts.set.is_match(&p.name))
-        .map(|p| p.name.as_str())
-        .collect();
-    let mut report = RemovalReport {
-        removed: removed.iter().map(|s| s.to_string()).collect(),
-        unmatched: opts
-            .patterns
-            .iter()
-            .filter(|g| {
-                let one = globset::Glob::new(g).map(|g| g.compile_matcher());
-                !installed
-                    .iter()
-                    .any(|p| one.as_ref().is_ok_and(|m| m.is_match(&p.name)))
-            })
-            .cloned()
-            .collect(),
-        ..RemovalReport::default()
-    };
-    for p in installed
-        .iter()
-        .filter(|p| removed.contains(p.name.as_str()))
-    {
-        if p.essential || p.protected {
-            return Err(refuse(format!(
-                "{} is {}: dpkg refuses to remove it",
-                p.name,
-                if p.essential {
-                    "essential"
-                } else {
-                    "protected"
-                }
-            )));
-        }
-    }
+    let (mut removed, mut report) = chosen(opts, &installed)?;
     let index =
         Index::new(installed.iter().copied()).map_err(|e| Error::corrupt("package database", e))?;
     // What autoremoval takes once `removed` is gone: what a kept package reached
@@ -212,6 +177,51 @@ pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
     r.rewrites.sort_by(|a, b| a.path.cmp(&b.path));
     r.report.paths = r.delete.len();
     Ok(r)
+}
+
+/// The packages `remove` names, none essential or protected, and the report so far (the
+/// globs that matched nothing).
+fn chosen<'a>(
+    opts: &RemovalOptions,
+    installed: &[&'a Package],
+) -> Result<(BTreeSet<&'a str>, RemovalReport)> {
+    let removed: BTreeSet<&str> = installed
+        .iter()
+        .filter(|p| opts.set.is_match(&p.name))
+        .map(|p| p.name.as_str())
+        .collect();
+    let report = RemovalReport {
+        removed: removed.iter().map(|s| s.to_string()).collect(),
+        unmatched: opts
+            .patterns
+            .iter()
+            .filter(|g| {
+                let one = globset::Glob::new(g).map(|g| g.compile_matcher());
+                !installed
+                    .iter()
+                    .any(|p| one.as_ref().is_ok_and(|m| m.is_match(&p.name)))
+            })
+            .cloned()
+            .collect(),
+        ..RemovalReport::default()
+    };
+    for p in installed
+        .iter()
+        .filter(|p| removed.contains(p.name.as_str()))
+    {
+        if p.essential || p.protected {
+            return Err(refuse(format!(
+                "{} is {}: dpkg refuses to remove it",
+                p.name,
+                if p.essential {
+                    "essential"
+                } else {
+                    "protected"
+                }
+            )));
+        }
+    }
+    Ok((removed, report))
 }
 
 /// apt's automatically installed packages.

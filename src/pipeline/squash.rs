@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::image::config::{self, SquashNote};
 use crate::image::reader::{self, OpenOptions, SourceSpec};
 use crate::image::writer::{Dest, OutImage, OutLayer, OutputOptions, SideFile, Staging};
+use crate::image::{Format, Image};
 use crate::layer::codec::{Compression, EncodeOptions};
 use crate::layer::index::EntryRec;
 use crate::layer::overlay::{self};
@@ -26,6 +27,7 @@ use crate::layer::writer::{EmitStats, Spool};
 use crate::pipeline::emit::{LayerOut, Sizes, Written, squashed_codec, write_layer};
 use crate::pipeline::format::{default_format, media_family};
 use crate::pipeline::merge::{merge_scanned, scan_layers};
+use crate::pipeline::slim::Slimmed;
 use crate::policy::{PolicyOutcome, PolicySet};
 use std::path::Path;
 
@@ -148,7 +150,8 @@ pub struct SquashReport {
 /// A layer's scan, and its blob as copied when it is kept.
 type ScanAndBlob = (LayerScan, Option<(Digest, u64)>);
 
-/// Runs `squash`.
+/// Runs `squash`: the source read and merged, slimmed by the policy, the squashed layer
+/// emitted, then the config, manifest and report, committed together.
 pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     if let Some(f) = opts.output.format.filter(|_| !opts.dry_run) {
         opts.output.check(f)?;
@@ -158,6 +161,76 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let image = &source.image;
     let total = image.layers.len();
     let mut warnings = image.warnings.clone();
+    let keep = kept_layers(opts, image, &mut warnings)?;
+    let format = match opts.output.format {
+        Some(f) => f,
+        None if opts.dry_run => image.format,
+        None => default_format(image.format, &opts.output.dest),
+    };
+    let staging = if opts.dry_run {
+        None
+    } else {
+        opts.output.check(format)?;
+        let mut st = Staging::new(opts.output.dest.clone(), format)?;
+        st.mount_from(source.pulled.as_ref().map(|p| p.mount_from()));
+        Some(st)
+    };
+    let mut scanned = scan_layers(&source, keep, staging.as_ref(), opts.jobs, &opts.progress)?;
+    let (base, mut tree) = merge_scanned(&mut scanned, image, keep, &mut warnings)?;
+    let (scans, mut spools): (Vec<ScanAndBlob>, Vec<Spool>) = scanned
+        .into_iter()
+        .map(|s| ((s.scan, s.kept_blob), s.spool))
+        .unzip();
+    let slimmed = crate::pipeline::slim::slim(
+        &opts.policy,
+        (&mut tree, &mut spools),
+        &image.config_json,
+        keep,
+        opts.check.then_some(opts.allow_broken),
+        &mut warnings,
+    )?;
+    warnings.extend(opts.policy.warnings.iter().cloned());
+    let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
+    let plan = overlay::plan(&base, &tree, keep, &entries);
+    let codec = squashed_codec(
+        opts.output.compression,
+        Some(scans[total - 1].0.compression),
+    );
+    let out = match &staging {
+        Some(st) => LayerOut::Blob(st.blob_writer()?),
+        None => LayerOut::Dry(Meter::new(std::io::sink())),
+    };
+    // At most what the squashed layers held: the bar ends early by what was dropped.
+    let upper_bound: u64 = scans[keep..].iter().map(|s| s.0.tar_size).sum();
+    let enc = EncodeOptions {
+        compression: codec,
+        level: opts.output.level,
+        threads: opts.jobs.max(1) as u32,
+    };
+    let written = write_layer(
+        &plan,
+        &spools,
+        enc,
+        opts.timestamp,
+        &opts.progress,
+        upper_bound,
+        out,
+    )?;
+    let input = Input {
+        image,
+        scans: &scans,
+        spools: &spools,
+        keep,
+    };
+    let (out, mut report) = assemble(opts, &input, (format, codec), written, slimmed, warnings)?;
+    commit(staging, &out, &mut report, report_file)?;
+    Ok(report)
+}
+
+/// How many bottom layers stay as they are (`--keep-layers`, or those `--base` shares),
+/// leaving at least one to squash.
+fn kept_layers(opts: &SquashOptions, image: &Image, warnings: &mut Vec<String>) -> Result<usize> {
+    let total = image.layers.len();
     let keep = match &opts.keep {
         Keep::Nothing => 0,
         Keep::Layers(n) => *n,
@@ -186,126 +259,80 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
             "keeping {keep} of {total} layers leaves nothing to squash"
         )));
     }
-    let format = match opts.output.format {
-        Some(f) => f,
-        None if opts.dry_run => image.format,
-        None => default_format(image.format, &opts.output.dest),
-    };
-    if !opts.dry_run {
-        opts.output.check(format)?;
-    }
-    let staging = if opts.dry_run {
-        None
-    } else {
-        let mut st = Staging::new(opts.output.dest.clone(), format)?;
-        st.mount_from(source.pulled.as_ref().map(|p| p.mount_from()));
-        Some(st)
-    };
-    let threads = opts.jobs.max(1) as u32;
-    let mut scanned = scan_layers(&source, keep, staging.as_ref(), opts.jobs, &opts.progress)?;
-    let (base, mut tree) = merge_scanned(&mut scanned, image, keep, &mut warnings)?;
-    let (scans, mut spools): (Vec<ScanAndBlob>, Vec<Spool>) = scanned
-        .into_iter()
-        .map(|s| ((s.scan, s.kept_blob), s.spool))
-        .unzip();
-    let slimmed = crate::pipeline::slim::slim(
-        &opts.policy,
-        (&mut tree, &mut spools),
-        &image.config_json,
+    Ok(keep)
+}
+
+/// The input as squash read it: its image, each layer's scan (and copied blob) and spool,
+/// and how many layers stay.
+struct Input<'a> {
+    image: &'a Image,
+    scans: &'a [ScanAndBlob],
+    spools: &'a [Spool],
+    keep: usize,
+}
+
+/// The output image (config, manifest's media types, layers, names) and the report,
+/// from the squashed layer as written and what the policy did.
+fn assemble(
+    opts: &SquashOptions,
+    input: &Input,
+    (format, codec): (Format, Compression),
+    written: Written,
+    slimmed: Slimmed,
+    mut warnings: Vec<String>,
+) -> Result<(OutImage, SquashReport)> {
+    let Input {
+        image,
+        scans,
+        spools,
         keep,
-        opts.check.then_some(opts.allow_broken),
-        &mut warnings,
-    )?;
-    let crate::pipeline::slim::Slimmed {
-        deleted: _,
-        policy,
-        check,
-        closure,
-        packages,
-        npm,
-        dpkg_excluded,
-        rewritten,
-    } = slimmed;
-    let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
-    warnings.extend(opts.policy.warnings.iter().cloned());
-    let plan = overlay::plan(&base, &tree, keep, &entries);
-    let codec = squashed_codec(
-        opts.output.compression,
-        Some(scans[total - 1].0.compression),
-    );
-    let out = match &staging {
-        Some(st) => LayerOut::Blob(st.blob_writer()?),
-        None => LayerOut::Dry(Meter::new(std::io::sink())),
-    };
-    // At most what the squashed layers held: the bar ends early by what was dropped.
-    let upper_bound: u64 = scans[keep..].iter().map(|s| s.0.tar_size).sum();
-    let enc = EncodeOptions {
-        compression: codec,
-        level: opts.output.level,
-        threads,
-    };
-    let written = write_layer(
-        &plan,
-        &spools,
-        enc,
-        opts.timestamp,
-        &opts.progress,
-        upper_bound,
-        out,
-    )?;
-    let Written {
-        stats,
-        diff_id,
-        tar_size,
-        digest: squashed_digest,
-        size: squashed_size,
-    } = written;
-    // Manifest and config.
+    } = *input;
+    let total = image.layers.len();
     let mut codecs: Vec<Compression> = scans[..keep].iter().map(|s| s.0.compression).collect();
     codecs.push(codec);
     let (docker, manifest_media, config_media) = media_family(image, &codecs, &mut warnings);
     let squashed = OutLayer {
-        digest: squashed_digest.clone(),
-        size: squashed_size,
+        digest: written.digest.clone(),
+        size: written.size,
         media_type: codec.media_type(docker).to_string(),
         annotations: None,
     };
     let layers = out_layers(&scans[..keep], image, docker, squashed);
-    let config_bytes = out_config(opts, image, (keep, total), &diff_id, &mut warnings)?;
+    let config_bytes = out_config(opts, image, (keep, total), &written.diff_id, &mut warnings)?;
     let config_digest = Digest::of(&config_bytes);
     let (tags, ref_names) = opts.output.names(format, image);
     let (report_layers, before, after) = layer_outcomes(
-        &scans,
-        &spools,
+        scans,
+        spools,
         keep,
-        &stats,
-        &policy,
+        &written.stats,
+        &slimmed.policy,
         Sizes {
-            compressed: squashed_size,
-            uncompressed: tar_size,
+            compressed: written.size,
+            uncompressed: written.tar_size,
         },
     );
-    let mut report = SquashReport {
+    let report = SquashReport {
         input_format: image.format.name(),
         output_format: format.name(),
         kept_layers: keep,
         layers: report_layers,
-        squashed_digest,
-        squashed_diff_id: diff_id,
+        squashed_digest: written.digest,
+        squashed_diff_id: written.diff_id,
         squashed_compression: codec.name(),
-        squashed_entries: stats.entries,
+        squashed_entries: written.stats.entries,
         before,
         after,
         config_digest,
-        policy,
+        policy: slimmed.policy,
         dry_run: opts.dry_run,
         warnings,
-        check,
-        closure,
-        packages,
-        npm,
-        dpkg_excluded,
-        rewritten,
+        check: slimmed.check,
+        closure: slimmed.closure,
+        packages: slimmed.packages,
+        npm: slimmed.npm,
+        dpkg_excluded: slimmed.dpkg_excluded,
+        rewritten: slimmed.rewritten,
         pushed: None,
     };
     let out = OutImage {
@@ -317,8 +344,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         tags,
         ref_names,
     };
-    commit(staging, &out, &mut report, report_file)?;
-    Ok(report)
+    Ok((out, report))
 }
 
 /// The output's layers: the kept ones as the input stores them (a dry run copies

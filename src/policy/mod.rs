@@ -255,33 +255,10 @@ impl PolicySetBuilder {
     }
 
     fn load(&mut self, origin: Origin, stack: &mut Vec<Origin>) -> Result<()> {
-        if let Some(i) = stack.iter().position(|o| *o == origin) {
-            let chain: Vec<String> = stack[i..]
-                .iter()
-                .chain([&origin])
-                .map(Origin::display)
-                .collect();
-            return Err(policy_error(
-                &origin.display(),
-                0,
-                "",
-                "",
-                format!("extends cycle: {}", chain.join(" -> ")),
-            ));
+        if !self.enter(&origin, stack)? {
+            return Ok(());
         }
         let file = origin.display();
-        if !self.loaded.insert(file.clone()) {
-            return Ok(()); // reached again through another extends: loaded once
-        }
-        if stack.len() >= MAX_EXTENDS_DEPTH {
-            return Err(policy_error(
-                &file,
-                0,
-                "",
-                "",
-                format!("extends nested deeper than {MAX_EXTENDS_DEPTH}"),
-            ));
-        }
         let text = match &origin {
             Origin::Builtin(n) => BUILTIN
                 .iter()
@@ -290,7 +267,7 @@ impl PolicySetBuilder {
                 .expect("resolved built-in"),
             Origin::File(p) => read_policy_file(p)?,
         };
-        let parsed: PolicyFile = toml::from_str(&text).map_err(|e| {
+        let mut parsed: PolicyFile = toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
                 .map_or(0, |s| text[..s.start].matches('\n').count() + 1);
@@ -309,18 +286,59 @@ impl PolicySetBuilder {
             self.load(o, stack)?;
         }
         stack.pop();
-        if parsed.rules.len() > matcher::MAX_RULES {
+        let rules = std::mem::take(&mut parsed.rules);
+        self.add_rules(&file, &text, rules)?;
+        self.add_tables(&file, &text, parsed)
+    }
+
+    /// Whether `origin` is to be read now: an extends cycle or nesting past the limit is
+    /// an error, and a file reached again through another extends is read once.
+    fn enter(&mut self, origin: &Origin, stack: &[Origin]) -> Result<bool> {
+        if let Some(i) = stack.iter().position(|o| o == origin) {
+            let chain: Vec<String> = stack[i..]
+                .iter()
+                .chain([origin])
+                .map(Origin::display)
+                .collect();
+            return Err(policy_error(
+                &origin.display(),
+                0,
+                "",
+                "",
+                format!("extends cycle: {}", chain.join(" -> ")),
+            ));
+        }
+        let file = origin.display();
+        if !self.loaded.insert(file.clone()) {
+            return Ok(false); // reached again through another extends: loaded once
+        }
+        if stack.len() >= MAX_EXTENDS_DEPTH {
+            return Err(policy_error(
+                &file,
+                0,
+                "",
+                "",
+                format!("extends nested deeper than {MAX_EXTENDS_DEPTH}"),
+            ));
+        }
+        Ok(true)
+    }
+
+    /// A file's `[[rule]]`s, each id once (a rule reached twice through extends counts
+    /// once), at most [`matcher::MAX_RULES`] in all.
+    fn add_rules(&mut self, file: &str, text: &str, rules: Vec<RuleFile>) -> Result<()> {
+        if rules.len() > matcher::MAX_RULES {
             return Err(Error::Usage(format!(
                 "policy {file}: {} rules; at most {} can be applied at once",
-                parsed.rules.len(),
+                rules.len(),
                 matcher::MAX_RULES
             )));
         }
-        for r in parsed.rules {
+        for r in rules {
             if r.id.is_empty() {
                 return Err(policy_error(
-                    &file,
-                    line_of(&text, "[[rule]]"),
+                    file,
+                    line_of(text, "[[rule]]"),
                     "",
                     "",
                     "a rule needs an id",
@@ -330,14 +348,14 @@ impl PolicySetBuilder {
                 continue; // the same rule reached twice through extends: counted once
             }
             for g in r.delete.iter().chain(&r.keep) {
-                self.check_glob(&file, &text, &r.id, g)?;
+                self.check_glob(file, text, &r.id, g)?;
             }
             self.rules.push(RuleSpec {
                 id: r.id,
                 reason: r.reason.unwrap_or_default(),
                 delete: r.delete,
                 keep: r.keep,
-                source: file.clone(),
+                source: file.to_string(),
             });
             // Refused here, not only when built: the id scan above stays bounded.
             if self.rules.len() > matcher::MAX_RULES {
@@ -348,18 +366,23 @@ impl PolicySetBuilder {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// A file's tables: `[keep]`, `[closure]`, `[packages]`, `[npm]`, `[runtime]`.
+    fn add_tables(&mut self, file: &str, text: &str, parsed: PolicyFile) -> Result<()> {
         for g in parsed.keep.map(|k| k.paths).unwrap_or_default() {
-            self.check_glob(&file, &text, "[keep]", &g)?;
-            self.keep.push((g, file.clone()));
+            self.check_glob(file, text, "[keep]", &g)?;
+            self.keep.push((g, file.to_string()));
         }
         if let Some(c) = parsed.closure {
-            self.add_closure(&file, &text, c)?;
+            self.add_closure(file, text, c)?;
         }
         if let Some(p) = parsed.packages {
             for g in p.remove.iter().chain(&p.remove_unless_needed) {
                 if let Err(e) = globset::Glob::new(g) {
-                    let line = line_of(&text, &format!("\"{g}\""));
-                    return Err(policy_error(&file, line, "[packages]", g, e));
+                    let line = line_of(text, &format!("\"{g}\""));
+                    return Err(policy_error(file, line, "[packages]", g, e));
                 }
             }
             let spec = self.packages.get_or_insert_with(Default::default);
@@ -372,9 +395,9 @@ impl PolicySetBuilder {
         }
         for l in parsed.runtime.map(|r| r.libraries).unwrap_or_default() {
             if l.is_empty() || l.contains('/') {
-                let line = line_of(&text, &format!("\"{l}\""));
+                let line = line_of(text, &format!("\"{l}\""));
                 return Err(policy_error(
-                    &file,
+                    file,
                     line,
                     "[runtime]",
                     &l,
@@ -486,31 +509,19 @@ impl PolicySetBuilder {
                 matcher::MAX_RULES
             )));
         }
-        fn set<'a>(
-            globs: impl Iterator<Item = (&'a String, usize)>,
-        ) -> Result<(GlobSet, Vec<usize>)> {
-            let mut b = GlobSetBuilder::new();
-            let mut owner = Vec::new();
-            for (g, rule) in globs.filter(|(g, _)| never_matches(g).is_none()) {
-                b.add(compile(g).map_err(|e| policy_error("", 0, "", g, e))?);
-                owner.push(rule);
-            }
-            Ok((
-                b.build().map_err(|e| policy_error("", 0, "", "", e))?,
-                owner,
-            ))
-        }
-        let (delete, delete_rule) = set(self
-            .rules
-            .iter()
-            .enumerate()
-            .flat_map(|(i, r)| r.delete.iter().map(move |g| (g, i))))?;
-        let (local_keep, local_keep_rule) = set(self
-            .rules
-            .iter()
-            .enumerate()
-            .flat_map(|(i, r)| r.keep.iter().map(move |g| (g, i))))?;
-        let (keep, _) = set(self.keep.iter().map(|(g, _)| (g, 0)))?;
+        let (delete, delete_rule) = glob_set(
+            self.rules
+                .iter()
+                .enumerate()
+                .flat_map(|(i, r)| r.delete.iter().map(move |g| (g, i))),
+        )?;
+        let (local_keep, local_keep_rule) = glob_set(
+            self.rules
+                .iter()
+                .enumerate()
+                .flat_map(|(i, r)| r.keep.iter().map(move |g| (g, i))),
+        )?;
+        let (keep, _) = glob_set(self.keep.iter().map(|(g, _)| (g, 0)))?;
         let names = if self.names.is_empty() {
             NONE.to_string()
         } else {
@@ -533,24 +544,7 @@ impl PolicySetBuilder {
                         .into(),
                     globs: Default::default(),
                 });
-                let names = |globs: &[String]| -> Result<GlobSet> {
-                    let mut b = GlobSetBuilder::new();
-                    for g in globs {
-                        b.add(
-                            globset::Glob::new(g)
-                                .map_err(|e| policy_error("", 0, "[packages]", g, e))?,
-                        );
-                    }
-                    b.build()
-                        .map_err(|e| policy_error("", 0, "[packages]", "", e))
-                };
-                Some(crate::packages::remove::RemovalOptions {
-                    patterns: spec.remove.clone(),
-                    set: names(&spec.remove)?,
-                    unless_needed: spec.unless_needed.clone(),
-                    unless_needed_set: names(&spec.unless_needed)?,
-                    autoremove: spec.autoremove,
-                })
+                Some(removal_options(spec)?)
             }
             None => None,
         };
@@ -572,7 +566,7 @@ impl PolicySetBuilder {
                         .into(),
                     globs: Default::default(),
                 });
-                let (root_set, _) = set(roots.iter().map(|g| (g, 0)))?;
+                let (root_set, _) = glob_set(roots.iter().map(|g| (g, 0)))?;
                 Some(ClosureOptions {
                     roots: roots.clone(),
                     root_set,
@@ -601,6 +595,40 @@ impl PolicySetBuilder {
             warnings: self.warnings.clone(),
         })
     }
+}
+
+/// The globs compiled into one set, each with the index of the rule it belongs to (globs
+/// that can never match are left out: `policy check` warned of them).
+fn glob_set<'a>(globs: impl Iterator<Item = (&'a String, usize)>) -> Result<(GlobSet, Vec<usize>)> {
+    let mut b = GlobSetBuilder::new();
+    let mut owner = Vec::new();
+    for (g, rule) in globs.filter(|(g, _)| never_matches(g).is_none()) {
+        b.add(compile(g).map_err(|e| policy_error("", 0, "", g, e))?);
+        owner.push(rule);
+    }
+    Ok((
+        b.build().map_err(|e| policy_error("", 0, "", "", e))?,
+        owner,
+    ))
+}
+
+/// `[packages]`: the package name globs compiled.
+fn removal_options(spec: &PackagesSpec) -> Result<crate::packages::remove::RemovalOptions> {
+    let names = |globs: &[String]| -> Result<GlobSet> {
+        let mut b = GlobSetBuilder::new();
+        for g in globs {
+            b.add(globset::Glob::new(g).map_err(|e| policy_error("", 0, "[packages]", g, e))?);
+        }
+        b.build()
+            .map_err(|e| policy_error("", 0, "[packages]", "", e))
+    };
+    Ok(crate::packages::remove::RemovalOptions {
+        patterns: spec.remove.clone(),
+        set: names(&spec.remove)?,
+        unless_needed: spec.unless_needed.clone(),
+        unless_needed_set: names(&spec.unless_needed)?,
+        autoremove: spec.autoremove,
+    })
 }
 
 fn compile(glob: &str) -> std::result::Result<globset::Glob, globset::Error> {

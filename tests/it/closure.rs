@@ -185,6 +185,17 @@ fn kept(r: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The slimmed tar is at least `factor` times smaller than the input's.
+fn assert_smaller_by(s: &Slimmed, factor: f64) {
+    let by = s.before as f64 / s.after as f64;
+    assert!(
+        by >= factor,
+        "{} -> {}: {by:.1}x smaller, not {factor}x",
+        s.before,
+        s.after
+    );
+}
+
 #[test]
 fn closure_of_a_c_program_on_a_full_toolchain_is_ten_times_smaller_and_runs() {
     let w = scratch();
@@ -209,12 +220,8 @@ fn closure_of_a_c_program_on_a_full_toolchain_is_ten_times_smaller_and_runs() {
         &[&toolchain, &app],
     );
     assert_eq!(s.stdout.trim(), "c self-test ok 7 root");
-    assert!(
-        s.after * 10 <= s.before,
-        "{} -> {}: not 10x",
-        s.before,
-        s.after
-    );
+    // docs/closure-and-check.md says 139.6x; within noise of Debian's package updates.
+    assert_smaller_by(&s, 120.0);
     assert!(s.broken.is_empty(), "{:?}", s.broken);
     let k = kept(&s.report);
     for p in ["/usr/local/bin/hello", "/etc/passwd"] {
@@ -242,12 +249,8 @@ fn closure_of_a_python_app_keeps_it_working_at_under_half_the_size() {
         s.stdout.trim(),
         "python self-test ok 2.31.0 \"https://example.invalid/x?a=1\" cas>100"
     );
-    assert!(
-        s.after * 2 <= s.before,
-        "{} -> {}: not half",
-        s.before,
-        s.after
-    );
+    // The docs say 4.9x.
+    assert_smaller_by(&s, 4.5);
     // Debian ships cgi.py with `#!/usr/local/bin/python`: broken in the input too.
     assert_eq!(
         s.broken.iter().collect::<Vec<_>>(),
@@ -275,12 +278,8 @@ fn closure_of_a_node_app_keeps_it_working_at_under_half_the_size() {
         s.stdout.trim(),
         "node self-test {\"ok\":true} 2d711642 abc 1.1.1970"
     );
-    assert!(
-        s.after * 2 <= s.before,
-        "{} -> {}: not half",
-        s.before,
-        s.after
-    );
+    // The docs say 2.2x.
+    assert_smaller_by(&s, 2.0);
     assert!(s.broken.is_empty(), "{:?}", s.broken);
     let k = kept(&s.report);
     assert!(

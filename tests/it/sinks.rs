@@ -16,7 +16,12 @@ fn original(work: &Path, plain: bool) -> (std::path::PathBuf, String) {
         std::fs::read_to_string(crate::fixtures::fixtures_dir().join("hard-cases.spec")).unwrap();
     let spec = Spec::parse(&text);
     let dir = work.join(if plain { "orig-plain" } else { "orig" });
-    spec.write_layout(&dir, false);
+    // The builder writes plain tar layers for a docker archive's layout; without its
+    // manifest.json that is an OCI layout of plain layers.
+    spec.write_layout(&dir, plain);
+    if plain {
+        std::fs::remove_file(dir.join("manifest.json")).unwrap();
+    }
     let tag = spec.tag.rsplit_once(':').unwrap().1.to_string();
     let want = umoci_listing(&dir, &tag, work);
     (dir, want)
@@ -188,6 +193,12 @@ fn the_squashed_layer_codec_follows_the_input_top_layer_and_is_never_plain() {
     ] {
         let src = skopeo_raw(&format!("oci:{}:1", input.display()));
         let top = src["layers"].as_array().unwrap().last().unwrap()["mediaType"].clone();
+        if input == &plain {
+            assert_eq!(
+                top, "application/vnd.oci.image.layer.v1.tar",
+                "a plain input"
+            );
+        }
         let out = w.path().join(format!(
             "out-{}",
             input.file_name().unwrap().to_string_lossy()

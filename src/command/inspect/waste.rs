@@ -97,62 +97,100 @@ pub fn analyse(
         0,
         warnings,
     )?;
+    let layers: &[Vec<EntryRec>] = layers;
     let rec = |id: EntryId| &layers[id.layer][id.entry];
-    let is_file = |id: EntryId| rec(id).kind == Kind::File;
     let live = tree.live_inodes();
     let merged_bytes: u64 = live
         .iter()
-        .filter(|id| is_file(**id))
+        .filter(|id| rec(**id).kind == Kind::File)
         .map(|id| rec(*id).size)
         .sum();
-    let mut out_layers = Vec::new();
-    for (i, entries) in layers.iter().enumerate() {
-        let mut culprits = Vec::new();
-        let mut shadowed = 0;
-        for (j, e) in entries.iter().enumerate() {
-            let id = EntryId { layer: i, entry: j };
-            if e.kind != Kind::File || e.size == 0 || live.contains(&id) {
-                continue;
-            }
-            shadowed += e.size;
-            let reason = match tree.nodes.get(&e.path) {
-                None => "deleted",
-                Some(n)
-                    if !n.is_dir
-                        && is_file(n.inode)
-                        && rec(n.inode).digest.is_some()
-                        && rec(n.inode).digest == e.digest =>
-                {
-                    "copied up"
-                }
-                Some(_) => "overwritten",
-            };
-            culprits.push(Culprit {
-                path: escape(&e.path),
-                bytes: e.size,
-                reason,
-            });
+    let out_layers: Vec<LayerWaste> = (0..layers.len())
+        .map(|i| layer_waste(layers, i, &tree, &live))
+        .collect();
+    let stored_bytes: u64 = out_layers.iter().map(|l| l.stored_bytes).sum();
+    let (files, dirs) = sizes_by_path(layers, &tree);
+    let outcomes = policy_outcomes(layers, &tree, policies, warnings)?;
+    Ok(Waste {
+        stored_bytes,
+        merged_bytes,
+        efficiency: if stored_bytes == 0 {
+            1.0
+        } else {
+            merged_bytes as f64 / stored_bytes as f64
+        },
+        layers: out_layers,
+        largest_files: top(files),
+        largest_dirs: top(dirs),
+        policies: outcomes,
+    })
+}
+
+/// Layer `i`'s file data and what of it the merge does not see, the largest first, each
+/// saying why: deleted, overwritten, or copied up unchanged.
+fn layer_waste(
+    layers: &[Vec<EntryRec>],
+    i: usize,
+    tree: &Tree,
+    live: &HashSet<EntryId>,
+) -> LayerWaste {
+    let rec = |id: EntryId| &layers[id.layer][id.entry];
+    let entries = &layers[i];
+    let mut culprits = Vec::new();
+    let mut shadowed = 0;
+    for (j, e) in entries.iter().enumerate() {
+        let id = EntryId { layer: i, entry: j };
+        if e.kind != Kind::File || e.size == 0 || live.contains(&id) {
+            continue;
         }
-        culprits.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.path.cmp(&b.path)));
-        culprits.truncate(TOP);
-        out_layers.push(LayerWaste {
-            position: i + 1,
-            stored_bytes: entries
-                .iter()
-                .filter(|e| e.kind == Kind::File)
-                .map(|e| e.size)
-                .sum(),
-            shadowed_bytes: shadowed,
-            culprits,
+        shadowed += e.size;
+        let reason = match tree.nodes.get(&e.path) {
+            None => "deleted",
+            Some(n)
+                if !n.is_dir
+                    && rec(n.inode).kind == Kind::File
+                    && rec(n.inode).digest.is_some()
+                    && rec(n.inode).digest == e.digest =>
+            {
+                "copied up"
+            }
+            Some(_) => "overwritten",
+        };
+        culprits.push(Culprit {
+            path: escape(&e.path),
+            bytes: e.size,
+            reason,
         });
     }
-    let stored_bytes: u64 = out_layers.iter().map(|l| l.stored_bytes).sum();
-    // Files and directories, each inode counted once (at its first path).
+    culprits.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.path.cmp(&b.path)));
+    culprits.truncate(TOP);
+    LayerWaste {
+        position: i + 1,
+        stored_bytes: entries
+            .iter()
+            .filter(|e| e.kind == Kind::File)
+            .map(|e| e.size)
+            .sum(),
+        shadowed_bytes: shadowed,
+        culprits,
+    }
+}
+
+/// A path and its bytes.
+type Sized<'t> = (&'t [u8], u64);
+
+/// The merged filesystem's files with their sizes, and each folder's total, every inode
+/// counted once (at its first path).
+fn sizes_by_path<'t>(
+    layers: &[Vec<EntryRec>],
+    tree: &'t Tree,
+) -> (Vec<Sized<'t>>, HashMap<&'t [u8], u64>) {
+    let rec = |id: EntryId| &layers[id.layer][id.entry];
     let mut seen = HashSet::new();
     let mut files = Vec::new();
     let mut dirs: HashMap<&[u8], u64> = HashMap::new();
     for (p, n) in &tree.nodes {
-        if n.is_dir || !is_file(n.inode) || !seen.insert(n.inode) {
+        if n.is_dir || rec(n.inode).kind != Kind::File || !seen.insert(n.inode) {
             continue;
         }
         let size = rec(n.inode).size;
@@ -165,6 +203,16 @@ pub fn analyse(
             }
         }
     }
+    (files, dirs)
+}
+
+/// What each policy's glob rules would reclaim from the merged tree.
+fn policy_outcomes(
+    layers: &[Vec<EntryRec>],
+    tree: &Tree,
+    policies: &[PolicySet],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<PolicyOutcome>> {
     let entries: Vec<&[EntryRec]> = layers.iter().map(Vec::as_slice).collect();
     let mut outcomes = Vec::new();
     for policy in policies {
@@ -186,17 +234,5 @@ pub fn analyse(
         let deleted = policy.decide(&t, &Default::default())?;
         outcomes.push(crate::policy::apply(policy, &mut t, &deleted, 0, &entries));
     }
-    Ok(Waste {
-        stored_bytes,
-        merged_bytes,
-        efficiency: if stored_bytes == 0 {
-            1.0
-        } else {
-            merged_bytes as f64 / stored_bytes as f64
-        },
-        layers: out_layers,
-        largest_files: top(files),
-        largest_dirs: top(dirs),
-        policies: outcomes,
-    })
+    Ok(outcomes)
 }
