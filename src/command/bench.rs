@@ -8,7 +8,7 @@ use crate::layer::codec::{Compression, EncodeOptions, Encoder};
 use crate::layer::index::EntryRec;
 use crate::layer::overlay::{self, Tree};
 use crate::pipeline::emit::{LayerOut, Sizes, squashed_codec, write_layer};
-use crate::pipeline::merge::{merge_scanned, scan_layers};
+use crate::pipeline::merge::{Scanned, merge_scanned, scan_layers};
 use crate::policy::PolicySet;
 use crate::progress::Progress;
 use crate::section::Section;
@@ -101,17 +101,7 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
             level: opts.level,
             threads: opts.jobs.max(1) as u32,
         };
-        let before_at_output_codec = scanned
-            .iter()
-            .map(|s| {
-                if s.scan.compression == codec {
-                    return Ok(s.scan.blob_size);
-                }
-                let tar =
-                    Section::new(&*s.spool.file, s.spool.base, s.spool.base + s.scan.tar_size);
-                encoded_size(tar, enc)
-            })
-            .sum::<Result<u64>>()?;
+        let before_at_output_codec = stored_at(&scanned, enc)?;
         let mut spools: Vec<_> = scanned.into_iter().map(|s| s.spool).collect();
         let layers = spools.len();
         for (policy_name, policy) in &opts.policies {
@@ -171,6 +161,21 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
         }
     }
     Ok(BenchReport { rows })
+}
+
+/// The input's layers' stored size at the output's codec: a layer stored with it counts
+/// as it is, the others as they compress with it (bench compares like with like).
+fn stored_at(scanned: &[Scanned], enc: EncodeOptions) -> Result<u64> {
+    scanned
+        .iter()
+        .map(|s| {
+            if s.scan.compression == enc.compression {
+                return Ok(s.scan.blob_size);
+            }
+            let tar = Section::new(&*s.spool.file, s.spool.base, s.spool.base + s.scan.tar_size);
+            encoded_size(tar, enc)
+        })
+        .sum()
 }
 
 /// Runs `cmd` with `sh -c` in the image `spec` slimmed by `policy`, under the Docker

@@ -113,6 +113,8 @@ pub(crate) fn write_layer(
     Ok((scan, out, copy_raw))
 }
 
+// Long: the command's sequence (open, stage, each layer streamed, config, manifest,
+// commit) with its report built along; each step is one call already.
 /// Runs `convert`.
 pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
     if let Some(f) = opts.output.format {

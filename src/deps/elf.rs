@@ -70,6 +70,8 @@ const MAX_INTERP: u64 = 4096;
 /// Longest dynamic string read (the `object` crate's own bound on one string).
 const MAX_STRING: u64 = 4096;
 
+// Long: one bounded pass over an ELF file's program headers and dynamic segment, as
+// the loader reads them; each read's bounds check stays beside the read.
 fn parse_as<'d, H, R>(data: R) -> Result<ElfInfo, String>
 where
     H: FileHeader<Endian = Endianness>,

@@ -117,6 +117,9 @@ struct Position<'p> {
     path: &'p [String],
 }
 
+// Long: one level of the index walk, one match classifying each child (image,
+// nested index, attestation, artifact, referrers index) with the names and the
+// loop guard of the level above; the classes are image-spec's and read as one table.
 fn walk_level(
     index: &Value,
     at: &Position<'_>,

@@ -496,6 +496,9 @@ impl Reader<'_> {
         Ok((index, walk.candidates, walk.warnings))
     }
 
+    // Long: image-spec's checks of one chosen image in their order (descriptor, platform,
+    // manifest media type, config, each layer's type), each error naming the document it
+    // read; the checks share the descriptor and the names found on the way down.
     fn image_from_index(
         &self,
         format: Format,
@@ -622,6 +625,9 @@ impl Reader<'_> {
         })
     }
 
+    // Long: the platform choice (--platform, else the host's) and the refusals that list
+    // what the index offers when it leaves no single image; they share the candidates
+    // and their description.
     fn choose_platform(
         &self,
         mut candidates: Vec<Candidate>,
@@ -759,6 +765,8 @@ impl Reader<'_> {
         Ok(out)
     }
 
+    // Long: `docker save`'s manifest.json read as Docker reads it (the entry chosen, its
+    // config, its layers as paths or blobs), each step naming the entry in its errors.
     fn image_from_docker_manifest(
         &self,
         reference: Option<&str>,

@@ -628,6 +628,8 @@ impl Staging {
         Ok(descriptors)
     }
 
+    // Long: one arm per sink (registry, engine, layout, archive path, stdout, a FIFO or
+    // device), each a few calls; a table of sinks reads better whole.
     /// Moves the staged result into its sink.
     fn deliver(
         self,

@@ -279,6 +279,9 @@ impl Tree {
         }
     }
 
+    // Long: the overlay rules of image-spec layer.md, one arm per entry kind (whiteout,
+    // opaque marker, directory, hard link, the rest); they share the layer's markers and
+    // the entry's resolved path, and read best as the one table the spec gives.
     /// Applies layer `layer`'s entries, first moving each to where a runtime puts it
     /// (see [`Tree::resolve_entry`]). Problems that do not stop the work are pushed to
     /// `warnings`.

@@ -278,6 +278,8 @@ fn clamp_records(pax: &mut [(Vec<u8>, Vec<u8>)], limit: u64) -> bool {
     changed
 }
 
+// Long: the emission loop, one arm per plan step (raw copy, promoted alias, relink,
+// whiteout) writing one tar stream and counting what it wrote.
 /// Writes the squashed layer's tar for `plan` into `w`, ending with the two zero
 /// blocks that close a tar.
 pub fn emit(

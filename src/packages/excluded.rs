@@ -52,6 +52,9 @@ pub struct ExcludeReport {
     pub warnings: Vec<String>,
 }
 
+// Long: dpkg's path-exclude semantics in one place: which deleted paths a package
+// lists, which rule deleted them, and the filter lines written for the rules; the
+// three read the same index of listed paths.
 /// Plans the rewrite for the image `fs` whose paths `deleted` (located paths, every
 /// deleted path, with the index of the rule deleting it) go; `rules` are the policy's
 /// rules by index (`None` for a computed one), `keep` the `[keep]` globs, `removed`

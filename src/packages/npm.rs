@@ -412,6 +412,8 @@ impl Resolver {
     }
 }
 
+// Long: npm's prune for one project in npm's order (lockfile, its dev flags, what
+// kept packages need, the folders to prune); the steps share the lockfile's entries.
 /// Plans one project: its pruned package folders into `roots`.
 fn project(
     fs: &dyn Fs,

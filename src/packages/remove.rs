@@ -89,6 +89,9 @@ fn refuse(why: String) -> Error {
     Error::Usage(format!("[packages] remove: {why}"))
 }
 
+// Long: apt's removal in apt's order (the chosen packages, what autoremove adds,
+// remove-unless-needed, the dependency and diversion checks, then files and databases);
+// the steps share the index of installed packages and its budget.
 /// Plans the removal `opts` asks of the image `fs`.
 pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
     let budget = Budget::new();
@@ -631,6 +634,8 @@ fn write_alternative(a: &Alternative) -> String {
     o
 }
 
+// Long: update-alternatives' rules for a group whose choices go (auto mode, a manual
+// choice that went, no choice left), each writing the group's file and its links.
 /// Alternatives whose choices are being deleted: pointed at the best choice left (auto
 /// mode, or a manual choice that went), or removed with their links.
 fn alternatives(fs: &dyn Fs, r: &mut Removal, budget: &Budget) -> Result<()> {

@@ -171,6 +171,9 @@ impl PolicySet {
         self.rules.is_empty()
     }
 
+    // Long: the one parallel pass over every path (glob rules, then the computed sets,
+    // then the global keep); split, each part would take the per-thread scratch and the
+    // rule bits along.
     /// Decides for every path of `tree`; returns the deleted paths (every one, parents
     /// before children) with the rule that deletes each. What no glob rule deletes goes
     /// by a computed set: a package removal's paths, npm's pruned folders (with their

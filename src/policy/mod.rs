@@ -494,6 +494,8 @@ impl PolicySetBuilder {
         &self.libraries
     }
 
+    // Long: the compiled policy's fields, one block per computed rule (packages, npm,
+    // closure) pushing its rule and keeping its index; the blocks share the rule list.
     /// Compiles the globs; more rules than can be applied at once are refused here,
     /// by `policy check` and before any image byte is read.
     pub fn build(&self) -> Result<PolicySet> {
