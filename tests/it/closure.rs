@@ -197,7 +197,7 @@ fn assert_smaller_by(s: &Slimmed, factor: f64) {
 }
 
 #[test]
-fn closure_of_a_c_program_on_a_full_toolchain_is_ten_times_smaller_and_runs() {
+fn closure_of_a_c_program_on_a_full_toolchain_is_over_a_hundred_times_smaller_and_runs() {
     let w = scratch();
     let toolchain = rootfs("OCISLIM_DEBIAN_TOOLCHAIN", "toolchain");
     // Built with the host's gcc: Debian 12's, as the image's.
@@ -235,7 +235,7 @@ fn closure_of_a_c_program_on_a_full_toolchain_is_ten_times_smaller_and_runs() {
 }
 
 #[test]
-fn closure_of_a_python_app_keeps_it_working_at_under_half_the_size() {
+fn closure_of_a_python_app_keeps_it_working_at_under_a_quarter_the_size() {
     let w = scratch();
     let python = rootfs("OCISLIM_DEBIAN_ROOTFS", "python");
     let app = layer(w.path(), "app", &[("app/main.py", MAIN_PY.into(), 0o644)]);
