@@ -266,6 +266,9 @@ pub fn squash_text(r: &SquashReport) -> String {
             }
         );
     }
+    if let Some(d) = &r.database {
+        database_text(&mut o, d);
+    }
     let shadowed: u64 = r.layers.iter().map(|l| l.shadowed_bytes).sum();
     let _ = writeln!(o, "shadowed by the merge: {}", human_bytes(shadowed));
     let _ = writeln!(
@@ -653,6 +656,33 @@ pub fn check_text(r: &crate::command::check::CheckReport) -> String {
         r.analysis.broken.len()
     );
     o
+}
+
+/// The database settled after the policy, when it changed anything.
+fn database_text(o: &mut String, d: &crate::packages::settle::SettleReport) {
+    if !d.purged.is_empty() {
+        let _ = writeln!(
+            o,
+            "database: {} packages left with no file outside docs, purged: {}",
+            d.purged.len(),
+            clean(&d.purged.join(", "))
+        );
+    }
+    if !d.listed_for_dependents.is_empty() {
+        let _ = writeln!(
+            o,
+            "database: {} emptied packages stay listed, needed by packages that stay: {}",
+            d.listed_for_dependents.len(),
+            clean(&d.listed_for_dependents.join(", "))
+        );
+    }
+    if d.licences_kept > 0 {
+        let _ = writeln!(
+            o,
+            "database: kept {} licence files of packages that stay",
+            d.licences_kept
+        );
+    }
 }
 
 #[cfg(test)]

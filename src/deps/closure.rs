@@ -110,6 +110,26 @@ pub const PRESETS: &[(&str, Preset, &str)] = &[
     ),
 ];
 
+/// What closure mode always keeps, whatever the presets: the package databases (dpkg,
+/// apt's marks, apk) and the files that name the OS.
+pub const DATABASES: &[&str] = &[
+    "var/lib/dpkg/status",
+    "var/lib/dpkg/info",
+    "var/lib/dpkg/triggers",
+    "var/lib/dpkg/updates",
+    "var/lib/apt/extended_states",
+    "lib/apk/db",
+    "etc/apk",
+    "etc/os-release",
+    "usr/lib/os-release",
+    "etc/debian_version",
+    "etc/alpine-release",
+];
+
+/// The files of dpkg's info folder closure mode keeps: each package's file list, its
+/// checksums and its configuration files' names.
+const DPKG_INFO_KEPT: &[&[u8]] = &[b".list", b".md5sums", b".conffiles"];
+
 /// The presets a closure applies when a policy names none.
 pub const DEFAULT_PRESETS: &[Preset] = &[
     Preset::Python,
@@ -452,6 +472,41 @@ impl<'a> Walk<'a> {
         if self.on(Preset::Workdir) && !workdir.is_empty() && self.fs.stat(workdir).is_some() {
             self.whole(workdir, "preset workdir", None);
             self.applied(Preset::Workdir, &show(workdir));
+        }
+        self.databases();
+    }
+
+    /// The package databases and the files that name the OS, always: scanners read
+    /// them to know what the image ships (the database is then settled to what is
+    /// kept, [`crate::packages::settle`]). Data, not programs: nothing in them is
+    /// analysed (maintainer scripts would pull in a shell).
+    fn databases(&mut self) {
+        let why = "the package database and the OS's name, kept for scanners";
+        let mut any = false;
+        for p in DATABASES {
+            let Some(i) = self.add(p.as_bytes(), why, None, false) else {
+                continue;
+            };
+            any = true;
+            let real = self.recs[i].path.clone();
+            if !matches!(self.fs.stat(&real), Some(Stat::Dir)) || !self.whole.insert(real.clone()) {
+                continue;
+            }
+            for q in self.fs.under(&real) {
+                // dpkg's info folder: what scanners and `dpkg --verify` read, not the
+                // maintainer scripts, symbols and templates only installs use.
+                if real == b"var/lib/dpkg/info" && !DPKG_INFO_KEPT.iter().any(|e| q.ends_with(e)) {
+                    continue;
+                }
+                if matches!(self.fs.stat(&q), Some(Stat::Symlink(_))) {
+                    self.add(&q, why, Some(i), false);
+                } else {
+                    self.insert(&q, why, Some(i), false);
+                }
+            }
+        }
+        if any {
+            self.presets.insert("package databases (always)".into());
         }
     }
 

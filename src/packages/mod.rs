@@ -10,6 +10,7 @@ pub mod excluded;
 pub mod npm;
 pub mod relation;
 pub mod remove;
+pub mod settle;
 
 use crate::layer::fs::{Fs, Stat, join_rel, resolve};
 use crate::layer::overlay::parent;

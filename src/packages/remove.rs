@@ -167,19 +167,35 @@ pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
         report,
         ..Removal::default()
     };
-    files(fs, &db, &removed, &mut r);
-    if apk {
-        r.rewrites.extend(
-            super::apk::remove(fs, &removed, &budget)
-                .map_err(|e| Error::corrupt("package database", e))?,
-        );
-    } else {
-        database(fs, &db, &removed, &mut r, &budget)?;
+    purge(fs, &db, &removed, &mut r, &budget)?;
+    if !apk {
         alternatives(fs, &mut r, &budget)?;
     }
     r.rewrites.sort_by(|a, b| a.path.cmp(&b.path));
     r.report.paths = r.delete.len();
     Ok(r)
+}
+
+/// A purge of the installed packages `removed` from `db` (dpkg or apk): the files only
+/// they list, their info files, status and extended_states stanzas and trigger
+/// interests (dpkg), or their `installed` records and world lines (apk).
+pub(crate) fn purge(
+    fs: &dyn Fs,
+    db: &Database,
+    removed: &BTreeSet<&str>,
+    r: &mut Removal,
+    budget: &Budget,
+) -> Result<()> {
+    files(fs, db, removed, r);
+    if db.manager == Manager::Apk {
+        r.rewrites.extend(
+            super::apk::remove(fs, removed, budget)
+                .map_err(|e| Error::corrupt("package database", e))?,
+        );
+        Ok(())
+    } else {
+        database(fs, db, removed, r, budget)
+    }
 }
 
 /// The packages `remove` names, none essential or protected, and the report so far (the

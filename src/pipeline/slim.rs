@@ -16,6 +16,7 @@ use crate::layer::writer::Spool;
 use crate::packages::excluded::{ExcludeReport, GlobRule};
 use crate::packages::npm::PruneReport;
 use crate::packages::remove::{Removal, RemovalReport};
+use crate::packages::settle::SettleReport;
 use crate::policy::{Computed, PolicyOutcome, PolicySet};
 use std::collections::HashSet;
 
@@ -35,6 +36,8 @@ pub struct Slimmed {
     pub npm: Option<PruneReport>,
     /// dpkg's database after rules deleted packages' files.
     pub dpkg_excluded: Option<ExcludeReport>,
+    /// The database settled: emptied packages purged, licences kept.
+    pub database: Option<SettleReport>,
     /// Every file rewritten or written, from the image root.
     pub rewritten: Vec<String>,
 }
@@ -53,24 +56,44 @@ pub fn slim(
 ) -> Result<Slimmed> {
     let elf = ElfCache::default();
     let decided = decide(policy, tree, &TreeFs::new(tree, spools), config, &elf)?;
-    let (deleted, closure, npm) = (decided.deleted, decided.closure, decided.npm);
+    let (mut deleted, closure, npm) = (decided.deleted, decided.closure, decided.npm);
     if let Some(n) = &npm {
         warnings.extend(n.warnings.iter().map(|w| format!("npm: {w}")));
     }
+    let settled = settle(
+        policy,
+        &TreeFs::new(tree, spools),
+        &mut deleted,
+        decided.removal.as_ref(),
+    )?;
+    let gone = settled.as_ref().map(|s| s.gone.clone());
     let excluded = database_filters(
         policy,
         &TreeFs::new(tree, spools),
         &deleted,
-        decided.removal.as_ref(),
+        gone.unwrap_or_else(|| removed_by(decided.removal.as_ref())),
     )?;
     let merged = (check.is_some() && !deleted.is_empty()).then(|| tree.clone());
     let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
     let mut outcome = crate::policy::apply(policy, tree, &deleted, keep, &entries);
     drop(entries);
     let mut rewrites = Vec::new();
+    // The database files settling rewrote for every package gone replace the removal's.
+    let settled_paths: HashSet<Vec<u8>> = settled
+        .iter()
+        .flat_map(|s| s.rewrites.iter().map(|r| r.path.clone()))
+        .collect();
     let packages = decided.removal.map(|r| {
-        rewrites.extend(r.rewrites);
+        rewrites.extend(
+            r.rewrites
+                .into_iter()
+                .filter(|w| !settled_paths.contains(&w.path)),
+        );
         r.report
+    });
+    let database = settled.map(|s| {
+        rewrites.extend(s.rewrites);
+        s.report
     });
     let dpkg_excluded = excluded.map(|(r, report)| {
         rewrites.extend(r);
@@ -113,6 +136,7 @@ pub fn slim(
         packages,
         npm,
         dpkg_excluded,
+        database,
         rewritten,
     })
 }
@@ -223,7 +247,7 @@ fn database_filters(
     policy: &PolicySet,
     fs: &TreeFs,
     deleted: &[(Vec<u8>, usize)],
-    removal: Option<&Removal>,
+    gone: HashSet<String>,
 ) -> Result<Option<(Vec<Rewrite>, ExcludeReport)>> {
     let rules: Vec<Option<GlobRule>> = policy
         .rules()
@@ -244,7 +268,12 @@ fn database_filters(
     if deleted.is_empty() {
         return Ok(None);
     }
-    let removed: HashSet<String> = removal
+    crate::packages::excluded::plan(fs, &deleted, &rules, &policy.keep_globs, &gone).map(Some)
+}
+
+/// The packages a removal takes.
+fn removed_by(removal: Option<&Removal>) -> HashSet<String> {
+    removal
         .map(|r| {
             let p = &r.report;
             p.removed
@@ -254,8 +283,35 @@ fn database_filters(
                 .cloned()
                 .collect()
         })
-        .unwrap_or_default();
-    crate::packages::excluded::plan(fs, &deleted, &rules, &policy.keep_globs, &removed).map(Some)
+        .unwrap_or_default()
+}
+
+/// Settles the package database ([`crate::packages::settle`]): the licences and
+/// configuration files of packages that stay leave `deleted`, what is left of the
+/// packages the policy emptied joins it.
+fn settle(
+    policy: &PolicySet,
+    fs: &TreeFs,
+    deleted: &mut Vec<(Vec<u8>, usize)>,
+    removal: Option<&Removal>,
+) -> Result<Option<crate::packages::settle::Settled>> {
+    let Some(rule) = policy.emptied_rule() else {
+        return Ok(None);
+    };
+    let set: HashSet<&[u8]> = deleted.iter().map(|(p, _)| p.as_slice()).collect();
+    let Some(mut s) = crate::packages::settle::plan(fs, &set, &removed_by(removal))? else {
+        return Ok(None);
+    };
+    drop(set);
+    if !s.restore.is_empty() {
+        deleted.retain(|(p, _)| !s.restore.contains(p));
+    }
+    if !s.delete.is_empty() {
+        deleted.extend(std::mem::take(&mut s.delete).into_iter().map(|p| (p, rule)));
+        // Parents first, in component order, as the policy decides them.
+        deleted.sort_by(|a, b| a.0.split(|&c| c == b'/').cmp(b.0.split(|&c| c == b'/')));
+    }
+    Ok(Some(s))
 }
 
 /// Refuses a policy that left nothing but the root: an empty image is never what was

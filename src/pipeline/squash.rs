@@ -140,6 +140,10 @@ pub struct SquashReport {
     pub npm: Option<crate::packages::npm::PruneReport>,
     /// dpkg's database kept truthful after rules deleted packages' files.
     pub dpkg_excluded: Option<crate::packages::excluded::ExcludeReport>,
+    /// The package database settled after the policy: packages it emptied purged,
+    /// licences and configuration files of those that stay kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<crate::packages::settle::SettleReport>,
     /// Every file the policy rewrote or wrote (package databases, dpkg filters).
     pub rewritten: Vec<String>,
     /// For a registry destination, what the push did.
@@ -332,6 +336,7 @@ fn assemble(
         packages: slimmed.packages,
         npm: slimmed.npm,
         dpkg_excluded: slimmed.dpkg_excluded,
+        database: slimmed.database,
         rewritten: slimmed.rewritten,
         pushed: None,
     };

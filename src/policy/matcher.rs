@@ -73,6 +73,8 @@ pub struct PolicySet {
     pub(super) packages_rule: Option<usize>,
     /// The index of the rule npm's devDependencies go by, when pruned.
     pub(super) npm_rule: Option<usize>,
+    /// The index of the rule emptied packages go by ([`crate::packages::settle`]).
+    pub(super) emptied_rule: Option<usize>,
     /// Libraries opened by name at run time, for the guard and the closure.
     pub libraries: Vec<String>,
 }
@@ -136,6 +138,7 @@ impl PolicySet {
             packages: None,
             packages_rule: None,
             npm_rule: None,
+            emptied_rule: None,
             libraries: Vec::new(),
         }
     }
@@ -159,6 +162,11 @@ impl PolicySet {
     /// The rules, in order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// The rule what is left of emptied packages goes by, when the policy has rules.
+    pub fn emptied_rule(&self) -> Option<usize> {
+        self.emptied_rule
     }
 
     /// Whether it prunes npm's devDependencies.

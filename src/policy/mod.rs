@@ -579,7 +579,19 @@ impl PolicySetBuilder {
             None => None,
         };
         let closure_rule = closure.as_ref().map(|_| rules.len() - 1);
+        // Every policy that deletes anything may empty a package: its database entry
+        // and what is left of it go by this rule (packages::settle).
+        let emptied_rule = (!rules.is_empty()).then(|| {
+            rules.push(Rule {
+                id: crate::packages::settle::RULE.into(),
+                reason: "what is left of packages the policy emptied (no file outside docs, no dependent that stays): their database entries and documents, as dpkg --purge takes them"
+                    .into(),
+                globs: Default::default(),
+            });
+            rules.len() - 1
+        });
         Ok(PolicySet {
+            emptied_rule,
             names,
             closure,
             closure_rule,
@@ -740,8 +752,15 @@ mod tests {
         ))
         .unwrap();
         let set = b.build().unwrap();
-        assert_eq!(set.rules().last().unwrap().id, CLOSURE_RULE);
-        assert_eq!(set.rules().len(), b.rules().len() + 1);
+        let ids: Vec<&str> = set
+            .rules()
+            .iter()
+            .rev()
+            .take(2)
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(ids, [crate::packages::settle::RULE, CLOSURE_RULE]);
+        assert_eq!(set.rules().len(), b.rules().len() + 2);
         let c = set.closure.as_ref().unwrap();
         assert!(c.presets.contains(&Preset::Tzdata) && c.presets.contains(&Preset::Python));
         assert!(!c.presets.contains(&Preset::Gconv));
@@ -786,7 +805,7 @@ mod tests {
     fn packages_tables_add_a_rule_and_bad_globs_name_the_line() {
         let b = load("[packages]\nremove = [\"gcc-*\", \"make\"]\nautoremove = true\n").unwrap();
         let set = b.build().unwrap();
-        assert_eq!(set.rules().last().unwrap().id, PACKAGES_RULE);
+        assert_eq!(set.rules()[set.rules().len() - 2].id, PACKAGES_RULE);
         let p = set.packages.as_ref().unwrap();
         assert!(p.autoremove && p.set.is_match("gcc-12") && !p.set.is_match("libgcc-s1"));
         let both = load("extends = [\"closure\"]\n[packages]\nremove = [\"x\"]\n")
@@ -794,7 +813,10 @@ mod tests {
             .build()
             .unwrap();
         let ids: Vec<&str> = both.rules().iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, [PACKAGES_RULE, CLOSURE_RULE]);
+        assert_eq!(
+            ids,
+            [PACKAGES_RULE, CLOSURE_RULE, crate::packages::settle::RULE]
+        );
         let err = load("\n[packages]\nremove = [\"gcc[\"]\n")
             .unwrap_err()
             .to_string();

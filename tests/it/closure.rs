@@ -197,7 +197,8 @@ fn assert_smaller_by(s: &Slimmed, factor: f64) {
 }
 
 #[test]
-fn closure_of_a_c_program_on_a_full_toolchain_is_over_a_hundred_times_smaller_and_runs() {
+fn closure_of_a_c_program_on_a_full_toolchain_is_over_eighty_times_smaller_with_its_package_database_and_runs()
+ {
     let w = scratch();
     let toolchain = rootfs("OCISLIM_DEBIAN_TOOLCHAIN", "toolchain");
     // Built with the host's gcc: Debian 12's, as the image's.
@@ -220,8 +221,8 @@ fn closure_of_a_c_program_on_a_full_toolchain_is_over_a_hundred_times_smaller_an
         &[&toolchain, &app],
     );
     assert_eq!(s.stdout.trim(), "c self-test ok 7 root");
-    // docs/closure-and-check.md says 139.6x; within noise of Debian's package updates.
-    assert_smaller_by(&s, 120.0);
+    // docs/closure-and-check.md says 90.9x (the package database and licences are kept since issue 27); within noise of Debian's package updates.
+    assert_smaller_by(&s, 82.0);
     assert!(s.broken.is_empty(), "{:?}", s.broken);
     let k = kept(&s.report);
     for p in ["/usr/local/bin/hello", "/etc/passwd"] {
