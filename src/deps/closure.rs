@@ -306,27 +306,42 @@ impl<'a> Walk<'a> {
 
     /// Keeps the folder `p` (normalised, symlinks followed) and all it holds.
     fn whole(&mut self, p: &[u8], why: &str, by: Option<usize>) {
-        let Some(i) = self.add(p, why, by, false) else {
-            return;
-        };
+        self.whole_of(p, (why, None), by, true, &|_| true);
+    }
+
+    /// Keeps the folder `p` (normalised, symlinks followed) and what it holds that
+    /// `keep` accepts, each with the reason `why.1` (default: inside `p`), analysed
+    /// when `analyze`; returns the folder's record.
+    fn whole_of(
+        &mut self,
+        p: &[u8],
+        why: (&str, Option<&str>),
+        by: Option<usize>,
+        analyze: bool,
+        keep: &dyn Fn(&[u8]) -> bool,
+    ) -> Option<usize> {
+        let i = self.add(p, why.0, by, false)?;
         let real = self.recs[i].path.clone();
         if !matches!(self.fs.stat(&real), Some(Stat::Dir)) || !self.whole.insert(real.clone()) {
-            return;
+            return Some(i);
         }
-        let inside = format!("inside {}", show(&real));
-        for q in self.fs.under(&real) {
+        let inside = why
+            .1
+            .map_or_else(|| format!("inside {}", show(&real)), String::from);
+        for q in self.fs.under(&real).into_iter().filter(|q| keep(q)) {
             match self.fs.stat(&q) {
                 Some(Stat::Symlink(_)) => {
-                    self.add(&q, &inside, Some(i), true);
+                    self.add(&q, &inside, Some(i), analyze);
                 }
                 Some(Stat::File { .. }) => {
-                    self.insert(&q, &inside, Some(i), true);
+                    self.insert(&q, &inside, Some(i), analyze);
                 }
                 _ => {
                     self.insert(&q, &inside, Some(i), false);
                 }
             }
         }
+        Some(i)
     }
 
     /// The roots: the config's command, the policy's globs, the presets that always
@@ -483,27 +498,15 @@ impl<'a> Walk<'a> {
     fn databases(&mut self) {
         let why = "the package database and the OS's name, kept for scanners";
         let mut any = false;
+        // dpkg's info folder: what scanners and `dpkg --verify` read, not the
+        // maintainer scripts, symbols and templates only installs use.
+        let keep = |q: &[u8]| {
+            !q.starts_with(b"var/lib/dpkg/info/") || DPKG_INFO_KEPT.iter().any(|e| q.ends_with(e))
+        };
         for p in DATABASES {
-            let Some(i) = self.add(p.as_bytes(), why, None, false) else {
-                continue;
-            };
-            any = true;
-            let real = self.recs[i].path.clone();
-            if !matches!(self.fs.stat(&real), Some(Stat::Dir)) || !self.whole.insert(real.clone()) {
-                continue;
-            }
-            for q in self.fs.under(&real) {
-                // dpkg's info folder: what scanners and `dpkg --verify` read, not the
-                // maintainer scripts, symbols and templates only installs use.
-                if real == b"var/lib/dpkg/info" && !DPKG_INFO_KEPT.iter().any(|e| q.ends_with(e)) {
-                    continue;
-                }
-                if matches!(self.fs.stat(&q), Some(Stat::Symlink(_))) {
-                    self.add(&q, why, Some(i), false);
-                } else {
-                    self.insert(&q, why, Some(i), false);
-                }
-            }
+            any |= self
+                .whole_of(p.as_bytes(), (why, Some(why)), None, false, &keep)
+                .is_some();
         }
         if any {
             self.presets.insert("package databases (always)".into());

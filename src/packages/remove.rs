@@ -167,7 +167,8 @@ pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
         report,
         ..Removal::default()
     };
-    purge(fs, &db, &removed, &mut r, &budget)?;
+    files(fs, &db, &removed, &mut r);
+    records(fs, &db, &removed, &mut r, &budget)?;
     if !apk {
         alternatives(fs, &mut r, &budget)?;
     }
@@ -176,17 +177,16 @@ pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
     Ok(r)
 }
 
-/// A purge of the installed packages `removed` from `db` (dpkg or apk): the files only
-/// they list, their info files, status and extended_states stanzas and trigger
-/// interests (dpkg), or their `installed` records and world lines (apk).
-pub(crate) fn purge(
+/// The database records of the installed packages `removed` purged from `db`: their
+/// info files, status and extended_states stanzas and trigger interests (dpkg), or
+/// their `installed` records and world lines (apk).
+pub(crate) fn records(
     fs: &dyn Fs,
     db: &Database,
     removed: &BTreeSet<&str>,
     r: &mut Removal,
     budget: &Budget,
 ) -> Result<()> {
-    files(fs, db, removed, r);
     if db.manager == Manager::Apk {
         r.rewrites.extend(
             super::apk::remove(fs, removed, budget)
@@ -422,7 +422,7 @@ fn check_diversions(fs: &dyn Fs, removed: &BTreeSet<&str>, budget: &Budget) -> R
 }
 
 /// The files only removed packages list; folders when nothing else is left in them.
-fn files(fs: &dyn Fs, db: &Database, removed: &BTreeSet<&str>, r: &mut Removal) {
+pub(crate) fn files(fs: &dyn Fs, db: &Database, removed: &BTreeSet<&str>, r: &mut Removal) {
     let mut kept_paths: HashSet<Vec<u8>> = HashSet::new();
     let mut candidates: BTreeSet<Vec<u8>> = BTreeSet::new();
     for p in &db.packages {

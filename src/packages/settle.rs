@@ -117,18 +117,24 @@ pub fn plan(
         .chain(s.report.purged.clone())
         .collect();
     if !purged.is_empty() || !removed.is_empty() {
-        let all: BTreeSet<&str> = s.gone.iter().map(String::as_str).collect();
-        let mut r = Removal::default();
-        super::remove::purge(fs, &db, &all, &mut r, &budget)?;
-        // Only the purged packages' files: the removal's own are deleted by its rule.
+        // The purged packages' files and records; the removal's own files are deleted
+        // by its rule, but the database is written once for every package gone.
         let mut p = Removal::default();
-        super::remove::purge(fs, &db, &purged, &mut p, &budget)?;
+        super::remove::files(fs, &db, &purged, &mut p);
+        super::remove::records(fs, &db, &purged, &mut p, &budget)?;
         s.delete = p
             .delete
             .into_iter()
             .filter(|q| !deleted.contains(q.as_slice()))
             .collect();
-        s.rewrites = r.rewrites;
+        s.rewrites = if removed.is_empty() {
+            p.rewrites
+        } else {
+            let all: BTreeSet<&str> = s.gone.iter().map(String::as_str).collect();
+            let mut r = Removal::default();
+            super::remove::records(fs, &db, &all, &mut r, &budget)?;
+            r.rewrites
+        };
         s.rewrites.sort_by(|a, b| a.path.cmp(&b.path));
     }
     licences(fs, &db, &installed, &stays.0, deleted, &mut s);
@@ -194,18 +200,15 @@ fn licences(
     deleted: &HashSet<&[u8]>,
     s: &mut Settled,
 ) {
+    // `p` and the folders above it leave both deletions; whether any was deleted.
     let restore = |p: &[u8], s: &mut Settled| -> bool {
         let mut back = false;
-        if s.delete.remove(p) {
-            back = true;
-        }
         let mut a = p;
         while !a.is_empty() {
+            back |= s.delete.remove(a);
             if deleted.contains(a) {
-                s.restore.insert(a.to_vec());
-                back = true;
+                back |= s.restore.insert(a.to_vec());
             }
-            s.delete.remove(a);
             a = parent(a);
         }
         back

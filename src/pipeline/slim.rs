@@ -286,9 +286,9 @@ fn removed_by(removal: Option<&Removal>) -> HashSet<String> {
         .unwrap_or_default()
 }
 
-/// Settles the package database ([`crate::packages::settle`]): the licences and
-/// configuration files of packages that stay leave `deleted`, what is left of the
-/// packages the policy emptied joins it.
+/// Settles the package database ([`crate::packages::settle`]): the licences of
+/// packages that stay leave `deleted`, what is left of the packages the policy emptied
+/// joins it.
 fn settle(
     policy: &PolicySet,
     fs: &TreeFs,
