@@ -177,27 +177,6 @@ pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
     Ok(r)
 }
 
-/// The database records of the installed packages `removed` purged from `db`: their
-/// info files, status and extended_states stanzas and trigger interests (dpkg), or
-/// their `installed` records and world lines (apk).
-pub(crate) fn records(
-    fs: &dyn Fs,
-    db: &Database,
-    removed: &BTreeSet<&str>,
-    r: &mut Removal,
-    budget: &Budget,
-) -> Result<()> {
-    if db.manager == Manager::Apk {
-        r.rewrites.extend(
-            super::apk::remove(fs, removed, budget)
-                .map_err(|e| Error::corrupt("package database", e))?,
-        );
-        Ok(())
-    } else {
-        database(fs, db, removed, r, budget)
-    }
-}
-
 /// The packages `remove` names, none essential or protected, and the report so far (the
 /// globs that matched nothing).
 fn chosen<'a>(
@@ -464,9 +443,10 @@ pub(crate) fn files(fs: &dyn Fs, db: &Database, removed: &BTreeSet<&str>, r: &mu
     }
 }
 
-/// The removed packages' info files, status and extended_states stanzas, and trigger
-/// interests.
-fn database(
+/// The database records of the installed packages `removed` purged from `db`: their
+/// info files, status and extended_states stanzas and trigger interests (dpkg), or
+/// their `installed` records and world lines (apk).
+pub(crate) fn records(
     fs: &dyn Fs,
     db: &Database,
     removed: &BTreeSet<&str>,
@@ -474,6 +454,11 @@ fn database(
     budget: &Budget,
 ) -> Result<()> {
     let corrupt = |e: String| Error::corrupt("package database", e);
+    if db.manager == Manager::Apk {
+        r.rewrites
+            .extend(super::apk::remove(fs, removed, budget).map_err(corrupt)?);
+        return Ok(());
+    }
     let arch_of: HashMap<&str, &str> = db
         .packages
         .iter()

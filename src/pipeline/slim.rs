@@ -16,7 +16,7 @@ use crate::layer::writer::Spool;
 use crate::packages::excluded::{ExcludeReport, GlobRule};
 use crate::packages::npm::PruneReport;
 use crate::packages::remove::{Removal, RemovalReport};
-use crate::packages::settle::SettleReport;
+use crate::packages::settle::{SettleReport, Settled};
 use crate::policy::{Computed, PolicyOutcome, PolicySet};
 use std::collections::HashSet;
 
@@ -66,40 +66,18 @@ pub fn slim(
         &mut deleted,
         decided.removal.as_ref(),
     )?;
-    let gone = settled.as_ref().map(|s| s.gone.clone());
-    let excluded = database_filters(
-        policy,
-        &TreeFs::new(tree, spools),
-        &deleted,
-        gone.unwrap_or_else(|| removed_by(decided.removal.as_ref())),
-    )?;
+    let gone = match &settled {
+        Some(s) => std::borrow::Cow::Borrowed(&s.gone),
+        None => std::borrow::Cow::Owned(removed_by(decided.removal.as_ref())),
+    };
+    let excluded = database_filters(policy, &TreeFs::new(tree, spools), &deleted, &gone)?;
+    drop(gone);
     let merged = (check.is_some() && !deleted.is_empty()).then(|| tree.clone());
     let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
     let mut outcome = crate::policy::apply(policy, tree, &deleted, keep, &entries);
     drop(entries);
-    let mut rewrites = Vec::new();
-    // The database files settling rewrote for every package gone replace the removal's.
-    let settled_paths: HashSet<Vec<u8>> = settled
-        .iter()
-        .flat_map(|s| s.rewrites.iter().map(|r| r.path.clone()))
-        .collect();
-    let packages = decided.removal.map(|r| {
-        rewrites.extend(
-            r.rewrites
-                .into_iter()
-                .filter(|w| !settled_paths.contains(&w.path)),
-        );
-        r.report
-    });
-    let database = settled.map(|s| {
-        rewrites.extend(s.rewrites);
-        s.report
-    });
-    let dpkg_excluded = excluded.map(|(r, report)| {
-        rewrites.extend(r);
-        warnings.extend(report.warnings.iter().map(|w| format!("dpkg: {w}")));
-        report
-    });
+    let (mut rewrites, packages, database, dpkg_excluded) =
+        database_rewrites(decided.removal, settled, excluded, warnings);
     rewrites.sort_by(|a, b| a.path.cmp(&b.path));
     let rewritten: Vec<String> = rewrites
         .iter()
@@ -247,7 +225,7 @@ fn database_filters(
     policy: &PolicySet,
     fs: &TreeFs,
     deleted: &[(Vec<u8>, usize)],
-    gone: HashSet<String>,
+    gone: &HashSet<String>,
 ) -> Result<Option<(Vec<Rewrite>, ExcludeReport)>> {
     let rules: Vec<Option<GlobRule>> = policy
         .rules()
@@ -268,7 +246,46 @@ fn database_filters(
     if deleted.is_empty() {
         return Ok(None);
     }
-    crate::packages::excluded::plan(fs, &deleted, &rules, &policy.keep_globs, &gone).map(Some)
+    crate::packages::excluded::plan(fs, &deleted, &rules, &policy.keep_globs, gone).map(Some)
+}
+
+/// The files the package steps rewrite, with their reports: the removal's, except the
+/// database files settling rewrote for every package gone (they replace the
+/// removal's), the settled database's, and dpkg's file lists after glob deletions.
+fn database_rewrites(
+    removal: Option<Removal>,
+    settled: Option<Settled>,
+    excluded: Option<(Vec<Rewrite>, ExcludeReport)>,
+    warnings: &mut Vec<String>,
+) -> (
+    Vec<Rewrite>,
+    Option<RemovalReport>,
+    Option<SettleReport>,
+    Option<ExcludeReport>,
+) {
+    let mut rewrites = Vec::new();
+    let settled_paths: HashSet<Vec<u8>> = settled
+        .iter()
+        .flat_map(|s| s.rewrites.iter().map(|r| r.path.clone()))
+        .collect();
+    let packages = removal.map(|r| {
+        rewrites.extend(
+            r.rewrites
+                .into_iter()
+                .filter(|w| !settled_paths.contains(&w.path)),
+        );
+        r.report
+    });
+    let database = settled.map(|s| {
+        rewrites.extend(s.rewrites);
+        s.report
+    });
+    let dpkg_excluded = excluded.map(|(r, report)| {
+        rewrites.extend(r);
+        warnings.extend(report.warnings.iter().map(|w| format!("dpkg: {w}")));
+        report
+    });
+    (rewrites, packages, database, dpkg_excluded)
 }
 
 /// The packages a removal takes.
@@ -294,7 +311,7 @@ fn settle(
     fs: &TreeFs,
     deleted: &mut Vec<(Vec<u8>, usize)>,
     removal: Option<&Removal>,
-) -> Result<Option<crate::packages::settle::Settled>> {
+) -> Result<Option<Settled>> {
     let Some(rule) = policy.emptied_rule() else {
         return Ok(None);
     };
