@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod progress;
 pub mod report;
+pub mod sbom;
 pub mod section;
 pub mod transport;
 

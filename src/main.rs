@@ -66,6 +66,7 @@ fn main() {
         Ok(printed) => {
             if !silenced {
                 print(&printed.text, to_stdout);
+                print(&printed.notes, false);
             }
             if let Some(reason) = printed.failed {
                 fail(&Error::Gate(reason));

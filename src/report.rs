@@ -414,6 +414,32 @@ fn npm_text(o: &mut String, n: &crate::packages::npm::PruneReport) {
     }
 }
 
+/// `sbom`: the document itself when it goes to stdout (its warnings apart, for
+/// stderr), else a line saying what was written where, and the warnings.
+pub fn sbom_text(r: &crate::command::sbom::SbomReport) -> (String, String) {
+    let mut warnings = String::new();
+    for w in &r.warnings {
+        let _ = writeln!(warnings, "warning: {}", clean(w));
+    }
+    if let Some(d) = &r.document {
+        return (String::from_utf8_lossy(d).into_owned(), warnings);
+    }
+    let counts: Vec<String> = r.packages.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let mut o = warnings;
+    let _ = writeln!(
+        o,
+        "sbom: {} packages ({}) written to {}",
+        r.packages.values().sum::<usize>(),
+        if counts.is_empty() {
+            "none".to_string()
+        } else {
+            counts.join(", ")
+        },
+        clean(r.written_to.as_deref().unwrap_or("-"))
+    );
+    (o, String::new())
+}
+
 /// `packages`: one line per package, largest first, then the leaves.
 pub fn packages_text(l: &crate::packages::Listing) -> String {
     let mut o = String::new();

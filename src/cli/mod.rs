@@ -57,6 +57,14 @@ pub enum Command {
     /// hold in the merged filesystem, and which ones no installed package depends on.
     #[command(after_help = EXIT_CODES)]
     Packages(PackagesArgs),
+    /// Write an image's SBOM (SPDX 2.3 or CycloneDX 1.6 JSON) from its own metadata.
+    ///
+    /// Lists what the image ships as scanners read it: its dpkg or apk packages (with
+    /// the licences their copyright files or database name), Python distributions
+    /// (`*.dist-info`, `*.egg-info`) and Node packages (`package.json`), each with its
+    /// purl. The same document `squash --sbom` writes for its output.
+    #[command(after_help = EXIT_CODES)]
+    Sbom(SbomArgs),
     /// Run each policy against each image and print a table of sizes before and after.
     #[command(after_help = EXIT_CODES)]
     Bench(BenchArgs),
@@ -130,6 +138,15 @@ pub struct SquashArgs {
     /// Also write the JSON report (every deleted path included) to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<std::path::PathBuf>,
+    /// Also write the output's SBOM to FILE.
+    ///
+    /// Also write the output's SBOM to FILE, from the output's own package databases
+    /// and language metadata (`ocislim sbom` of the result).
+    #[arg(long, value_name = "FILE", conflicts_with = "all_platforms")]
+    pub sbom: Option<std::path::PathBuf>,
+    /// The SBOM's format: SPDX 2.3 JSON or CycloneDX 1.6 JSON.
+    #[arg(long, value_enum, default_value = "spdx", value_name = "FORMAT")]
+    pub sbom_format: ocislim::sbom::SbomFormat,
     /// Clamp file mtimes to EPOCH and set `created` to it.
     ///
     /// Clamp file mtimes to EPOCH and set `created` to it (default: $SOURCE_DATE_EPOCH
@@ -185,6 +202,19 @@ pub struct PackagesArgs {
     /// Print the listing as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+// `ocislim sbom`'s arguments (no doc comment: clap would take it for the about).
+#[derive(clap::Args)]
+pub struct SbomArgs {
+    #[command(flatten)]
+    pub src: SourceArgs,
+    /// The SBOM's format.
+    #[arg(long, value_enum, default_value = "spdx")]
+    pub format: ocislim::sbom::SbomFormat,
+    /// Write it to FILE (replaced when complete) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
 }
 
 // `ocislim bench`'s arguments (no doc comment: clap would take it for the about).

@@ -25,11 +25,17 @@ pub struct Printed {
     pub text: String,
     /// The failed gate's reason.
     pub failed: Option<String>,
+    /// Warnings for stderr, when the report is a document on stdout.
+    pub notes: String,
 }
 
 impl From<String> for Printed {
     fn from(text: String) -> Printed {
-        Printed { text, failed: None }
+        Printed {
+            text,
+            failed: None,
+            notes: String::new(),
+        }
     }
 }
 
@@ -70,11 +76,28 @@ pub fn run(cli: Cli) -> Result<Printed, Error> {
             Printed {
                 text: shown(json, &r, report::check_text),
                 failed: (n > 0).then(|| format!("{n} broken references")),
+                notes: String::new(),
             }
         }
         Command::Packages(PackagesArgs { src, json }) => {
             let l = packages::packages(&src.spec(), &src.open_options()?, jobs, &ctx.progress)?;
             shown(json, &l, report::packages_text).into()
+        }
+        Command::Sbom(a) => {
+            let r = ocislim::command::sbom::sbom(&ocislim::command::sbom::SbomOptions {
+                source: a.src.spec(),
+                open: a.src.open_options()?,
+                format: a.format,
+                output: a.output,
+                jobs,
+                progress: ctx.progress,
+            })?;
+            let (text, notes) = report::sbom_text(&r);
+            Printed {
+                text,
+                failed: None,
+                notes,
+            }
         }
         Command::Bench(a) => bench_command(a, ctx)?.into(),
         Command::Convert(ConvertArgs {
@@ -147,6 +170,7 @@ fn squash_command(a: SquashArgs, ctx: Ctx) -> Result<String, Error> {
         allow_broken: a.allow_broken,
         check: !a.no_check,
         report_file: a.report,
+        sbom: a.sbom.map(|p| (p, a.sbom_format)),
         jobs: ctx.jobs,
         progress: ctx.progress,
     };
@@ -243,5 +267,6 @@ fn inspect_command(a: InspectArgs, ctx: &Ctx) -> Result<Printed, Error> {
     Ok(Printed {
         text: shown(a.json, &r, report::inspect_text),
         failed,
+        notes: String::new(),
     })
 }

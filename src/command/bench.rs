@@ -215,6 +215,7 @@ fn smoke(spec: &SourceSpec, policy: &PolicySet, cmd: &str, opts: &BenchOptions) 
         policy: policy.clone(),
         dry_run: false,
         report_file: None,
+        sbom: None,
         allow_broken: true,
         check: false,
         jobs: opts.jobs,

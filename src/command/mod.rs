@@ -7,4 +7,5 @@ pub mod convert;
 pub mod inspect;
 pub mod packages;
 pub mod policy;
+pub mod sbom;
 pub mod squash;

@@ -117,6 +117,9 @@ pub const DATABASES: &[&str] = &[
     "var/lib/dpkg/info",
     "var/lib/dpkg/triggers",
     "var/lib/dpkg/updates",
+    "var/lib/dpkg/diversions",
+    "var/lib/dpkg/statoverride",
+    "var/lib/dpkg/arch",
     "var/lib/apt/extended_states",
     "lib/apk/db",
     "etc/apk",
@@ -127,8 +130,9 @@ pub const DATABASES: &[&str] = &[
 ];
 
 /// The files of dpkg's info folder closure mode keeps: each package's file list, its
-/// checksums and its configuration files' names.
-const DPKG_INFO_KEPT: &[&[u8]] = &[b".list", b".md5sums", b".conffiles"];
+/// checksums and its configuration files' names, and `format` (without it dpkg reads
+/// the folder as the old layout and finds no `PKG:ARCH.list`).
+const DPKG_INFO_KEPT: &[&[u8]] = &[b".list", b".md5sums", b".conffiles", b"/info/format"];
 
 /// The presets a closure applies when a policy names none.
 pub const DEFAULT_PRESETS: &[Preset] = &[

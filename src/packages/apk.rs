@@ -223,6 +223,7 @@ pub(crate) fn read(
                 'P' => p.name = v.to_string(),
                 'V' => p.version = v.to_string(),
                 'A' => p.arch = v.to_string(),
+                'L' => p.licence = v.to_string(),
                 'D' => p.depends.extend(parse_apk(v)),
                 'p' => p.provides.extend(v.split_whitespace().map(apk_provided)),
                 'F' => {

@@ -142,6 +142,7 @@ pub(crate) fn read(
                 .collect(),
             provides,
             files,
+            licence: String::new(),
         });
     }
     Ok(out)

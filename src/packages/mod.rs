@@ -59,6 +59,9 @@ pub struct Package {
     pub provides: Vec<Relation>,
     /// The paths it installed (normalised), folders included.
     pub files: Vec<Vec<u8>>,
+    /// Its licence as its database records it (apk's `L:`; dpkg keeps it in the
+    /// package's copyright file instead).
+    pub licence: String,
 }
 
 /// An image's package database.

@@ -155,7 +155,16 @@ fn staying<'a>(
         let (mut lost, mut left) = (false, false);
         for f in &p.files {
             let Some(at) = locate(fs, f) else { continue };
-            if matches!(fs.stat(&at), Some(Stat::Dir)) {
+            // A folder to dpkg, even where the image has a symlink to one there
+            // (`/lib -> usr/lib` on a merged /usr).
+            let folder = match fs.stat(&at) {
+                Some(Stat::Dir) => true,
+                Some(Stat::Symlink(_)) => {
+                    resolve(fs, &at).is_some_and(|r| fs.stat(&r) == Some(Stat::Dir))
+                }
+                _ => false,
+            };
+            if folder {
                 continue;
             }
             if deleted.contains(at.as_slice()) {

@@ -62,6 +62,9 @@ pub struct SquashOptions {
     /// Also write the JSON report here (`--report`), checked before the image is read
     /// and moved into place with the image.
     pub report_file: Option<std::path::PathBuf>,
+    /// Also write the output's SBOM here, in this format (`--sbom`), checked and
+    /// committed as the report is.
+    pub sbom: Option<(std::path::PathBuf, crate::sbom::SbomFormat)>,
     /// Write the image even when the policy breaks references the input satisfied
     /// (they are listed as warnings).
     pub allow_broken: bool,
@@ -146,6 +149,9 @@ pub struct SquashReport {
     pub database: Option<crate::packages::settle::SettleReport>,
     /// Every file the policy rewrote or wrote (package databases, dpkg filters).
     pub rewritten: Vec<String>,
+    /// The packages the output's SBOM lists, by ecosystem, when `--sbom` asked for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<std::collections::BTreeMap<&'static str, usize>>,
     /// For a registry destination, what the push did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pushed: Option<crate::image::remote::Pushed>,
@@ -161,6 +167,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         opts.output.check(f)?;
     }
     let report_file = stage_report(opts)?;
+    let sbom_file = stage_sbom(opts)?;
     let source = reader::open(&opts.source, &opts.open)?;
     let image = &source.image;
     let total = image.layers.len();
@@ -194,6 +201,12 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         &mut warnings,
     )?;
     warnings.extend(opts.policy.warnings.iter().cloned());
+    let inventory = opts
+        .sbom
+        .as_ref()
+        .map(|_| crate::sbom::catalog(&crate::layer::fs::TreeFs::new(&tree, &spools)))
+        .transpose()
+        .map_err(|e| Error::corrupt("package database", e))?;
     let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
     let plan = overlay::plan(&base, &tree, keep, &entries);
     let codec = squashed_codec(
@@ -227,7 +240,11 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         keep,
     };
     let (out, mut report) = assemble(opts, &input, (format, codec), written, slimmed, warnings)?;
-    commit(staging, &out, &mut report, report_file)?;
+    let sbom = match (inventory, sbom_file) {
+        (Some(inv), Some(f)) => Some((sbom_bytes(opts, &out, &inv, &mut report)?, f)),
+        _ => None,
+    };
+    commit(staging, &out, &mut report, (report_file, sbom))?;
     Ok(report)
 }
 
@@ -338,6 +355,7 @@ fn assemble(
         dpkg_excluded: slimmed.dpkg_excluded,
         database: slimmed.database,
         rewritten: slimmed.rewritten,
+        sbom: None,
         pushed: None,
     };
     let out = OutImage {
@@ -420,18 +438,76 @@ fn stage_report(opts: &SquashOptions) -> Result<Option<SideFile>> {
     SideFile::stage(p, "--report", &others).map(Some)
 }
 
-/// Commits the staged image (a dry run has none) and the report file. The report is
-/// written before the image is committed, so a report that cannot be written leaves no
-/// image either; it is rewritten if committing adds warnings, and renamed after.
+/// Checks `--sbom` against the source, destination and report, and stages it.
+fn stage_sbom(opts: &SquashOptions) -> Result<Option<SideFile>> {
+    let Some((p, _)) = &opts.sbom else {
+        return Ok(None);
+    };
+    let mut others: Vec<&Path> = opts.source.path.iter().map(|p| p.as_path()).collect();
+    if let Dest::Path(o) | Dest::Node(o) = &opts.output.dest {
+        others.push(o);
+    }
+    others.extend(opts.report_file.as_deref());
+    SideFile::stage(p, "--sbom", &others).map(Some)
+}
+
+/// The output's SBOM: `inv` about the output image (named by its first tag, else its
+/// destination; its config digest; its config's `created`), counted in the report.
+fn sbom_bytes(
+    opts: &SquashOptions,
+    out: &OutImage,
+    inv: &crate::sbom::Inventory,
+    report: &mut SquashReport,
+) -> Result<Vec<u8>> {
+    let config: serde_json::Value =
+        serde_json::from_slice(&out.config).map_err(std::io::Error::other)?;
+    let subject = crate::sbom::Subject {
+        name: out
+            .tags
+            .iter()
+            .chain(&out.ref_names)
+            .next()
+            .cloned()
+            .unwrap_or_else(|| match &opts.output.dest {
+                Dest::Path(p) | Dest::Node(p) => p.display().to_string(),
+                Dest::Registry(r, _) => r.clone(),
+                Dest::Stdout | Dest::Daemon => "image".to_string(),
+            }),
+        digest: report.config_digest.clone(),
+        created: crate::sbom::created(&config),
+    };
+    let mut counts = std::collections::BTreeMap::new();
+    for c in &inv.components {
+        *counts.entry(c.ecosystem.name()).or_insert(0) += 1;
+    }
+    report.sbom = Some(counts);
+    report
+        .warnings
+        .extend(inv.warnings.iter().map(|w| format!("sbom: {w}")));
+    let (_, format) = opts.sbom.as_ref().expect("an inventory only when asked");
+    Ok(crate::sbom::render(inv, *format, &subject))
+}
+
+/// Commits the staged image (a dry run has none), the report file and the SBOM. The
+/// side files are written before the image is committed, so one that cannot be written
+/// leaves no image either; the report is rewritten if committing adds warnings, and
+/// both are renamed after.
 fn commit(
     staging: Option<Staging>,
     out: &OutImage,
     report: &mut SquashReport,
-    mut report_file: Option<SideFile>,
+    (mut report_file, sbom): (Option<SideFile>, Option<(Vec<u8>, SideFile)>),
 ) -> Result<()> {
     if let Some(f) = &mut report_file {
         f.write(&report_bytes(report))?;
     }
+    let sbom_file = match sbom {
+        Some((bytes, mut f)) => {
+            f.write(&bytes)?;
+            Some(f)
+        }
+        None => None,
+    };
     let finished = match staging {
         Some(st) => st.finish(out)?,
         None => Default::default(),
@@ -444,6 +520,9 @@ fn commit(
         }
     }
     if let Some(f) = report_file {
+        f.commit()?;
+    }
+    if let Some(f) = sbom_file {
         f.commit()?;
     }
     Ok(())

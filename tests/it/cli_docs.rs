@@ -12,6 +12,7 @@ const SUBCOMMANDS: &[&str] = &[
     "inspect",
     "check",
     "packages",
+    "sbom",
     "bench",
     "convert",
     "policy",
@@ -34,6 +35,10 @@ const ABOUT: &[(&str, &str)] = &[
         "Report the references an image does not satisfy; exit 1 when any is broken",
     ),
     ("packages", "List an image's packages, largest first"),
+    (
+        "sbom",
+        "Write an image's SBOM (SPDX 2.3 or CycloneDX 1.6 JSON) from its own metadata",
+    ),
     (
         "bench",
         "Run each policy against each image and print a table of sizes before and after",

@@ -27,6 +27,8 @@ mod property;
 mod rawtar;
 mod registry;
 mod roundtrip;
+mod sbom;
+mod scanners;
 mod select;
 mod sinks;
 mod squash;

@@ -296,6 +296,7 @@ fn check(layers: &[Vec<Op>], keep: usize) -> Result<(), TestCaseError> {
         allow_broken: false,
         check: true,
         report_file: None,
+        sbom: None,
         jobs: 2,
         progress: Default::default(),
     };
