@@ -144,6 +144,14 @@ pub struct SquashArgs {
     /// and language metadata (`ocislim sbom` of the result).
     #[arg(long, value_name = "FILE", conflicts_with = "all_platforms")]
     pub sbom: Option<std::path::PathBuf>,
+    /// With --sbom, write only the file: attach nothing to the output.
+    ///
+    /// With --sbom, a layout, an OCI archive and a registry also get the SBOM and a
+    /// record of the slim attached as referrers of the output (listed in a layout's
+    /// index.json, as oras attach lists them; syft's oci-dir: reads only a layout of one
+    /// manifest). --no-attach writes only the file.
+    #[arg(long, requires = "sbom")]
+    pub no_attach: bool,
     /// The SBOM's format: SPDX 2.3 JSON or CycloneDX 1.6 JSON.
     #[arg(long, value_enum, default_value = "spdx", value_name = "FORMAT")]
     pub sbom_format: ocislim::sbom::SbomFormat,

@@ -171,6 +171,7 @@ fn squash_command(a: SquashArgs, ctx: Ctx) -> Result<String, Error> {
         check: !a.no_check,
         report_file: a.report,
         sbom: a.sbom.map(|p| (p, a.sbom_format)),
+        attach: !a.no_attach,
         jobs: ctx.jobs,
         progress: ctx.progress,
     };

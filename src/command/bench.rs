@@ -216,6 +216,7 @@ fn smoke(spec: &SourceSpec, policy: &PolicySet, cmd: &str, opts: &BenchOptions) 
         dry_run: false,
         report_file: None,
         sbom: None,
+        attach: false,
         allow_broken: true,
         check: false,
         jobs: opts.jobs,

@@ -188,6 +188,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<ConvertReport> {
         layers,
         tags,
         ref_names,
+        attached: Vec::new(),
     })?;
     warnings.extend(finished.warnings);
     Ok(ConvertReport {

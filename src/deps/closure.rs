@@ -129,6 +129,11 @@ pub const DATABASES: &[&str] = &[
     "etc/alpine-release",
 ];
 
+/// The top folders a merged /usr makes symlinks (`/bin -> usr/bin`): closure keeps
+/// each such link (not what it leads to), because the package database names files
+/// through them (`/bin/bash`), and `dpkg --verify` and scanners look them up there.
+const USR_ALIASES: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
 /// The files of dpkg's info folder closure mode keeps: each package's file list, its
 /// checksums and its configuration files' names, and `format` (without it dpkg reads
 /// the folder as the old layout and finds no `PKG:ARCH.list`).
@@ -514,6 +519,11 @@ impl<'a> Walk<'a> {
         }
         if any {
             self.presets.insert("package databases (always)".into());
+            for p in USR_ALIASES {
+                if matches!(self.fs.stat(p.as_bytes()), Some(Stat::Symlink(_))) {
+                    self.add(p.as_bytes(), why, None, false);
+                }
+            }
         }
     }
 

@@ -111,6 +111,39 @@ fn merge(manifests: &mut Vec<Value>, new: &[Value]) -> Vec<Value> {
     replaced
 }
 
+/// Takes out of `manifests` the referrers (unnamed entries with an `artifactType`) whose
+/// `subject` is a manifest `replaced` held and `manifests` no longer does: the SBOM of an
+/// image replaced under its name goes with it. Returns them.
+fn orphans(blobs: &Path, manifests: &mut Vec<Value>, replaced: &[Value]) -> Vec<Value> {
+    let gone: BTreeSet<&str> = replaced
+        .iter()
+        .filter_map(|d| d["digest"].as_str())
+        .filter(|d| !manifests.iter().any(|m| m["digest"].as_str() == Some(*d)))
+        .collect();
+    if gone.is_empty() {
+        return Vec::new();
+    }
+    let subject_gone = |m: &Value| {
+        if m.get("artifactType").is_none() || media::annotation(m, media::REF_NAME).is_some() {
+            return false;
+        }
+        let Some(hex) = m["digest"].as_str().and_then(Digest::parse) else {
+            return false;
+        };
+        read_regular(&blobs.join(hex.hex()), super::reader::JSON_LIMIT)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .is_some_and(|doc| {
+                doc["subject"]["digest"]
+                    .as_str()
+                    .is_some_and(|d| gone.contains(d))
+            })
+    };
+    let (out, kept): (Vec<Value>, Vec<Value>) = manifests.drain(..).partition(subject_gone);
+    *manifests = kept;
+    out
+}
+
 /// The sha256 blobs `descriptors` reach through manifests and indexes in `blobs`; `None`
 /// when one of them cannot be read or parsed, or names anything but a well-formed
 /// sha256 digest, so nothing is known to be unreferenced.
@@ -169,7 +202,8 @@ pub fn add(staged: &Path, dest: &Path, new: &[Value]) -> Result<Vec<String>> {
     // Read (and checked) again under the lock: the folder may have changed since.
     let mut index = read_index(dest)?;
     let mut manifests: Vec<Value> = index["manifests"].as_array().cloned().unwrap_or_default();
-    let replaced = merge(&mut manifests, new);
+    let mut replaced = merge(&mut manifests, new);
+    replaced.extend(orphans(&blobs, &mut manifests, &replaced));
     move_blobs(staged, &blobs)?;
 
     index["manifests"] = Value::Array(manifests.clone());

@@ -3,6 +3,16 @@
 
 /// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The empty descriptor's media type: the config of an artifact that has none
+/// (image-spec `manifest.md`, "Guidance for an Empty Descriptor").
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// The empty descriptor's content: `{}`.
+pub const EMPTY_JSON: &[u8] = b"{}";
+/// The tag a registry without the referrers API lists a manifest's referrers under:
+/// `sha256-<hex>` (distribution-spec, "Referrers Tag Schema").
+pub fn referrers_tag(digest: &crate::digest::Digest) -> String {
+    format!("sha256-{}", digest.hex())
+}
 /// OCI image index.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// OCI image config.

@@ -150,7 +150,21 @@ pub struct Pushed {
     pub mounted: usize,
     /// How long the push took, in seconds (reported, for `benches/compare`).
     pub seconds: f64,
+    /// Referrers pushed (documents attached to the image).
+    pub referrers: usize,
+    /// The tag listing them, when the registry has no referrers API
+    /// (`sha256-<hex>`, distribution-spec's "Referrers Tag Schema").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrers_tag: Option<String>,
 }
+
+/// What a push sends: the images, the index over them (its bytes and digest) when there
+/// is one, and the referrers of the one image.
+pub type Pushing<'a> = (
+    &'a [StagedImage],
+    Option<(&'a [u8], &'a Digest)>,
+    &'a [StagedImage],
+);
 
 /// A registry image whose manifests (and, for an index, every child manifest) are spooled
 /// into a folder shaped as an OCI layout; its config and layers come when asked for.
@@ -187,12 +201,11 @@ pub trait Transports: Sync {
     fn reach(&self, spec: &str, access: &Access) -> Result<()>;
     /// Pushes the images of staging folder `root` (blobs in `blobs/sha256`) to `spec`;
     /// for an `index` (its bytes and digest), each image's manifest by digest and then the
-    /// index under the tag.
+    /// index under the tag; then the referrers of the one image, by digest.
     fn push(
         &self,
         root: &Path,
-        images: &[StagedImage],
-        index: Option<(&[u8], &Digest)>,
+        pushing: Pushing,
         spec: &str,
         access: &Access,
         mount_from: Option<&MountFrom>,

@@ -354,6 +354,23 @@ pub struct OutImage {
     pub tags: Vec<String>,
     /// Layout entries named as given (`org.opencontainers.image.ref.name` only).
     pub ref_names: Vec<String>,
+    /// Documents about the image (its SBOM, the record of the slim), attached as
+    /// referrers where the sink can hold them.
+    pub attached: Vec<Attachment>,
+}
+
+/// A document attached to an image as a referrer: an artifact manifest whose `subject`
+/// is the image's manifest, with the document as its one layer and the empty config
+/// (image-spec `manifest.md`, "Guidelines for Artifact Usage"), as `oras attach` writes
+/// it.
+#[derive(Clone, Debug)]
+pub struct Attachment {
+    /// Its media type, also the manifest's `artifactType`.
+    pub media_type: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// The manifest's annotations (`org.opencontainers.image.created`, ...).
+    pub annotations: Value,
 }
 
 /// A staging folder of blobs, finished into a sink.
@@ -484,10 +501,67 @@ impl Staging {
     pub fn finish(self, image: &OutImage) -> Result<Finished> {
         let staged = self.stage_image(image)?;
         let base = json!({"mediaType": image.manifest_media_type, "digest": staged.digest.as_str(), "size": staged.manifest.len()});
-        let descriptors = self.write_top(base, &image.tags, &image.ref_names)?;
+        let mut warnings = Vec::new();
+        let referrers = if image.attached.is_empty() {
+            Vec::new()
+        } else if self.format == Format::DockerArchive {
+            warnings.push(format!(
+                "a docker archive holds no referrers: {} documents about the image were not attached",
+                image.attached.len()
+            ));
+            Vec::new()
+        } else {
+            image
+                .attached
+                .iter()
+                .map(|a| self.stage_referrer(a, &base))
+                .collect::<Result<Vec<_>>>()?
+        };
+        let mut descriptors = self.write_top(base, &image.tags, &image.ref_names)?;
+        if !referrers.is_empty() && !matches!(self.dest, Dest::Registry(..)) {
+            // Listed in the layout's index without a name, as `oras attach` lists them.
+            descriptors.extend(referrers.iter().map(|(r, artifact_type)| {
+                json!({"mediaType": media::OCI_MANIFEST, "digest": r.digest.as_str(), "size": r.manifest.len(), "artifactType": artifact_type})
+            }));
+            let index = json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": &descriptors});
+            write_json(&self.dir.path().join(media::INDEX_FILE), &index)?;
+        }
         let top_files = self.write_docker_files(&staged, &image.tags)?;
         let name = image.tags.first().map_or("", |t| t.as_str()).to_string();
-        self.deliver(&descriptors, &top_files, &name, &[staged], None)
+        let referrers: Vec<StagedImage> = referrers.into_iter().map(|(r, _)| r).collect();
+        let mut finished =
+            self.deliver(&descriptors, &top_files, &name, &[staged], None, &referrers)?;
+        finished.warnings.splice(0..0, warnings);
+        Ok(finished)
+    }
+
+    /// Stages `a` as a referrer of the manifest `subject` (a descriptor): its blob, the
+    /// empty config and the artifact manifest. Returns it and its `artifactType`.
+    fn stage_referrer(&self, a: &Attachment, subject: &Value) -> Result<(StagedImage, String)> {
+        let (digest, size) = self.add_bytes(&a.bytes)?;
+        let (empty, empty_size) = self.add_bytes(media::EMPTY_JSON)?;
+        let mut manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_MANIFEST,
+            "artifactType": a.media_type,
+            "config": {"mediaType": media::OCI_EMPTY, "digest": empty.as_str(), "size": empty_size},
+            "layers": [{"mediaType": a.media_type, "digest": digest.as_str(), "size": size}],
+            "subject": subject,
+        });
+        if a.annotations.as_object().is_some_and(|o| !o.is_empty()) {
+            manifest["annotations"] = a.annotations.clone();
+        }
+        let bytes = serde_json::to_vec(&manifest).map_err(io::Error::other)?;
+        let (manifest_digest, _) = self.add_bytes(&bytes)?;
+        Ok((
+            StagedImage {
+                digest: manifest_digest,
+                manifest: bytes,
+                media_type: media::OCI_MANIFEST.to_string(),
+                blobs: vec![(digest, size), (empty, empty_size)],
+            },
+            a.media_type.clone(),
+        ))
     }
 
     /// For a docker archive, writes `manifest.json` and `repositories` naming `image`
@@ -592,6 +666,7 @@ impl Staging {
             name,
             images,
             Some((&bytes, &digest)),
+            &[],
         )
     }
 
@@ -638,6 +713,7 @@ impl Staging {
         name: &str,
         images: &[StagedImage],
         index: Option<(&[u8], &Digest)>,
+        referrers: &[StagedImage],
     ) -> Result<Finished> {
         let root = self.dir.path();
         let done = Ok(Finished::default());
@@ -645,8 +721,7 @@ impl Staging {
             (Dest::Registry(spec, access), _) => {
                 let pushed = remote::transports(&Remote::Registry(spec.clone()))?.push(
                     root,
-                    images,
-                    index,
+                    (images, index, referrers),
                     spec,
                     access,
                     self.mount_from.as_ref(),

@@ -8,6 +8,7 @@ pub mod apk;
 pub mod dpkg;
 pub mod excluded;
 pub mod npm;
+pub mod python;
 pub mod relation;
 pub mod remove;
 pub mod settle;

@@ -15,6 +15,7 @@ use crate::layer::synth::Rewrite;
 use crate::layer::writer::Spool;
 use crate::packages::excluded::{ExcludeReport, GlobRule};
 use crate::packages::npm::PruneReport;
+use crate::packages::python::{PythonPlan, PythonReport};
 use crate::packages::remove::{Removal, RemovalReport};
 use crate::packages::settle::{SettleReport, Settled};
 use crate::policy::{Computed, PolicyOutcome, PolicySet};
@@ -38,6 +39,9 @@ pub struct Slimmed {
     pub dpkg_excluded: Option<ExcludeReport>,
     /// The database settled: emptied packages purged, licences kept.
     pub database: Option<SettleReport>,
+    /// Python's metadata after the deletions: RECORDs rewritten, emptied
+    /// distributions' dist-info deleted.
+    pub python: Option<PythonReport>,
     /// Every file rewritten or written, from the image root.
     pub rewritten: Vec<String>,
 }
@@ -66,6 +70,7 @@ pub fn slim(
         &mut deleted,
         decided.removal.as_ref(),
     )?;
+    let python = python_metadata(policy, &TreeFs::new(tree, spools), &mut deleted)?;
     let gone = match &settled {
         Some(s) => std::borrow::Cow::Borrowed(&s.gone),
         None => std::borrow::Cow::Owned(removed_by(decided.removal.as_ref())),
@@ -78,6 +83,11 @@ pub fn slim(
     drop(entries);
     let (mut rewrites, packages, database, dpkg_excluded) =
         database_rewrites(decided.removal, settled, excluded, warnings);
+    let python = python.map(|p| {
+        rewrites.extend(p.rewrites);
+        warnings.extend(p.report.warnings.iter().map(|w| format!("python: {w}")));
+        p.report
+    });
     rewrites.sort_by(|a, b| a.path.cmp(&b.path));
     let rewritten: Vec<String> = rewrites
         .iter()
@@ -115,8 +125,30 @@ pub fn slim(
         npm,
         dpkg_excluded,
         database,
+        python,
         rewritten,
     })
+}
+
+/// Python's metadata after the deletions ([`crate::packages::python`]): the dist-info
+/// of distributions the policy emptied joins `deleted` (by the emptied-packages rule),
+/// the RECORDs of the others are rewritten.
+fn python_metadata(
+    policy: &PolicySet,
+    fs: &TreeFs,
+    deleted: &mut Vec<(Vec<u8>, usize)>,
+) -> Result<Option<PythonPlan>> {
+    let Some(rule) = policy.emptied_rule() else {
+        return Ok(None);
+    };
+    let Some(mut p) = crate::packages::python::plan(fs, deleted)? else {
+        return Ok(None);
+    };
+    if !p.delete.is_empty() {
+        deleted.extend(std::mem::take(&mut p.delete).into_iter().map(|d| (d, rule)));
+        deleted.sort_by(|a, b| a.0.split(|&c| c == b'/').cmp(b.0.split(|&c| c == b'/')));
+    }
+    Ok(Some(p))
 }
 
 /// What a policy decided for an image.

@@ -65,6 +65,9 @@ pub struct SquashOptions {
     /// Also write the output's SBOM here, in this format (`--sbom`), checked and
     /// committed as the report is.
     pub sbom: Option<(std::path::PathBuf, crate::sbom::SbomFormat)>,
+    /// With `sbom`, also attach the SBOM and the record of the slim to the output as
+    /// its referrers, where the sink can hold them (`--no-attach` turns it off).
+    pub attach: bool,
     /// Write the image even when the policy breaks references the input satisfied
     /// (they are listed as warnings).
     pub allow_broken: bool,
@@ -147,6 +150,10 @@ pub struct SquashReport {
     /// licences and configuration files of those that stay kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<crate::packages::settle::SettleReport>,
+    /// Python's metadata after the deletions: RECORDs rewritten to the files left,
+    /// emptied distributions' dist-info deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub python: Option<crate::packages::python::PythonReport>,
     /// Every file the policy rewrote or wrote (package databases, dpkg filters).
     pub rewritten: Vec<String>,
     /// The packages the output's SBOM lists, by ecosystem, when `--sbom` asked for one.
@@ -239,9 +246,16 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         spools: &spools,
         keep,
     };
-    let (out, mut report) = assemble(opts, &input, (format, codec), written, slimmed, warnings)?;
+    let (mut out, mut report) =
+        assemble(opts, &input, (format, codec), written, slimmed, warnings)?;
     let sbom = match (inventory, sbom_file) {
-        (Some(inv), Some(f)) => Some((sbom_bytes(opts, &out, &inv, &mut report)?, f)),
+        (Some(inv), Some(f)) => {
+            let bytes = sbom_bytes(opts, &out, &inv, &mut report)?;
+            if opts.attach {
+                out.attached = attachments(opts, (image, &out), &report, &bytes)?;
+            }
+            Some((bytes, f))
+        }
         _ => None,
     };
     commit(staging, &out, &mut report, (report_file, sbom))?;
@@ -354,6 +368,7 @@ fn assemble(
         npm: slimmed.npm,
         dpkg_excluded: slimmed.dpkg_excluded,
         database: slimmed.database,
+        python: slimmed.python,
         rewritten: slimmed.rewritten,
         sbom: None,
         pushed: None,
@@ -366,6 +381,7 @@ fn assemble(
         layers,
         tags,
         ref_names,
+        attached: Vec::new(),
     };
     Ok((out, report))
 }
@@ -486,6 +502,94 @@ fn sbom_bytes(
         .extend(inv.warnings.iter().map(|w| format!("sbom: {w}")));
     let (_, format) = opts.sbom.as_ref().expect("an inventory only when asked");
     Ok(crate::sbom::render(inv, *format, &subject))
+}
+
+/// The media type of the record of a slim (a referrer of the output, beside its SBOM).
+pub const RECORD_MEDIA_TYPE: &str = "application/vnd.ocislim.slim-record.v1+json";
+
+/// What the record of a slim says: where the image came from, by which policy (its
+/// digest and text), what went (packages, files and bytes per rule), and the sizes.
+#[derive(serde::Serialize)]
+struct Record<'a> {
+    tool: String,
+    input: serde_json::Value,
+    policy: serde_json::Value,
+    packages_removed: Vec<&'a str>,
+    packages_purged: Vec<&'a str>,
+    rules: Vec<serde_json::Value>,
+    before: &'a Sizes,
+    after: &'a Sizes,
+    output_config_digest: &'a Digest,
+}
+
+/// The documents attached to the output as its referrers: the SBOM and the record of
+/// the slim, each dated by the output's `created`. (The input's own referrers and
+/// attestations are never carried over: they describe another image.)
+fn attachments(
+    opts: &SquashOptions,
+    (image, out): (&Image, &OutImage),
+    report: &SquashReport,
+    sbom: &[u8],
+) -> Result<Vec<crate::image::writer::Attachment>> {
+    let (_, format) = opts.sbom.as_ref().expect("attached only with --sbom");
+    let policy_text: String = opts
+        .policy
+        .sources
+        .iter()
+        .map(|(name, text)| format!("# {name}\n{text}\n"))
+        .collect();
+    let removed = report.packages.iter().flat_map(|p| {
+        p.removed
+            .iter()
+            .chain(&p.removed_unneeded)
+            .chain(&p.autoremoved)
+            .map(String::as_str)
+    });
+    let record = Record {
+        tool: format!("ocislim {}", env!("CARGO_PKG_VERSION")),
+        input: serde_json::json!({
+            "source": opts.source.display(),
+            "config_digest": image.config_digest().as_str(),
+        }),
+        policy: serde_json::json!({
+            "names": opts.policy.names,
+            "digest": Digest::of(policy_text.as_bytes()).as_str(),
+            "sources": opts.policy.sources.iter().map(|(n, t)| serde_json::json!({"name": n, "text": t})).collect::<Vec<_>>(),
+        }),
+        packages_removed: removed.collect(),
+        packages_purged: report
+            .database
+            .iter()
+            .flat_map(|d| d.purged.iter().map(String::as_str))
+            .collect(),
+        rules: report
+            .policy
+            .rules
+            .iter()
+            .map(|r| serde_json::json!({"id": r.id, "files": r.files, "reclaimed_bytes": r.reclaimed_bytes, "hidden_bytes": r.hidden_bytes}))
+            .collect(),
+        before: &report.before,
+        after: &report.after,
+        output_config_digest: &report.config_digest,
+    };
+    let mut record_bytes = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
+    record_bytes.push(b'\n');
+    let config: serde_json::Value =
+        serde_json::from_slice(&out.config).map_err(std::io::Error::other)?;
+    let created =
+        serde_json::json!({"org.opencontainers.image.created": crate::sbom::created(&config)});
+    Ok(vec![
+        crate::image::writer::Attachment {
+            media_type: format.media_type().to_string(),
+            bytes: sbom.to_vec(),
+            annotations: created.clone(),
+        },
+        crate::image::writer::Attachment {
+            media_type: RECORD_MEDIA_TYPE.to_string(),
+            bytes: record_bytes,
+            annotations: created,
+        },
+    ])
 }
 
 /// Commits the staged image (a dry run has none), the report file and the SBOM. The

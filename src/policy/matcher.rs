@@ -77,6 +77,9 @@ pub struct PolicySet {
     pub(super) emptied_rule: Option<usize>,
     /// Libraries opened by name at run time, for the guard and the closure.
     pub libraries: Vec<String>,
+    /// Each policy file read, with its text, in the order read (`extends` first): what
+    /// the record of a slim quotes.
+    pub sources: Vec<(String, String)>,
 }
 
 /// What the policy decides for a path.
@@ -140,6 +143,7 @@ impl PolicySet {
             npm_rule: None,
             emptied_rule: None,
             libraries: Vec::new(),
+            sources: Vec::new(),
         }
     }
 

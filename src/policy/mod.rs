@@ -185,6 +185,8 @@ pub struct PolicySetBuilder {
     /// Every policy loaded so far: one reached again through `extends` (a diamond) is
     /// loaded once, so loading costs the policies' size, not the number of paths.
     loaded: BTreeSet<String>,
+    /// Each file read and its text.
+    sources: Vec<(String, String)>,
 }
 
 /// Deepest chain of `extends` followed (the shipped policies nest two deep).
@@ -286,6 +288,7 @@ impl PolicySetBuilder {
             self.load(o, stack)?;
         }
         stack.pop();
+        self.sources.push((file.clone(), text.clone()));
         let rules = std::mem::take(&mut parsed.rules);
         self.add_rules(&file, &text, rules)?;
         self.add_tables(&file, &text, parsed)
@@ -607,6 +610,7 @@ impl PolicySetBuilder {
             keep,
             keep_globs: self.keep.iter().map(|(g, _)| g.clone()).collect(),
             warnings: self.warnings.clone(),
+            sources: self.sources.clone(),
         })
     }
 }

@@ -23,13 +23,11 @@ pub mod reply;
 pub mod wire;
 
 #[cfg(feature = "transports")]
-use crate::digest::Digest;
 #[cfg(feature = "transports")]
 use crate::error::Result;
 #[cfg(feature = "transports")]
-use crate::image::remote::{Access, MountFrom, Pushed, Spool, Transports};
+use crate::image::remote::{Access, MountFrom, Pushed, Pushing, Spool, Transports};
 #[cfg(feature = "transports")]
-use crate::image::writer::StagedImage;
 #[cfg(feature = "transports")]
 use std::{fs::File, future::Future, io::Write, path::Path, sync::OnceLock, time::Duration};
 
@@ -58,13 +56,12 @@ impl Transports for Clients {
     fn push(
         &self,
         root: &Path,
-        images: &[StagedImage],
-        index: Option<(&[u8], &Digest)>,
+        pushing: Pushing,
         spec: &str,
         access: &Access,
         mount_from: Option<&MountFrom>,
     ) -> Result<Pushed> {
-        registry::push(root, images, index, spec, access, mount_from)
+        registry::push(root, pushing, spec, access, mount_from)
     }
 
     fn engine_ping(&self) -> Result<()> {

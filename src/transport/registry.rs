@@ -18,7 +18,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::media;
 use crate::image::reader::JSON_LIMIT;
-use crate::image::remote::{Access, MountFrom, Pushed, Spool};
+use crate::image::remote::{Access, MountFrom, Pushed, Pushing, Spool};
 use crate::image::writer::StagedImage;
 use bytes::Bytes;
 use oci_client::Reference;
@@ -422,8 +422,7 @@ impl Pulled {
 /// the same registry.
 pub fn push(
     root: &Path,
-    images: &[StagedImage],
-    index: Option<(&[u8], &Digest)>,
+    (images, index, referrers): Pushing,
     spec: &str,
     access: &Access,
     mount_from: Option<&MountFrom>,
@@ -476,6 +475,7 @@ pub fn push(
         )));
     }
     push_manifest(&repo, &repo.reference, top, media_type)?;
+    let referrers_tag = push_referrers(&repo, root, digest, referrers, &mut outcomes)?;
     let count = |o: Outcome| outcomes.iter().filter(|x| **x == o).count();
     Ok(Pushed {
         reference: repo.name.clone(),
@@ -484,7 +484,62 @@ pub fn push(
         present: count(Outcome::Present),
         mounted: count(Outcome::Mounted),
         seconds: started.elapsed().as_secs_f64(),
+        referrers: referrers.len(),
+        referrers_tag,
     })
+}
+
+/// Pushes `referrers` of the manifest `subject` (their blobs, then each manifest by
+/// digest). A registry that answers the referrers API lists them itself; for one that
+/// does not (distribution 2.8), they are listed in the index tagged `sha256-<hex>`, the
+/// referrers already listed there kept (a cosign signature, another tool's SBOM), as
+/// the distribution-spec's "Referrers Tag Schema" says. Returns that tag when written.
+fn push_referrers(
+    repo: &Repo,
+    root: &Path,
+    subject: &Digest,
+    referrers: &[StagedImage],
+    outcomes: &mut Vec<Outcome>,
+) -> Result<Option<String>> {
+    if referrers.is_empty() {
+        return Ok(None);
+    }
+    for r in referrers {
+        for (d, n) in &r.blobs {
+            outcomes.push(push_blob(repo, root, d, *n, None)?);
+        }
+        push_manifest(repo, &repo.at_digest(&r.digest), &r.manifest, &r.media_type)?;
+    }
+    if repo.http.has_referrers_api(subject) {
+        return Ok(None);
+    }
+    let tag = media::referrers_tag(subject);
+    let mut listed: Vec<Value> = repo
+        .http
+        .manifest(&tag, media::OCI_INDEX, JSON_LIMIT)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v["manifests"].as_array().cloned())
+        .unwrap_or_default();
+    for r in referrers {
+        let artifact_type = serde_json::from_slice::<Value>(&r.manifest)
+            .ok()
+            .and_then(|m| m["artifactType"].as_str().map(String::from));
+        let d = serde_json::json!({"mediaType": r.media_type, "digest": r.digest.as_str(), "size": r.manifest.len(), "artifactType": artifact_type});
+        if !listed.iter().any(|l| l["digest"] == d["digest"]) {
+            listed.push(d);
+        }
+    }
+    let index =
+        serde_json::json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": listed});
+    let bytes = serde_json::to_vec(&index).map_err(std::io::Error::other)?;
+    let at = Reference::with_tag(
+        repo.reference.registry().to_string(),
+        repo.reference.repository().to_string(),
+        tag.clone(),
+    );
+    push_manifest(repo, &at, &bytes, media::OCI_INDEX)?;
+    Ok(Some(tag))
 }
 
 fn push_manifest(repo: &Repo, at: &Reference, bytes: &[u8], media_type: &str) -> Result<()> {

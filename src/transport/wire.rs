@@ -425,6 +425,27 @@ impl Http {
         self.capped(r, limit, &what)
     }
 
+    /// Whether the registry answers the referrers API for `digest`
+    /// (`GET /v2/NAME/referrers/DIGEST` with an index; distribution 2.8 answers 404).
+    pub fn has_referrers_api(&self, digest: &Digest) -> bool {
+        self.get(
+            &format!("referrers/{}", digest.as_str()),
+            Some(crate::image::media::OCI_INDEX),
+            DOCUMENT_DEADLINE,
+            "",
+            false,
+        )
+        .is_ok_and(|r| {
+            r.status().is_success()
+                && r.headers()
+                    .get(reqwest::header::CONTENT_TYPE)
+                    .is_some_and(|t| {
+                        t.as_bytes()
+                            .starts_with(crate::image::media::OCI_INDEX.as_bytes())
+                    })
+        })
+    }
+
     /// Whether the repository has a manifest under `reference` (one `HEAD`).
     pub fn has_manifest(&self, reference: &str, accept: &str) -> bool {
         self.get(

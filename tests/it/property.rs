@@ -297,6 +297,7 @@ fn check(layers: &[Vec<Op>], keep: usize) -> Result<(), TestCaseError> {
         check: true,
         report_file: None,
         sbom: None,
+        attach: false,
         jobs: 2,
         progress: Default::default(),
     };

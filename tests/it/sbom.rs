@@ -212,3 +212,204 @@ fn a_failed_squash_leaves_no_sbom_behind() {
     assert!(!sbom.exists(), "{left:?}");
     assert!(left.iter().all(|n| n == "in.oci"), "{left:?}");
 }
+
+/// The blobs of a layout, by hex digest.
+fn blobs(layout: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect()
+}
+
+/// A JSON blob of a layout.
+fn blob_json(layout: &std::path::Path, digest: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(&digest[7..])).unwrap())
+        .unwrap()
+}
+
+/// In a layout output, the SBOM and the record of the slim are referrers of the image
+/// (an artifact manifest each, its `subject` the image's manifest, listed unnamed in
+/// `index.json` as `oras attach` lists them); umoci and skopeo see one image, and
+/// `skopeo copy` of it takes none of them. Squashing into the same name again replaces
+/// them with the new image's. A docker archive says it holds none.
+#[test]
+fn a_layout_output_holds_the_sbom_and_the_record_as_referrers_skopeo_does_not_copy() {
+    let w = scratch();
+    let layout = w.path().join("in.oci");
+    image(&layout);
+    let (out, sbom) = (w.path().join("out"), w.path().join("sbom.json"));
+    let squash = |policy: &str| {
+        run(ocislim()
+            .args([
+                "squash",
+                "--no-check",
+                "--json",
+                "--tag",
+                "out:1",
+                "--format",
+                "oci",
+            ])
+            .args(["--policy", policy, "--sbom"])
+            .arg(&sbom)
+            .arg(format!("oci:{}:1", layout.display()))
+            .arg("-o")
+            .arg(&out))
+    };
+    squash("none");
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 3, "{index}");
+    let image = manifests[0]["digest"].as_str().unwrap();
+    let types: Vec<&str> = manifests[1..]
+        .iter()
+        .map(|m| m["artifactType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "application/spdx+json",
+            "application/vnd.ocislim.slim-record.v1+json"
+        ]
+    );
+    for m in &manifests[1..] {
+        let doc = blob_json(&out, m["digest"].as_str().unwrap());
+        assert_eq!(doc["subject"]["digest"], image, "{doc}");
+        assert_eq!(
+            doc["config"]["mediaType"],
+            "application/vnd.oci.empty.v1+json"
+        );
+    }
+    let sbom_layer = &blob_json(&out, manifests[1]["digest"].as_str().unwrap())["layers"][0];
+    assert_eq!(
+        std::fs::read(
+            out.join("blobs/sha256")
+                .join(&sbom_layer["digest"].as_str().unwrap()[7..])
+        )
+        .unwrap(),
+        std::fs::read(&sbom).unwrap()
+    );
+    let record_layer = &blob_json(&out, manifests[2]["digest"].as_str().unwrap())["layers"][0];
+    let record = blob_json(&out, record_layer["digest"].as_str().unwrap());
+    assert_eq!(record["policy"]["names"], "none", "{record}");
+    assert!(
+        record["input"]["config_digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    // umoci lists one image; skopeo copies it without its referrers.
+    let ls = run(std::process::Command::new("umoci")
+        .args(["ls", "--layout"])
+        .arg(&out));
+    assert_eq!(String::from_utf8_lossy(&ls.stdout).trim(), "1");
+    let copy = w.path().join("copy");
+    run(std::process::Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!("oci:{}:1", out.display()))
+        .arg(format!("oci:{}:1", copy.display())));
+    let copied = blobs(&copy);
+    assert!(copied.contains(&image[7..]));
+    assert!(!copied.contains(&sbom_layer["digest"].as_str().unwrap()[7..]));
+    assert!(!copied.contains(&manifests[1]["digest"].as_str().unwrap()[7..]));
+    // The same name again: the old image's referrers and their blobs go with it.
+    squash("aggressive");
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 3, "{index}");
+    let image = manifests[0]["digest"].as_str().unwrap();
+    for m in &manifests[1..] {
+        assert_eq!(
+            blob_json(&out, m["digest"].as_str().unwrap())["subject"]["digest"],
+            image
+        );
+    }
+    assert!(!blobs(&out).contains(&sbom_layer["digest"].as_str().unwrap()[7..]));
+    // A docker archive holds no referrers, and says so.
+    let r = run(std::process::Command::new(OCISLIM)
+        .args(["squash", "--no-check", "--json", "--sbom"])
+        .arg(&sbom)
+        .arg(format!("oci:{}:1", layout.display()))
+        .arg("-o")
+        .arg(format!(
+            "docker-archive:{}",
+            w.path().join("out.tar").display()
+        )));
+    let r: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert!(
+        r["warnings"]
+            .to_string()
+            .contains("a docker archive holds no referrers"),
+        "{r}"
+    );
+}
+
+/// Pushed to a registry (distribution 2.8, which has no referrers API), the referrers
+/// go by digest and are listed in the index tagged `sha256-<hex>` of the image, as the
+/// distribution-spec's fallback says; skopeo copies the image without them.
+#[test]
+fn a_registry_push_lists_the_referrers_under_the_tag_fallback() {
+    let w = scratch();
+    let reg = crate::registry::Registry::start(false);
+    let layout = w.path().join("in.oci");
+    image(&layout);
+    let sbom = w.path().join("sbom.json");
+    let r = run(std::process::Command::new(OCISLIM)
+        .args([
+            "squash",
+            "--no-check",
+            "--json",
+            "--policy",
+            "none",
+            "--sbom",
+        ])
+        .arg(&sbom)
+        .arg(format!("oci:{}:1", layout.display()))
+        .arg("-o")
+        .arg(format!("docker://{}/slim:1", reg.host()))
+        .args(reg.access()));
+    let r: Value = serde_json::from_slice(&r.stdout).unwrap();
+    let digest = r["pushed"]["digest"].as_str().unwrap().to_string();
+    let tag = format!("sha256-{}", &digest[7..]);
+    assert_eq!(r["pushed"]["referrers"], 2, "{r}");
+    assert_eq!(r["pushed"]["referrers_tag"], tag, "{r}");
+    // The registry itself has no referrers API.
+    let api = run(std::process::Command::new("python3").arg("-c").arg(format!(
+        "import urllib.request, urllib.error\ntry:\n print(urllib.request.urlopen('http://{}/v2/slim/referrers/{digest}').status)\nexcept urllib.error.HTTPError as e:\n print(e.code)",
+        reg.host()
+    )));
+    assert_eq!(String::from_utf8_lossy(&api.stdout).trim(), "404");
+    let raw = |reference: &str| -> Value {
+        let out = run(std::process::Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{}/slim{reference}", reg.host())));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let listed = raw(&format!(":{tag}"));
+    let listed = listed["manifests"].as_array().unwrap();
+    let types: BTreeSet<&str> = listed
+        .iter()
+        .map(|m| m["artifactType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        BTreeSet::from([
+            "application/spdx+json",
+            "application/vnd.ocislim.slim-record.v1+json"
+        ])
+    );
+    for m in listed {
+        let doc = raw(&format!("@{}", m["digest"].as_str().unwrap()));
+        assert_eq!(doc["subject"]["digest"], digest.as_str(), "{doc}");
+    }
+    let copy = w.path().join("copy");
+    run(std::process::Command::new("skopeo")
+        .args(["copy", "--quiet", "--src-tls-verify=false"])
+        .arg(format!("docker://{}/slim:1", reg.host()))
+        .arg(format!("oci:{}:1", copy.display())));
+    let sbom_digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        std::fs::read(&sbom).unwrap(),
+    ));
+    assert!(!blobs(&copy).contains(&sbom_digest));
+}

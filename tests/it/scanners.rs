@@ -59,6 +59,26 @@ fn syft(layout: &Path) -> (Seen, String) {
     )
 }
 
+/// The files Python's own `importlib.metadata` (the image's python3, in a chroot of
+/// `root`) finds listed in a distribution's RECORD and missing: `dist-info folder\tfile`
+/// lines. Empty when the image has no python3.
+fn python_missing(root: &Path) -> BTreeSet<String> {
+    if !root.join("usr/bin/python3").exists() {
+        return BTreeSet::new();
+    }
+    let script = "import importlib.metadata as m\n\
+                  for d in m.distributions():\n \
+                    for f in d.files or []:\n  \
+                      if not f.locate().exists(): print(d._path.name + '\\t' + str(f))\n";
+    let out = run(Command::new("chroot")
+        .arg(root)
+        .args(["/usr/bin/python3", "-c", script]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
 /// The package types an SBOM from the image's metadata lists.
 const SBOM_TYPES: &[&str] = &["deb", "apk", "python", "npm"];
 
@@ -201,6 +221,7 @@ fn judge(flavour: &str, tar: &Path, cmd: &str) {
     let os_in = trivy_os(&root_in, w.path());
     let files_in = installed_files(&root_in);
     let said_in = dpkg_and_apt(&root_in, w.path());
+    let python_in = python_missing(&root_in);
     assert_eq!(distro_in, "debian");
     for policy in ["none", "default", "aggressive", "closure"] {
         let name = format!("{flavour} {policy}");
@@ -220,7 +241,9 @@ fn judge(flavour: &str, tar: &Path, cmd: &str) {
             .arg(&input)
             .arg("--report")
             .arg(&report)
-            .args(["--sbom-format", format, "--sbom"])
+            // Only the file: syft's oci-dir: reads a layout of one manifest, not one
+            // listing referrers too (sbom.rs tests those).
+            .args(["--no-attach", "--sbom-format", format, "--sbom"])
             .arg(&sbom)
             .arg("-o")
             .arg(&out));
@@ -306,6 +329,25 @@ fn judge(flavour: &str, tar: &Path, cmd: &str) {
             assert_eq!(got.unwrap(), licences, "{name}: the licence of {key:?}");
         }
         assert_eq!(trivy_os(&root, w.path()), os_in, "{name}: trivy's OS");
+        // Python's own reading of each kept distribution's RECORD finds no file the
+        // policy deleted (but in RECORDs dpkg owns, which dpkg's list accounts for).
+        let left_to_dpkg: Vec<&str> = r["python"]["left_to_dpkg"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let python_new: Vec<String> = python_missing(&root)
+            .into_iter()
+            .filter(|l| !python_in.contains(l))
+            .filter(|l| {
+                !left_to_dpkg
+                    .iter()
+                    .any(|d| l.starts_with(&format!("{d}\t")))
+            })
+            .collect();
+        assert!(
+            python_new.is_empty(),
+            "{name}: RECORDs list files that are gone: {python_new:?}"
+        );
         // ocislim's SBOM, as syft itself decodes it, lists what syft finds in the output
         // (of the kinds an SBOM from package metadata lists: syft's binary classifiers
         // guess at files no database names).
