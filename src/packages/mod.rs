@@ -130,6 +130,30 @@ impl Budget {
     }
 }
 
+/// The bytes of the regular file `p` (`show` names it), when it holds at most `max`,
+/// counted against `budget`; a bigger one is refused with `bigger` saying what becomes
+/// of it.
+pub(crate) fn read_capped(
+    fs: &dyn Fs,
+    (p, show): (&[u8], &str),
+    max: u64,
+    budget: &Budget,
+    bigger: &str,
+) -> Result<Vec<u8>, String> {
+    let Some(Stat::File { size, .. }) = fs.stat(p) else {
+        return Err(format!("{show}: not a file"));
+    };
+    if size > max {
+        return Err(format!(
+            "{show}: {size} bytes, more than the {max} {bigger}"
+        ));
+    }
+    budget.take(size, show)?;
+    fs.open(p)
+        .and_then(|f| f.head(size as usize).ok())
+        .ok_or_else(|| format!("{show}: cannot be read"))
+}
+
 /// A database file's text; `None` when the image has none. Its size counts against
 /// `budget`.
 pub(crate) fn read_text(fs: &dyn Fs, p: &[u8], budget: &Budget) -> Result<Option<String>, String> {

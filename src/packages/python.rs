@@ -16,7 +16,7 @@
 
 use super::Budget;
 use crate::error::Result;
-use crate::layer::fs::{Fs, Stat, join_rel};
+use crate::layer::fs::{Fs, join_rel};
 use crate::layer::overlay::parent;
 use crate::layer::path::escape;
 use crate::layer::synth::{Content, Rewrite};
@@ -83,7 +83,8 @@ pub fn plan(fs: &dyn Fs, deleted: &[(Vec<u8>, usize)]) -> Result<Option<PythonPl
             continue;
         }
         let show = format!("/{}", escape(&record));
-        let text = match read(fs, &record, &show, &budget) {
+        let bigger = "a RECORD may hold; left as it is";
+        let text = match super::read_capped(fs, (&record, &show), MAX_RECORD, &budget, bigger) {
             Ok(t) => t,
             Err(w) => {
                 plan.report.warnings.push(w);
@@ -149,27 +150,6 @@ fn dpkg_files(fs: &dyn Fs) -> HashSet<Vec<u8>> {
         .filter(|f| f.ends_with(b"/RECORD"))
         .filter_map(|f| super::locate(fs, f))
         .collect()
-}
-
-/// A RECORD's text, within [`MAX_RECORD`] and `budget`.
-fn read(
-    fs: &dyn Fs,
-    p: &[u8],
-    show: &str,
-    budget: &Budget,
-) -> std::result::Result<Vec<u8>, String> {
-    let Some(Stat::File { size, .. }) = fs.stat(p) else {
-        return Err(format!("{show}: not a file"));
-    };
-    if size > MAX_RECORD {
-        return Err(format!(
-            "{show}: {size} bytes, more than the {MAX_RECORD} a RECORD may hold; left as it is"
-        ));
-    }
-    budget.take(size, show)?;
-    fs.open(p)
-        .and_then(|f| f.head(size as usize).ok())
-        .ok_or_else(|| format!("{show}: cannot be read"))
 }
 
 /// The first field of a CSV line (RFC 4180: a quoted field may hold `,` and `""`);

@@ -7,7 +7,7 @@
 //!   compliance rules say), `license` or `licenses`.
 
 use super::{Component, Ecosystem, Inventory, MAX_METADATA_FILE, purl};
-use crate::layer::fs::{Fs, Stat};
+use crate::layer::fs::Fs;
 use crate::layer::path::escape;
 use crate::packages::Budget;
 use serde_json::Value;
@@ -70,19 +70,8 @@ pub(super) fn find(fs: &dyn Fs, budget: &Budget, inv: &mut Inventory) {
 
 /// The text of the metadata file `p`, within [`MAX_METADATA_FILE`] and `budget`.
 fn read(fs: &dyn Fs, p: &[u8], show: &str, budget: &Budget) -> Result<String, String> {
-    let Some(Stat::File { size, .. }) = fs.stat(p) else {
-        return Err(format!("{show}: not a file"));
-    };
-    if size > MAX_METADATA_FILE {
-        return Err(format!(
-            "{show}: {size} bytes, more than the {MAX_METADATA_FILE} package metadata may hold; not listed"
-        ));
-    }
-    budget.take(size, show)?;
-    let bytes = fs
-        .open(p)
-        .and_then(|f| f.head(size as usize).ok())
-        .ok_or_else(|| format!("{show}: cannot be read"))?;
+    let bigger = "package metadata may hold; not listed";
+    let bytes = crate::packages::read_capped(fs, (p, show), MAX_METADATA_FILE, budget, bigger)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 

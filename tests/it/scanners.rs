@@ -36,23 +36,7 @@ fn syft(layout: &Path) -> (Seen, String) {
         .args(["scan", "-q", "-o", "syft-json"])
         .arg(format!("oci-dir:{}", layout.display())));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut seen = Seen::new();
-    for a in v["artifacts"].as_array().unwrap() {
-        let key = (
-            a["type"].as_str().unwrap().to_string(),
-            a["name"].as_str().unwrap().to_string(),
-            a["version"].as_str().unwrap_or_default().to_string(),
-        );
-        let licences = a["licenses"]
-            .as_array()
-            .map(|l| {
-                l.iter()
-                    .filter_map(|x| x["value"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        seen.insert(key, licences);
-    }
+    let seen = artifacts(&v);
     (
         seen,
         v["distro"]["id"].as_str().unwrap_or_default().to_string(),
