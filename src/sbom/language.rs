@@ -1,7 +1,8 @@
 //! Language packages, found as syft's image catalogers find them:
 //! - Python (`python-installed-package-cataloger`): `**/*.dist-info/METADATA`,
-//!   `**/*.egg-info/PKG-INFO` and `**/*.egg-info` files; the headers `Name`,
-//!   `Version`, and `License-Expression`, `License` or a `License ::` classifier.
+//!   `**/*.egg-info/PKG-INFO` and `**/*.egg-info` files; the headers `Name` (as PEP 503
+//!   normalises it: `MarkupSafe` is `markupsafe`), `Version`, and `License-Expression`,
+//!   `License` or a `License ::` classifier.
 //! - Node (`javascript-package-cataloger`): every `**/package.json`; `name`,
 //!   `version` (a package with no name is dropped, no version is `UNKNOWN`, as syft's
 //!   compliance rules say), `license` or `licenses`.
@@ -101,7 +102,8 @@ fn python(text: &str, location: String) -> Option<Component> {
             _ => {}
         }
     }
-    if name.is_empty() {
+    // Python 2.7 lists itself as an egg-info named `Python`: the runtime, not a package.
+    if name.is_empty() || name == "Python" {
         return None;
     }
     let version = if version.is_empty() { UNKNOWN } else { version };
@@ -115,7 +117,7 @@ fn python(text: &str, location: String) -> Option<Component> {
     Some(Component {
         ecosystem: Ecosystem::Python,
         purl: purl::pypi(name, version),
-        name: name.to_string(),
+        name: purl::pep503(name),
         version: version.to_string(),
         arch: String::new(),
         licences,

@@ -359,14 +359,25 @@ pub mod purl {
         s
     }
 
-    /// A Python package's purl: its name lower-cased, `_` and `.` as `-` (PEP 503).
+    /// A Python package's name as PEP 503 normalises it: lower-cased, each run of
+    /// `-`, `_` and `.` one `-`.
+    pub fn pep503(name: &str) -> String {
+        let mut out = String::with_capacity(name.len());
+        for c in name.chars() {
+            if matches!(c, '-' | '_' | '.') {
+                if !out.ends_with('-') {
+                    out.push('-');
+                }
+            } else {
+                out.push(c.to_ascii_lowercase());
+            }
+        }
+        out
+    }
+
+    /// A Python package's purl, its name normalised ([`pep503`]).
     pub fn pypi(name: &str, version: &str) -> String {
-        let name: String = name
-            .to_ascii_lowercase()
-            .chars()
-            .map(|c| if c == '_' || c == '.' { '-' } else { c })
-            .collect();
-        format!("pkg:pypi/{}@{}", encode(&name), encode(version))
+        format!("pkg:pypi/{}@{}", encode(&pep503(name)), encode(version))
     }
 
     /// A Node package's purl; a scope (`@types/node`) is its namespace.

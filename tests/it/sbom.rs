@@ -69,7 +69,7 @@ fn sbom_lists_os_python_and_npm_packages_with_purls_and_licences() {
             "1:2.0+dfsg-1",
             "pkg:deb/debian/libfoo1@1%3A2.0%2Bdfsg-1?arch=amd64&distro=debian-12",
         ),
-        ("Req_Lib", "1.0", "pkg:pypi/req-lib@1.0"),
+        ("req-lib", "1.0", "pkg:pypi/req-lib@1.0"),
         ("left-pad", "1.3.0", "pkg:npm/left-pad@1.3.0"),
         ("@types/node", "20.1.0", "pkg:npm/%40types/node@20.1.0"),
     ]
@@ -87,7 +87,7 @@ fn sbom_lists_os_python_and_npm_packages_with_purls_and_licences() {
             .clone()
     };
     assert_eq!(licence("libfoo1"), "GPL-2.0-or-later");
-    assert_eq!(licence("Req_Lib"), "MIT OR Apache-2.0");
+    assert_eq!(licence("req-lib"), "MIT OR Apache-2.0");
     assert_eq!(licence("left-pad"), "WTFPL");
     assert_eq!(licence("@types/node"), "NOASSERTION");
     // What could not be read is said on stderr, and the document stays whole.
@@ -138,7 +138,7 @@ fn cyclonedx_has_the_same_packages_and_a_serial_number_of_the_image() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["name"] == "Req_Lib")
+        .find(|c| c["name"] == "req-lib")
         .unwrap();
     assert_eq!(req["licenses"][0]["expression"], "MIT OR Apache-2.0");
 }

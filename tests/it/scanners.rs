@@ -187,20 +187,30 @@ fn dpkg_and_apt(root: &Path, work: &Path) -> String {
 /// Slims the image of the root filesystem `tar` (its command `cmd`) by each policy and
 /// judges each output by the scanners, dpkg and apt.
 fn judge(flavour: &str, tar: &Path, cmd: &str) {
-    let w = scratch();
+    judge_layers(flavour, &[tar], cmd, &scratch())
+}
+
+/// [`judge`] of an image of the layers `tars` (without whiteouts), built in `w`.
+fn judge_layers(flavour: &str, tars: &[&Path], cmd: &str, w: &tempfile::TempDir) {
     let input = w.path().join("in.oci");
-    Spec::parse(&format!("tag in:1\nconfig Entrypoint={cmd}\nlayer\n")).write_layout_of(
+    let spec = format!(
+        "tag in:1\nconfig Entrypoint={cmd}\n{}",
+        "layer\n".repeat(tars.len())
+    );
+    Spec::parse(&spec).write_layout_of(
         &input,
-        vec![std::fs::read(tar).unwrap()],
+        tars.iter().map(|t| std::fs::read(t).unwrap()).collect(),
         false,
     );
     let root_in = w.path().join("in-root");
     std::fs::create_dir(&root_in).unwrap();
-    run(Command::new("bsdtar")
-        .args(["-xpf"])
-        .arg(tar)
-        .arg("-C")
-        .arg(&root_in));
+    for tar in tars {
+        run(Command::new("bsdtar")
+            .args(["-xpf"])
+            .arg(tar)
+            .arg("-C")
+            .arg(&root_in));
+    }
     let (seen_in, distro_in) = syft(&input);
     let os_in = trivy_os(&root_in, w.path());
     let files_in = installed_files(&root_in);
@@ -392,4 +402,53 @@ fn scanners_see_every_package_left_on_the_node_image_and_none_gone() {
 fn scanners_see_every_package_left_on_the_node_dev_image_and_none_gone() {
     let tar = rootfs("OCISLIM_DEBIAN_NODE_DEV", "node-dev");
     judge("node-dev", &tar, r#"["/usr/bin/node","-e","1"]"#);
+}
+
+/// A virtual environment with a C extension built from source (MarkupSafe's
+/// `_speedups`, `--no-binary`, by the host's Debian python3 and gcc: the image's own
+/// python3.11) and requests, on the python image.
+#[test]
+fn scanners_see_every_package_left_on_a_venv_image_with_a_built_extension() {
+    let w = scratch();
+    let base = rootfs("OCISLIM_DEBIAN_ROOTFS", "python");
+    let top = w.path().join("venv-layer");
+    let venv = top.join("opt/venv");
+    std::fs::create_dir_all(&top).unwrap();
+    run(Command::new("/usr/bin/python3")
+        .args(["-m", "venv"])
+        .arg(&venv));
+    run(Command::new(venv.join("bin/python")).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--use-pep517",
+        "--no-binary",
+        "markupsafe",
+        "markupsafe==2.1.5",
+        "requests==2.31.0",
+    ]));
+    let built = venv.join("lib/python3.11/site-packages/markupsafe");
+    assert!(
+        std::fs::read_dir(&built).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".so")),
+        "MarkupSafe was not built with its extension"
+    );
+    let layer = w.path().join("venv.tar");
+    run(Command::new("tar")
+        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+        .arg(&top)
+        .arg("-cf")
+        .arg(&layer)
+        .arg("opt"));
+    judge_layers(
+        "venv",
+        &[&base, &layer],
+        r#"["/opt/venv/bin/python","-c","import markupsafe._speedups, requests"]"#,
+        &w,
+    );
 }
