@@ -161,6 +161,51 @@ fn without_scripts(tar_bytes: &[u8], prefixes: &[String]) -> Result<Option<Vec<u
     dropped.then(|| b.into_inner()).transpose().map_err(bad)
 }
 
+/// `installed` without the files the policy deleted (`gone` says whether a path is no
+/// longer in the image): each `R:` line of such a file with the `a:` and `Z:` lines
+/// that describe it, and each `F:` folder that went with its `M:` line and its files;
+/// every other line byte for byte, as `apk` lists what a package still has. `None`
+/// when nothing changes.
+pub fn without_lost(installed: &str, gone: &dyn Fn(&[u8]) -> bool) -> Option<String> {
+    let mut out = String::with_capacity(installed.len());
+    let (mut folder, mut folder_gone, mut file_gone, mut changed) =
+        (String::new(), false, false, false);
+    for line in installed.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        let (key, value) = match body.split_once(':') {
+            Some((k, v)) if k.len() == 1 => (k, v),
+            _ => ("", body),
+        };
+        let drop = match key {
+            "" => {
+                // A blank line ends the record.
+                (folder_gone, file_gone) = (false, false);
+                folder.clear();
+                false
+            }
+            "F" => {
+                folder = value.to_string();
+                folder_gone = gone(normalise(folder.as_bytes()).as_slice());
+                file_gone = false;
+                folder_gone
+            }
+            "M" => folder_gone,
+            "R" => {
+                file_gone =
+                    folder_gone || gone(&join_rel(&normalise(folder.as_bytes()), value.as_bytes()));
+                file_gone
+            }
+            "a" | "Z" => file_gone,
+            _ => false,
+        };
+        changed |= drop;
+        if !drop {
+            out.push_str(line);
+        }
+    }
+    changed.then_some(out)
+}
+
 /// One record's lines, and its byte range in the file.
 pub struct Record<'a> {
     /// Its range, the blank line after it excluded.
@@ -254,6 +299,22 @@ pub(crate) fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lost_files_leave_their_records_and_the_rest_stays_byte_for_byte() {
+        let db = concat!(
+            "P:musl\nV:1\nF:lib\nM:0:0:755\nR:ld-musl.so.1\na:0:0:755\nZ:Q1a=\n",
+            "R:libc.so\nZ:Q1b=\nF:usr/share/doc/musl\nM:0:0:755\nR:README\nZ:Q1c=\n\n",
+            "P:busybox\nV:2\nF:bin\nR:busybox\nZ:Q1d=\n\n",
+        );
+        let gone = |p: &[u8]| p == b"lib/libc.so" || p.starts_with(b"usr/share/doc");
+        let want = concat!(
+            "P:musl\nV:1\nF:lib\nM:0:0:755\nR:ld-musl.so.1\na:0:0:755\nZ:Q1a=\n\n",
+            "P:busybox\nV:2\nF:bin\nR:busybox\nZ:Q1d=\n\n",
+        );
+        assert_eq!(without_lost(db, &gone).as_deref(), Some(want));
+        assert_eq!(without_lost(db, &|_| false), None);
+    }
 
     pub const INSTALLED_TEXT: &str = "C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\np:so:libc.musl-x86_64.so.1=1\nF:lib\nR:ld-musl-x86_64.so.1\na:0:0:755\nZ:Q1x=\nR:libc.musl-x86_64.so.1\n\nP:busybox\nV:1.36.1-r5\nA:x86_64\nD:so:libc.musl-x86_64.so.1\np:cmd:busybox=1.36.1-r5\nF:bin\nR:busybox\nF:etc\nR:securetty\n";
 

@@ -154,6 +154,66 @@ pub(crate) fn read_capped(
         .ok_or_else(|| format!("{show}: cannot be read"))
 }
 
+/// Whether `p`, or a folder above it, is in `deleted` (a deleted folder takes its
+/// subtree).
+pub(crate) fn gone_under(deleted: &HashSet<&[u8]>, p: &[u8]) -> bool {
+    let mut q = p;
+    loop {
+        if deleted.contains(q) {
+            return true;
+        }
+        if q.is_empty() {
+            return false;
+        }
+        q = parent(q);
+    }
+}
+
+/// apk's `installed` after deletions ([`apk::without_lost`]), `fs` being the image
+/// after them (a folder no entry is left below is gone too): the rewrite of it already
+/// planned (a removal, a purge) is filtered in place; else `original`, the file as the
+/// image had it, is filtered and added when anything changed.
+pub fn apk_without_lost(
+    rewrites: &mut Vec<crate::layer::synth::Rewrite>,
+    original: Option<(String, Vec<u8>)>,
+    fs: &dyn Fs,
+) {
+    use crate::layer::synth::{Content, Rewrite};
+    let Some((text, like)) = original else {
+        return;
+    };
+    let gone = |p: &[u8]| locate(fs, p).is_none();
+    if gone(&like) {
+        return;
+    }
+    if let Some(r) = rewrites.iter_mut().find(|r| r.path == apk::INSTALLED) {
+        if let Content::File(bytes) = &mut r.content
+            && let Some(kept) = apk::without_lost(&String::from_utf8_lossy(bytes), &gone)
+        {
+            *bytes = kept.into_bytes();
+        }
+        return;
+    }
+    if let Some(kept) = apk::without_lost(&text, &gone) {
+        rewrites.push(Rewrite {
+            path: apk::INSTALLED.to_vec(),
+            content: Content::File(kept.into_bytes()),
+            like,
+        });
+    }
+}
+
+/// apk's `installed` as the image has it, and where it is; `None` on a dpkg image or
+/// one without it.
+pub fn apk_installed(fs: &dyn Fs) -> Option<(String, Vec<u8>)> {
+    if resolve(fs, dpkg::STATUS).is_some() {
+        return None;
+    }
+    let at = resolve(fs, apk::INSTALLED)?;
+    let text = read_text(fs, apk::INSTALLED, &Budget::new()).ok()??;
+    Some((text, at))
+}
+
 /// A database file's text; `None` when the image has none. Its size counts against
 /// `budget`.
 pub(crate) fn read_text(fs: &dyn Fs, p: &[u8], budget: &Budget) -> Result<Option<String>, String> {

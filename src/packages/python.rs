@@ -59,18 +59,7 @@ pub fn plan(fs: &dyn Fs, deleted: &[(Vec<u8>, usize)]) -> Result<Option<PythonPl
         return Ok(None);
     }
     let gone: HashSet<&[u8]> = deleted.iter().map(|(p, _)| p.as_slice()).collect();
-    let is_gone = |p: &[u8]| {
-        let mut q = p;
-        loop {
-            if gone.contains(q) {
-                return true;
-            }
-            if q.is_empty() {
-                return false;
-            }
-            q = parent(q);
-        }
-    };
+    let is_gone = |p: &[u8]| super::gone_under(&gone, p);
     let budget = Budget::new();
     let mut plan = PythonPlan::default();
     // Files dpkg packages list, read once, when a RECORD is to change.

@@ -77,6 +77,7 @@ pub fn slim(
     };
     let excluded = database_filters(policy, &TreeFs::new(tree, spools), &deleted, &gone)?;
     drop(gone);
+    let apk_installed = crate::packages::apk_installed(&TreeFs::new(tree, spools));
     let merged = (check.is_some() && !deleted.is_empty()).then(|| tree.clone());
     let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
     let mut outcome = crate::policy::apply(policy, tree, &deleted, keep, &entries);
@@ -88,6 +89,7 @@ pub fn slim(
         warnings.extend(p.report.warnings.iter().map(|w| format!("python: {w}")));
         p.report
     });
+    crate::packages::apk_without_lost(&mut rewrites, apk_installed, &TreeFs::new(tree, spools));
     rewrites.sort_by(|a, b| a.path.cmp(&b.path));
     let rewritten: Vec<String> = rewrites
         .iter()

@@ -472,7 +472,8 @@ fn apk_removal_leaves_what_apk_del_leaves() {
     let installed = concat!(
         "C:Q1bb=\nP:busybox\nV:1.36.1-r5\nA:x86_64\np:cmd:busybox=1.36.1-r5\nF:bin\nR:busybox\nR:sh\nR:cat\n\n",
         "C:Q1base=\nP:alpine-baselayout\nV:3.4.3-r1\nA:x86_64\nF:etc\nR:motd\n\n",
-        "C:Q1lib=\nP:libgreet\nV:1.2-r0\nA:x86_64\np:so:libgreet.so.1=1.2\nF:usr\nF:usr/lib\nR:libgreet.so.1\nF:usr/share/greet\nR:hello\n\n",
+        "C:Q1lib=\nP:libgreet\nV:1.2-r0\nA:x86_64\np:so:libgreet.so.1=1.2\nF:usr\nF:usr/lib\nR:libgreet.so.1\nF:usr/share/greet\nR:hello\n",
+        "F:usr/share/doc/libgreet\nM:0:0:755\nR:README\na:0:0:644\nZ:Q1readme=\n\n",
         "C:Q1app=\nP:app\nV:1.0-r0\nA:x86_64\nD:so:libgreet.so.1 /bin/sh\nF:usr/bin\nR:app\n\n",
         "C:Q1dev=\nP:devtool\nV:2.1-r3\nA:x86_64\nD:so:libgreet.so.1 tool-helper>=1\nF:usr/bin\nR:devtool\n\n",
         "C:Q1help=\nP:tool-helper\nV:1.0-r0\nA:x86_64\nF:usr/libexec\nR:helper\nF:usr/libexec/helper.d\nR:conf\n\n",
@@ -493,6 +494,7 @@ fn apk_removal_leaves_what_apk_del_leaves() {
             "dir usr/bin\nfile usr/bin/app \"#!/bin/sh\\ncat /usr/share/greet/hello\\n\" mode=0755\n",
             "file usr/bin/devtool \"#!/bin/sh\\n\" mode=0755\n",
             "file usr/lib/libgreet.so.1 size=4096\nfile usr/share/greet/hello \"hello from libgreet\\n\"\n",
+            "file usr/share/doc/libgreet/README \"docs\\n\"\n",
             "file usr/libexec/helper size=100\nfile usr/libexec/helper.d/conf \"x=1\\n\"\n",
             "file etc/motd \"welcome\\n\"\nfile etc/apk/world \"busybox\\nalpine-baselayout\\napp\\ndevtool>=2\\n\"\n",
             "file lib/apk/db/installed \"{}\"\n",
@@ -510,7 +512,14 @@ fn apk_removal_leaves_what_apk_del_leaves() {
     let dir = w.path().join("img");
     Spec::parse(&spec).write_layout(&dir, false);
     let tag = "ocislim-test/apk:slim";
-    let (out, r) = squash_with_policy(w.path(), &dir, "[packages]\nremove = [\"devtool\"]\n", tag);
+    // The docs go by a glob: libgreet stays, its record without them (the check's
+    // first awk would say "libgreet lacks /usr/share/doc/libgreet").
+    let (out, r) = squash_with_policy(
+        w.path(),
+        &dir,
+        "[[rule]]\nid = \"doc\"\ndelete = [\"usr/share/doc\", \"usr/share/doc/**\"]\n[packages]\nremove = [\"devtool\"]\n",
+        tag,
+    );
     assert_eq!(r["packages"]["removed"], serde_json::json!(["devtool"]));
     assert_eq!(
         r["packages"]["autoremoved"],
