@@ -40,15 +40,27 @@ fn kind(p: &[u8]) -> Option<Found> {
     }
 }
 
+/// Most warnings kept of one image's metadata (a hostile image of a million broken
+/// `package.json` files says so in one more line, not a million).
+const MAX_WARNINGS: usize = 100;
+
 /// Adds the language packages of `fs` to `inv`.
 pub(super) fn find(fs: &dyn Fs, budget: &Budget, inv: &mut Inventory) {
+    let mut unsaid = 0usize;
+    let mut warn = |inv: &mut Inventory, w: String| {
+        if inv.warnings.len() < MAX_WARNINGS {
+            inv.warnings.push(w);
+        } else {
+            unsaid += 1;
+        }
+    };
     for p in fs.files() {
         let Some(found) = kind(&p) else { continue };
         let show = format!("/{}", escape(&p));
         let text = match read(fs, &p, &show, budget) {
             Ok(t) => t,
             Err(w) => {
-                inv.warnings.push(w);
+                warn(inv, w);
                 continue;
             }
         };
@@ -57,15 +69,20 @@ pub(super) fn find(fs: &dyn Fs, budget: &Budget, inv: &mut Inventory) {
             Found::Npm => match npm(&text, show.clone()) {
                 Ok(c) => c,
                 Err(e) => {
-                    inv.warnings.push(format!(
-                        "{show}: not JSON ({})",
-                        crate::escape::one_line(&e)
-                    ));
+                    warn(
+                        inv,
+                        format!("{show}: not JSON ({})", crate::escape::one_line(&e)),
+                    );
                     None
                 }
             },
         };
         inv.components.extend(component);
+    }
+    if unsaid > 0 {
+        inv.warnings.push(format!(
+            "{unsaid} more package metadata files could not be read"
+        ));
     }
 }
 

@@ -413,3 +413,27 @@ fn a_registry_push_lists_the_referrers_under_the_tag_fallback() {
     ));
     assert!(!blobs(&copy).contains(&sbom_digest));
 }
+
+/// A hostile image of many broken `package.json` files: each costs its bytes once, and
+/// the warnings are capped (100, then one line counting the rest).
+#[test]
+fn many_broken_metadata_files_give_a_bounded_list_of_warnings() {
+    let w = scratch();
+    let layout = w.path().join("in.oci");
+    let mut spec = String::from("tag sb:1\nlayer\n");
+    for i in 0..300 {
+        spec += &format!("file srv/m{i}/package.json \"{{\"\n");
+    }
+    Spec::parse(&spec).write_layout(&layout, false);
+    let out = run(ocislim()
+        .arg("sbom")
+        .arg(format!("oci:{}:1", layout.display())));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 101, "{err}");
+    assert!(
+        err.contains("200 more package metadata files could not be read"),
+        "{err}"
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["packages"].as_array().unwrap().len(), 1);
+}
