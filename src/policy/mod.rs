@@ -206,6 +206,15 @@ pub struct PackagesSpec {
     pub autoremove: bool,
 }
 
+/// The last line holding `needle` (a duplicate's, when it is there twice).
+fn line_of_last(text: &str, needle: &str) -> usize {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(needle))
+        .last()
+        .map_or(0, |(i, _)| i + 1)
+}
+
 fn line_of(text: &str, needle: &str) -> usize {
     text.lines()
         .position(|l| l.contains(needle))
@@ -347,8 +356,30 @@ impl PolicySetBuilder {
                     "a rule needs an id",
                 ));
             }
-            if self.rules.iter().any(|x| x.id == r.id) {
-                continue; // the same rule reached twice through extends: counted once
+            if let Some(x) = self.rules.iter().find(|x| x.id == r.id) {
+                // The same rule in two policies (`pip-cache` in `default` and `python`)
+                // counts once; two rules under one id would silently lose one.
+                let same = x.delete == r.delete
+                    && x.keep == r.keep
+                    && Some(&x.reason) == r.reason.as_ref().or(Some(&String::new()));
+                if same && x.source != file {
+                    continue;
+                }
+                let place = if x.source == file {
+                    "earlier in this file".to_string()
+                } else {
+                    format!("by {}", x.source)
+                };
+                return Err(policy_error(
+                    file,
+                    line_of_last(text, &format!("\"{}\"", r.id)),
+                    &r.id,
+                    "",
+                    format!(
+                        "rule id {:?} is already defined {place}; give this rule an id of its own",
+                        r.id
+                    ),
+                ));
             }
             for g in r.delete.iter().chain(&r.keep) {
                 self.check_glob(file, text, &r.id, g)?;
@@ -745,6 +776,22 @@ mod tests {
         let mut b = PolicySetBuilder::default();
         b.add(f.to_str().unwrap())?;
         Ok(b)
+    }
+
+    #[test]
+    fn one_id_names_one_rule() {
+        let twice = "[[rule]]\nid = \"a\"\ndelete = [\"x/**\"]\n\n[[rule]]\nid = \"a\"\ndelete = [\"y/**\"]\n";
+        let e = load(twice).err().unwrap().to_string();
+        assert!(
+            e.contains(":6:") && e.contains("already defined earlier in this file"),
+            "{e}"
+        );
+        let over = "extends = [\"default\"]\n[[rule]]\nid = \"doc\"\ndelete = [\"opt/doc/**\"]\n";
+        let e = load(over).err().unwrap().to_string();
+        assert!(e.contains("already defined by built-in policy docs"), "{e}");
+        // The same rule in two built-ins (`pip-cache` in default and python) is one rule.
+        let b = load("extends = [\"default\", \"python\", \"node\"]\n").unwrap();
+        assert_eq!(b.rules.iter().filter(|r| r.id == "pip-cache").count(), 1);
     }
 
     #[test]
