@@ -298,7 +298,10 @@ pub enum PolicyCommand {
     List,
     /// Closure mode's runtime presets (`[closure] presets`).
     Presets,
-    /// A policy's rules after `extends` is resolved.
+    /// A policy after `extends` is resolved, as one TOML policy file.
+    ///
+    /// Every rule of every policy it reads (each origin in a comment) and its tables, as
+    /// a policy file `policy check` accepts: a template for your own.
     Show {
         /// Built-in name or TOML file.
         name: String,

@@ -31,59 +31,72 @@ pub fn presets() -> String {
     o
 }
 
-/// `policy show NAME`.
+/// A TOML string.
+fn quoted(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// A TOML array of strings.
+fn strings(list: &[String]) -> String {
+    let items: Vec<String> = list.iter().map(|s| quoted(s)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// `policy show NAME`: the policy after `extends`, as one TOML policy file that `policy
+/// check` accepts (each rule's origin in a comment), so it can be a template.
 pub fn show(name: &str, b: &PolicySetBuilder) -> String {
-    let mut o = format!("policy {name}: {}\n", describe(name).unwrap_or_default());
+    let description = describe(name).unwrap_or_default();
+    let mut o = format!(
+        "# policy {name}, its extends resolved: every rule of every policy it reads.\n\
+         description = {}\n",
+        quoted(&description)
+    );
     for r in b.rules() {
-        o += &format!(
-            "[[rule]] {}  (from {})\n  reason: {}\n",
-            r.id, r.source, r.reason
-        );
-        for g in &r.delete {
-            o += &format!("  delete {g}\n");
+        o += &format!("\n# from {}\n[[rule]]\nid = {}\n", r.source, quoted(&r.id));
+        if !r.reason.is_empty() {
+            o += &format!("reason = {}\n", quoted(&r.reason));
         }
-        for g in &r.keep {
-            o += &format!("  keep   {g}\n");
+        o += &format!("delete = {}\n", strings(&r.delete));
+        if !r.keep.is_empty() {
+            o += &format!("keep = {}\n", strings(&r.keep));
         }
     }
     if !b.keep().is_empty() {
-        o += "[keep] (no rule deletes these, nor their parents)\n";
+        o += "\n# no rule deletes these, nor their parents\n[keep]\npaths = [\n";
         for (g, src) in b.keep() {
-            o += &format!("  {g}  (from {src})\n");
+            o += &format!("    {},  # from {src}\n", quoted(g));
         }
+        o += "]\n";
     }
     if let Some((roots, presets)) = b.closure() {
-        o += "[closure] (delete what the command, these roots and the presets do not need)\n";
-        for g in roots {
-            o += &format!("  root   {g}\n");
-        }
-        let names: Vec<&str> = presets.iter().map(|p| p.name()).collect();
-        o += &format!("  presets {}\n", names.join(", "));
+        let names: Vec<String> = presets.iter().map(|p| p.name().to_string()).collect();
+        o += &format!(
+            "\n# delete what the command, these roots and the presets do not need\n\
+             [closure]\nroots = {}\npresets = {}\n",
+            strings(roots),
+            strings(&names)
+        );
     }
     if let Some(p) = b.packages() {
-        let auto = if p.autoremove {
-            " (and autoremove)"
-        } else {
-            ""
-        };
+        o += "\n[packages]\n";
         if !p.remove.is_empty() {
-            o += &format!("[packages] remove {}{auto}\n", p.remove.join(", "));
+            o += &format!("remove = {}\n", strings(&p.remove));
         }
         if !p.unless_needed.is_empty() {
-            o += &format!(
-                "[packages] remove unless a kept package needs it {}{auto}\n",
-                p.unless_needed.join(", ")
-            );
+            o += &format!("remove-unless-needed = {}\n", strings(&p.unless_needed));
+        }
+        if p.autoremove {
+            o += "autoremove = true\n";
         }
     }
     if b.npm_omit_dev() {
-        o += "[npm] omit-dev (prune devDependencies, as npm prune --omit=dev)\n";
+        o += "\n# prune devDependencies, as npm prune --omit=dev\n[npm]\nomit-dev = true\n";
     }
     if !b.libraries().is_empty() {
-        o += &format!("[runtime] libraries {}\n", b.libraries().join(", "));
+        o += &format!("\n[runtime]\nlibraries = {}\n", strings(b.libraries()));
     }
     for w in b.warnings() {
-        o += &format!("warning: {w}\n");
+        o += &format!("# warning: {}\n", w.replace('\n', " "));
     }
     o
 }
