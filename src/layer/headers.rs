@@ -459,6 +459,15 @@ impl<R: Read> Walker<R> {
                     kind_byte as char
                 )));
             }
+            // GNU tar 1.13's `ustar\0` + ` \0` is read as ustar for a plain entry, but as
+            // an extension header Go applies it and the tar crate returns it as an entry
+            // of its own (it knows only `ustar\0 00` and `ustar  \0`): readers disagree.
+            if matches!(kind_byte, b'x' | b'g' | b'L' | b'K') && block[257..265] == *b"ustar\0 \0" {
+                return Err(refused(format!(
+                    "an extension header of type '{}' with GNU tar 1.13's magic (readers disagree on it)",
+                    kind_byte as char
+                )));
+            }
             if let Some(what) = extension_name(kind_byte) {
                 let data = self.read_extension(size, what)?;
                 ext.add(kind_byte, data).map_err(refused)?;
@@ -711,6 +720,51 @@ mod tests {
         ] {
             assert!(check(bad).is_err(), "{}", crate::layer::path::escape(bad));
         }
+    }
+
+    /// A header block: `name`, type `kind`, `size` bytes of data, magic and version
+    /// `magic`, its checksum computed.
+    fn block(name: &[u8], kind: u8, size: usize, magic: &[u8; 8]) -> Vec<u8> {
+        let mut b = vec![0u8; 512];
+        b[..name.len()].copy_from_slice(name);
+        b[100..108].copy_from_slice(b"0000644\0");
+        b[108..116].copy_from_slice(b"0000000\0");
+        b[116..124].copy_from_slice(b"0000000\0");
+        b[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        b[136..148].copy_from_slice(b"00000000000\0");
+        b[156] = kind;
+        b[257..265].copy_from_slice(magic);
+        b[148..156].copy_from_slice(b"        ");
+        let sum: u32 = b.iter().map(|&x| u32::from(x)).sum();
+        b[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        b
+    }
+
+    #[test]
+    fn an_extension_header_with_gnu_tar_1_13_magic_is_refused() {
+        // Go applies the long name; the tar crate returns the header as an entry (found
+        // by the tar_differential fuzz target).
+        let long = [b'p'; 120];
+        let mut tar = block(b"././@LongLink", b'L', long.len() + 1, b"ustar\0 \0");
+        let mut data = long.to_vec();
+        data.push(0);
+        data.resize(512, 0);
+        tar.extend(data);
+        tar.extend(block(b"short", b'0', 0, b"ustar\x0000"));
+        tar.extend([0u8; 1024]);
+        let mut w = Walker::new(&tar[..]);
+        let e = loop {
+            match w.next_entry() {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("accepted"),
+                Err(e) => break format!("{e:?}"),
+            }
+        };
+        assert!(e.contains("GNU tar 1.13's magic"), "{e}");
+        // A plain entry with that magic is still read (moby's broken.tar).
+        let mut tar = block(b"f", b'0', 0, b"ustar\0 \0");
+        tar.extend([0u8; 1024]);
+        assert!(Walker::new(&tar[..]).next_entry().unwrap().is_some());
     }
 
     #[test]

@@ -414,21 +414,16 @@ fn scanners_see_every_package_left_on_a_venv_image_with_a_built_extension() {
     let top = w.path().join("venv-layer");
     let venv = top.join("opt/venv");
     std::fs::create_dir_all(&top).unwrap();
-    run(Command::new("/usr/bin/python3")
-        .args(["-m", "venv"])
-        .arg(&venv));
-    run(Command::new(venv.join("bin/python")).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--use-pep517",
-        "--no-binary",
-        "markupsafe",
-        "markupsafe==2.1.5",
-        "requests==2.31.0",
-    ]));
+    crate::venv::make_venv(
+        &venv,
+        &[
+            "--use-pep517",
+            "--no-binary",
+            "markupsafe",
+            "markupsafe==2.1.5",
+            "requests==2.31.0",
+        ],
+    );
     let built = venv.join("lib/python3.11/site-packages/markupsafe");
     assert!(
         std::fs::read_dir(&built).unwrap().any(|e| e

@@ -20,24 +20,29 @@ print("venv app", sys.prefix, req.url, requests.__version__, db,
       hashlib.sha256(b"x").hexdigest()[:8], len(ctx.get_ca_certs()) > 0)
 "#;
 
+/// A virtual environment at `venv` made by Debian's python3 (not another one on PATH:
+/// the image's own version), with `pip install ARGS` run in it.
+pub fn make_venv(venv: &Path, args: &[&str]) {
+    run(Command::new("/usr/bin/python3")
+        .args(["-m", "venv"])
+        .arg(venv));
+    run(Command::new(venv.join("bin/python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(args));
+}
+
 /// The layer: /opt/venv with requests, and /srv/app.py.
 fn venv_layer(work: &Path) -> PathBuf {
     let top = work.join("venv-layer");
-    let venv = top.join("opt/venv");
     std::fs::create_dir_all(top.join("srv")).unwrap();
     std::fs::write(top.join("srv/app.py"), APP).unwrap();
-    // Debian's python3 (not another one on PATH): the image's own version.
-    run(Command::new("/usr/bin/python3")
-        .args(["-m", "venv"])
-        .arg(&venv));
-    run(Command::new(venv.join("bin/python")).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "requests==2.31.0",
-    ]));
+    make_venv(&top.join("opt/venv"), &["requests==2.31.0"]);
     let tar = work.join("venv.tar");
     run(Command::new("tar")
         .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
