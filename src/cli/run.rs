@@ -4,7 +4,7 @@
 use super::args::{each_policy, parse_platform, policies};
 use super::{
     BenchArgs, CheckArgs, Cli, Command, ConvertArgs, InspectArgs, PackagesArgs, PolicyCommand,
-    SquashArgs, docs,
+    SbomArgs, SquashArgs, docs,
 };
 use ocislim::Error;
 use ocislim::cleanup::STAGED;
@@ -83,22 +83,7 @@ pub fn run(cli: Cli) -> Result<Printed, Error> {
             let l = packages::packages(&src.spec(), &src.open_options()?, jobs, &ctx.progress)?;
             shown(json, &l, report::packages_text).into()
         }
-        Command::Sbom(a) => {
-            let r = ocislim::command::sbom::sbom(&ocislim::command::sbom::SbomOptions {
-                source: a.src.spec(),
-                open: a.src.open_options()?,
-                format: a.format,
-                output: a.output,
-                jobs,
-                progress: ctx.progress,
-            })?;
-            let (text, notes) = report::sbom_text(&r);
-            Printed {
-                text,
-                failed: None,
-                notes,
-            }
-        }
+        Command::Sbom(a) => sbom_command(a, ctx)?,
         Command::Bench(a) => bench_command(a, ctx)?.into(),
         Command::Convert(ConvertArgs {
             src,
@@ -183,6 +168,25 @@ fn squash_command(a: SquashArgs, ctx: Ctx) -> Result<String, Error> {
         )
     } else {
         shown(a.json, &squash::squash(&opts)?, report::squash_text)
+    })
+}
+
+/// Runs `sbom`: the document on stdout (its warnings for stderr), or a line saying
+/// where it was written.
+fn sbom_command(a: SbomArgs, ctx: Ctx) -> Result<Printed, Error> {
+    let r = ocislim::command::sbom::sbom(&ocislim::command::sbom::SbomOptions {
+        source: a.src.spec(),
+        open: a.src.open_options()?,
+        format: a.format,
+        output: a.output,
+        jobs: ctx.jobs,
+        progress: ctx.progress,
+    })?;
+    let (text, notes) = report::sbom_text(&r);
+    Ok(Printed {
+        text,
+        failed: None,
+        notes,
     })
 }
 

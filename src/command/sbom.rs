@@ -62,10 +62,6 @@ pub fn sbom(opts: &SbomOptions) -> Result<SbomReport> {
     let document = crate::sbom::render(&inv, opts.format, &subject);
     let mut warnings = m.warnings.clone();
     warnings.extend(inv.warnings.iter().cloned());
-    let mut packages = std::collections::BTreeMap::new();
-    for c in &inv.components {
-        *packages.entry(c.ecosystem.name()).or_insert(0) += 1;
-    }
     let written_to = match file {
         Some(mut f) => {
             f.write(&document)?;
@@ -77,7 +73,7 @@ pub fn sbom(opts: &SbomOptions) -> Result<SbomReport> {
     Ok(SbomReport {
         document: written_to.is_none().then_some(document),
         written_to,
-        packages,
+        packages: inv.counts(),
         warnings,
     })
 }

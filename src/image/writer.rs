@@ -517,15 +517,16 @@ impl Staging {
                 .map(|a| self.stage_referrer(a, &base))
                 .collect::<Result<Vec<_>>>()?
         };
-        let mut descriptors = self.write_top(base, &image.tags, &image.ref_names)?;
-        if !referrers.is_empty() && !matches!(self.dest, Dest::Registry(..)) {
-            // Listed in the layout's index without a name, as `oras attach` lists them.
-            descriptors.extend(referrers.iter().map(|(r, artifact_type)| {
+        // In a layout's index without a name, as `oras attach` lists them; a registry
+        // lists them itself.
+        let listed: Vec<Value> = if matches!(self.dest, Dest::Registry(..)) {
+            Vec::new()
+        } else {
+            referrers.iter().map(|(r, artifact_type)| {
                 json!({"mediaType": media::OCI_MANIFEST, "digest": r.digest.as_str(), "size": r.manifest.len(), "artifactType": artifact_type})
-            }));
-            let index = json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": &descriptors});
-            write_json(&self.dir.path().join(media::INDEX_FILE), &index)?;
-        }
+            }).collect()
+        };
+        let descriptors = self.write_top(base, (&image.tags, &image.ref_names), listed)?;
         let top_files = self.write_docker_files(&staged, &image.tags)?;
         let name = image.tags.first().map_or("", |t| t.as_str()).to_string();
         let referrers: Vec<StagedImage> = referrers.into_iter().map(|(r, _)| r).collect();
@@ -657,7 +658,7 @@ impl Staging {
         let bytes = serde_json::to_vec(index).map_err(io::Error::other)?;
         let (digest, size) = self.add_bytes(&bytes)?;
         let base = json!({"mediaType": media::OCI_INDEX, "digest": digest.as_str(), "size": size});
-        let descriptors = self.write_top(base, tags, ref_names)?;
+        let descriptors = self.write_top(base, (tags, ref_names), Vec::new())?;
         let top_files = self.write_docker_files(&images[native], tags)?;
         let name = tags.first().map_or("", |t| t.as_str());
         self.deliver(
@@ -670,8 +671,14 @@ impl Staging {
         )
     }
 
-    /// Writes `index.json` (one entry per name, pointing at `base`) and `oci-layout`.
-    fn write_top(&self, base: Value, tags: &[String], ref_names: &[String]) -> Result<Vec<Value>> {
+    /// Writes `index.json` (one entry per name, pointing at `base`, then `unnamed`) and
+    /// `oci-layout`.
+    fn write_top(
+        &self,
+        base: Value,
+        (tags, ref_names): (&[String], &[String]),
+        unnamed: Vec<Value>,
+    ) -> Result<Vec<Value>> {
         let root = self.dir.path();
         let mut descriptors = Vec::new();
         for tag in tags {
@@ -690,6 +697,7 @@ impl Staging {
         if descriptors.is_empty() {
             descriptors.push(base);
         }
+        descriptors.extend(unnamed);
         let index =
             json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": &descriptors});
         write_json(&root.join(media::INDEX_FILE), &index)?;

@@ -7,8 +7,10 @@
 //! emit    the overlay plan streamed through the codec into one blob
 //! format  the output's format and media types
 //! squash  the four in sequence for one image, with its config, manifest and report
+//! attach  squash's SBOM of the output and record of the slim, attached as referrers
 //! ```
 
+pub mod attach;
 pub mod emit;
 pub mod format;
 pub mod merge;

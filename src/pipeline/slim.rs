@@ -106,17 +106,7 @@ pub fn slim(
         _ => None,
     };
     if let Some(g) = &check {
-        warnings.extend(
-            g.broken_by_policy
-                .iter()
-                .map(|r| format!("the policy breaks {r}")),
-        );
-        if let Some(first) = g.links_left_dangling.first() {
-            warnings.push(format!(
-                "{} symlinks left dangling by the policy (the first: {first})",
-                g.links_left_dangling.len()
-            ));
-        }
+        guard_warnings(g, warnings);
     }
     Ok(Slimmed {
         deleted,
@@ -130,6 +120,22 @@ pub fn slim(
         python,
         rewritten,
     })
+}
+
+/// What the dependency check says as warnings: the references the policy broke (with
+/// `--allow-broken`), and the symlinks it left dangling, in one line.
+fn guard_warnings(g: &GuardReport, warnings: &mut Vec<String>) {
+    warnings.extend(
+        g.broken_by_policy
+            .iter()
+            .map(|r| format!("the policy breaks {r}")),
+    );
+    if let Some(first) = g.links_left_dangling.first() {
+        warnings.push(format!(
+            "{} symlinks left dangling by the policy (the first: {first})",
+            g.links_left_dangling.len()
+        ));
+    }
 }
 
 /// Python's metadata after the deletions ([`crate::packages::python`]): the dist-info

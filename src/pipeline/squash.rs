@@ -24,6 +24,7 @@ use crate::layer::index::EntryRec;
 use crate::layer::overlay::{self};
 use crate::layer::reader::LayerScan;
 use crate::layer::writer::{EmitStats, Spool};
+use crate::pipeline::attach;
 use crate::pipeline::emit::{LayerOut, Sizes, Written, squashed_codec, write_layer};
 use crate::pipeline::format::{default_format, media_family};
 use crate::pipeline::merge::{merge_scanned, scan_layers};
@@ -173,26 +174,15 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     if let Some(f) = opts.output.format.filter(|_| !opts.dry_run) {
         opts.output.check(f)?;
     }
-    let report_file = stage_report(opts)?;
-    let sbom_file = stage_sbom(opts)?;
+    let report_file = stage_side(opts, (opts.report_file.as_deref(), "--report"), None)?;
+    let sbom_path = opts.sbom.as_ref().map(|(p, _)| p.as_path());
+    let sbom_file = stage_side(opts, (sbom_path, "--sbom"), opts.report_file.as_deref())?;
     let source = reader::open(&opts.source, &opts.open)?;
     let image = &source.image;
     let total = image.layers.len();
     let mut warnings = image.warnings.clone();
     let keep = kept_layers(opts, image, &mut warnings)?;
-    let format = match opts.output.format {
-        Some(f) => f,
-        None if opts.dry_run => image.format,
-        None => default_format(image.format, &opts.output.dest),
-    };
-    let staging = if opts.dry_run {
-        None
-    } else {
-        opts.output.check(format)?;
-        let mut st = Staging::new(opts.output.dest.clone(), format)?;
-        st.mount_from(source.pulled.as_ref().map(|p| p.mount_from()));
-        Some(st)
-    };
+    let (format, staging) = stage_output(opts, &source)?;
     let mut scanned = scan_layers(&source, keep, staging.as_ref(), opts.jobs, &opts.progress)?;
     let (base, mut tree) = merge_scanned(&mut scanned, image, keep, &mut warnings)?;
     let (scans, mut spools): (Vec<ScanAndBlob>, Vec<Spool>) = scanned
@@ -249,17 +239,35 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let (mut out, mut report) =
         assemble(opts, &input, (format, codec), written, slimmed, warnings)?;
     let sbom = match (inventory, sbom_file) {
-        (Some(inv), Some(f)) => {
-            let bytes = sbom_bytes(opts, &out, &inv, &mut report)?;
-            if opts.attach {
-                out.attached = attachments(opts, (image, &out), &report, &bytes)?;
-            }
-            Some((bytes, f))
-        }
+        (Some(inv), Some(f)) => Some((
+            attach::documents(opts, image, &inv, (&mut out, &mut report))?,
+            f,
+        )),
         _ => None,
     };
     commit(staging, &out, &mut report, (report_file, sbom))?;
     Ok(report)
+}
+
+/// The output's format (`--format`, else the input's family for the destination) and
+/// its staging folder (none for a dry run), checked before any layer is read.
+fn stage_output(
+    opts: &SquashOptions,
+    source: &reader::Source,
+) -> Result<(Format, Option<Staging>)> {
+    let image = &source.image;
+    let format = match opts.output.format {
+        Some(f) => f,
+        None if opts.dry_run => image.format,
+        None => default_format(image.format, &opts.output.dest),
+    };
+    if opts.dry_run {
+        return Ok((format, None));
+    }
+    opts.output.check(format)?;
+    let mut st = Staging::new(opts.output.dest.clone(), format)?;
+    st.mount_from(source.pulled.as_ref().map(|p| p.mount_from()));
+    Ok((format, Some(st)))
 }
 
 /// How many bottom layers stay as they are (`--keep-layers`, or those `--base` shares),
@@ -441,155 +449,22 @@ fn out_config(
     Ok(serde_json::to_vec(&config_json).map_err(std::io::Error::other)?)
 }
 
-/// Checks `--report` against the source and destination and stages it, before any
-/// image byte is read.
-fn stage_report(opts: &SquashOptions) -> Result<Option<SideFile>> {
-    let Some(p) = &opts.report_file else {
+/// Checks a side file (`--report`, `--sbom`) against the source, the destination and
+/// the other side files, and stages it, before any image byte is read.
+fn stage_side(
+    opts: &SquashOptions,
+    (path, flag): (Option<&Path>, &str),
+    also: Option<&Path>,
+) -> Result<Option<SideFile>> {
+    let Some(p) = path else {
         return Ok(None);
     };
     let mut others: Vec<&Path> = opts.source.path.iter().map(|p| p.as_path()).collect();
     if let Dest::Path(o) | Dest::Node(o) = &opts.output.dest {
         others.push(o);
     }
-    SideFile::stage(p, "--report", &others).map(Some)
-}
-
-/// Checks `--sbom` against the source, destination and report, and stages it.
-fn stage_sbom(opts: &SquashOptions) -> Result<Option<SideFile>> {
-    let Some((p, _)) = &opts.sbom else {
-        return Ok(None);
-    };
-    let mut others: Vec<&Path> = opts.source.path.iter().map(|p| p.as_path()).collect();
-    if let Dest::Path(o) | Dest::Node(o) = &opts.output.dest {
-        others.push(o);
-    }
-    others.extend(opts.report_file.as_deref());
-    SideFile::stage(p, "--sbom", &others).map(Some)
-}
-
-/// The output's SBOM: `inv` about the output image (named by its first tag, else its
-/// destination; its config digest; its config's `created`), counted in the report.
-fn sbom_bytes(
-    opts: &SquashOptions,
-    out: &OutImage,
-    inv: &crate::sbom::Inventory,
-    report: &mut SquashReport,
-) -> Result<Vec<u8>> {
-    let config: serde_json::Value =
-        serde_json::from_slice(&out.config).map_err(std::io::Error::other)?;
-    let subject = crate::sbom::Subject {
-        name: out
-            .tags
-            .iter()
-            .chain(&out.ref_names)
-            .next()
-            .cloned()
-            .unwrap_or_else(|| match &opts.output.dest {
-                Dest::Path(p) | Dest::Node(p) => p.display().to_string(),
-                Dest::Registry(r, _) => r.clone(),
-                Dest::Stdout | Dest::Daemon => "image".to_string(),
-            }),
-        digest: report.config_digest.clone(),
-        created: crate::sbom::created(&config),
-    };
-    let mut counts = std::collections::BTreeMap::new();
-    for c in &inv.components {
-        *counts.entry(c.ecosystem.name()).or_insert(0) += 1;
-    }
-    report.sbom = Some(counts);
-    report
-        .warnings
-        .extend(inv.warnings.iter().map(|w| format!("sbom: {w}")));
-    let (_, format) = opts.sbom.as_ref().expect("an inventory only when asked");
-    Ok(crate::sbom::render(inv, *format, &subject))
-}
-
-/// The media type of the record of a slim (a referrer of the output, beside its SBOM).
-pub const RECORD_MEDIA_TYPE: &str = "application/vnd.ocislim.slim-record.v1+json";
-
-/// What the record of a slim says: where the image came from, by which policy (its
-/// digest and text), what went (packages, files and bytes per rule), and the sizes.
-#[derive(serde::Serialize)]
-struct Record<'a> {
-    tool: String,
-    input: serde_json::Value,
-    policy: serde_json::Value,
-    packages_removed: Vec<&'a str>,
-    packages_purged: Vec<&'a str>,
-    rules: Vec<serde_json::Value>,
-    before: &'a Sizes,
-    after: &'a Sizes,
-    output_config_digest: &'a Digest,
-}
-
-/// The documents attached to the output as its referrers: the SBOM and the record of
-/// the slim, each dated by the output's `created`. (The input's own referrers and
-/// attestations are never carried over: they describe another image.)
-fn attachments(
-    opts: &SquashOptions,
-    (image, out): (&Image, &OutImage),
-    report: &SquashReport,
-    sbom: &[u8],
-) -> Result<Vec<crate::image::writer::Attachment>> {
-    let (_, format) = opts.sbom.as_ref().expect("attached only with --sbom");
-    let policy_text: String = opts
-        .policy
-        .sources
-        .iter()
-        .map(|(name, text)| format!("# {name}\n{text}\n"))
-        .collect();
-    let removed = report.packages.iter().flat_map(|p| {
-        p.removed
-            .iter()
-            .chain(&p.removed_unneeded)
-            .chain(&p.autoremoved)
-            .map(String::as_str)
-    });
-    let record = Record {
-        tool: format!("ocislim {}", env!("CARGO_PKG_VERSION")),
-        input: serde_json::json!({
-            "source": opts.source.display(),
-            "config_digest": image.config_digest().as_str(),
-        }),
-        policy: serde_json::json!({
-            "names": opts.policy.names,
-            "digest": Digest::of(policy_text.as_bytes()).as_str(),
-            "sources": opts.policy.sources.iter().map(|(n, t)| serde_json::json!({"name": n, "text": t})).collect::<Vec<_>>(),
-        }),
-        packages_removed: removed.collect(),
-        packages_purged: report
-            .database
-            .iter()
-            .flat_map(|d| d.purged.iter().map(String::as_str))
-            .collect(),
-        rules: report
-            .policy
-            .rules
-            .iter()
-            .map(|r| serde_json::json!({"id": r.id, "files": r.files, "reclaimed_bytes": r.reclaimed_bytes, "hidden_bytes": r.hidden_bytes}))
-            .collect(),
-        before: &report.before,
-        after: &report.after,
-        output_config_digest: &report.config_digest,
-    };
-    let mut record_bytes = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
-    record_bytes.push(b'\n');
-    let config: serde_json::Value =
-        serde_json::from_slice(&out.config).map_err(std::io::Error::other)?;
-    let created =
-        serde_json::json!({"org.opencontainers.image.created": crate::sbom::created(&config)});
-    Ok(vec![
-        crate::image::writer::Attachment {
-            media_type: format.media_type().to_string(),
-            bytes: sbom.to_vec(),
-            annotations: created.clone(),
-        },
-        crate::image::writer::Attachment {
-            media_type: RECORD_MEDIA_TYPE.to_string(),
-            bytes: record_bytes,
-            annotations: created,
-        },
-    ])
+    others.extend(also);
+    SideFile::stage(p, flag, &others).map(Some)
 }
 
 /// Commits the staged image (a dry run has none), the report file and the SBOM. The

@@ -20,7 +20,7 @@ pub mod cyclonedx;
 mod language;
 pub mod spdx;
 
-use crate::layer::fs::{Fs, Stat, resolve};
+use crate::layer::fs::{Fs, resolve};
 use crate::packages::{Budget, Database, Manager};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -116,6 +116,17 @@ pub struct Inventory {
     pub warnings: Vec<String>,
 }
 
+impl Inventory {
+    /// How many packages of each ecosystem it lists.
+    pub fn counts(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for c in &self.components {
+            *counts.entry(c.ecosystem.name()).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
 /// What an SBOM describes: the image's name, its digest (config or manifest) and when
 /// it was made.
 #[derive(Clone, Debug)]
@@ -133,7 +144,7 @@ pub struct Subject {
 pub fn catalog(fs: &dyn Fs) -> Result<Inventory, String> {
     let budget = Budget::new();
     let mut inv = Inventory {
-        distro: distro(fs),
+        distro: distro(fs, &budget),
         ..Default::default()
     };
     if let Some(db) = crate::packages::read_within(fs, &budget)? {
@@ -181,10 +192,10 @@ pub fn render(inv: &Inventory, format: SbomFormat, subject: &Subject) -> Vec<u8>
 const OS_RELEASE: &[&[u8]] = &[b"etc/os-release", b"usr/lib/os-release"];
 
 /// The OS the image names, from `os-release` (`KEY=value`, the value maybe quoted).
-fn distro(fs: &dyn Fs) -> Option<Distro> {
+fn distro(fs: &dyn Fs, budget: &Budget) -> Option<Distro> {
     let text = OS_RELEASE
         .iter()
-        .find_map(|p| small_text(fs, p, 64 << 10))?;
+        .find_map(|p| small_text(fs, p, 64 << 10, budget))?;
     let mut d = Distro::default();
     for line in text.lines() {
         let Some((k, v)) = line.split_once('=') else {
@@ -201,16 +212,11 @@ fn distro(fs: &dyn Fs) -> Option<Distro> {
     (!d.id.is_empty()).then_some(d)
 }
 
-/// The text of the file `p` (symlinks followed), when it holds at most `max` bytes.
-fn small_text(fs: &dyn Fs, p: &[u8], max: u64) -> Option<String> {
+/// The text of the file `p` (symlinks followed), when it holds at most `max` bytes, read
+/// within `budget` ([`crate::packages::read_capped`]).
+fn small_text(fs: &dyn Fs, p: &[u8], max: u64, budget: &Budget) -> Option<String> {
     let real = resolve(fs, p)?;
-    let Some(Stat::File { size, .. }) = fs.stat(&real) else {
-        return None;
-    };
-    if size > max {
-        return None;
-    }
-    let bytes = fs.open(&real)?.head(size as usize).ok()?;
+    let bytes = crate::packages::read_capped(fs, (&real, ""), max, budget, "").ok()?;
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -257,19 +263,9 @@ fn debian_licences(fs: &dyn Fs, name: &str, budget: &Budget) -> Vec<String> {
         return Vec::new();
     }
     let p = format!("usr/share/doc/{name}/copyright");
-    let Some(real) = resolve(fs, p.as_bytes()) else {
-        return Vec::new();
-    };
-    let Some(Stat::File { size, .. }) = fs.stat(&real) else {
-        return Vec::new();
-    };
-    if size > MAX_COPYRIGHT || budget.take(size, &p).is_err() {
-        return Vec::new();
-    }
-    let Some(bytes) = fs.open(&real).and_then(|f| f.head(size as usize).ok()) else {
-        return Vec::new();
-    };
-    copyright_licences(&String::from_utf8_lossy(&bytes))
+    small_text(fs, p.as_bytes(), MAX_COPYRIGHT, budget)
+        .map(|text| copyright_licences(&text))
+        .unwrap_or_default()
 }
 
 /// The licences a Debian copyright file names (see [`debian_licences`]).

@@ -514,6 +514,8 @@ fn push_referrers(
         return Ok(None);
     }
     let tag = media::referrers_tag(subject);
+    // No tag yet is the norm (the registry answers 404); what cannot be read as an
+    // index lists nothing to keep.
     let mut listed: Vec<Value> = repo
         .http
         .manifest(&tag, media::OCI_INDEX, JSON_LIMIT)
