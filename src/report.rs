@@ -383,6 +383,10 @@ fn removal_text(o: &mut String, p: &crate::packages::remove::RemovalReport) {
         ("removed, nothing kept needs them", &p.removed_unneeded),
         ("autoremoved", &p.autoremoved),
         ("left installed, needed", &p.left_needed),
+        (
+            "kept for files that need them",
+            &p.kept_for_files.iter().map(|k| k.to_string()).collect(),
+        ),
         ("named no installed package", &p.unmatched),
     ] {
         if !names.is_empty() {

@@ -550,6 +550,13 @@ impl<'a> Walk<'a> {
             return;
         };
         let load = self.loader.load(p, &info);
+        // What makes the real loader find what the emulated one found: glibc's loader
+        // reads ld.so.cache, built from ld.so.conf (a library in /usr/local/lib is
+        // found through them alone).
+        for f in self.loader.config_files(&info) {
+            let why = format!("how the loader finds the libraries of {}", show(p));
+            self.add(&f, &why, Some(i), false);
+        }
         if let Some((interp, true)) = &load.interp {
             let why = format!("the ELF interpreter of {}", show(p));
             self.add(&normalise(interp), &why, Some(i), false);

@@ -7,11 +7,17 @@
 //! breaks one of those too.
 
 use super::loader::ElfCache;
-use super::{Broken, RuntimeLib, analyze_with};
+use super::{Analysis, Broken, RuntimeLib, analyze_with};
 use crate::layer::fs::{Fs, Stat, normalise, resolve};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
+
+/// The analysis of the image before the policy, as [`compare`] needs it: every load
+/// listed, every file's needs recorded.
+pub fn before(fs: &dyn Fs, config: &Value, libraries: &[String], elf: &ElfCache) -> Analysis {
+    analyze_with(fs, config, true, libraries, elf)
+}
 
 /// A reference the policy broke.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -55,7 +61,8 @@ pub struct GuardReport {
 /// the policy's decisions (path, rule index) and the rules' names; `libraries` the
 /// policy's runtime libraries. One ELF cache serves both views (and the closure's
 /// reading): the policy only deletes, so a path the slimmed image holds has the merged
-/// image's bytes, and each ELF file is parsed once.
+/// image's bytes, and each ELF file is parsed once. `was` is [`before`]'s analysis when
+/// the caller has it already (package removal reads its needs).
 pub fn compare(
     before: &dyn Fs,
     after: &dyn Fs,
@@ -63,11 +70,15 @@ pub fn compare(
     (deleted, rules): (&[(Vec<u8>, usize)], &[String]),
     libraries: &[String],
     elf: &ElfCache,
+    was: Option<Analysis>,
 ) -> GuardReport {
-    let (was, now) = rayon::join(
-        || analyze_with(before, config, true, libraries, elf),
-        || analyze_with(after, config, false, libraries, elf),
-    );
+    let (was, now) = match was {
+        Some(was) => (was, analyze_with(after, config, false, libraries, elf)),
+        None => rayon::join(
+            || self::before(before, config, libraries, elf),
+            || analyze_with(after, config, false, libraries, elf),
+        ),
+    };
     let old: BTreeSet<(&str, &str)> = was
         .broken
         .iter()

@@ -86,6 +86,8 @@ pub struct Loader<'a> {
     fs: &'a dyn Fs,
     ld_library_path: Vec<Vec<u8>>,
     conf_dirs: Vec<Vec<u8>>,
+    /// `/etc/ld.so.conf` and the files it includes, as read.
+    conf_files: Vec<Vec<u8>>,
     elf: &'a ElfCache,
     musl: Mutex<HashMap<Vec<u8>, Vec<Vec<u8>>>>,
 }
@@ -135,6 +137,7 @@ impl<'a> Loader<'a> {
             fs,
             ld_library_path,
             conf_dirs: distinct(conf.dirs),
+            conf_files: conf.files_read,
             elf,
             musl: Mutex::new(HashMap::new()),
         }
@@ -321,16 +324,28 @@ impl<'a> Loader<'a> {
         s.into_bytes()
     }
 
+    /// The files that tell the system's loader where to look for the libraries of an
+    /// object `info` describes, those the image holds: glibc's `/etc/ld.so.conf` with
+    /// its includes and the cache `ldconfig` built from them (the loader reads the
+    /// cache, not the configuration); musl's `/etc/ld-musl-ARCH.path`.
+    pub fn config_files(&self, info: &ElfInfo) -> Vec<Vec<u8>> {
+        match Libc::of(info) {
+            Libc::Glibc => {
+                let mut out = self.conf_files.clone();
+                out.push(b"etc/ld.so.cache".to_vec());
+                out
+            }
+            Libc::Musl => vec![[b"etc/ld-musl-", musl_arch(info), b".path"].concat()],
+        }
+        .into_iter()
+        .filter(|p| self.fs.stat(p).is_some())
+        .collect()
+    }
+
     /// musl's library folders: `/etc/ld-musl-ARCH.path`, or its defaults; read once
     /// per machine.
     fn musl_dirs(&self, info: &ElfInfo) -> Vec<Vec<u8>> {
-        let arch = info
-            .interp
-            .as_deref()
-            .and_then(|i| i.split(|&b| b == b'/').next_back())
-            .and_then(|n| n.strip_prefix(b"ld-musl-"))
-            .and_then(|n| n.strip_suffix(b".so.1"))
-            .unwrap_or_default();
+        let arch = musl_arch(info);
         if let Some(dirs) = self.musl.lock().unwrap().get(arch) {
             return dirs.clone();
         }
@@ -355,6 +370,16 @@ impl<'a> Loader<'a> {
             .insert(arch.to_vec(), dirs.clone());
         dirs
     }
+}
+
+/// The `ARCH` of musl's loader `ld-musl-ARCH.so.1` that `info` names.
+fn musl_arch(info: &ElfInfo) -> &[u8] {
+    info.interp
+        .as_deref()
+        .and_then(|i| i.split(|&b| b == b'/').next_back())
+        .and_then(|n| n.strip_prefix(b"ld-musl-"))
+        .and_then(|n| n.strip_suffix(b".so.1"))
+        .unwrap_or_default()
 }
 
 /// The names the loader itself answers to, loaded before any library: glibc's
@@ -422,6 +447,8 @@ struct Conf<'f> {
     /// The folders named, in order, each once.
     dirs: Vec<Vec<u8>>,
     named: HashSet<Vec<u8>>,
+    /// The files read, as named, in order.
+    files_read: Vec<Vec<u8>>,
 }
 
 impl<'f> Conf<'f> {
@@ -433,6 +460,7 @@ impl<'f> Conf<'f> {
             left: MAX_CONF_BYTES,
             dirs: Vec::new(),
             named: HashSet::new(),
+            files_read: Vec::new(),
         }
     }
 
@@ -443,6 +471,7 @@ impl<'f> Conf<'f> {
         if depth > MAX_CONF_DEPTH || self.left == 0 || !self.read.insert(real.clone()) {
             return;
         }
+        self.files_read.push(p.to_vec());
         let Some(text) = self.fs.open(&real).and_then(|f| f.head(self.left).ok()) else {
             return;
         };

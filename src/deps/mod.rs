@@ -36,6 +36,18 @@ pub struct Broken {
     pub why: String,
 }
 
+/// One reference a file makes that the image satisfies: what package removal must
+/// not take away while the file stays.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Need {
+    /// The file that needs it (empty: the config's entrypoint).
+    pub who: Vec<u8>,
+    /// What it needs, as the file names it (a library's name, an interpreter).
+    pub name: String,
+    /// Where the image satisfies it: the path the loader or `PATH` found.
+    pub at: Vec<u8>,
+}
+
 /// The load of one ELF file, as `ld.so --list` would show it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Listed {
@@ -62,6 +74,11 @@ pub struct Analysis {
     /// The libraries each glibc some load reaches opens by name at run time
     /// ([`runtime`]), and where; one the image lacks is not broken (glibc skips it).
     pub runtime: Vec<RuntimeLib>,
+    /// Every satisfied reference of every file (interpreters, libraries of each load,
+    /// `#!` interpreters and `env` programs, libraries opened by name, the entrypoint),
+    /// when loads are listed.
+    #[serde(skip)]
+    pub needs: Vec<Need>,
 }
 
 /// A library a C library opens by name at run time.
@@ -123,7 +140,7 @@ fn which(fs: &dyn Fs, dirs: &[String], name: &str) -> Option<Vec<u8>> {
 }
 
 /// Analyses the image `fs` whose config is `config`; with `list_loads`, also records
-/// every ELF file's load.
+/// every ELF file's load and every file's [`Need`]s.
 pub fn analyze(fs: &dyn Fs, config: &Value, list_loads: bool) -> Analysis {
     analyze_with(fs, config, list_loads, &[], &ElfCache::default())
 }
@@ -146,6 +163,9 @@ pub fn analyze_with(
         .par_iter()
         .map(|p| check_file(fs, &loader, &dirs, p, list_loads))
         .collect();
+    if list_loads {
+        a.needs = config_needs(fs, config, &dirs);
+    }
     // A library some other file's load reaches was resolved in that context (a
     // `numpy.libs` library found through the extension module's `$ORIGIN` RPATH): its
     // own load, alone, is not how it is ever loaded, so only the loads of the files no
@@ -165,6 +185,13 @@ pub fn analyze_with(
         .collect();
     for libc in libcs {
         for (name, at) in runtime::resolve_all(fs, &loader, libc, libraries) {
+            if let (true, Some(at)) = (list_loads, &at) {
+                a.needs.push(Need {
+                    who: libc.to_vec(),
+                    name: show_name(&name),
+                    at: at.clone(),
+                });
+            }
             a.runtime.push(RuntimeLib {
                 by: show(libc),
                 name: show_name(&name),
@@ -172,7 +199,12 @@ pub fn analyze_with(
             });
         }
     }
-    for r in per_file {
+    for (r, p) in per_file.into_iter().zip(files) {
+        a.needs.extend(r.needs.into_iter().map(|(name, at)| Need {
+            who: p.clone(),
+            name,
+            at,
+        }));
         a.loads.extend(r.listed);
         a.elf_files += r.is_elf as usize;
         a.scripts += r.is_script as usize;
@@ -194,6 +226,8 @@ struct FileResult {
     reached: Vec<Vec<u8>>,
     /// The real paths of the glibc C libraries its load found.
     libcs: Vec<Vec<u8>>,
+    /// What it needs and where that is, when asked for.
+    needs: Vec<(String, Vec<u8>)>,
     is_elf: bool,
     is_script: bool,
 }
@@ -230,8 +264,14 @@ fn check_file(
                 .map(|n| (show_name(&n.name), n.found.as_deref().map(show_name)))
                 .collect(),
         });
+        let needs = if list_loads {
+            load_needs(fs, p, &load)
+        } else {
+            Vec::new()
+        };
         return FileResult {
             broken: load_broken(p, &load),
+            needs,
             listed,
             reached: load
                 .libs
@@ -251,11 +291,52 @@ fn check_file(
     if head.starts_with(b"#!") && mode & 0o111 != 0 {
         return FileResult {
             broken: check_script(fs, dirs, p, &head),
+            needs: if list_loads {
+                script_needs(fs, dirs, p, &head)
+            } else {
+                Vec::new()
+            },
             is_script: true,
             ..FileResult::default()
         };
     }
     FileResult::default()
+}
+
+/// What the load of the ELF file at `p` found: its interpreter and every library (one
+/// another library needs named with it).
+fn load_needs(fs: &dyn Fs, p: &[u8], load: &Load) -> Vec<(String, Vec<u8>)> {
+    let interp = load
+        .interp
+        .iter()
+        .filter(|(_, ok)| *ok)
+        .filter_map(|(i, _)| resolve(fs, &normalise(i)).map(|at| (show_name(i), at)));
+    let libs = load.libs.iter().filter_map(|n| {
+        let name = if n.by == p {
+            show_name(&n.name)
+        } else {
+            format!("{} (through {})", show_name(&n.name), show(&n.by))
+        };
+        n.at.clone().map(|at| (name, at))
+    });
+    interp.chain(libs).collect()
+}
+
+/// What a script's `#!` line finds: its interpreter, and the program `env` runs.
+fn script_needs(fs: &dyn Fs, dirs: &[String], p: &[u8], head: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let Some(sb) = shebang(p, head) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if executable(fs, &sb.path) {
+        out.push((sb.interp, sb.path));
+    }
+    if let Some(name) = sb.env_program
+        && let Some(at) = which(fs, dirs, &name)
+    {
+        out.push((name, at));
+    }
+    out
 }
 
 /// The broken references of one ELF file's load: its interpreter (a program's only:
@@ -352,6 +433,36 @@ fn config_words(config: &Value, key: &str) -> Vec<String> {
         .flatten()
         .filter_map(|w| w.as_str().map(String::from))
         .collect()
+}
+
+/// The program the config's entrypoint (or command) runs, when the image holds it.
+fn config_needs(fs: &dyn Fs, config: &Value, dirs: &[String]) -> Vec<Need> {
+    let entry = config_words(config, "Entrypoint");
+    let argv = if entry.is_empty() {
+        config_words(config, "Cmd")
+    } else {
+        entry
+    };
+    let Some(prog) = argv.first() else {
+        return Vec::new();
+    };
+    let at = if prog.contains('/') {
+        let workdir = config["config"]["WorkingDir"].as_str().unwrap_or("/");
+        Some(from_workdir(
+            &normalise(workdir.as_bytes()),
+            prog.as_bytes(),
+        ))
+        .filter(|p| executable(fs, p))
+    } else {
+        which(fs, dirs, prog)
+    };
+    at.map(|at| Need {
+        who: Vec::new(),
+        name: prog.clone(),
+        at,
+    })
+    .into_iter()
+    .collect()
 }
 
 /// The config's entrypoint (or command) and user.

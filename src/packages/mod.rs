@@ -7,6 +7,7 @@
 pub mod apk;
 pub mod dpkg;
 pub mod excluded;
+pub mod needs;
 pub mod npm;
 pub mod python;
 pub mod relation;

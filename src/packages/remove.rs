@@ -23,6 +23,7 @@
 //!   admin file when none remains).
 
 use super::dpkg::{self, STATUS, stanzas};
+use super::needs::{FileEdges, FileNeed, KeptFor};
 use super::{Budget, Database, Index, Manager, Package, locate, read_text};
 use crate::error::{Error, Result};
 use crate::layer::fs::{Fs, Stat, join_rel, normalise};
@@ -66,6 +67,9 @@ pub struct RemovalReport {
     pub left_needed: Vec<String>,
     /// Packages autoremoval added.
     pub autoremoved: Vec<String>,
+    /// Packages apt would have taken that stay because a kept file (or closure mode)
+    /// needs them, each with who needs it.
+    pub kept_for_files: Vec<KeptFor>,
     /// Paths deleted (files, links and emptied folders; database files included).
     pub paths: usize,
     /// Alternatives changed or removed.
@@ -89,11 +93,10 @@ fn refuse(why: String) -> Error {
     Error::Usage(format!("[packages] remove: {why}"))
 }
 
-// Long: apt's removal in apt's order (the chosen packages, what autoremove adds,
-// remove-unless-needed, the dependency and diversion checks, then files and databases);
-// the steps share the index of installed packages and its budget.
-/// Plans the removal `opts` asks of the image `fs`.
-pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
+/// Plans the removal `opts` asks of the image `fs`, whose files need what `needs` says
+/// (the dependency analysis of every file; [`super::needs`]): a package a kept file
+/// needs stays as a package a kept package depends on does.
+pub fn plan(fs: &dyn Fs, opts: &RemovalOptions, needs: &[FileNeed]) -> Result<Removal> {
     let budget = Budget::new();
     // Only `remove-unless-needed` globs: an image without a database is left alone.
     let optional = opts.patterns.is_empty();
@@ -109,11 +112,7 @@ pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
         .iter()
         .filter(|p| p.state == "installed")
         .collect();
-    let (mut removed, mut report) = chosen(opts, &installed)?;
-    let index =
-        Index::new(installed.iter().copied()).map_err(|e| Error::corrupt("package database", e))?;
-    // What autoremoval takes once `removed` is gone: what a kept package reached
-    // before and none reaches after.
+    let (chosen, mut report) = chosen(opts, &installed)?;
     // apk has no marks: what `/etc/apk/world` does not name was pulled in, and `apk
     // del` always takes what nothing in the world needs any more.
     let auto = match (apk, opts.autoremove) {
@@ -121,45 +120,34 @@ pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
         (false, true) => Some(auto_installed(fs, &budget)?),
         (false, false) => None,
     };
-    let before = auto
-        .as_ref()
-        .map(|a| reachable(&index, &installed, &BTreeSet::new(), a));
-    let orphaned = |removed: &BTreeSet<&str>| -> BTreeSet<&str> {
-        let (Some(auto), Some(before)) = (&auto, &before) else {
-            return BTreeSet::new();
-        };
-        let kept = reachable(&index, &installed, removed, auto);
-        installed
-            .iter()
-            .map(|p| p.name.as_str())
-            .filter(|n| !removed.contains(n) && !kept.contains(n) && before.contains(n))
-            .collect()
+    let diverting = match apk || opts.unless_needed.is_empty() {
+        true => HashSet::new(),
+        false => diverting(fs, &budget)?,
     };
-    if !opts.unless_needed.is_empty() {
-        let diverting = if apk {
-            HashSet::new()
-        } else {
-            diverting(fs, &budget)?
-        };
-        let candidates: BTreeSet<&str> = installed
-            .iter()
-            .filter(|p| !removed.contains(p.name.as_str()))
-            .filter(|p| opts.unless_needed_set.is_match(&p.name))
-            .filter(|p| !p.essential && !p.protected && !diverting.contains(&p.name))
-            .map(|p| p.name.as_str())
-            .collect();
-        let mut all = removed.clone();
-        all.extend(&candidates);
-        let also = orphaned(&all);
-        let (gone, left) = unless_needed(&index, &installed, &removed, candidates, also);
-        report.removed_unneeded = gone.iter().map(|s| s.to_string()).collect();
-        report.left_needed = left;
-        removed.extend(gone);
+    let ask = Ask {
+        opts,
+        chosen: &chosen,
+        auto: auto.as_ref(),
+        diverting: &diverting,
+    };
+    let edges = FileEdges::new(fs, &installed, needs);
+    let shells = edges.shells(&installed);
+    let with_files: Vec<&Package> = shells.iter().collect();
+    let (removed, selected) = select(&ask, &with_files)?;
+    report.removed_unneeded = selected.removed_unneeded;
+    report.left_needed = selected.left_needed;
+    report.autoremoved = selected.autoremoved;
+    if !edges.is_empty() {
+        // What apt alone would take, to name what stays for files and why (what it
+        // leaves for a kept package's sake is said as apt would).
+        let (plain, apt) = select(&ask, &installed)?;
+        let stayed: Vec<&str> = plain.difference(&removed).copied().collect();
+        report.kept_for_files = edges.reasons(&shells, &stayed, &|n| removed.contains(n));
+        report.left_needed = apt.left_needed;
     }
-    let extra = orphaned(&removed);
-    report.autoremoved = extra.iter().map(|s| s.to_string()).collect();
-    removed.extend(extra);
-    check_dependencies(&index, &installed, &removed)?;
+    let index = Index::new(with_files.iter().copied())
+        .map_err(|e| Error::corrupt("package database", e))?;
+    check_dependencies(&index, &with_files, &removed, &edges)?;
     if !apk {
         check_diversions(fs, &removed, &budget)?;
     }
@@ -175,6 +163,78 @@ pub fn plan(fs: &dyn Fs, opts: &RemovalOptions) -> Result<Removal> {
     r.rewrites.sort_by(|a, b| a.path.cmp(&b.path));
     r.report.paths = r.delete.len();
     Ok(r)
+}
+
+/// What a removal asks, as [`select`] reads it.
+struct Ask<'o> {
+    opts: &'o RemovalOptions,
+    /// The packages `remove` names.
+    chosen: &'o BTreeSet<&'o str>,
+    /// The automatically installed packages, when autoremoval runs.
+    auto: Option<&'o HashSet<String>>,
+    /// Packages that divert files (never removed unless named).
+    diverting: &'o HashSet<String>,
+}
+
+/// What [`select`] adds to the report.
+struct Selected {
+    removed_unneeded: Vec<String>,
+    left_needed: Vec<String>,
+    autoremoved: Vec<String>,
+}
+
+/// The packages apt's order removes from `installed`: the chosen ones, the
+/// `remove-unless-needed` candidates no kept package needs, and what autoremoval
+/// takes once those are gone (what a kept package reached before and none reaches
+/// after).
+fn select<'a>(ask: &Ask, installed: &[&'a Package]) -> Result<(BTreeSet<&'a str>, Selected)> {
+    let opts = ask.opts;
+    let index =
+        Index::new(installed.iter().copied()).map_err(|e| Error::corrupt("package database", e))?;
+    let mut removed: BTreeSet<&str> = installed
+        .iter()
+        .map(|p| p.name.as_str())
+        .filter(|n| ask.chosen.contains(n))
+        .collect();
+    let before = ask
+        .auto
+        .map(|a| reachable(&index, installed, &BTreeSet::new(), a));
+    let orphaned = |removed: &BTreeSet<&str>| -> BTreeSet<&str> {
+        let (Some(auto), Some(before)) = (ask.auto, &before) else {
+            return BTreeSet::new();
+        };
+        let kept = reachable(&index, installed, removed, auto);
+        installed
+            .iter()
+            .map(|p| p.name.as_str())
+            .filter(|n| !removed.contains(n) && !kept.contains(n) && before.contains(n))
+            .collect()
+    };
+    let mut selected = Selected {
+        removed_unneeded: Vec::new(),
+        left_needed: Vec::new(),
+        autoremoved: Vec::new(),
+    };
+    if !opts.unless_needed.is_empty() {
+        let candidates: BTreeSet<&str> = installed
+            .iter()
+            .filter(|p| !removed.contains(p.name.as_str()))
+            .filter(|p| opts.unless_needed_set.is_match(&p.name))
+            .filter(|p| !p.essential && !p.protected && !ask.diverting.contains(&p.name))
+            .map(|p| p.name.as_str())
+            .collect();
+        let mut all = removed.clone();
+        all.extend(&candidates);
+        let also = orphaned(&all);
+        let (gone, left) = unless_needed(&index, installed, &removed, candidates, also);
+        selected.removed_unneeded = gone.iter().map(|s| s.to_string()).collect();
+        selected.left_needed = left;
+        removed.extend(gone);
+    }
+    let extra = orphaned(&removed);
+    selected.autoremoved = extra.iter().map(|s| s.to_string()).collect();
+    removed.extend(extra);
+    Ok((removed, selected))
 }
 
 /// The packages `remove` names, none essential or protected, and the report so far (the
@@ -326,21 +386,21 @@ fn diverting(fs: &dyn Fs, budget: &Budget) -> Result<HashSet<String>> {
         .collect())
 }
 
-/// Refuses a removal that leaves a kept package's dependency unsatisfied.
+/// Refuses a removal that leaves a kept package's dependency unsatisfied, or a kept
+/// file's need (a group `edges` added).
 fn check_dependencies<'a>(
     index: &Index<'a>,
     installed: &[&'a Package],
     removed: &BTreeSet<&str>,
+    edges: &FileEdges,
 ) -> Result<()> {
     let kept: Vec<&Package> = installed
         .iter()
         .filter(|p| !removed.contains(p.name.as_str()))
         .copied()
         .collect();
-    // Kept packages that need each kept package (for the chain in the message).
-    let needs = super::needed_among(&kept).map_err(|e| Error::corrupt("package database", e))?;
     for q in &kept {
-        for group in &q.depends {
+        for (i, group) in q.depends.iter().enumerate() {
             let mut satisfiers = group.iter().flat_map(|r| index.satisfiers(r));
             let mut lost: Vec<&str> = Vec::new();
             let after = satisfiers.any(|p| {
@@ -353,34 +413,61 @@ fn check_dependencies<'a>(
             if !after && !lost.is_empty() {
                 lost.sort_unstable();
                 lost.dedup();
-                let mut chain = vec![format!(
-                    "{} is needed by {} (Depends: {})",
-                    lost.join(" | "),
-                    q.name,
-                    group
-                        .iter()
-                        .map(|r| r.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" | ")
-                )];
-                let mut at: &str = &q.name;
-                let mut seen = HashSet::from([at]);
-                while let Some(next) = needs.get(at).and_then(|v| v.first()) {
-                    if !seen.insert(next) || chain.len() > 8 {
-                        break;
+                let chain = match edges.need_of(q, i) {
+                    Some(n) if q.name == super::needs::UNOWNED => {
+                        format!(
+                            "{} is needed by {} ({})",
+                            lost.join(" | "),
+                            n.shown,
+                            n.needs
+                        )
                     }
-                    chain.push(format!("which is needed by {next}"));
-                    at = next;
-                }
+                    Some(n) => format!(
+                        "{} is needed by {} ({}), a file of {}{}",
+                        lost.join(" | "),
+                        n.shown,
+                        n.needs,
+                        q.name,
+                        chain_of(&kept, &q.name)?
+                    ),
+                    None => format!(
+                        "{} is needed by {} (Depends: {}){}",
+                        lost.join(" | "),
+                        q.name,
+                        group
+                            .iter()
+                            .map(|r| r.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" | "),
+                        chain_of(&kept, &q.name)?
+                    ),
+                };
                 return Err(refuse(format!(
-                    "the removal would break a kept package: {}; remove those too or keep {}",
-                    chain.join(", "),
+                    "the removal would break a kept package: {chain}; remove those too or keep {}",
                     lost.join(" | ")
                 )));
             }
         }
     }
     Ok(())
+}
+
+/// The kept packages that need `name` in turn, as the rest of a refusal's chain.
+fn chain_of(kept: &[&Package], name: &str) -> Result<String> {
+    let needs = super::needed_among(kept).map_err(|e| Error::corrupt("package database", e))?;
+    let mut chain = String::new();
+    let mut at: &str = name;
+    let mut seen = HashSet::from([at]);
+    let mut n = 0;
+    while let Some(next) = needs.get(at).and_then(|v| v.first()) {
+        if !seen.insert(next) || n >= 8 {
+            break;
+        }
+        chain.push_str(&format!(", which is needed by {next}"));
+        at = next;
+        n += 1;
+    }
+    Ok(chain)
 }
 
 /// Refuses to remove a package that diverts files: its `postrm` would move them back.

@@ -3,17 +3,19 @@
 //! files the policy rewrites (package databases, dpkg filters) laid on top as one
 //! synthesized layer, and the dependency check of the result against the merged tree.
 
-use crate::deps::closure::ClosureReport;
+use crate::deps::Analysis;
+use crate::deps::closure::{Closure, ClosureReport};
 use crate::deps::guard::GuardReport;
 use crate::deps::loader::ElfCache;
 use crate::error::{Error, Result};
-use crate::layer::fs::Fs;
 use crate::layer::fs::TreeFs;
+use crate::layer::fs::{Fs, Stat};
 use crate::layer::index::EntryRec;
 use crate::layer::overlay::Tree;
 use crate::layer::synth::Rewrite;
 use crate::layer::writer::Spool;
 use crate::packages::excluded::{ExcludeReport, GlobRule};
+use crate::packages::needs::FileNeed;
 use crate::packages::npm::PruneReport;
 use crate::packages::python::{PythonPlan, PythonReport};
 use crate::packages::remove::{Removal, RemovalReport};
@@ -59,7 +61,14 @@ pub fn slim(
     warnings: &mut Vec<String>,
 ) -> Result<Slimmed> {
     let elf = ElfCache::default();
-    let decided = decide(policy, tree, &TreeFs::new(tree, spools), config, &elf)?;
+    // The analysis of every file before the policy: package removal keeps what the
+    // files need, and the guard compares against it.
+    let was = policy.packages.as_ref().map(|_| {
+        crate::deps::guard::before(&TreeFs::new(tree, spools), config, &policy.libraries, &elf)
+    });
+    let fs = TreeFs::new(tree, spools);
+    let decided = decide(policy, (tree, &fs), config, &elf, was.as_ref())?;
+    drop(fs);
     let (mut deleted, closure, npm) = (decided.deleted, decided.closure, decided.npm);
     if let Some(n) = &npm {
         warnings.extend(n.warnings.iter().map(|w| format!("npm: {w}")));
@@ -101,7 +110,14 @@ pub fn slim(
     let check = match (merged, check) {
         (Some(before), Some(allow_broken)) => {
             let views = (&before, &*tree, spools.as_slice());
-            Some(guard(policy, config, views, &deleted, &elf, allow_broken)?)
+            Some(guard(
+                policy,
+                config,
+                views,
+                (&deleted, was),
+                &elf,
+                allow_broken,
+            )?)
         }
         _ => None,
     };
@@ -173,24 +189,41 @@ pub struct Decided {
 
 /// Decides by `policy` for the image whose merged tree is `tree`, its files read through `fs`
 /// and its config `config`: with closure mode, what the image needs is computed
-/// first (ELF files read through `elf`), then [`PolicySet::decide`].
+/// first (ELF files read through `elf`), then the package removal, which keeps what
+/// the kept files need (closure's kept files, or the analysis `was` of every file),
+/// then [`PolicySet::decide`].
 fn decide(
     policy: &PolicySet,
-    tree: &Tree,
-    fs: &dyn Fs,
+    (tree, fs): (&Tree, &dyn Fs),
     config: &serde_json::Value,
     elf: &ElfCache,
+    was: Option<&Analysis>,
 ) -> Result<Decided> {
-    let removal = policy
-        .packages
-        .as_ref()
-        .map(|p| crate::packages::remove::plan(fs, p))
-        .transpose()?;
-    let npm = policy.prunes_npm().then(|| crate::packages::npm::plan(fs));
     let closure = policy
         .closure
         .as_ref()
         .map(|c| crate::deps::closure::compute(fs, config, c, elf));
+    let npm = policy.prunes_npm().then(|| crate::packages::npm::plan(fs));
+    let removal = match &policy.packages {
+        Some(p) => {
+            let needs = match (&closure, was) {
+                (Some(c), _) => closure_needs(fs, c),
+                (None, Some(a)) => {
+                    // The needs of files the rules delete anyway do not count.
+                    let first = Computed {
+                        npm: npm.as_ref(),
+                        ..Computed::default()
+                    };
+                    let gone = policy.decide(tree, &first)?;
+                    let gone: HashSet<&[u8]> = gone.iter().map(|(p, _)| p.as_slice()).collect();
+                    file_needs(a, &gone)
+                }
+                (None, None) => Vec::new(),
+            };
+            Some(crate::packages::remove::plan(fs, p, &needs)?)
+        }
+        None => None,
+    };
     let computed = Computed {
         closure: closure.as_ref(),
         removal: removal.as_ref(),
@@ -205,13 +238,50 @@ fn decide(
     })
 }
 
+/// The analysis' needs of the files not `gone`, as package removal reads them.
+fn file_needs(a: &Analysis, gone: &HashSet<&[u8]>) -> Vec<FileNeed> {
+    a.needs
+        .iter()
+        .filter(|n| !gone.contains(n.who.as_slice()))
+        .map(|n| FileNeed {
+            who: n.who.clone(),
+            shown: if n.who.is_empty() {
+                "the entrypoint".into()
+            } else {
+                format!("/{}", crate::layer::path::escape(&n.who))
+            },
+            needs: n.name.clone(),
+            at: n.at.clone(),
+        })
+        .collect()
+}
+
+/// What closure mode keeps (files and links, not the folders above them), as needs:
+/// a package whose file closure keeps is not removed.
+fn closure_needs(fs: &dyn Fs, c: &Closure) -> Vec<FileNeed> {
+    let mut kept: Vec<&Vec<u8>> = c
+        .keep
+        .iter()
+        .filter(|p| !matches!(fs.stat(p), Some(Stat::Dir) | None))
+        .collect();
+    kept.sort();
+    kept.into_iter()
+        .map(|p| FileNeed {
+            who: Vec::new(),
+            shown: "closure mode".into(),
+            needs: format!("/{}", crate::layer::path::escape(p)),
+            at: p.clone(),
+        })
+        .collect()
+}
+
 /// The dependency check of a slimmed tree against the merged one; references the policy
 /// broke are an error unless `--allow-broken`.
 fn guard(
     policy: &PolicySet,
     config: &serde_json::Value,
     (before, after, spools): (&Tree, &Tree, &[Spool]),
-    deleted: &[(Vec<u8>, usize)],
+    (deleted, was): (&[(Vec<u8>, usize)], Option<Analysis>),
     elf: &ElfCache,
     allow_broken: bool,
 ) -> Result<GuardReport> {
@@ -223,6 +293,7 @@ fn guard(
         (deleted, &rules),
         &policy.libraries,
         elf,
+        was,
     );
     match g.broken_by_policy.first() {
         Some(first) if !allow_broken => Err(Error::Broken {
