@@ -466,6 +466,14 @@ pub fn packages_text(l: &crate::packages::Listing) -> String {
         if p.required_by.len() > 3 {
             by += &format!(" and {} more", p.required_by.len() - 3);
         }
+        if let Some(first) = p.needed_by_files.first() {
+            let more = match p.needed_by_files.len() {
+                1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            let sep = if by.is_empty() { "" } else { "; " };
+            by = format!("{by}{sep}needed by files: {first}{more}");
+        }
         if p.essential {
             by = format!("(essential) {by}");
         }

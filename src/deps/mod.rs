@@ -48,6 +48,21 @@ pub struct Need {
     pub at: Vec<u8>,
 }
 
+impl From<Need> for crate::packages::needs::FileNeed {
+    fn from(n: Need) -> Self {
+        crate::packages::needs::FileNeed {
+            shown: if n.who.is_empty() {
+                "the entrypoint".into()
+            } else {
+                show(&n.who)
+            },
+            who: n.who,
+            needs: n.name,
+            at: n.at,
+        }
+    }
+}
+
 /// The load of one ELF file, as `ld.so --list` would show it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Listed {

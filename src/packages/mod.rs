@@ -279,6 +279,9 @@ pub struct Listed {
     /// Installed packages that need it: one of their `Pre-Depends`/`Depends` groups no
     /// other installed package satisfies (see [`needed_by`]).
     pub required_by: Vec<String>,
+    /// Files no package owns that need it (`FILE (NAME)`: a venv's extension module
+    /// loading its library), when the listing looked ([`needs::needed_by_files`]).
+    pub needed_by_files: Vec<String>,
 }
 
 /// [`list`]'s result.
@@ -574,6 +577,7 @@ pub fn list(fs: &dyn Fs, db: &Database) -> Result<Listing, String> {
                 missing,
                 essential: p.essential,
                 required_by,
+                needed_by_files: Vec::new(),
             }
         })
         .collect();

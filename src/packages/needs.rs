@@ -68,6 +68,7 @@ pub struct FileEdges {
 impl FileEdges {
     /// The groups `needs` add to `installed`.
     pub fn new(fs: &dyn Fs, installed: &[&Package], needs: &[FileNeed]) -> FileEdges {
+        let needs: Vec<&FileNeed> = needs.iter().filter(|n| !is_script_of(&n.who)).collect();
         // The paths asked about: each need's file, and every path on its way.
         let trails: Vec<Vec<Vec<u8>>> = needs.iter().map(|n| trail(fs, &n.at)).collect();
         let wanted: HashSet<&[u8]> = needs
@@ -79,7 +80,7 @@ impl FileEdges {
         let owners = owners(fs, installed, &wanted);
         let mut edges = FileEdges::default();
         let mut seen: HashSet<(usize, Vec<usize>)> = HashSet::new();
-        for (n, trail) in needs.iter().zip(&trails) {
+        for (&n, trail) in needs.iter().zip(&trails) {
             let who: &[usize] = owners.get(n.who.as_slice()).map_or(&[], Vec::as_slice);
             for p in trail {
                 let Some(by) = owners.get(p.as_slice()) else {
@@ -222,6 +223,53 @@ impl FileEdges {
         }
         out
     }
+}
+
+/// For each package of `installed`, the files no package owns that need it (`FILE
+/// (NAME)`, each file once, in the order of `needs`): what `ocislim packages` shows, and
+/// what keeps a package a removal would take.
+pub fn needed_by_files(
+    fs: &dyn Fs,
+    installed: &[&Package],
+    needs: &[FileNeed],
+) -> HashMap<String, Vec<String>> {
+    let trails: Vec<Vec<Vec<u8>>> = needs.iter().map(|n| trail(fs, &n.at)).collect();
+    let who: HashSet<&[u8]> = needs
+        .iter()
+        .map(|n| n.who.as_slice())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let wanted: HashSet<&[u8]> = who
+        .iter()
+        .copied()
+        .chain(trails.iter().flatten().map(Vec::as_slice))
+        .collect();
+    let owners = owners(fs, installed, &wanted);
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    let mut seen: HashSet<(usize, &[u8])> = HashSet::new();
+    for (n, trail) in needs.iter().zip(&trails) {
+        if n.who.is_empty() || is_script_of(&n.who) || owners.contains_key(n.who.as_slice()) {
+            continue;
+        }
+        for q in trail
+            .iter()
+            .filter_map(|p| owners.get(p.as_slice()))
+            .flatten()
+        {
+            if seen.insert((*q, n.who.as_slice())) {
+                out.entry(installed[*q].name.clone())
+                    .or_default()
+                    .push(format!("{} ({})", n.shown, n.needs));
+            }
+        }
+    }
+    out
+}
+
+/// Whether `who` is a maintainer script in dpkg's database: its package's, not a file
+/// the image runs (it goes with its package).
+fn is_script_of(who: &[u8]) -> bool {
+    who.starts_with(b"var/lib/dpkg/info/")
 }
 
 /// Every file on the way to `at`: each symlink followed, then the real path; not the

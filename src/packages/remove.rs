@@ -10,6 +10,8 @@
 //!   `Recommends` or `Suggests` (apt's defaults, `APT::AutoRemove::RecommendsImportant`
 //!   and `SuggestsImportant`; a package already orphaned before stays, unlike
 //!   `apt-get autoremove`);
+//! - a package a kept file needs (the dependency analysis' references, as groups of
+//!   [`super::needs`]) kept as a package a kept package depends on;
 //! - refused (exit 2, nothing written) when a kept package would lose a dependency
 //!   (a `Pre-Depends`/`Depends` group no kept package satisfies), naming the chain of
 //!   kept packages that need it; an essential or protected package is refused too, as

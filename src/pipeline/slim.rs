@@ -243,16 +243,8 @@ fn file_needs(a: &Analysis, gone: &HashSet<&[u8]>) -> Vec<FileNeed> {
     a.needs
         .iter()
         .filter(|n| !gone.contains(n.who.as_slice()))
-        .map(|n| FileNeed {
-            who: n.who.clone(),
-            shown: if n.who.is_empty() {
-                "the entrypoint".into()
-            } else {
-                format!("/{}", crate::layer::path::escape(&n.who))
-            },
-            needs: n.name.clone(),
-            at: n.at.clone(),
-        })
+        .cloned()
+        .map(FileNeed::from)
         .collect()
 }
 

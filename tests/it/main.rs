@@ -17,6 +17,7 @@ mod hostile2;
 mod inspect;
 mod interrupt;
 mod layout;
+mod native;
 mod npm;
 mod packages;
 mod peers;
