@@ -69,33 +69,34 @@ impl FileEdges {
     /// The groups `needs` add to `installed`.
     pub fn new(fs: &dyn Fs, installed: &[&Package], needs: &[FileNeed]) -> FileEdges {
         let needs: Vec<&FileNeed> = needs.iter().filter(|n| !is_script_of(&n.who)).collect();
-        // The paths asked about: each need's file, and every path on its way.
-        let trails: Vec<Vec<Vec<u8>>> = needs.iter().map(|n| trail(fs, &n.at)).collect();
-        let wanted: HashSet<&[u8]> = needs
-            .iter()
-            .map(|n| n.who.as_slice())
-            .filter(|w| !w.is_empty())
-            .chain(trails.iter().flatten().map(Vec::as_slice))
-            .collect();
-        let owners = owners(fs, installed, &wanted);
+        let trails = Trails::new(fs, needs.iter().map(|n| n.at.as_slice()));
+        let owners = owners(
+            fs,
+            installed,
+            &needs
+                .iter()
+                .map(|n| n.who.as_slice())
+                .filter(|w| !w.is_empty())
+                .chain(trails.paths())
+                .collect(),
+        );
         let mut edges = FileEdges::default();
-        let mut seen: HashSet<(usize, Vec<usize>)> = HashSet::new();
-        for (&n, trail) in needs.iter().zip(&trails) {
-            let who: &[usize] = owners.get(n.who.as_slice()).map_or(&[], Vec::as_slice);
-            for p in trail {
+        // One group per carrier and needed path: libc.so.6, needed by every program,
+        // costs one lookup per program.
+        let mut seen: HashSet<(usize, &[u8])> = HashSet::new();
+        for &n in &needs {
+            let carriers: Vec<Option<usize>> = match owners.get(n.who.as_slice()) {
+                None => vec![None],
+                Some(who) => who.iter().map(|&w| Some(w)).collect(),
+            };
+            for p in trails.of(&n.at) {
                 let Some(by) = owners.get(p.as_slice()) else {
                     continue;
                 };
-                let carriers: Vec<Option<usize>> = if who.is_empty() {
-                    vec![None]
-                } else {
-                    who.iter().map(|&w| Some(w)).collect()
-                };
-                for w in carriers {
-                    if w.is_some_and(|w| by.contains(&w)) {
-                        continue;
-                    }
-                    if !seen.insert((w.map_or(usize::MAX, |w| w), by.clone())) {
+                for &w in &carriers {
+                    if w.is_some_and(|w| by.contains(&w))
+                        || !seen.insert((w.unwrap_or(usize::MAX), p.as_slice()))
+                    {
                         continue;
                     }
                     let name = w.map_or(UNOWNED, |w| installed[w].name.as_str());
@@ -172,52 +173,56 @@ impl FileEdges {
     }
 
     /// Why each of `stayed` (packages a removal without file needs takes, and this
-    /// one keeps) stays: the first need of a kept file or package reaching it, else a
-    /// dependency of another package of `stayed` (or of a kept package) on it.
+    /// one keeps) stays: the first need of a kept file (or kept package's file)
+    /// reaching it, else a dependency on it of another package of `stayed`, else of a
+    /// kept package.
     pub fn reasons(
         &self,
         shells: &[Package],
         stayed: &[&str],
         removed: &dyn Fn(&str) -> bool,
     ) -> Vec<KeptFor> {
+        // Each looked up once per package: the first need naming it, the first
+        // dependency group naming it.
+        let mut by_need: HashMap<&str, &FileNeed> = HashMap::new();
+        for (carrier, groups) in &self.groups {
+            if carrier != UNOWNED && removed(carrier) {
+                continue;
+            }
+            for (group, n) in groups {
+                for r in group {
+                    by_need.entry(r.name.as_str()).or_insert(n);
+                }
+            }
+        }
+        let stays: HashSet<&str> = stayed.iter().copied().collect();
+        let kept = shells.iter().filter(|q| !removed(&q.name));
+        let (first, then): (Vec<&Package>, Vec<&Package>) =
+            kept.partition(|q| stays.contains(q.name.as_str()));
+        let mut by_package: HashMap<&str, (&Package, &Vec<Relation>)> = HashMap::new();
+        for q in first.into_iter().chain(then) {
+            for g in &q.depends {
+                for r in g {
+                    if r.name != q.name {
+                        by_package.entry(r.name.as_str()).or_insert((q, g));
+                    }
+                }
+            }
+        }
         let mut out = Vec::new();
         for &p in stayed {
-            let direct = self
-                .groups
-                .iter()
-                .filter(|(carrier, _)| carrier.as_str() == UNOWNED || !removed(carrier))
-                .flat_map(|(_, g)| g)
-                .find(|(group, _)| group.iter().any(|r| r.name == p));
-            if let Some((_, n)) = direct {
+            if let Some(n) = by_need.get(p) {
                 out.push(KeptFor {
                     package: p.to_string(),
                     needed_by: n.shown.clone(),
                     needs: n.needs.clone(),
                 });
-                continue;
-            }
-            let by = shells
-                .iter()
-                .filter(|q| q.name != p && !removed(&q.name))
-                .filter(|q| stayed.contains(&q.name.as_str()))
-                .chain(shells.iter().filter(|q| q.name != p && !removed(&q.name)))
-                .find_map(|q| {
-                    q.depends
-                        .iter()
-                        .find(|g| g.iter().any(|r| r.name == p))
-                        .map(|g| (q, g))
-                });
-            if let Some((q, g)) = by {
+            } else if let Some((q, g)) = by_package.get(p) {
+                let names: Vec<String> = g.iter().map(|r| r.to_string()).collect();
                 out.push(KeptFor {
                     package: p.to_string(),
                     needed_by: q.name.clone(),
-                    needs: format!(
-                        "Depends: {}",
-                        g.iter()
-                            .map(|r| r.to_string())
-                            .collect::<Vec<_>>()
-                            .join(" | ")
-                    ),
+                    needs: format!("Depends: {}", names.join(" | ")),
                 });
             }
         }
@@ -233,25 +238,25 @@ pub fn needed_by_files(
     installed: &[&Package],
     needs: &[FileNeed],
 ) -> HashMap<String, Vec<String>> {
-    let trails: Vec<Vec<Vec<u8>>> = needs.iter().map(|n| trail(fs, &n.at)).collect();
-    let who: HashSet<&[u8]> = needs
+    let needs: Vec<&FileNeed> = needs
+        .iter()
+        .filter(|n| !n.who.is_empty() && !is_script_of(&n.who))
+        .collect();
+    let trails = Trails::new(fs, needs.iter().map(|n| n.at.as_slice()));
+    let wanted = needs
         .iter()
         .map(|n| n.who.as_slice())
-        .filter(|w| !w.is_empty())
-        .collect();
-    let wanted: HashSet<&[u8]> = who
-        .iter()
-        .copied()
-        .chain(trails.iter().flatten().map(Vec::as_slice))
+        .chain(trails.paths())
         .collect();
     let owners = owners(fs, installed, &wanted);
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
     let mut seen: HashSet<(usize, &[u8])> = HashSet::new();
-    for (n, trail) in needs.iter().zip(&trails) {
-        if n.who.is_empty() || is_script_of(&n.who) || owners.contains_key(n.who.as_slice()) {
-            continue;
-        }
-        for q in trail
+    for n in needs
+        .iter()
+        .filter(|n| !owners.contains_key(n.who.as_slice()))
+    {
+        for q in trails
+            .of(&n.at)
             .iter()
             .filter_map(|p| owners.get(p.as_slice()))
             .flatten()
@@ -264,6 +269,36 @@ pub fn needed_by_files(
         }
     }
     out
+}
+
+/// The [`trail`] of each needed path, computed once per distinct path.
+struct Trails<'n> {
+    index: HashMap<&'n [u8], usize>,
+    trails: Vec<Vec<Vec<u8>>>,
+}
+
+impl<'n> Trails<'n> {
+    fn new(fs: &dyn Fs, ats: impl Iterator<Item = &'n [u8]>) -> Self {
+        let mut t = Trails {
+            index: HashMap::new(),
+            trails: Vec::new(),
+        };
+        for at in ats {
+            if !t.index.contains_key(at) {
+                t.index.insert(at, t.trails.len());
+                t.trails.push(trail(fs, at));
+            }
+        }
+        t
+    }
+
+    fn of(&self, at: &[u8]) -> &[Vec<u8>] {
+        self.index.get(at).map_or(&[], |&i| &self.trails[i])
+    }
+
+    fn paths(&self) -> impl Iterator<Item = &[u8]> {
+        self.trails.iter().flatten().map(Vec::as_slice)
+    }
 }
 
 /// Whether `who` is a maintainer script in dpkg's database: its package's, not a file
@@ -288,9 +323,14 @@ fn trail(fs: &dyn Fs, at: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// Most packages listing one path for it to count: a file is one package's (a few share
+/// one through diversions or `Replaces`); more is a folder's listing or a crafted
+/// database, and each owner would cost a dependency of every file needing the path.
+pub const MAX_OWNERS: usize = 8;
+
 /// The packages (indexes into `installed`) listing each path of `wanted`, as the image
 /// holds the path (folders above it resolved, as [`super::locate`]); each folder
-/// resolved once.
+/// resolved once. A path more than [`MAX_OWNERS`] packages list is left out.
 fn owners(
     fs: &dyn Fs,
     installed: &[&Package],
@@ -315,5 +355,112 @@ fn owners(
             }
         }
     }
+    out.retain(|_, v| v.len() <= MAX_OWNERS);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::memfs::MemFs;
+
+    fn pkg(name: &str, files: &[&str]) -> Package {
+        Package {
+            name: name.into(),
+            version: "1".into(),
+            state: "installed".into(),
+            files: files.iter().map(|f| f.as_bytes().to_vec()).collect(),
+            ..Package::default()
+        }
+    }
+
+    fn need(who: &str, name: &str, at: &str) -> FileNeed {
+        FileNeed {
+            who: who.as_bytes().to_vec(),
+            shown: format!("/{who}"),
+            needs: name.into(),
+            at: at.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_file_no_package_owns_adds_a_group_to_the_stand_in_and_a_packaged_file_to_its_package() {
+        let mut fs = MemFs::default();
+        fs.file("usr/lib/libpq.so.5.15", b"\x7fELF", 0o644)
+            .link("usr/lib/libpq.so.5", "libpq.so.5.15")
+            .link("lib", "usr/lib")
+            .file("usr/bin/psql", b"\x7fELF", 0o755)
+            .file("opt/venv/_psycopg.so", b"\x7fELF", 0o644)
+            .file("var/lib/dpkg/info/x.postinst", b"#!/usr/bin/psql\n", 0o755);
+        let (pq, client) = (
+            pkg(
+                "libpq5",
+                &["/usr/lib/libpq.so.5.15", "/usr/lib/libpq.so.5", "/usr/lib"],
+            ),
+            pkg("client", &["/usr/bin/psql", "/usr/lib"]),
+        );
+        let installed = [&pq, &client];
+        let needs = [
+            need("opt/venv/_psycopg.so", "libpq.so.5", "lib/libpq.so.5"),
+            need("usr/bin/psql", "libpq.so.5", "usr/lib/libpq.so.5"),
+            need("usr/lib/libpq.so.5.15", "self", "usr/lib/libpq.so.5.15"),
+            need(
+                "var/lib/dpkg/info/x.postinst",
+                "/usr/bin/psql",
+                "usr/bin/psql",
+            ),
+        ];
+        let e = FileEdges::new(&fs, &installed, &needs);
+        let names = |carrier: &str| -> Vec<String> {
+            e.groups
+                .get(carrier)
+                .into_iter()
+                .flatten()
+                .map(|(g, _)| g[0].name.clone())
+                .collect()
+        };
+        // The symlinked folder on the way (lib) counts for nothing; the link and the
+        // real file each give a group; a package's need of its own file none; the
+        // maintainer script none.
+        assert_eq!(names(UNOWNED), ["libpq5", "libpq5"]);
+        assert_eq!(names("client"), ["libpq5", "libpq5"]);
+        assert_eq!(names("libpq5"), Vec::<String>::new());
+        let shells = e.shells(&installed);
+        assert_eq!(shells.len(), 3);
+        assert!(shells[2].protected && shells[2].name == UNOWNED);
+        assert_eq!(e.need_of(&shells[1], 0).unwrap().needs, "libpq.so.5");
+        let why = e.reasons(&shells, &["libpq5"], &|_| false);
+        assert_eq!(
+            why[0].to_string(),
+            "libpq5 (needed by /opt/venv/_psycopg.so: libpq.so.5)"
+        );
+        let by_files = needed_by_files(&fs, &installed, &needs);
+        assert_eq!(by_files["libpq5"], ["/opt/venv/_psycopg.so (libpq.so.5)"]);
+        assert!(
+            !by_files.contains_key("client"),
+            "the maintainer script counts for nothing"
+        );
+    }
+
+    /// A crafted database: 1000 packages list the one library 20000 files need. A path
+    /// listed by more than MAX_OWNERS packages counts for nothing (each owner would be a
+    /// dependency of every file needing it), and the needs of one path cost one lookup.
+    #[test]
+    fn a_path_many_packages_list_adds_no_group() {
+        let mut fs = MemFs::default();
+        fs.file("usr/lib/libc.so.6", b"\x7fELF", 0o755);
+        let packages: Vec<Package> = (0..1000)
+            .map(|i| pkg(&format!("p{i}"), &["/usr/lib/libc.so.6"]))
+            .collect();
+        let installed: Vec<&Package> = packages.iter().collect();
+        let needs: Vec<FileNeed> = (0..20000)
+            .map(|i| need(&format!("opt/f{i}"), "libc.so.6", "usr/lib/libc.so.6"))
+            .collect();
+        let e = FileEdges::new(&fs, &installed, &needs);
+        assert!(e.is_empty());
+        let few: Vec<&Package> = installed[..MAX_OWNERS].to_vec();
+        let e = FileEdges::new(&fs, &few, &needs);
+        assert_eq!(e.groups[UNOWNED].len(), 1, "one group per needed path");
+        assert_eq!(e.groups[UNOWNED][0].0.len(), MAX_OWNERS);
+    }
 }
