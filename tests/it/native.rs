@@ -214,6 +214,27 @@ fn aggressive_keeps_the_libraries_a_venv_built_from_source_loads() {
     database_is_sound(tag);
     assert_eq!(apt_leaves(work.path(), &r), left, "apt's installed set");
     run(docker().args(["rmi", tag]));
+
+    // Naming libpq5 is refused, with the file that needs it.
+    let policy = work.path().join("libpq.toml");
+    std::fs::write(
+        &policy,
+        "[packages]\nremove = [\"libpq5\", \"libpq-dev\"]\n",
+    )
+    .unwrap();
+    let (code, err) = run_fail(
+        ocislim()
+            .args(["squash", "--dry-run", "--policy"])
+            .arg(&policy)
+            .arg(&layout),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "libpq5 is needed by /opt/venv/lib/python3.11/site-packages/psycopg2/_psycopg"
+        ) && err.contains("(libpq.so.5)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -292,6 +313,14 @@ fn closure_keeps_what_the_loader_needs_to_find_a_usr_local_library() {
             "crc32(abc) = 352441c2\n"
         );
         run(docker().args(["rmi", tag]));
+    }
+    // Closure with the other shipped policies that compute deletions of their own
+    // (package removal, npm pruning, Python metadata): each agrees with it, nothing
+    // broken and no file rewritten that closure deleted.
+    for p in ["toolchain", "node", "python", "default"] {
+        run(ocislim()
+            .args(["squash", "--dry-run", "--policy", "closure", "--policy", p])
+            .arg(&layout));
     }
 }
 
