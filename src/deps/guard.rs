@@ -72,12 +72,10 @@ pub fn compare(
     elf: &ElfCache,
     was: Option<Analysis>,
 ) -> GuardReport {
+    let now = || analyze_with(after, config, false, libraries, elf);
     let (was, now) = match was {
-        Some(was) => (was, analyze_with(after, config, false, libraries, elf)),
-        None => rayon::join(
-            || self::before(before, config, libraries, elf),
-            || analyze_with(after, config, false, libraries, elf),
-        ),
+        Some(was) => (was, now()),
+        None => rayon::join(|| self::before(before, config, libraries, elf), now),
     };
     let old: BTreeSet<(&str, &str)> = was
         .broken

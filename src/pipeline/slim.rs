@@ -61,15 +61,9 @@ pub fn slim(
     warnings: &mut Vec<String>,
 ) -> Result<Slimmed> {
     let elf = ElfCache::default();
-    // The analysis of every file before the policy: package removal keeps what the
-    // files need, and the guard compares against it.
-    let was = policy.packages.as_ref().map(|_| {
-        crate::deps::guard::before(&TreeFs::new(tree, spools), config, &policy.libraries, &elf)
-    });
-    let fs = TreeFs::new(tree, spools);
-    let decided = decide(policy, (tree, &fs), config, &elf, was.as_ref())?;
-    drop(fs);
-    let (mut deleted, closure, npm) = (decided.deleted, decided.closure, decided.npm);
+    let decided = decide(policy, (tree, &TreeFs::new(tree, spools)), config, &elf)?;
+    let (mut deleted, closure, npm, was) =
+        (decided.deleted, decided.closure, decided.npm, decided.was);
     if let Some(n) = &npm {
         warnings.extend(n.warnings.iter().map(|w| format!("npm: {w}")));
     }
@@ -185,20 +179,26 @@ pub struct Decided {
     pub removal: Option<Removal>,
     /// What pruning npm's devDependencies did, when asked.
     pub npm: Option<PruneReport>,
+    /// The analysis of every file before the policy, when package removal read it
+    /// (the guard compares against it).
+    pub was: Option<Analysis>,
 }
 
 /// Decides by `policy` for the image whose merged tree is `tree`, its files read through `fs`
 /// and its config `config`: with closure mode, what the image needs is computed
 /// first (ELF files read through `elf`), then the package removal, which keeps what
-/// the kept files need (closure's kept files, or the analysis `was` of every file),
+/// the kept files need (closure's kept files, or by the analysis of every file),
 /// then [`PolicySet::decide`].
 fn decide(
     policy: &PolicySet,
     (tree, fs): (&Tree, &dyn Fs),
     config: &serde_json::Value,
     elf: &ElfCache,
-    was: Option<&Analysis>,
 ) -> Result<Decided> {
+    let was = policy
+        .packages
+        .as_ref()
+        .map(|_| crate::deps::guard::before(fs, config, &policy.libraries, elf));
     let closure = policy
         .closure
         .as_ref()
@@ -206,7 +206,7 @@ fn decide(
     let npm = policy.prunes_npm().then(|| crate::packages::npm::plan(fs));
     let removal = match &policy.packages {
         Some(p) => {
-            let needs = match (&closure, was) {
+            let needs = match (&closure, was.as_ref()) {
                 (Some(c), _) => closure_needs(fs, c),
                 (None, Some(a)) => {
                     // The needs of files the rules delete anyway do not count.
@@ -235,6 +235,7 @@ fn decide(
         closure: closure.map(|c| c.report),
         removal,
         npm: npm.map(|n| n.report),
+        was,
     })
 }
 
