@@ -314,6 +314,9 @@ fn squash_layers(o: &mut String, r: &SquashReport) {
         r.layers.len(),
         r.config_digest
     );
+    if !r.tags.is_empty() && r.output_format == "docker-archive" {
+        let _ = writeln!(o, "tagged {}", clean(&r.tags.join(", ")));
+    }
     let _ = writeln!(
         o,
         "  {:>3}  {:<19}  {:>10}  {:>10}  {:>7}  {:>10}  {:>10}",

@@ -110,7 +110,11 @@ pub struct OutputArgs {
     /// Compression level (gzip 0-9, zstd 1-22).
     #[arg(long)]
     pub level: Option<i32>,
-    /// Name the output image NAME[:TAG] (repeatable; default: the input's names).
+    /// Name the output image NAME[:TAG] (repeatable).
+    ///
+    /// Name the output image NAME[:TAG] (repeatable). Default: the input's names; for a
+    /// squash written as a docker archive (stdout included), each with `-slim` appended
+    /// to its tag (`app:1` becomes `app:1-slim`), so loading it never replaces the input.
     #[arg(long)]
     pub tag: Vec<String>,
 }

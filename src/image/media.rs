@@ -87,6 +87,20 @@ pub fn normalize_ref(r: &str) -> String {
     }
 }
 
+/// The name a slimmed image goes by where no `--tag` names it: the input's tag with
+/// `-slim` appended (`app:1` -> `app:1-slim`, `app` -> `app:latest-slim`), so that
+/// loading it never takes the input's own name; `None` for a digest reference.
+pub fn slim_name(r: &str) -> Option<String> {
+    let r = normalize_ref(r);
+    if r.contains('@') {
+        return None;
+    }
+    let (name, tag) = r.rsplit_once(':')?;
+    // A tag is at most 128 characters (ASCII, by the reference grammar).
+    let tag = &tag[..tag.len().min(128 - "-slim".len())];
+    Some(format!("{name}:{tag}-slim"))
+}
+
 /// The tag of a reference (`app:1` -> `1`), for `org.opencontainers.image.ref.name`.
 pub fn tag_of(r: &str) -> &str {
     let name_part = r.rsplit('/').next().unwrap_or(r);
@@ -208,6 +222,24 @@ fn path_component(p: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slimmed_image_gets_a_name_of_its_own() {
+        assert_eq!(slim_name("app:1").as_deref(), Some("app:1-slim"));
+        assert_eq!(slim_name("app").as_deref(), Some("app:latest-slim"));
+        assert_eq!(
+            slim_name("localhost:5000/team/app:2.1").as_deref(),
+            Some("localhost:5000/team/app:2.1-slim")
+        );
+        assert_eq!(
+            slim_name("docker.io/library/debian:12").as_deref(),
+            Some("debian:12-slim")
+        );
+        assert_eq!(slim_name(&format!("app@sha256:{}", "a".repeat(64))), None);
+        let long = slim_name(&format!("app:{}", "t".repeat(128))).unwrap();
+        assert_eq!(long.len(), "app:".len() + 128);
+    }
     use super::*;
 
     #[test]

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::image::config::{self, SquashNote};
 use crate::image::reader::{self, OpenOptions, SourceSpec};
 use crate::image::writer::{Dest, OutImage, OutLayer, OutputOptions, SideFile, Staging};
-use crate::image::{Format, Image};
+use crate::image::{Format, Image, media};
 use crate::layer::codec::{Compression, EncodeOptions};
 use crate::layer::index::EntryRec;
 use crate::layer::overlay::{self};
@@ -126,6 +126,9 @@ pub struct SquashReport {
     pub after: Sizes,
     /// The output config digest (image ID).
     pub config_digest: Digest,
+    /// The names the output goes by (a docker archive with no `--tag`: the input's
+    /// with `-slim` appended to each tag).
+    pub tags: Vec<String>,
     /// What the policy deleted.
     pub policy: PolicyOutcome,
     /// Whether nothing was written.
@@ -343,7 +346,11 @@ fn assemble(
     let layers = out_layers(&scans[..keep], image, docker, squashed);
     let config_bytes = out_config(opts, image, (keep, total), &written.diff_id, &mut warnings)?;
     let config_digest = Digest::of(&config_bytes);
-    let (tags, ref_names) = opts.output.names(format, image);
+    let (mut tags, ref_names) = opts.output.names(format, image);
+    if format == Format::DockerArchive && opts.output.tags.is_empty() {
+        // What an engine loads: never under the input's own names.
+        tags = tags.iter().filter_map(|t| media::slim_name(t)).collect();
+    }
     let (report_layers, before, after) = layer_outcomes(
         scans,
         spools,
@@ -380,6 +387,7 @@ fn assemble(
         rewritten: slimmed.rewritten,
         sbom: None,
         pushed: None,
+        tags: tags.clone(),
     };
     let out = OutImage {
         config: config_bytes,

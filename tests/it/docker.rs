@@ -133,6 +133,17 @@ fn docker_save_piped_through_ocislim_loads_back() {
             .unwrap()
     };
     assert_eq!(id("ocislim-test/pipe-src:1"), id("ocislim-test/pipe-out:1"));
+    // The README's headline without --tag: the slim image is loaded as NAME:TAG-slim,
+    // and the input keeps its ID and its tag.
+    let input = id("ocislim-test/pipe-src:1");
+    pipe("ocislim-test/pipe-src:1", &["squash", "-", "-o", "-"]);
+    assert_eq!(id("ocislim-test/pipe-src:1"), input);
+    assert_ne!(id("ocislim-test/pipe-src:1-slim"), input);
+    assert_eq!(
+        run_image("ocislim-test/pipe-src:1-slim"),
+        "fixture-ok\nmotd from layer 2\n"
+    );
+    run(docker().args(["rmi", "ocislim-test/pipe-src:1-slim"]));
     run(docker().args(["rmi", "ocislim-test/pipe-src:1", "ocislim-test/pipe-out:1"]));
 }
 
