@@ -240,7 +240,6 @@ mod tests {
         let long = slim_name(&format!("app:{}", "t".repeat(128))).unwrap();
         assert_eq!(long.len(), "app:".len() + 128);
     }
-    use super::*;
 
     #[test]
     fn references_follow_dockers_grammar() {
