@@ -280,21 +280,35 @@ pub fn squash_text(r: &SquashReport) -> String {
     );
     let _ = writeln!(
         o,
-        "before: {:>10} stored, {:>10} uncompressed",
+        "before: {:>10} stored, {:>10} tar",
         human_bytes(r.before.compressed),
         human_bytes(r.before.uncompressed)
     );
     let _ = writeln!(
         o,
-        "after:  {:>10} stored, {:>10} uncompressed ({:.1}% smaller stored){}",
+        "after:  {:>10} stored, {:>10} tar{}",
         human_bytes(r.after.compressed),
         human_bytes(r.after.uncompressed),
-        100.0 * (1.0 - r.after.compressed as f64 / r.before.compressed.max(1) as f64),
         if r.dry_run {
             "; dry run, nothing written"
         } else {
             ""
         }
+    );
+    let stored = match r.saved.stored_percent {
+        Some(p) => format!(
+            "{p:.1}% of the stored bytes (both {})",
+            r.squashed_compression
+        ),
+        None => format!(
+            "stored sizes not compared: the input is not all {} (`ocislim bench` compares them at one codec)",
+            r.squashed_compression
+        ),
+    };
+    let _ = writeln!(
+        o,
+        "saved:  {:.1}% of the tar bytes; {stored}",
+        r.saved.tar_percent
     );
     pushed_line(&mut o, r.pushed.as_ref());
     for w in &r.warnings {

@@ -124,6 +124,8 @@ pub struct SquashReport {
     pub before: Sizes,
     /// Sizes after.
     pub after: Sizes,
+    /// What the squash saved, like with like.
+    pub saved: Saved,
     /// The output config digest (image ID).
     pub config_digest: Digest,
     /// The names the output goes by (a docker archive with no `--tag`: the input's
@@ -166,6 +168,27 @@ pub struct SquashReport {
     /// For a registry destination, what the push did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pushed: Option<crate::image::remote::Pushed>,
+}
+
+/// What a squash saved, each figure comparing like with like.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Saved {
+    /// Percent of the plain tar bytes (what unpacks).
+    pub tar_percent: f64,
+    /// Percent of the stored bytes, when every input layer is stored with the output's
+    /// codec; `None` otherwise (a `docker save` input is stored plain: gzip output
+    /// against it would credit the codec; `bench` compares at one codec).
+    pub stored_percent: Option<f64>,
+}
+
+impl Saved {
+    fn of(before: Sizes, after: Sizes, like_stored: bool) -> Saved {
+        let pct = |a: u64, b: u64| 100.0 * (1.0 - a as f64 / b.max(1) as f64);
+        Saved {
+            tar_percent: pct(after.uncompressed, before.uncompressed),
+            stored_percent: like_stored.then(|| pct(after.compressed, before.compressed)),
+        }
+    }
 }
 
 /// A layer's scan, and its blob as copied when it is kept.
@@ -371,6 +394,11 @@ fn assemble(
         squashed_diff_id: written.diff_id,
         squashed_compression: codec.name(),
         squashed_entries: written.stats.entries,
+        saved: Saved::of(
+            before,
+            after,
+            scans.iter().all(|s| s.0.compression == codec),
+        ),
         before,
         after,
         config_digest,
