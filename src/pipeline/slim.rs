@@ -9,7 +9,7 @@ use crate::deps::guard::GuardReport;
 use crate::deps::loader::ElfCache;
 use crate::error::{Error, Result};
 use crate::layer::fs::TreeFs;
-use crate::layer::fs::{Fs, Stat};
+use crate::layer::fs::{Fs, Stat, resolve_trail};
 use crate::layer::index::EntryRec;
 use crate::layer::overlay::Tree;
 use crate::layer::synth::Rewrite;
@@ -21,7 +21,7 @@ use crate::packages::python::{PythonPlan, PythonReport};
 use crate::packages::remove::{Removal, RemovalReport};
 use crate::packages::settle::{SettleReport, Settled};
 use crate::policy::{Computed, PolicyOutcome, PolicySet};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// What a policy did to a merged tree.
 pub struct Slimmed {
@@ -229,7 +229,8 @@ fn decide(
         removal: removal.as_ref(),
         npm: npm.as_ref(),
     };
-    let deleted = policy.decide(tree, &computed)?;
+    let mut deleted = policy.decide(tree, &computed)?;
+    links_with_targets(policy, (tree, fs), &mut deleted);
     Ok(Decided {
         deleted,
         closure: closure.map(|c| c.report),
@@ -237,6 +238,46 @@ fn decide(
         npm: npm.map(|n| n.report),
         was,
     })
+}
+
+/// Symlinks every way of which leads into what the policy deletes (the
+/// `/etc/alternatives` links of deleted man pages) go with their targets, by the rule
+/// that deleted the target: left, each would dangle, and a warning on every run teaches
+/// users to ignore stderr. A link `[keep]` names, or one dangling in the input, stays.
+/// `deleted` lists every deleted path (a folder's content included), parents first.
+fn links_with_targets(
+    policy: &PolicySet,
+    (tree, fs): (&Tree, &dyn Fs),
+    deleted: &mut Vec<(Vec<u8>, usize)>,
+) {
+    if deleted.is_empty() {
+        return;
+    }
+    let by_path: HashMap<&[u8], usize> = deleted.iter().map(|(p, r)| (p.as_slice(), *r)).collect();
+    let mut links: Vec<(Vec<u8>, usize)> = Vec::new();
+    for p in tree.nodes.keys() {
+        if by_path.contains_key(p.as_slice())
+            || !matches!(fs.stat(p), Some(Stat::Symlink(_)))
+            || policy.keeps(p)
+        {
+            continue;
+        }
+        let mut rule = None;
+        let real = resolve_trail(fs, p, &mut |l| {
+            if l != p.as_slice() {
+                rule = rule.or_else(|| by_path.get(l).copied());
+            }
+        });
+        if let Some(r) = rule.or_else(|| real.as_deref().and_then(|r| by_path.get(r).copied())) {
+            links.push((p.clone(), r));
+        }
+    }
+    if links.is_empty() {
+        return;
+    }
+    drop(by_path);
+    deleted.extend(links);
+    deleted.sort_by(|a, b| a.0.split(|&c| c == b'/').cmp(b.0.split(|&c| c == b'/')));
 }
 
 /// The analysis' needs of the files not `gone`, as package removal reads them.

@@ -163,6 +163,11 @@ impl PolicySet {
         self.packages.is_some() || self.npm_rule.is_some()
     }
 
+    /// Whether a global `[keep]` glob names `p` itself.
+    pub fn keeps(&self, p: &[u8]) -> bool {
+        !self.keep.is_empty() && self.keep.is_match(os(p))
+    }
+
     /// The rules, in order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
