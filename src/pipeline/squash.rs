@@ -350,12 +350,7 @@ fn assemble(
     slimmed: Slimmed,
     mut warnings: Vec<String>,
 ) -> Result<(OutImage, SquashReport)> {
-    let Input {
-        image,
-        scans,
-        spools,
-        keep,
-    } = *input;
+    let (image, scans, spools, keep) = (input.image, input.scans, input.spools, input.keep);
     let total = image.layers.len();
     let mut codecs: Vec<Compression> = scans[..keep].iter().map(|s| s.0.compression).collect();
     codecs.push(codec);
@@ -369,11 +364,7 @@ fn assemble(
     let layers = out_layers(&scans[..keep], image, docker, squashed);
     let config_bytes = out_config(opts, image, (keep, total), &written.diff_id, &mut warnings)?;
     let config_digest = Digest::of(&config_bytes);
-    let (mut tags, ref_names) = opts.output.names(format, image);
-    if format == Format::DockerArchive && opts.output.tags.is_empty() {
-        // What an engine loads: never under the input's own names.
-        tags = tags.iter().filter_map(|t| media::slim_name(t)).collect();
-    }
+    let (tags, ref_names) = output_names(opts, format, image);
     let (report_layers, before, after) = layer_outcomes(
         scans,
         spools,
@@ -428,6 +419,20 @@ fn assemble(
         attached: Vec::new(),
     };
     Ok((out, report))
+}
+
+/// The output's names and layout ref names ([`OutputOptions::names`]); what an engine
+/// loads (a docker archive) never under the input's own names: `NAME:TAG-slim` unless
+/// `--tag` names it.
+fn output_names(opts: &SquashOptions, format: Format, image: &Image) -> (Vec<String>, Vec<String>) {
+    let (tags, ref_names) = opts.output.names(format, image);
+    if format != Format::DockerArchive || !opts.output.tags.is_empty() {
+        return (tags, ref_names);
+    }
+    (
+        tags.iter().filter_map(|t| media::slim_name(t)).collect(),
+        ref_names,
+    )
 }
 
 /// The output's layers: the kept ones as the input stores them (a dry run copies
