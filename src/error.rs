@@ -203,10 +203,25 @@ impl Error {
         }
     }
 
-    /// The exit code for this error: 2 for usage errors, 1 otherwise.
+    /// The message a person reads: the error, and for a full disk (ENOSPC, wherever it
+    /// surfaced: a staged blob, a layer's spool) which disks ocislim writes to.
+    pub fn message(&self) -> String {
+        let text = format!("{self:#}");
+        if !text.contains("os error 28") && !text.contains("No space left on device") {
+            return text;
+        }
+        format!(
+            "no space left on device: free space in the output's folder (the image is staged beside it) or in the temporary folder {} (layers are decompressed there; set TMPDIR to move it) [{text}]",
+            std::env::temp_dir().display()
+        )
+    }
+
+    /// The exit code for this error: 2 for usage and policy errors (the command line
+    /// or a policy it names cannot be carried out: nothing was read or written), 1
+    /// otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) => 2,
+            Error::Usage(_) | Error::Policy { .. } => 2,
             _ => 1,
         }
     }

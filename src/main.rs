@@ -48,8 +48,7 @@ fn print(text: &str, to_stdout: bool) {
 
 /// Prints `err` on one line, its control characters escaped, and exits with its status.
 fn fail(err: &Error) -> ! {
-    let text = format!("{err:#}");
-    eprintln!("error: {}", ocislim::escape::one_line(&text));
+    eprintln!("error: {}", ocislim::escape::one_line(&err.message()));
     std::process::exit(err.exit_code());
 }
 

@@ -58,9 +58,22 @@ pub struct RegistryArgs {
     /// default: no limit beyond each request's own).
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
-    /// Require HTTPS and a verified certificate; false also allows plain HTTP.
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Require HTTPS and a verified certificate; =false also allows plain HTTP.
+    ///
+    /// Require HTTPS and a verified certificate (the default); --tls-verify=false
+    /// accepts any certificate and plain HTTP. As skopeo: the bare flag means true, a
+    /// value follows `=`.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub tls_verify: bool,
+    /// --tls-verify for the source registry only.
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub src_tls_verify: Option<bool>,
+    /// --tls-verify for the destination registry only.
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub dest_tls_verify: Option<bool>,
     /// Trust the CA certificates (*.crt) in this folder.
     ///
     /// Trust the CA certificates (*.crt) in this folder (default:
@@ -79,10 +92,12 @@ impl RegistryArgs {
             src: Side {
                 creds: creds(&self.src_creds, "--src-creds").transpose()?,
                 authfile: self.src_authfile.clone(),
+                tls_verify: self.src_tls_verify,
             },
             dest: Side {
                 creds: creds(&self.dest_creds, "--dest-creds").transpose()?,
                 authfile: self.dest_authfile.clone(),
+                tls_verify: self.dest_tls_verify,
             },
             insecure: !self.tls_verify,
             cert_dir: self.cert_dir.clone(),

@@ -12,7 +12,8 @@ use ocislim::layer::codec::Compression;
 use ocislim::report::TableFormat;
 
 /// Printed under every command's help.
-pub const EXIT_CODES: &str = "Exit status: 0 done, 1 failed, 2 usage error.";
+pub const EXIT_CODES: &str =
+    "Exit status: 0 done, 1 failed, 2 usage or policy error (nothing written).";
 
 /// Make existing container images smaller.
 #[derive(Parser)]

@@ -75,6 +75,8 @@ pub struct Side {
     pub creds: Option<(String, String)>,
     /// `--src-authfile` / `--dest-authfile`.
     pub authfile: Option<PathBuf>,
+    /// `--src-tls-verify` / `--dest-tls-verify`, instead of `--tls-verify`.
+    pub tls_verify: Option<bool>,
 }
 
 impl Access {
@@ -128,6 +130,9 @@ impl Access {
         if side.creds.is_some() || side.authfile.is_some() {
             a.creds = side.creds.clone();
             a.authfile = side.authfile.clone();
+        }
+        if let Some(verify) = side.tls_verify {
+            a.insecure = !verify;
         }
         a.src = Side::default();
         a.dest = Side::default();

@@ -190,6 +190,11 @@ impl Store {
 
 /// Opens `path` as a store: a directory as itself, a file as an indexed tar.
 pub fn open_path(path: &Path) -> Result<Store> {
+    if let Err(e) = std::fs::metadata(path)
+        && e.kind() == io::ErrorKind::NotFound
+    {
+        return Err(no_such_file(path));
+    }
     let meta = fs_err::metadata(path)?;
     if meta.is_dir() {
         return Ok(Store::Dir(path.to_path_buf()));
@@ -197,6 +202,28 @@ pub fn open_path(path: &Path) -> Result<Store> {
     let what = path.display().to_string();
     let file = decompressed(fs_err::File::open(path)?.into_parts().0, &what)?;
     Ok(Store::Tar(TarStore::index(file, &what)?))
+}
+
+/// A path that names nothing, in a person's words: one that reads as an image name
+/// (`lab/debian:bookworm`) was likely meant for the engine or a registry.
+fn no_such_file(path: &Path) -> Error {
+    use std::os::unix::ffi::OsStrExt;
+    let p = crate::escape::escape(path.as_os_str().as_bytes());
+    let looks_like_image = !path.is_absolute()
+        && !p.starts_with('.')
+        && p.contains(':')
+        && crate::image::media::reference_problem(&p).is_none();
+    let hint = if looks_like_image {
+        format!(
+            "; an image in the Docker engine? write docker-daemon:{p} (a registry: docker://HOST/{p})"
+        )
+    } else {
+        String::new()
+    };
+    Error::Io(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no such file: {p}{hint}"),
+    ))
 }
 
 /// xz's stream magic (the `.xz` format, section 2.1.1.1).

@@ -28,9 +28,19 @@ pub fn ping() -> Result<()> {
     engine("docker-daemon:").map(drop)
 }
 
-/// `docker save NAME`, into an anonymous temporary file.
+/// `docker save NAME`, into an anonymous temporary file. A NAME without a tag or digest
+/// means `NAME:latest`, as `docker run NAME` reads it (`docker save NAME` would save
+/// every tag of the repository).
 pub fn export(name: &str) -> Result<File> {
     let what = format!("docker-daemon:{name}");
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let latest;
+    let name = if last.contains(':') || last.contains('@') {
+        name
+    } else {
+        latest = format!("{name}:latest");
+        &latest
+    };
     let docker = engine(&what)?;
     let mut file = tempfile::tempfile()?;
     {

@@ -98,6 +98,19 @@ fn transient(e: &reqwest::Error) -> bool {
     !tls && (e.is_connect() || e.is_timeout() || e.is_body() || e.is_request())
 }
 
+/// What a person can do about a TLS failure: a registry that answers plain HTTP
+/// (rustls reads its reply as a corrupt record) wants `--tls-verify=false`.
+fn hint(e: &reqwest::Error) -> &'static str {
+    let text = with_causes(e);
+    if text.contains("InvalidContentType") || text.contains("corrupt message") {
+        "; the registry answered plain HTTP: add --tls-verify=false (or --src-tls-verify=false, --dest-tls-verify=false)"
+    } else if text.contains("certificate") {
+        "; its certificate is not trusted: add --cert-dir DIR with its CA, or --tls-verify=false"
+    } else {
+        ""
+    }
+}
+
 /// An error with its causes, on one line.
 pub fn with_causes(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -268,7 +281,11 @@ impl Http {
             Ok(Err(e)) => Err(Failure {
                 unreachable: e.is_connect(),
                 transient: transient(&e),
-                error: self.error(format!("{what}{}", escape(with_causes(&e).as_bytes()))),
+                error: self.error(format!(
+                    "{what}{}{}",
+                    escape(with_causes(&e).as_bytes()),
+                    hint(&e)
+                )),
             }),
             Err(_) => Err(Failure::again(
                 self.error(format!("{what}no reply within {} s", limit.as_secs())),

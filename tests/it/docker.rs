@@ -143,7 +143,28 @@ fn docker_save_piped_through_ocislim_loads_back() {
         run_image("ocislim-test/pipe-src:1-slim"),
         "fixture-ok\nmotd from layer 2\n"
     );
-    run(docker().args(["rmi", "ocislim-test/pipe-src:1-slim"]));
+    // docker-daemon:NAME means NAME:latest, as `docker run NAME` does, though the
+    // repository holds two images now (1 and 1-slim).
+    run(docker().args([
+        "tag",
+        "ocislim-test/pipe-src:1",
+        "ocislim-test/pipe-src:latest",
+    ]));
+    let out = run(Command::new(OCISLIM).args([
+        "inspect",
+        "--json",
+        "docker-daemon:ocislim-test/pipe-src",
+    ]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["tags"],
+        serde_json::json!(["ocislim-test/pipe-src:latest"])
+    );
+    run(docker().args([
+        "rmi",
+        "ocislim-test/pipe-src:1-slim",
+        "ocislim-test/pipe-src:latest",
+    ]));
     run(docker().args(["rmi", "ocislim-test/pipe-src:1", "ocislim-test/pipe-out:1"]));
 }
 

@@ -11,6 +11,7 @@ mod corrupt;
 mod debian;
 mod dialects;
 mod docker;
+mod errors;
 mod fixtures;
 mod hostile;
 mod hostile2;
