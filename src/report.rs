@@ -703,12 +703,28 @@ pub fn check_text(r: &crate::command::check::CheckReport) -> String {
     for b in &r.analysis.broken {
         let _ = writeln!(o, "{} needs {}: {}", b.who, b.needs, b.why);
     }
+    for (what, list) in [
+        ("ignored", &r.ignored),
+        ("broken in the baseline too", &r.broken_in_baseline),
+    ] {
+        for b in list {
+            let _ = writeln!(o, "{what}: {} needs {}: {}", b.who, b.needs, b.why);
+        }
+    }
     let _ = writeln!(
         o,
-        "{} ELF files and {} scripts checked, {} broken references",
+        "{} ELF files and {} scripts checked, {} broken references{}{}",
         r.analysis.elf_files,
         r.analysis.scripts,
-        r.analysis.broken.len()
+        r.analysis.broken.len(),
+        match r.ignored.len() {
+            0 => String::new(),
+            n => format!(", {n} ignored"),
+        },
+        match r.broken_in_baseline.len() {
+            0 => String::new(),
+            n => format!(", {n} broken in the baseline too"),
+        }
     );
     o
 }

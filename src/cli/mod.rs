@@ -201,6 +201,24 @@ pub struct CheckArgs {
     /// `ld.so --list` prints them.
     #[arg(long)]
     pub loads: bool,
+    /// Fail only on references broken here and not in IMAGE (a slim's input).
+    ///
+    /// Fail only on references broken here and not in IMAGE: for a gate on a slimmed
+    /// image, its input as the baseline (what the squash guard judges); the others are
+    /// reported as broken in the baseline.
+    #[arg(long, value_name = "IMAGE")]
+    pub baseline: Option<String>,
+    /// Report the broken references of files GLOB names as ignored (repeatable).
+    ///
+    /// Report the broken references of files GLOB names as ignored, not failing
+    /// (repeatable; `usr/lib/python3*/cgi.py`). A policy's `[check] ignore` globs add
+    /// to them through --policy.
+    #[arg(long, value_name = "GLOB")]
+    pub ignore: Vec<String>,
+    /// Read `[check] ignore` from these policies (a built-in name or a TOML file;
+    /// repeatable).
+    #[arg(long)]
+    pub policy: Vec<String>,
 }
 
 // `ocislim packages`'s arguments (no doc comment: clap would take it for the about).

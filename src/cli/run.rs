@@ -18,6 +18,29 @@ use ocislim::policy;
 use ocislim::progress::Progress;
 use ocislim::report;
 
+/// `check`: the image's broken references; a gate failing on those neither ignored
+/// nor broken in the baseline.
+fn check_command(a: CheckArgs, ctx: &Ctx) -> Result<Printed, Error> {
+    let (_, set) = policies(&a.policy)?;
+    let mut ignore = a.ignore;
+    ignore.extend(set.check_ignore.iter().cloned());
+    let open = a.src.open_options()?;
+    let opts = check::CheckOptions {
+        list_loads: a.loads,
+        ignore,
+        baseline: a
+            .baseline
+            .map(|b| (ocislim::image::reader::SourceSpec::parse(&b), open.clone())),
+    };
+    let r = check::check(&a.src.spec(), &open, &opts, ctx.jobs, &ctx.progress)?;
+    let n = r.analysis.broken.len();
+    Ok(Printed {
+        text: shown(a.json, &r, report::check_text),
+        failed: (n > 0).then(|| format!("{n} broken references")),
+        notes: String::new(),
+    })
+}
+
 /// What a command prints, and, for a gate that failed (`check`, `inspect --fail-under`),
 /// why the run fails after printing it.
 pub struct Printed {
@@ -64,21 +87,7 @@ pub fn run(cli: Cli) -> Result<Printed, Error> {
     Ok(match cli.command {
         Command::Squash(a) => squash_command(a, ctx)?.into(),
         Command::Inspect(a) => inspect_command(a, &ctx)?,
-        Command::Check(CheckArgs { src, json, loads }) => {
-            let r = check::check(
-                &src.spec(),
-                &src.open_options()?,
-                loads,
-                jobs,
-                &ctx.progress,
-            )?;
-            let n = r.analysis.broken.len();
-            Printed {
-                text: shown(json, &r, report::check_text),
-                failed: (n > 0).then(|| format!("{n} broken references")),
-                notes: String::new(),
-            }
-        }
+        Command::Check(a) => check_command(a, &ctx)?,
         Command::Packages(PackagesArgs { src, json }) => {
             let l = packages::packages(&src.spec(), &src.open_options()?, jobs, &ctx.progress)?;
             shown(json, &l, report::packages_text).into()

@@ -77,6 +77,9 @@ pub struct PolicySet {
     pub(super) emptied_rule: Option<usize>,
     /// Libraries opened by name at run time, for the guard and the closure.
     pub libraries: Vec<String>,
+    /// `[check] ignore`: path globs of files whose broken references `check` reports
+    /// as ignored, not failing.
+    pub check_ignore: Vec<String>,
     /// Each policy file read, with its text, in the order read (`extends` first): what
     /// the record of a slim quotes.
     pub sources: Vec<(String, String)>,
@@ -135,6 +138,7 @@ impl PolicySet {
             local_keep_rule: Vec::new(),
             keep: GlobSet::empty(),
             keep_globs: Vec::new(),
+            check_ignore: Vec::new(),
             warnings: Vec::new(),
             closure: None,
             closure_rule: None,

@@ -16,6 +16,8 @@
 //! presets = ["default", "tzdata"]     # runtime presets (deps::closure::PRESETS)
 //! [runtime]
 //! libraries = ["libfoo.so.1"]         # opened by name at run time (dlopen)
+//! [check]
+//! ignore = ["usr/lib/python3*/cgi.py"] # broken references `check` reports as ignored
 //! [packages]
 //! remove = ["build-essential", "*-dev"]   # dpkg packages, by name glob (packages::remove)
 //! remove-unless-needed = ["gcc-*"]   # only those no kept package needs
@@ -83,6 +85,14 @@ struct PolicyFile {
     runtime: Option<RuntimeFile>,
     packages: Option<PackagesFile>,
     npm: Option<NpmFile>,
+    check: Option<CheckFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckFile {
+    #[serde(default)]
+    ignore: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -182,6 +192,9 @@ pub struct PolicySetBuilder {
     packages: Option<PackagesSpec>,
     /// `[npm] omit-dev`.
     npm_omit_dev: bool,
+    /// `[check] ignore`: path globs of files whose broken references `check` reports
+    /// as ignored.
+    check_ignore: Vec<String>,
     /// Every policy loaded so far: one reached again through `extends` (a diamond) is
     /// loaded once, so loading costs the policies' size, not the number of paths.
     loaded: BTreeSet<String>,
@@ -403,7 +416,8 @@ impl PolicySetBuilder {
         Ok(())
     }
 
-    /// A file's tables: `[keep]`, `[closure]`, `[packages]`, `[npm]`, `[runtime]`.
+    /// A file's tables: `[keep]`, `[closure]`, `[packages]`, `[npm]`, `[runtime]`,
+    /// `[check]`.
     fn add_tables(&mut self, file: &str, text: &str, parsed: PolicyFile) -> Result<()> {
         for g in parsed.keep.map(|k| k.paths).unwrap_or_default() {
             self.check_glob(file, text, "[keep]", &g)?;
@@ -426,6 +440,12 @@ impl PolicySetBuilder {
         }
         if let Some(n) = parsed.npm {
             self.npm_omit_dev |= n.omit_dev;
+        }
+        for g in parsed.check.map(|c| c.ignore).unwrap_or_default() {
+            self.check_glob(file, text, "[check]", &g)?;
+            if !self.check_ignore.contains(&g) {
+                self.check_ignore.push(g);
+            }
         }
         for l in parsed.runtime.map(|r| r.libraries).unwrap_or_default() {
             if l.is_empty() || l.contains('/') {
@@ -526,6 +546,11 @@ impl PolicySetBuilder {
     /// Libraries opened by name at run time (`[runtime] libraries`).
     pub fn libraries(&self) -> &[String] {
         &self.libraries
+    }
+
+    /// `[check] ignore` globs.
+    pub fn check_ignore(&self) -> &[String] {
+        &self.check_ignore
     }
 
     // Long: the compiled policy's fields, one block per computed rule (packages, npm,
@@ -633,6 +658,7 @@ impl PolicySetBuilder {
             packages_rule,
             npm_rule,
             libraries: self.libraries.clone(),
+            check_ignore: self.check_ignore.clone(),
             rules,
             delete,
             delete_rule,

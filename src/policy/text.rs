@@ -92,6 +92,9 @@ pub fn show(name: &str, b: &PolicySetBuilder) -> String {
     if b.npm_omit_dev() {
         o += "\n# prune devDependencies, as npm prune --omit=dev\n[npm]\nomit-dev = true\n";
     }
+    if !b.check_ignore().is_empty() {
+        o += &format!("\n[check]\nignore = {}\n", strings(b.check_ignore()));
+    }
     if !b.libraries().is_empty() {
         o += &format!("\n[runtime]\nlibraries = {}\n", strings(b.libraries()));
     }

@@ -481,3 +481,73 @@ fn deleting_a_library_glibc_opens_by_name_is_refused() {
         "{err}"
     );
 }
+
+/// `check` as a CI gate on a Debian image, which ships two broken references of its own
+/// (cgi.py's `#!/usr/local/bin/python`, an example's `#!/usr/bin/make -f`): it fails
+/// there; `--ignore` globs and a policy's `[check] ignore` report them as ignored; on
+/// a slim of the image, `--baseline INPUT` fails only on what the slim broke (nothing
+/// for `default`) and reports the rest as broken in the baseline too.
+#[test]
+fn check_gates_ci_with_a_baseline_and_ignore_globs() {
+    let w = scratch();
+    let dir = w.path().join("img");
+    Spec::parse("tag gate:1\nconfig Cmd=[\"/usr/bin/python3\"]\nlayer\n").write_layout_of(
+        &dir,
+        vec![std::fs::read(debian_rootfs()).unwrap()],
+        true,
+    );
+    let (code, v) = check_json(&dir, &[]);
+    assert_eq!(
+        (code, v["broken"].as_array().unwrap().len()),
+        (1, 2),
+        "{v:#}"
+    );
+
+    let (code, v) = check_json(
+        &dir,
+        &[
+            "--ignore",
+            "usr/lib/python3*/cgi.py",
+            "--ignore",
+            "/usr/share/doc/**",
+        ],
+    );
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(
+        (
+            v["broken"].as_array().unwrap().len(),
+            v["ignored"].as_array().unwrap().len()
+        ),
+        (0, 2)
+    );
+
+    let policy = w.path().join("gate.toml");
+    std::fs::write(&policy, "[check]\nignore = [\"usr/lib/python3*/cgi.py\"]\n").unwrap();
+    let (code, v) = check_json(&dir, &["--policy", policy.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_eq!(v["ignored"][0]["who"], "/usr/lib/python3.11/cgi.py");
+    run(ocislim().args(["policy", "check"]).arg(&policy));
+
+    let slim = w.path().join("slim");
+    run(ocislim()
+        .args(["squash", "--policy", "default"])
+        .arg(&dir)
+        .arg("-o")
+        .arg(format!("oci:{}:1", slim.display())));
+    let (code, v) = check_json(&slim, &["--baseline", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(
+        !v["broken_in_baseline"].as_array().unwrap().is_empty(),
+        "{v:#}"
+    );
+    let text = run(ocislim()
+        .arg("check")
+        .arg(&slim)
+        .args(["--baseline", dir.to_str().unwrap()]));
+    assert!(
+        String::from_utf8_lossy(&text.stdout)
+            .contains("broken in the baseline too: /usr/lib/python3.11/cgi.py"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+}
