@@ -129,7 +129,7 @@ fn policy_extends_diamonds_chains_and_floods_are_bounded() {
     }
     std::fs::write(p("c40.toml".into()), "").unwrap();
     let (code, err) = run_fail(ocislim().args(["policy", "check"]).arg(p("c0.toml".into())));
-    assert_eq!(code, 1, "{err}");
+    assert_eq!(code, 2, "a policy error: {err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("extends nested deeper than 32"), "{err}");
     // 200k rule tables: refused by size, before the parse.
@@ -143,7 +143,7 @@ fn policy_extends_diamonds_chains_and_floods_are_bounded() {
             .arg(p("flood.toml".into())),
     );
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(o.status.code(), Some(2), "a policy error: {err}");
     assert!(
         err.contains("flood.toml") && err.contains("larger than"),
         "{err}"

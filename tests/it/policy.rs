@@ -353,6 +353,7 @@ fn policy_deleting_a_base_layer_path_above_a_kept_base_writes_a_whiteout_and_rep
 fn bad_policies_are_refused_before_any_image_byte_is_read() {
     let w = scratch();
     // The source does not exist: a policy error proves the policy was checked first.
+    // Every policy error is a usage error (exit 2).
     let src = w.path().join("no-such-image.tar");
     let cases: [(&str, &str, i32, &[&str]); 4] = [
         (
@@ -364,19 +365,19 @@ fn bad_policies_are_refused_before_any_image_byte_is_read() {
         (
             "glob",
             "[[rule]]\nid = \"bad\"\ndelete = [\"ok/**\", \"a/[b\"]\n",
-            1,
+            2,
             &["p.toml:3", "rule bad", "glob \"a/[b\"", "unclosed"],
         ),
         (
             "key",
             "[[rule]]\nid = \"x\"\ndelete = []\ndeletes = [\"a\"]\n",
-            1,
+            2,
             &["p.toml:4", "unknown field `deletes`"],
         ),
         (
             "cycle",
             "extends = [\"./p.toml\"]\n",
-            1,
+            2,
             &["extends cycle", "p.toml -> "],
         ),
     ];

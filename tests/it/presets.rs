@@ -56,7 +56,10 @@ fn tar_paths(tar: &Path) -> BTreeMap<String, Option<String>> {
 type MustKeep = (&'static str, fn(&str) -> bool);
 
 const MUST_KEEP: &[MustKeep] = &[
-    ("everything in /etc", |p| p.starts_with("etc/")),
+    // But the alternatives of man pages, which go with the pages they point to.
+    ("everything in /etc", |p| {
+        p.starts_with("etc/") && !(p.starts_with("etc/alternatives/") && p.ends_with(".gz"))
+    }),
     ("copyright files", |p| {
         p.starts_with("usr/share/doc/") && p.matches('/').count() == 4 && p.ends_with("/copyright")
     }),
