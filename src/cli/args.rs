@@ -170,19 +170,50 @@ pub fn parse_platform(p: Option<&str>) -> Result<Option<Platform>, Error> {
 }
 
 /// The named policies combined into one, and the builder that read them.
-pub fn policies(names: &[String]) -> Result<(PolicySetBuilder, PolicySet), Error> {
+pub fn policies(
+    names: &[String],
+    globs: &GlobArgs,
+) -> Result<(PolicySetBuilder, PolicySet), Error> {
     let mut b = PolicySetBuilder::default();
     for n in names {
         b.add(n)?;
     }
+    b.add_flags(&globs.keep, &globs.delete)?;
     let set = b.build()?;
     Ok((b, set))
 }
 
-/// Each named policy compiled on its own (inspect and bench compare them).
-pub fn each_policy(names: &[String]) -> Result<Vec<PolicySet>, Error> {
+/// Each named policy compiled on its own (inspect and bench compare them), the
+/// `--keep`/`--delete` globs added to each; the globs alone when no policy is named.
+pub fn each_policy(names: &[String], globs: &GlobArgs) -> Result<Vec<PolicySet>, Error> {
+    if names.is_empty() && !globs.is_empty() {
+        return Ok(vec![policies(&[], globs)?.1]);
+    }
     names
         .iter()
-        .map(|n| policies(std::slice::from_ref(n)).map(|(_, set)| set))
+        .map(|n| policies(std::slice::from_ref(n), globs).map(|(_, set)| set))
         .collect()
+}
+
+/// `--keep GLOB` and `--delete GLOB`: a one-off policy on the command line.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct GlobArgs {
+    /// Keep what GLOB names, whatever the policies delete (repeatable).
+    ///
+    /// Keep what GLOB names (a path from the image root, `srv/cache/**`), whatever the
+    /// policies delete: a global `[keep]` glob of a policy file (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub keep: Vec<String>,
+    /// Delete what GLOB names too (repeatable; the rule cli-delete).
+    ///
+    /// Delete what GLOB names too (a path from the image root, `opt/app/tests/**`),
+    /// by one rule, `cli-delete`, as a policy file's `[[rule]] delete` (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub delete: Vec<String>,
+}
+
+impl GlobArgs {
+    fn is_empty(&self) -> bool {
+        self.keep.is_empty() && self.delete.is_empty()
+    }
 }

@@ -5,7 +5,7 @@ pub mod args;
 pub mod docs;
 pub mod run;
 
-use args::{OutputArgs, SourceArgs};
+use args::{GlobArgs, OutputArgs, SourceArgs};
 use clap::{Parser, Subcommand};
 use ocislim::image::writer::OutputOptions;
 use ocislim::layer::codec::Compression;
@@ -113,6 +113,8 @@ pub struct SquashArgs {
     /// repeatable, they combine. `none` is a pure squash.
     #[arg(long, default_value = "default", value_name = "NAME|FILE")]
     pub policy: Vec<String>,
+    #[command(flatten)]
+    pub globs: GlobArgs,
     /// Compute and report everything, write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -178,6 +180,8 @@ pub struct InspectArgs {
     /// on its own).
     #[arg(long, value_name = "NAME|FILE")]
     pub policy: Vec<String>,
+    #[command(flatten)]
+    pub globs: GlobArgs,
     /// Exit 1 when the efficiency (merged / stored file data, 0 to 1) is under this.
     #[arg(long, value_name = "EFFICIENCY")]
     pub fail_under: Option<f64>,
@@ -253,6 +257,8 @@ pub struct BenchArgs {
     /// built-in policy).
     #[arg(long, value_name = "NAME|FILE")]
     pub policy: Vec<String>,
+    #[command(flatten)]
+    pub globs: GlobArgs,
     /// Output format.
     #[arg(long, default_value = "table")]
     pub format: TableFormat,

@@ -21,7 +21,7 @@ use ocislim::report;
 /// `check`: the image's broken references; a gate failing on those neither ignored
 /// nor broken in the baseline.
 fn check_command(a: CheckArgs, ctx: &Ctx) -> Result<Printed, Error> {
-    let (_, set) = policies(&a.policy)?;
+    let (_, set) = policies(&a.policy, &Default::default())?;
     let mut ignore = a.ignore;
     ignore.extend(set.check_ignore.iter().cloned());
     let open = a.src.open_options()?;
@@ -144,7 +144,7 @@ fn timestamp(given: Option<u64>) -> Result<Option<u64>, Error> {
 
 fn squash_command(a: SquashArgs, ctx: Ctx) -> Result<String, Error> {
     // Policies are parsed and compiled before any image byte is read.
-    let (_, policy) = policies(&a.policy)?;
+    let (_, policy) = policies(&a.policy, &a.globs)?;
     let keep = match (a.keep_layers, a.base) {
         (Some(n), _) => Keep::Layers(n),
         (None, Some(b)) => Keep::Base(SourceSpec::parse(&b)),
@@ -210,7 +210,11 @@ fn bench_command(a: BenchArgs, ctx: Ctx) -> Result<String, Error> {
         a.policy
     };
     // Policies are compiled before any image byte is read.
-    let policies = names.iter().cloned().zip(each_policy(&names)?).collect();
+    let policies = names
+        .iter()
+        .cloned()
+        .zip(each_policy(&names, &a.globs)?)
+        .collect();
     // Registry images are reached with the ambient credentials.
     let open = OpenOptions {
         platform: parse_platform(a.platform.as_deref())?,
@@ -254,7 +258,7 @@ fn bench_command(a: BenchArgs, ctx: Ctx) -> Result<String, Error> {
 fn inspect_command(a: InspectArgs, ctx: &Ctx) -> Result<Printed, Error> {
     let (src, policy) = (&a.src, &a.policy);
     // Policies are compiled before any image byte is read.
-    let policies = each_policy(policy)?;
+    let policies = each_policy(policy, &a.globs)?;
     if let Some(p) = policies.iter().find(|p| p.reads_contents()) {
         return Err(Error::Usage(format!(
             "policy {}: closure mode and package removal read the files' contents; measure it with \

@@ -152,6 +152,8 @@ struct KeepFile {
 enum Origin {
     Builtin(&'static str),
     File(PathBuf),
+    /// `--keep GLOB` and `--delete GLOB` on the command line, as one policy's text.
+    Flags(String),
 }
 
 impl Origin {
@@ -159,6 +161,7 @@ impl Origin {
         match self {
             Origin::Builtin(n) => format!("built-in policy {n}"),
             Origin::File(p) => p.display().to_string(),
+            Origin::Flags(_) => "--keep/--delete".into(),
         }
     }
 }
@@ -278,6 +281,35 @@ impl PolicySetBuilder {
         Ok(self)
     }
 
+    /// Adds `--keep GLOB`s (global keep globs, as `[keep] paths`) and `--delete GLOB`s
+    /// (one rule, `cli-delete`), for a one-off: checked and recorded as a policy file
+    /// would be.
+    pub fn add_flags(&mut self, keep: &[String], delete: &[String]) -> Result<&mut Self> {
+        if keep.is_empty() && delete.is_empty() {
+            return Ok(self);
+        }
+        let list = |globs: &[String]| -> String {
+            let quoted: Vec<String> = globs
+                .iter()
+                .map(|g| toml::Value::String(g.clone()).to_string())
+                .collect();
+            format!("[{}]", quoted.join(", "))
+        };
+        let mut text = String::new();
+        if !delete.is_empty() {
+            text += &format!(
+                "[[rule]]\nid = \"cli-delete\"\nreason = \"--delete on the command line\"\ndelete = {}\n",
+                list(delete)
+            );
+        }
+        if !keep.is_empty() {
+            text += &format!("[keep]\npaths = {}\n", list(keep));
+        }
+        self.names.push("--keep/--delete".into());
+        self.load(Origin::Flags(text), &mut Vec::new())?;
+        Ok(self)
+    }
+
     fn load(&mut self, origin: Origin, stack: &mut Vec<Origin>) -> Result<()> {
         if !self.enter(&origin, stack)? {
             return Ok(());
@@ -290,6 +322,7 @@ impl PolicySetBuilder {
                 .map(|(_, t)| t.to_string())
                 .expect("resolved built-in"),
             Origin::File(p) => read_policy_file(p)?,
+            Origin::Flags(text) => text.clone(),
         };
         let mut parsed: PolicyFile = toml::from_str(&text).map_err(|e| {
             let line = e
@@ -300,7 +333,7 @@ impl PolicySetBuilder {
         stack.push(origin.clone());
         let base = match &origin {
             Origin::File(p) => p.parent().map(Path::to_path_buf),
-            Origin::Builtin(_) => None,
+            Origin::Builtin(_) | Origin::Flags(_) => None,
         };
         for parent in &parsed.extends {
             let o = resolve(parent, base.as_deref()).map_err(|e| match e {

@@ -252,9 +252,13 @@ fn a_ref_name_without_a_docker_name_is_kept_as_it_is() {
         .arg(format!("oci:{}:app", layout.display()))
         .args(["--format", "docker-archive", "-o"])
         .arg(&archive));
+    // A docker archive squashed without --tag goes by the input's name with -slim.
     run(Command::new("skopeo")
         .args(["inspect", "--raw"])
-        .arg(format!("docker-archive:{}:app:latest", archive.display())));
+        .arg(format!(
+            "docker-archive:{}:app:latest-slim",
+            archive.display()
+        )));
 }
 
 /// A CI matrix squashing into one shared folder at once, a layout skopeo made or an

@@ -483,3 +483,90 @@ fn policy_list_and_show_cover_every_builtin() {
         );
     }
 }
+
+/// `--delete GLOB` and `--keep GLOB` for a one-off, on squash, inspect and bench: a
+/// rule `cli-delete` and a global keep glob, added to the named policies (the globs
+/// alone for inspect when it names none); a bad glob is a policy error (exit 2).
+#[test]
+fn keep_and_delete_globs_on_the_command_line() {
+    let w = scratch();
+    let dir = spec_layout(
+        "tag flags:1\nlayer\nfile opt/app/tests/t1 size=5000\nfile opt/app/main \"x\"\n\
+         file usr/share/doc/app/README size=3000\nfile usr/share/doc/app/KEEP size=2000\n",
+        w.path(),
+        "flags",
+    );
+    let out = std::process::Command::new(OCISLIM)
+        .args([
+            "squash",
+            "--dry-run",
+            "--json",
+            "--delete",
+            "opt/app/tests/**",
+        ])
+        .args(["--keep", "usr/share/doc/app/KEEP"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let deleted: Vec<(String, String)> = r["policy"]["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["path"].as_str().unwrap().into(),
+                d["rule"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        deleted.contains(&("opt/app/tests/t1".into(), "cli-delete".into())),
+        "{deleted:?}"
+    );
+    assert!(
+        deleted.contains(&("usr/share/doc/app/README".into(), "doc".into())),
+        "{deleted:?}"
+    );
+    assert!(
+        !deleted
+            .iter()
+            .any(|d| d.0 == "usr/share/doc/app/KEEP" || d.0 == "opt/app/main")
+    );
+
+    let out = run(ocislim()
+        .args(["inspect", "--delete", "opt/app/tests/**"])
+        .arg(&dir));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cli-delete"));
+    let out = run(ocislim()
+        .args([
+            "bench",
+            "--policy",
+            "none",
+            "--delete",
+            "opt/app/tests/**",
+            "--format",
+            "csv",
+        ])
+        .arg(&dir));
+    assert!(!String::from_utf8_lossy(&out.stdout).is_empty());
+    // The format's example in docs/policies.md is a policy `policy check` accepts.
+    let doc = std::fs::read_to_string("docs/policies.md").unwrap();
+    let start = doc.find("```toml\ndescription").unwrap() + "```toml\n".len();
+    let example = &doc[start..start + doc[start..].find("```").unwrap()];
+    let file = w.path().join("example.toml");
+    std::fs::write(&file, example.replace(", \"./team-base.toml\"", "")).unwrap();
+    run(ocislim().args(["policy", "check"]).arg(&file));
+    let (code, err) = run_fail(
+        ocislim()
+            .args(["squash", "--dry-run", "--delete", "a[b"])
+            .arg(&dir),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--delete") && err.contains("a[b"), "{err}");
+}
