@@ -1,6 +1,8 @@
 //! Progress bars: one per layer as it streams, with bytes, rate and ETA, drawn on
-//! stderr by indicatif. The binary decides whether they show (stderr a terminal, no
-//! `-q`); hidden bars cost a counter increment, and the library never draws otherwise.
+//! stderr by indicatif; or, for CI logs, one plain line as each phase starts, with the
+//! time since the start and its size. The binary decides which (`--progress`, stderr a
+//! terminal, `-q`); hidden bars cost a counter increment, and the library never draws
+//! otherwise.
 
 use indicatif::{
     MultiProgress, ProgressBar, ProgressBarIter, ProgressDrawTarget, ProgressFinish, ProgressStyle,
@@ -17,6 +19,8 @@ const TEMPLATE: &str =
 #[derive(Clone, Debug)]
 pub struct Progress {
     multi: MultiProgress,
+    /// Plain lines instead of bars: when the run started.
+    plain: Option<std::time::Instant>,
 }
 
 impl Default for Progress {
@@ -30,6 +34,16 @@ impl Progress {
     pub fn hidden() -> Progress {
         Progress {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
+            plain: None,
+        }
+    }
+
+    /// One plain line on stderr as each phase starts (`[  1.2s] layer 3: 12.3 MiB`):
+    /// what a CI log can hold, where bars would be redrawn escape sequences.
+    pub fn plain() -> Progress {
+        Progress {
+            plain: Some(std::time::Instant::now()),
+            ..Progress::hidden()
         }
     }
 
@@ -37,11 +51,21 @@ impl Progress {
     pub fn stderr() -> Progress {
         Progress {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(REFRESH_HZ)),
+            plain: None,
         }
     }
 
     /// A bar for `total` bytes named `name`; finish it with [`ProgressBar::finish`].
     pub fn bar(&self, name: &str, total: u64) -> ProgressBar {
+        if let Some(start) = self.plain {
+            eprintln!(
+                "[{:>6.1}s] {}: {}",
+                start.elapsed().as_secs_f64(),
+                crate::escape::one_line(name),
+                indicatif::HumanBytes(total)
+            );
+            return ProgressBar::hidden();
+        }
         let style = ProgressStyle::with_template(TEMPLATE)
             .expect("template is valid")
             .progress_chars("=> ");

@@ -27,6 +27,27 @@ pub struct Cli {
     /// Print nothing but errors (and the report of `inspect`, which is its output).
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Progress on stderr: bars (tty), a line per phase (plain: CI logs), or none.
+    ///
+    /// Progress on stderr, as `docker build --progress`: `tty` redraws a bar per layer
+    /// and for the output; `plain` prints one line as each phase starts, with the time
+    /// since the start and its size (for CI logs); `none` prints nothing; `auto` (the
+    /// default) is `tty` when stderr is a terminal, else `none`.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+}
+
+/// `--progress`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// Bars on a terminal, nothing otherwise.
+    Auto,
+    /// Bars.
+    Tty,
+    /// A line per phase.
+    Plain,
+    /// Nothing.
+    None,
 }
 
 /// The subcommands, in the order a user meets them.

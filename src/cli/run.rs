@@ -4,7 +4,7 @@
 use super::args::{each_policy, parse_platform, policies};
 use super::{
     BenchArgs, CheckArgs, Cli, Command, ConvertArgs, InspectArgs, PackagesArgs, PolicyCommand,
-    SbomArgs, SquashArgs, docs,
+    ProgressMode, SbomArgs, SquashArgs, docs,
 };
 use ocislim::Error;
 use ocislim::cleanup::STAGED;
@@ -69,10 +69,13 @@ fn shown<T: serde::Serialize>(json: bool, r: &T, text: impl FnOnce(&T) -> String
 
 /// Runs the command `cli` names.
 pub fn run(cli: Cli) -> Result<Printed, Error> {
-    let progress = if !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        Progress::stderr()
-    } else {
-        Progress::hidden()
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let progress = match (cli.quiet, cli.progress) {
+        (true, _) | (_, ProgressMode::None) => Progress::hidden(),
+        (_, ProgressMode::Plain) => Progress::plain(),
+        (_, ProgressMode::Tty) => Progress::stderr(),
+        (_, ProgressMode::Auto) if tty => Progress::stderr(),
+        (_, ProgressMode::Auto) => Progress::hidden(),
     };
     let jobs = cli.jobs.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),

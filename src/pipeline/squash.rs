@@ -240,8 +240,9 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         Some(st) => LayerOut::Blob(st.blob_writer()?),
         None => LayerOut::Dry(Meter::new(std::io::sink())),
     };
-    // At most what the squashed layers held: the bar ends early by what was dropped.
-    let upper_bound: u64 = scans[keep..].iter().map(|s| s.0.tar_size).sum();
+    // The work: the bytes of what is written (entries copied whole, hard-link data taken
+    // over, markers), not what the input layers held before the policy deleted.
+    let upper_bound = plan_bytes(&plan, &entries);
     let enc = EncodeOptions {
         compression: codec,
         level: opts.output.level,
@@ -419,6 +420,22 @@ fn assemble(
         attached: Vec::new(),
     };
     Ok((out, report))
+}
+
+/// About the plain tar bytes `plan` writes: each entry copied as the input holds it,
+/// a taken-over hard link's data, a 512-byte header per marker or rewritten link.
+fn plan_bytes(plan: &[overlay::Emit], layers: &[&[EntryRec]]) -> u64 {
+    let span = |id: &overlay::EntryId| {
+        let (a, b) = layers[id.layer][id.entry].span;
+        b.saturating_sub(a)
+    };
+    plan.iter()
+        .map(|e| match e {
+            overlay::Emit::Raw(id) => span(id),
+            overlay::Emit::Promote { carrier, .. } => span(carrier) + 512,
+            _ => 512,
+        })
+        .sum()
 }
 
 /// The output's names and layout ref names ([`OutputOptions::names`]); what an engine

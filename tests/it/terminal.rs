@@ -138,3 +138,48 @@ fn output_onto_a_terminal_device_is_refused() {
     assert!(log.contains("is a terminal; refusing"), "{log:?}");
     assert!(log.contains("exit=2"), "{log:?}");
 }
+
+/// `--progress plain`, for CI logs (stderr a pipe): one line as each phase starts, the
+/// time since the start and its size; the output's total is what is written (after
+/// the policy's deletions), not what the input held. `auto` on a pipe and `none` print
+/// no progress.
+#[test]
+fn plain_progress_prints_a_line_per_phase_with_the_real_work() {
+    let run_with = |mode: &str| {
+        let out = Command::new(OCISLIM)
+            .args([
+                "squash",
+                "fixtures/small.tar",
+                "--json",
+                "--dry-run",
+                "--progress",
+                mode,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (String::from_utf8_lossy(&out.stderr).into_owned(), r)
+    };
+    let (err, r) = run_with("plain");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "three layers read, one written: {err}");
+    assert!(
+        lines[0].starts_with("[") && lines[0].contains("s] read layer "),
+        "{err}"
+    );
+    let after = r["after"]["uncompressed"].as_u64().unwrap() as f64;
+    let total = lines[3].split("write gzip: ").nth(1).expect(lines[3]);
+    let (n, unit) = total.split_once(' ').unwrap();
+    let scale = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        _ => panic!("{total}"),
+    };
+    let total = n.parse::<f64>().unwrap() * scale;
+    // Within a few tar blocks of the tar written (the end-of-archive blocks aside).
+    assert!((total - after).abs() <= 2048.0, "{total} vs {after}: {err}");
+    for mode in ["auto", "none"] {
+        assert_eq!(run_with(mode).0, "", "{mode}");
+    }
+}
