@@ -496,24 +496,18 @@ fn keep_and_delete_globs_on_the_command_line() {
         w.path(),
         "flags",
     );
-    let out = std::process::Command::new(OCISLIM)
-        .args([
-            "squash",
-            "--dry-run",
-            "--json",
-            "--delete",
-            "opt/app/tests/**",
-        ])
-        .args(["--keep", "usr/share/doc/app/KEEP"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let r = json_report(
+        std::process::Command::new(OCISLIM)
+            .args([
+                "squash",
+                "--dry-run",
+                "--json",
+                "--delete",
+                "opt/app/tests/**",
+            ])
+            .args(["--keep", "usr/share/doc/app/KEEP"])
+            .arg(&dir),
     );
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     let deleted: Vec<(String, String)> = r["policy"]["deleted"]
         .as_array()
         .unwrap()

@@ -600,17 +600,11 @@ fn the_summary_compares_stored_bytes_only_at_one_codec() {
         (Path::new("fixtures/small.tar"), true),
         (plain.as_path(), false),
     ] {
-        let out = Command::new(OCISLIM)
-            .args(["squash", "--policy", "none", "--dry-run", "--json"])
-            .arg(input)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let r = json_report(
+            Command::new(OCISLIM)
+                .args(["squash", "--policy", "none", "--dry-run", "--json"])
+                .arg(input),
         );
-        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
         let tar = r["saved"]["tar_percent"].as_f64().unwrap();
         assert!(tar.abs() < 40.0, "{input:?}: {tar}");
         assert_eq!(

@@ -40,6 +40,14 @@ pub fn run_fail(cmd: &mut Command) -> (i32, String) {
     )
 }
 
+/// Runs `ocislim ARGS` (with `--json`: no `-q`, its report on stdout), which must
+/// succeed; the report.
+pub fn json_report(args: &mut Command) -> serde_json::Value {
+    let out = run(args);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
 pub fn ocislim() -> Command {
     let mut c = Command::new(OCISLIM);
     c.arg("-q");
