@@ -580,9 +580,17 @@ pub fn bench(r: &BenchReport, format: TableFormat) -> String {
     o
 }
 
-/// `bench`'s cells, one row a line of the report; sizes for people or in bytes.
+/// `bench`'s cells, one row a line of the report; sizes and percentages for people,
+/// or raw numbers (bytes, percent without its sign) for CSV.
 fn bench_cells(r: &BenchReport, human: bool) -> Vec<Vec<String>> {
     let b = |n: u64| if human { human_bytes(n) } else { n.to_string() };
+    let pct = |p: f64| {
+        if human {
+            format!("{p:.1}%")
+        } else {
+            format!("{p:.1}")
+        }
+    };
     r.rows
         .iter()
         .map(|x| {
@@ -591,11 +599,11 @@ fn bench_cells(r: &BenchReport, human: bool) -> Vec<Vec<String>> {
                 clean(&x.policy),
                 b(x.before.uncompressed),
                 b(x.after.uncompressed),
-                format!("{:.1}%", x.tar_saved_percent),
+                pct(x.tar_saved_percent),
                 x.codec.clone(),
                 b(x.before_at_output_codec),
                 b(x.after.compressed),
-                format!("{:.1}%", x.stored_saved_percent),
+                pct(x.stored_saved_percent),
                 x.files_removed.to_string(),
                 format!("{:.2}", x.seconds),
             ]
@@ -621,7 +629,7 @@ fn bench_csv(o: &mut String, header: &[&str], rows: Vec<Vec<String>>) {
         "{}",
         header
             .iter()
-            .map(|h| h.replace(' ', "_"))
+            .map(|h| h.replace(' ', "_").replace("_saved", "_saved_percent"))
             .collect::<Vec<_>>()
             .join(",")
     );

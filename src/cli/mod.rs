@@ -280,8 +280,12 @@ pub struct BenchArgs {
     pub policy: Vec<String>,
     #[command(flatten)]
     pub globs: GlobArgs,
-    /// Output format.
-    #[arg(long, default_value = "table")]
+    /// How the report is printed (squash's --format is the image's).
+    ///
+    /// How the report is printed: table, markdown, csv (raw numbers: bytes, percent
+    /// without its sign) or json. `--format` is an alias, from before the name clashed
+    /// with squash's --format (the image's format).
+    #[arg(long = "report-format", alias = "format", default_value = "table")]
     pub format: TableFormat,
     /// Codec of the squashed layer (default: as squash chooses).
     #[arg(long)]

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 #[test]
 fn bench_golden_table_for_the_embedded_fixtures() {
-    let out = run(ocislim().args(["bench", "--format", "csv"]));
+    let out = run(ocislim().args(["bench", "--report-format", "csv"]));
     let csv = String::from_utf8(out.stdout).unwrap();
     // Every column but the last (seconds).
     let got: String = csv

@@ -433,10 +433,13 @@ fn bench_check_and_smoke_columns_say_whether_each_slimmed_image_still_works() {
     let smoke = rows[1]["smoke"].as_str().unwrap();
     assert!(smoke.starts_with("failed"), "{smoke}");
     // The table names the columns.
-    let out = run(ocislim()
-        .arg("bench")
-        .arg(&layout)
-        .args(["--policy", "none", "--check", "--format", "csv"]));
+    let out = run(ocislim().arg("bench").arg(&layout).args([
+        "--policy",
+        "none",
+        "--check",
+        "--report-format",
+        "csv",
+    ]));
     let csv = String::from_utf8_lossy(&out.stdout);
     assert!(csv.lines().next().unwrap().ends_with(",check"), "{csv}");
 }
