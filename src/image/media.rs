@@ -96,8 +96,9 @@ pub fn slim_name(r: &str) -> Option<String> {
         return None;
     }
     let (name, tag) = r.rsplit_once(':')?;
-    // A tag is at most 128 characters (ASCII, by the reference grammar).
-    let tag = &tag[..tag.len().min(128 - "-slim".len())];
+    // A tag is at most 128 characters; cut by characters, so that a name the reader
+    // did not check cannot split one.
+    let tag: String = tag.chars().take(128 - "-slim".len()).collect();
     Some(format!("{name}:{tag}-slim"))
 }
 
