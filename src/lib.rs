@@ -15,6 +15,7 @@
 pub mod cleanup;
 pub mod command;
 pub mod deps;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod escape;

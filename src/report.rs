@@ -696,6 +696,132 @@ fn rule_rows(o: &mut String, rules: &[crate::policy::RuleOutcome], hidden: bool)
     }
 }
 
+/// Package groups `diff` prints; the rest are counted in one line (`--json` has all).
+const DIFF_PACKAGES_SHOWN: usize = 20;
+
+/// `diff` for people: totals, the groups, then (unless `paths` is false) each change, a
+/// folder added or removed whole on one line standing for its subtree.
+pub fn diff_text(r: &crate::command::diff::DiffReport, paths: bool) -> String {
+    let mut o = String::new();
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {}", clean(w));
+    }
+    let _ = writeln!(o, "--- {}\n+++ {}", clean(&r.a), clean(&r.b));
+    if paths {
+        diff_paths(&mut o, &r.changes);
+    }
+    let t = &r.total;
+    let _ = writeln!(
+        o,
+        "{} removed, {} added, {} changed; file bytes {} -> {}",
+        t.removed,
+        t.added,
+        t.changed,
+        human_bytes(t.bytes_before),
+        human_bytes(t.bytes_after)
+    );
+    let groups = [
+        ("by top folder", &r.by_folder[..]),
+        ("by package", &r.by_package[..]),
+        ("by rule", &r.by_rule[..]),
+    ];
+    for (title, groups) in groups.into_iter().filter(|(_, g)| !g.is_empty()) {
+        let _ = writeln!(o, "{title}:");
+        let shown = if title == "by package" {
+            DIFF_PACKAGES_SHOWN
+        } else {
+            usize::MAX
+        };
+        for g in groups.iter().take(shown) {
+            let _ = writeln!(
+                o,
+                "  {:<32} {:>7} removed {:>5} added {:>5} changed  {:>10} -> {:>10}",
+                clean(&g.name),
+                g.removed,
+                g.added,
+                g.changed,
+                human_bytes(g.bytes_before),
+                human_bytes(g.bytes_after)
+            );
+        }
+        if groups.len() > shown {
+            let _ = writeln!(o, "  and {} more", groups.len() - shown);
+        }
+    }
+    o
+}
+
+/// Each change on a line: `- PATH`, `+ PATH`, `~ PATH  what changed`; a whole folder
+/// added or removed is one line with its paths and bytes counted.
+fn diff_paths(o: &mut String, changes: &[crate::command::diff::Changed]) {
+    use crate::diff::How;
+    let mut i = 0;
+    while i < changes.len() {
+        let c = &changes[i];
+        let rule = c
+            .rule
+            .as_deref()
+            .map(|r| format!("  [{}]", clean(r)))
+            .unwrap_or_default();
+        let d = &c.change;
+        let facts = d.before.as_ref().or(d.after.as_ref());
+        let is_dir = facts.is_some_and(|f| f.kind == "dir");
+        if d.change == How::Changed {
+            let _ = writeln!(o, "~ {}  {}{rule}", d.path, changed_fields(d));
+            i += 1;
+            continue;
+        }
+        let sign = if d.change == How::Added { '+' } else { '-' };
+        // Its subtree follows it in path order, changed the same way.
+        let prefix = format!("{}/", d.path);
+        let below = changes[i + 1..]
+            .iter()
+            .take_while(|x| {
+                is_dir && x.change.change == d.change && x.change.path.starts_with(&prefix)
+            })
+            .count();
+        let bytes: u64 = changes[i..=i + below]
+            .iter()
+            .filter_map(|x| x.change.before.as_ref().or(x.change.after.as_ref()))
+            .map(|f| f.size)
+            .sum();
+        let what = match (is_dir, facts) {
+            (true, _) if below > 0 => format!("/  ({} paths, {})", below + 1, human_bytes(bytes)),
+            (true, _) => "/".to_string(),
+            (false, Some(f)) if f.kind == "symlink" => {
+                format!(" -> {}", f.link.as_deref().unwrap_or(""))
+            }
+            (false, Some(f)) if f.kind == "file" => format!("  ({})", human_bytes(f.size)),
+            _ => String::new(),
+        };
+        let _ = writeln!(o, "{sign} {}{what}{rule}", d.path);
+        i += below + 1;
+    }
+}
+
+/// What changed at a path both images hold: `size 10 B -> 8 B, mode 0644 -> 0600`.
+fn changed_fields(d: &crate::diff::Change) -> String {
+    let (Some(a), Some(b)) = (&d.before, &d.after) else {
+        return String::new();
+    };
+    d.fields
+        .iter()
+        .map(|&f| match f {
+            "type" => format!("type {} -> {}", a.kind, b.kind),
+            "size" => format!("size {} -> {}", human_bytes(a.size), human_bytes(b.size)),
+            "mode" => format!("mode {} -> {}", a.mode, b.mode),
+            "owner" => format!("owner {}:{} -> {}:{}", a.uid, a.gid, b.uid, b.gid),
+            "link" => format!(
+                "link {} -> {}",
+                a.link.as_deref().unwrap_or(""),
+                b.link.as_deref().unwrap_or("")
+            ),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `check` for people: one line per broken reference, then a summary.
 pub fn check_text(r: &crate::command::check::CheckReport) -> String {
     let mut o = String::new();

@@ -79,6 +79,15 @@ pub enum Command {
     /// hold in the merged filesystem, and which ones no installed package depends on.
     #[command(after_help = EXIT_CODES)]
     Packages(PackagesArgs),
+    /// Show what changed between two images, path by path.
+    ///
+    /// Merges each image's layers and lists the paths added, removed and changed (in
+    /// type, size, mode, owner, link target or content), with totals by top folder and
+    /// by the package that lists each path. With --report (the squash's --json report,
+    /// when the second image is the first one's slim) each deleted path also names the
+    /// rule that deleted it. --fail-on-change makes any change exit 1, for CI.
+    #[command(after_help = EXIT_CODES)]
+    Diff(DiffArgs),
     /// Write an image's SBOM (SPDX 2.3 or CycloneDX 1.6 JSON) from its own metadata.
     ///
     /// Lists what the image ships as scanners read it: its dpkg or apk packages (with
@@ -254,6 +263,28 @@ pub struct PackagesArgs {
     /// Print the listing as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+// `ocislim diff`'s arguments (no doc comment: clap would take it for the about).
+#[derive(clap::Args)]
+pub struct DiffArgs {
+    /// The first image (before), and how images are read.
+    #[command(flatten)]
+    pub src: SourceArgs,
+    /// The second image (after), as the first is named.
+    pub second: String,
+    /// Print the report as JSON (every changed path, with its facts before and after).
+    #[arg(long)]
+    pub json: bool,
+    /// The squash's --json report, to name the rule that deleted each path.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+    /// Print only the totals and groups, not each path.
+    #[arg(long)]
+    pub summary: bool,
+    /// Exit 1 when anything changed.
+    #[arg(long)]
+    pub fail_on_change: bool,
 }
 
 // `ocislim sbom`'s arguments (no doc comment: clap would take it for the about).

@@ -3,15 +3,15 @@
 
 use super::args::{each_policy, parse_platform, policies};
 use super::{
-    BenchArgs, CheckArgs, Cli, Command, ConvertArgs, InspectArgs, PackagesArgs, PolicyCommand,
-    ProgressMode, SbomArgs, SquashArgs, docs,
+    BenchArgs, CheckArgs, Cli, Command, ConvertArgs, DiffArgs, InspectArgs, PackagesArgs,
+    PolicyCommand, ProgressMode, SbomArgs, SquashArgs, docs,
 };
 use ocislim::Error;
 use ocislim::cleanup::STAGED;
 use ocislim::command::bench::{self, BenchOptions};
 use ocislim::command::convert::{self, ConvertOptions};
 use ocislim::command::squash::{self, Keep, SquashOptions};
-use ocislim::command::{check, inspect, packages, policy as policy_cmd};
+use ocislim::command::{check, diff, inspect, packages, policy as policy_cmd};
 use ocislim::image::reader::{OpenOptions, SourceSpec};
 use ocislim::image::remote::Access;
 use ocislim::policy;
@@ -37,6 +37,24 @@ fn check_command(a: CheckArgs, ctx: &Ctx) -> Result<Printed, Error> {
     Ok(Printed {
         text: shown(a.json, &r, report::check_text),
         failed: (n > 0).then(|| format!("{n} broken references")),
+        notes: String::new(),
+    })
+}
+
+/// `diff`: what changed between two images; with --fail-on-change, a gate.
+fn diff_command(a: DiffArgs, ctx: &Ctx) -> Result<Printed, Error> {
+    let opts = diff::DiffOptions {
+        a: a.src.spec(),
+        b: SourceSpec::parse(&a.second),
+        open: a.src.open_options()?,
+        report: a.report,
+    };
+    let r = diff::diff(&opts, ctx.jobs, &ctx.progress)?;
+    let t = &r.total;
+    let n = t.added + t.removed + t.changed;
+    Ok(Printed {
+        text: shown(a.json, &r, |r| report::diff_text(r, !a.summary)),
+        failed: (a.fail_on_change && n > 0).then(|| format!("{n} paths changed")),
         notes: String::new(),
     })
 }
@@ -95,6 +113,7 @@ pub fn run(cli: Cli) -> Result<Printed, Error> {
             let l = packages::packages(&src.spec(), &src.open_options()?, jobs, &ctx.progress)?;
             shown(json, &l, report::packages_text).into()
         }
+        Command::Diff(a) => diff_command(a, &ctx)?,
         Command::Sbom(a) => sbom_command(a, ctx)?,
         Command::Bench(a) => bench_command(a, ctx)?.into(),
         Command::Convert(ConvertArgs {

@@ -5,7 +5,7 @@ use crate::digest::Meter;
 use crate::error::Result;
 use crate::image::reader::{self, OpenOptions, SourceSpec};
 use crate::layer::codec::{Compression, EncodeOptions, Encoder};
-use crate::layer::index::EntryRec;
+use crate::layer::index::{EntryRec, IndexMode};
 use crate::layer::overlay::{self, Tree};
 use crate::pipeline::emit::{LayerOut, Sizes, squashed_codec, write_layer};
 use crate::pipeline::merge::{Scanned, merge_scanned, scan_layers};
@@ -88,7 +88,13 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
     let mut rows = Vec::new();
     for (name, spec) in &opts.images {
         let source = reader::open(spec, &opts.open)?;
-        let mut scanned = scan_layers(&source, 0, None, opts.jobs, &opts.progress)?;
+        let mut scanned = scan_layers(
+            &source,
+            (0, IndexMode::Entries),
+            None,
+            opts.jobs,
+            &opts.progress,
+        )?;
         let mut warnings = Vec::new();
         let (_, tree) = merge_scanned(&mut scanned, &source.image, 0, &mut warnings)?;
         let before = Sizes {

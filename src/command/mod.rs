@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod check;
 pub mod convert;
+pub mod diff;
 pub mod inspect;
 pub mod packages;
 pub mod policy;

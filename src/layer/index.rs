@@ -59,6 +59,9 @@ pub struct EntryRec {
     pub digest: Option<crate::digest::Digest>,
     /// Permission bits of its header (`0o7777`).
     pub mode: u32,
+    /// Its owner `(uid, gid)`: PAX `uid`/`gid` over the header's fields, as Go's
+    /// `archive/tar` reads them.
+    pub owner: (u64, u64),
     /// Whether the merge moved it: its name (or a hard link's target) passed through a
     /// symlink, which runtimes follow, so `path` is where it really lands and the
     /// writer gives it a new header.
@@ -167,8 +170,26 @@ pub fn record(entry: &headers::Entry) -> Result<EntryRec, String> {
         size: entry.size,
         digest: None,
         mode: entry.header.mode().unwrap_or(0) & 0o7777,
+        owner: owner(entry),
         moved: false,
     })
+}
+
+/// An entry's owner: its last PAX `uid`/`gid` record (the walker refused non-numeric
+/// ones), else the header's field.
+fn owner(entry: &headers::Entry) -> (u64, u64) {
+    let pax = |key: &[u8]| {
+        entry
+            .pax
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
+    };
+    (
+        pax(b"uid").unwrap_or_else(|| entry.header.uid().unwrap_or(0)),
+        pax(b"gid").unwrap_or_else(|| entry.header.gid().unwrap_or(0)),
+    )
 }
 
 #[cfg(test)]

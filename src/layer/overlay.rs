@@ -615,6 +615,7 @@ mod tests {
                     size: 1,
                     digest: None,
                     mode: 0o644,
+                    owner: (0, 0),
                     moved: false,
                 }
             })

@@ -27,10 +27,10 @@ pub struct Scanned {
 
 /// Pass 1: every layer streamed once (biggest first), verified and indexed; compressed
 /// layers are spooled as a plain tar, plain ones stay where they are; the kept base
-/// layers' blobs are also copied into `staging`.
+/// layers' blobs are also copied into `staging`. `mode` says what the index records.
 pub fn scan_layers(
     source: &reader::Source,
-    keep: usize,
+    (keep, mode): (usize, IndexMode),
     staging: Option<&Staging>,
     jobs: usize,
     progress: &crate::progress::Progress,
@@ -63,8 +63,7 @@ pub fn scan_layers(
                 blob.size,
                 blob.reader(),
             );
-            let (scan, raw, enc, entries) =
-                scan_full(reader, &l.name(), raw, spool, IndexMode::Entries)?;
+            let (scan, raw, enc, entries) = scan_full(reader, &l.name(), raw, spool, mode)?;
             l.verify(&scan)?;
             // No spool: the plain tar is read where it is (its digests were checked).
             let spool = match enc {
@@ -124,8 +123,19 @@ impl Merged {
         jobs: usize,
         progress: &crate::progress::Progress,
     ) -> Result<Merged> {
+        Merged::open_indexed(spec, (open, IndexMode::Entries), jobs, progress)
+    }
+
+    /// [`Merged::open`], its index recording what `mode` says (every file's digest,
+    /// for `diff`).
+    pub fn open_indexed(
+        spec: &SourceSpec,
+        (open, mode): (&OpenOptions, IndexMode),
+        jobs: usize,
+        progress: &crate::progress::Progress,
+    ) -> Result<Merged> {
         let source = reader::open(spec, open)?;
-        let mut scanned = scan_layers(&source, 0, None, jobs, progress)?;
+        let mut scanned = scan_layers(&source, (0, mode), None, jobs, progress)?;
         let mut warnings = source.image.warnings.clone();
         let (_, tree) = merge_scanned(&mut scanned, &source.image, 0, &mut warnings)?;
         let spools = scanned.into_iter().map(|s| s.spool).collect();

@@ -20,7 +20,7 @@ use crate::image::reader::{self, OpenOptions, SourceSpec};
 use crate::image::writer::{Dest, OutImage, OutLayer, OutputOptions, SideFile, Staging};
 use crate::image::{Format, Image, media};
 use crate::layer::codec::{Compression, EncodeOptions};
-use crate::layer::index::EntryRec;
+use crate::layer::index::{EntryRec, IndexMode};
 use crate::layer::overlay::{self};
 use crate::layer::reader::LayerScan;
 use crate::layer::writer::{EmitStats, Spool};
@@ -209,7 +209,13 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let mut warnings = image.warnings.clone();
     let keep = kept_layers(opts, image, &mut warnings)?;
     let (format, staging) = stage_output(opts, &source)?;
-    let mut scanned = scan_layers(&source, keep, staging.as_ref(), opts.jobs, &opts.progress)?;
+    let mut scanned = scan_layers(
+        &source,
+        (keep, IndexMode::Entries),
+        staging.as_ref(),
+        opts.jobs,
+        &opts.progress,
+    )?;
     let (base, mut tree) = merge_scanned(&mut scanned, image, keep, &mut warnings)?;
     let (scans, mut spools): (Vec<ScanAndBlob>, Vec<Spool>) = scanned
         .into_iter()

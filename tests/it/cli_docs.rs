@@ -12,6 +12,7 @@ const SUBCOMMANDS: &[&str] = &[
     "inspect",
     "check",
     "packages",
+    "diff",
     "sbom",
     "bench",
     "convert",
@@ -35,6 +36,7 @@ const ABOUT: &[(&str, &str)] = &[
         "Report the references an image does not satisfy; exit 1 when any is broken",
     ),
     ("packages", "List an image's packages, largest first"),
+    ("diff", "Show what changed between two images, path by path"),
     (
         "sbom",
         "Write an image's SBOM (SPDX 2.3 or CycloneDX 1.6 JSON) from its own metadata",

@@ -1,7 +1,8 @@
 //! A real image built from Debian packages (debootstrap minbase with python3-pip and a
 //! `pip install requests`, then Docker-built layers that delete, overwrite, chmod,
 //! hard-link and move things), squashed whole and above its base, with no policy and
-//! with `default` and `aggressive`, judged by umoci and by Docker, and run.
+//! with `default` and `aggressive`, judged by umoci and by Docker, and run; `ocislim
+//! diff` of the input and its `default` slim judged by umoci and bsdtar.
 
 use crate::docker::{docker_export_listing, reconcile, squash_and_load};
 use crate::tools::*;
@@ -136,6 +137,11 @@ fn debian_image_squashed_whole_and_above_its_base_matches_umoci_and_docker_and_r
             w.path(),
             &name,
         );
+        if policy == "default" {
+            // `ocislim diff` of the input and its slim, judged by umoci and bsdtar.
+            let slim = w.path().join(format!("{name}.oci"));
+            crate::diff::judge_slim_diff(&orig, &slim, &r, w.path());
+        }
         let tag = format!("ocislim-test/debian:{policy}{keep}");
         squash_and_load(
             &saved,

@@ -10,6 +10,7 @@ mod container;
 mod corrupt;
 mod debian;
 mod dialects;
+mod diff;
 mod docker;
 mod errors;
 mod fixtures;
