@@ -189,6 +189,36 @@ fn every_man_page_renders_without_a_groff_warning() {
         let warnings = String::from_utf8_lossy(&out.stderr);
         assert!(warnings.is_empty(), "{p}: {warnings}");
     }
+    // Every page has examples and refers only to pages written; the pages of commands
+    // that read images name the environment they read.
+    for p in &pages {
+        let text = std::fs::read_to_string(w.path().join(p)).unwrap();
+        assert!(text.contains("\n.SH EXAMPLES\n"), "{p}: no EXAMPLES");
+        assert!(
+            text.contains("\n.SH \"EXIT STATUS\"\n"),
+            "{p}: no EXIT STATUS"
+        );
+        let reads = [
+            "squash", "inspect", "check", "packages", "diff", "sbom", "bench", "convert",
+        ]
+        .iter()
+        .any(|s| *p == format!("ocislim-{s}.1"));
+        if reads || p == "ocislim.1" {
+            assert!(
+                text.contains("\n.SH ENVIRONMENT\n") && text.contains("DOCKER_HOST"),
+                "{p}: no ENVIRONMENT"
+            );
+        }
+        for r in text.split("\\fB").skip(1) {
+            let Some((name, rest)) = r.split_once("\\fR") else {
+                continue;
+            };
+            if rest.starts_with("(1)") {
+                let file = format!("{}.1", name.replace("\\-", "-"));
+                assert!(pages.contains(&file), "{p} refers to {file}, not written");
+            }
+        }
+    }
     let out = run(ocislim().arg("man-page"));
     let page = String::from_utf8(out.stdout).unwrap();
     assert!(
