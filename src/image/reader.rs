@@ -287,6 +287,16 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source> {
                 .into(),
         );
     }
+    // A pulled image is read from a layout folder and an engine's from its `docker
+    // save`: the shape names where it really came from.
+    match &spec.remote {
+        Some(Remote::Registry(_)) if image.docker_media_types => {
+            image.shape = "a registry, Docker v2 schema 2 manifest";
+        }
+        Some(Remote::Registry(_)) => image.shape = "a registry, OCI image manifest",
+        Some(Remote::Daemon(_)) => image.shape = "the Docker engine, exported by docker save",
+        None => {}
+    }
     if let Some(p) = &pulled {
         image.warnings.extend(p.warnings().iter().cloned());
         let layers: Vec<(Digest, u64)> = image

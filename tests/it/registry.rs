@@ -430,6 +430,15 @@ fn basic_auth_and_tls_from_a_private_ca() {
         1,
         "{inspected}"
     );
+    // It names where the image is, not the folder it was pulled into.
+    assert_eq!(inspected["format"], "docker", "{inspected}");
+    assert!(
+        inspected["shape"]
+            .as_str()
+            .unwrap()
+            .starts_with("a registry, "),
+        "{inspected}"
+    );
 
     // And from Docker's config.json through a credential helper: a script on PATH that
     // answers `get` as docker-credential-* helpers do.
@@ -748,6 +757,12 @@ fn docker_daemon_round_trip_runs() {
         "/etc/who",
     ]));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "daemon");
+    let inspected = json_report(ocislim().args([
+        "inspect",
+        "--json",
+        "docker-daemon:ocislim-test/daemon:slim",
+    ]));
+    assert_eq!(inspected["format"], "docker-daemon", "{inspected}");
     let (code, err) =
         run_fail(ocislim().args(["inspect", "docker-daemon:ocislim-test/no-such-image:1"]));
     assert_eq!(code, 1);

@@ -6,6 +6,7 @@ pub mod waste;
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::image::reader::{self, OpenOptions, SourceSpec};
+use crate::image::remote::Remote;
 use crate::layer::index::IndexMode;
 use crate::layer::reader::scan_full;
 use crate::policy::PolicySet;
@@ -35,7 +36,8 @@ pub struct LayerInfo {
 pub struct InspectReport {
     /// The source as given.
     pub source: String,
-    /// Detected format.
+    /// The source's format: its transport for a registry (`docker`) or the engine
+    /// (`docker-daemon`), else the format detected.
     pub format: &'static str,
     /// Detected shape.
     pub shape: &'static str,
@@ -114,7 +116,11 @@ pub fn inspect(
     let c = &image.config_json;
     Ok(InspectReport {
         source: source.display(),
-        format: image.format.name(),
+        format: match &source.remote {
+            Some(Remote::Registry(_)) => "docker",
+            Some(Remote::Daemon(_)) => "docker-daemon",
+            None => image.format.name(),
+        },
         shape: image.shape,
         platform: image.platform(),
         tags: image.tags.clone(),
