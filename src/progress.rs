@@ -14,6 +14,8 @@ const REFRESH_HZ: u8 = 8;
 /// Fits the terminal: the bar takes what the numbers leave (at least 10 columns of 80).
 const TEMPLATE: &str =
     "{prefix:>12} [{wide_bar}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>11} eta {eta:<3}";
+/// A stream of unknown length (standard input): bytes so far and the rate.
+const STREAM_TEMPLATE: &str = "{prefix:>12} {spinner} {bytes:>10} {bytes_per_sec:>11}";
 
 /// A set of progress bars, shown or hidden.
 #[derive(Clone, Debug)]
@@ -55,26 +57,32 @@ impl Progress {
         }
     }
 
-    /// A bar for `total` bytes named `name`; finish it with [`ProgressBar::finish`].
+    /// A bar for `total` bytes named `name` (0: a stream whose length is not known);
+    /// finish it with [`ProgressBar::finish`].
     pub fn bar(&self, name: &str, total: u64) -> ProgressBar {
         if let Some(start) = self.plain {
+            let size = match total {
+                0 => "streaming".to_string(),
+                n => indicatif::HumanBytes(n).to_string(),
+            };
             eprintln!(
-                "[{:>6.1}s] {}: {}",
+                "[{:>6.1}s] {}: {size}",
                 start.elapsed().as_secs_f64(),
                 crate::escape::one_line(name),
-                indicatif::HumanBytes(total)
             );
             return ProgressBar::hidden();
         }
-        let style = ProgressStyle::with_template(TEMPLATE)
+        let (bar, template) = match total {
+            0 => (ProgressBar::no_length(), STREAM_TEMPLATE),
+            n => (ProgressBar::new(n), TEMPLATE),
+        };
+        let style = ProgressStyle::with_template(template)
             .expect("template is valid")
             .progress_chars("=> ");
         // Cleared when dropped: the report, not a wall of full bars, is what stays.
-        let bar = self.multi.add(
-            ProgressBar::new(total)
-                .with_style(style)
-                .with_finish(ProgressFinish::AndClear),
-        );
+        let bar = self
+            .multi
+            .add(bar.with_style(style).with_finish(ProgressFinish::AndClear));
         bar.set_prefix(name.to_string());
         bar
     }

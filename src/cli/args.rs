@@ -9,6 +9,7 @@ use ocislim::image::remote::{Access, Side};
 use ocislim::image::writer::OutputOptions;
 use ocislim::layer::codec::Compression;
 use ocislim::policy::{PolicySet, PolicySetBuilder};
+use ocislim::progress::Progress;
 
 #[derive(clap::Args)]
 pub struct SourceArgs {
@@ -151,11 +152,13 @@ impl SourceArgs {
         SourceSpec::parse(&self.source)
     }
 
-    /// How to open it: the platform and the registry access.
-    pub fn open_options(&self) -> Result<OpenOptions, Error> {
+    /// How to open it: the platform, the registry access, and the progress shown
+    /// while standard input is read.
+    pub fn open_options(&self, progress: &Progress) -> Result<OpenOptions, Error> {
         Ok(OpenOptions {
             platform: parse_platform(self.platform.as_deref())?,
             access: self.registry.access()?,
+            progress: progress.clone(),
         })
     }
 }

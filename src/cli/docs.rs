@@ -6,11 +6,50 @@ use clap::CommandFactory;
 use ocislim::Error;
 use std::path::PathBuf;
 
-/// The completion script for `shell`.
+/// The completion script for `shell`; `--policy` completes the built-in policies' names
+/// as well as files (clap's static scripts offer one or the other).
 pub fn completions(shell: clap_complete::Shell) -> String {
+    use clap_complete::Shell;
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "ocislim", &mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    let script = String::from_utf8_lossy(&out).into_owned();
+    let names: Vec<&str> = ocislim::policy::BUILTIN
+        .iter()
+        .map(|(n, _)| *n)
+        .chain([ocislim::policy::NONE])
+        .collect();
+    let names = names.join(" ");
+    match shell {
+        Shell::Bash => script.replace(
+            "--policy)\n                    COMPREPLY=($(compgen -f \"${cur}\"))",
+            &format!(
+                "--policy)\n                    COMPREPLY=($(compgen -W \"{names}\" -- \"${{cur}}\") $(compgen -f -- \"${{cur}}\"))"
+            ),
+        ),
+        Shell::Zsh => script
+            .lines()
+            .map(|l| match l.contains("*--policy=[") {
+                true => l.replacen(
+                    ":_default'",
+                    &format!(":{{compadd -- {names}; _files}}'"),
+                    1,
+                ),
+                false => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n",
+        Shell::Fish => script
+            .lines()
+            .map(|l| match l.contains(" -l policy ") {
+                true => format!("{l} -a \"{names}\""),
+                false => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n",
+        _ => script,
+    }
 }
 
 /// The man page, or with `dir` every page (the command's and each subcommand's) there.

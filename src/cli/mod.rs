@@ -32,7 +32,8 @@ pub struct Cli {
     /// Progress on stderr, as `docker build --progress`: `tty` redraws a bar per layer
     /// and for the output; `plain` prints one line as each phase starts, with the time
     /// since the start and its size (for CI logs); `none` prints nothing; `auto` (the
-    /// default) is `tty` when stderr is a terminal, else `none`.
+    /// default) is `tty` when stderr is a terminal, else `plain` (`none` when the
+    /// `--json` report goes to stderr, the image being on stdout).
     #[arg(long, global = true, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
 }
@@ -40,7 +41,7 @@ pub struct Cli {
 /// `--progress`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProgressMode {
-    /// Bars on a terminal, nothing otherwise.
+    /// Bars on a terminal, a line per phase otherwise.
     Auto,
     /// Bars.
     Tty,
@@ -135,8 +136,24 @@ pub struct SquashArgs {
     #[arg(long, value_name = "N", conflicts_with = "base")]
     pub keep_layers: Option<usize>,
     /// Keep the layers SOURCE shares with this image (by diff_id, in order).
+    ///
+    /// Keep the layers SOURCE shares with this image (by diff_id, in order). With
+    /// --layer-groups, they are not kept as they are: they make the first group.
     #[arg(long, value_name = "IMAGE")]
     pub base: Option<String>,
+    /// Write the squashed layers as groups, one output layer each (auto or N,M,...).
+    ///
+    /// Write the squashed layers as groups, one output layer each, slimmed by the policy:
+    /// `N,M` ends a group after input layers N and M; `auto` ends one after the base
+    /// image (--base, else the history's last CMD or ENTRYPOINT before a layer) and
+    /// before each COPY or ADD layer, at most --max-layer-groups. A group's layer depends
+    /// only on its own layers and those below it, so a rebuild that changes only the top
+    /// layers gives the lower groups the same blobs (registries and nodes share them).
+    #[arg(long, value_name = "auto|N,M,...", conflicts_with = "keep_layers")]
+    pub layer_groups: Option<String>,
+    /// The most groups --layer-groups auto makes.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_layer_groups: u64,
     /// Deletion policy: a built-in name or a TOML file (repeatable).
     ///
     /// Deletion policy: a built-in name (`ocislim policy list`) or a TOML file;
@@ -400,6 +417,17 @@ impl Cli {
     /// commands whose report is their product.
     pub fn silenced(&self) -> bool {
         self.quiet && matches!(self.command, Command::Convert(_) | Command::Squash(_))
+    }
+
+    /// Whether the report goes to stderr as JSON (`--json` with the image on stdout):
+    /// then `--progress auto` prints no progress there, so a reader parses the report.
+    pub fn json_on_stderr(&self) -> bool {
+        let json = match &self.command {
+            Command::Squash(a) => a.json,
+            Command::Convert(a) => a.json,
+            _ => false,
+        };
+        json && !self.report_to_stdout()
     }
 
     /// Whether the report goes to stdout: not when stdout carries the image.

@@ -10,7 +10,7 @@ use ocislim::Error;
 use ocislim::cleanup::STAGED;
 use ocislim::command::bench::{self, BenchOptions};
 use ocislim::command::convert::{self, ConvertOptions};
-use ocislim::command::squash::{self, Keep, SquashOptions};
+use ocislim::command::squash::{self, GroupSpec, Keep, SquashOptions};
 use ocislim::command::{check, diff, inspect, packages, policy as policy_cmd};
 use ocislim::image::reader::{OpenOptions, SourceSpec};
 use ocislim::image::remote::Access;
@@ -24,7 +24,7 @@ fn check_command(a: CheckArgs, ctx: &Ctx) -> Result<Printed, Error> {
     let (_, set) = policies(&a.policy, &Default::default())?;
     let mut ignore = a.ignore;
     ignore.extend(set.check_ignore.iter().cloned());
-    let open = a.src.open_options()?;
+    let open = a.src.open_options(&ctx.progress)?;
     let opts = check::CheckOptions {
         list_loads: a.loads,
         ignore,
@@ -46,7 +46,7 @@ fn diff_command(a: DiffArgs, ctx: &Ctx) -> Result<Printed, Error> {
     let opts = diff::DiffOptions {
         a: a.src.spec(),
         b: SourceSpec::parse(&a.second),
-        open: a.src.open_options()?,
+        open: a.src.open_options(&ctx.progress)?,
         report: a.report,
     };
     let r = diff::diff(&opts, ctx.jobs, &ctx.progress)?;
@@ -93,7 +93,8 @@ pub fn run(cli: Cli) -> Result<Printed, Error> {
         (_, ProgressMode::Plain) => Progress::plain(),
         (_, ProgressMode::Tty) => Progress::stderr(),
         (_, ProgressMode::Auto) if tty => Progress::stderr(),
-        (_, ProgressMode::Auto) => Progress::hidden(),
+        (_, ProgressMode::Auto) if cli.json_on_stderr() => Progress::hidden(),
+        (_, ProgressMode::Auto) => Progress::plain(),
     };
     let jobs = cli.jobs.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -110,7 +111,12 @@ pub fn run(cli: Cli) -> Result<Printed, Error> {
         Command::Inspect(a) => inspect_command(a, &ctx)?,
         Command::Check(a) => check_command(a, &ctx)?,
         Command::Packages(PackagesArgs { src, json }) => {
-            let l = packages::packages(&src.spec(), &src.open_options()?, jobs, &ctx.progress)?;
+            let l = packages::packages(
+                &src.spec(),
+                &src.open_options(&ctx.progress)?,
+                jobs,
+                &ctx.progress,
+            )?;
             shown(json, &l, report::packages_text).into()
         }
         Command::Diff(a) => diff_command(a, &ctx)?,
@@ -124,7 +130,7 @@ pub fn run(cli: Cli) -> Result<Printed, Error> {
         }) => {
             let opts = ConvertOptions {
                 source: src.spec(),
-                open: src.open_options()?,
+                open: src.open_options(&ctx.progress)?,
                 output: out.options(&output, &src.registry)?,
                 jobs,
                 progress: ctx.progress,
@@ -174,12 +180,18 @@ fn squash_command(a: SquashArgs, ctx: Ctx) -> Result<String, Error> {
     };
     let opts = SquashOptions {
         source: a.src.spec(),
-        open: a.src.open_options()?,
+        open: a.src.open_options(&ctx.progress)?,
         // A dry run writes nothing; its destination is never checked.
         output: a
             .out
             .options(a.output.as_deref().unwrap_or("-"), &a.src.registry)?,
         keep,
+        groups: a
+            .layer_groups
+            .as_deref()
+            .map(|g| GroupSpec::parse(g, a.max_layer_groups as usize))
+            .transpose()
+            .map_err(|e| Error::Usage(format!("--layer-groups: {e}")))?,
         timestamp: timestamp(a.timestamp)?,
         policy,
         dry_run: a.dry_run,
@@ -207,7 +219,7 @@ fn squash_command(a: SquashArgs, ctx: Ctx) -> Result<String, Error> {
 fn sbom_command(a: SbomArgs, ctx: Ctx) -> Result<Printed, Error> {
     let r = ocislim::command::sbom::sbom(&ocislim::command::sbom::SbomOptions {
         source: a.src.spec(),
-        open: a.src.open_options()?,
+        open: a.src.open_options(&ctx.progress)?,
         format: a.format,
         output: a.output,
         jobs: ctx.jobs,
@@ -241,6 +253,7 @@ fn bench_command(a: BenchArgs, ctx: Ctx) -> Result<String, Error> {
     let open = OpenOptions {
         platform: parse_platform(a.platform.as_deref())?,
         access: Access::default(),
+        progress: ctx.progress.clone(),
     };
     // The built-in fixtures are written to a temporary folder to be read.
     let (fixtures, _staged) = STAGED.create(tempfile::tempdir)?;
@@ -290,7 +303,7 @@ fn inspect_command(a: InspectArgs, ctx: &Ctx) -> Result<Printed, Error> {
     }
     let r = inspect::inspect(
         &src.spec(),
-        &src.open_options()?,
+        &src.open_options(&ctx.progress)?,
         &policies,
         ctx.jobs,
         &ctx.progress,

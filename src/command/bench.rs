@@ -88,13 +88,8 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
     let mut rows = Vec::new();
     for (name, spec) in &opts.images {
         let source = reader::open(spec, &opts.open)?;
-        let mut scanned = scan_layers(
-            &source,
-            (0, IndexMode::Entries),
-            None,
-            opts.jobs,
-            &opts.progress,
-        )?;
+        let mode = (0, IndexMode::Entries);
+        let mut scanned = scan_layers(&source, mode, None, opts.jobs, &opts.progress)?;
         let mut warnings = Vec::new();
         let (_, tree) = merge_scanned(&mut scanned, &source.image, 0, &mut warnings)?;
         let before = Sizes {
@@ -217,6 +212,7 @@ fn smoke(spec: &SourceSpec, policy: &PolicySet, cmd: &str, opts: &BenchOptions) 
             )?
         },
         keep: crate::pipeline::squash::Keep::Nothing,
+        groups: None,
         timestamp: None,
         policy: policy.clone(),
         dry_run: false,

@@ -22,6 +22,7 @@ use crate::image::remote::Pushed;
 use crate::image::writer::{Dest, OutputOptions, StagedImage, Staging};
 use crate::image::{Format, media, reader};
 use crate::pipeline::format::default_format;
+pub use crate::pipeline::groups::GroupSpec;
 use crate::pipeline::squash;
 pub use crate::pipeline::squash::{Keep, SquashOptions, SquashReport, squash};
 use serde_json::{Value, json};

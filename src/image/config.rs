@@ -15,6 +15,9 @@ pub struct SquashNote {
     pub kept: usize,
     /// Layers in the input.
     pub total: usize,
+    /// The squashed layers' input layers, from 1: first and last, one pair per output
+    /// layer above the kept ones.
+    pub groups: Vec<(usize, usize)>,
     /// The policies applied, for the comment.
     pub policy: String,
     /// `created` for the new entry, when a timestamp is asked for.
@@ -42,29 +45,40 @@ pub fn rebuild(config: &Value, diff_ids: &[Digest], note: &SquashNote) -> (Value
         .map(Value::String)
         .or_else(|| history.last().and_then(|h| h.get("created")).cloned())
         .or_else(|| config.get("created").cloned());
-    let mut entry = json!({
-        "created_by": "ocislim squash",
-        "comment": format!("squashed layers {}-{} of {} (policy {})", note.kept + 1, note.total, note.total, note.policy),
-    });
-    if let Some(t) = created {
-        entry["created"] = t;
-    }
+    let entry = |(first, last): (usize, usize)| {
+        let mut e = json!({
+            "created_by": "ocislim squash",
+            "comment": format!("squashed layers {first}-{last} of {} (policy {})", note.total, note.policy),
+        });
+        if let Some(t) = &created {
+            e["created"] = t.clone();
+        }
+        e
+    };
     if history.iter().filter(|h| non_empty(h)).count() == note.total {
-        let mut kept = Vec::new();
-        let mut seen = 0;
-        // Empty entries right above the last kept layer stay where they stand; from
-        // the first squashed layer on, everything folds into one entry.
+        // Kept layers' entries stay, and so do empty entries between groups; from a
+        // group's first layer on, its entries fold into one (the top group's takes
+        // the empty entries above it too).
+        let mut out = Vec::new();
+        let mut layer = 0;
+        let inside = |layer: usize| {
+            note.groups
+                .iter()
+                .any(|&(first, last)| layer >= first && (layer < last || last == note.total))
+        };
         for h in history {
             if non_empty(&h) {
-                if seen == note.kept {
-                    break;
+                layer += 1;
+                if layer <= note.kept {
+                    out.push(h);
+                } else if let Some(&g) = note.groups.iter().find(|g| g.1 == layer) {
+                    out.push(entry(g));
                 }
-                seen += 1;
+            } else if layer <= note.kept || !inside(layer) {
+                out.push(h);
             }
-            kept.push(h);
         }
-        kept.push(entry);
-        c["history"] = Value::Array(kept);
+        c["history"] = Value::Array(out);
     } else if history.is_empty() {
         if let Some(obj) = c.as_object_mut() {
             obj.remove("history");
@@ -136,6 +150,7 @@ mod tests {
         let note = SquashNote {
             kept: 1,
             total: 3,
+            groups: vec![(2, 3)],
             policy: "none".into(),
             created: None,
         };

@@ -106,6 +106,8 @@ pub struct OpenOptions {
     pub platform: Option<Platform>,
     /// Credentials and TLS for a registry source.
     pub access: Access,
+    /// Where reading standard input shows its bytes.
+    pub progress: crate::progress::Progress,
 }
 
 /// An opened source and the image chosen in it.
@@ -195,7 +197,7 @@ fn open_store(spec: &SourceSpec, opts: &OpenOptions) -> Result<Opened> {
             remote::transports(rem)?.engine_export(n)?,
             &name,
         )?),
-        (None, None) => store::open_stdin()?,
+        (None, None) => store::open_stdin(&opts.progress)?,
         (None, Some(p)) => store::open_path(p)?,
     };
     // image-spec requires `oci-layout` beside `index.json`; skopeo and stereoscope read

@@ -254,14 +254,17 @@ fn decompressed(mut file: File, what: &str) -> Result<File> {
 }
 
 /// Spools standard input to an anonymous temporary file and indexes it.
-pub fn open_stdin() -> Result<Store> {
+pub fn open_stdin(progress: &crate::progress::Progress) -> Result<Store> {
     if io::IsTerminal::is_terminal(&io::stdin()) {
         return Err(Error::Usage(
             "refusing to read an image from a terminal; pipe one in (docker save IMAGE | ocislim ... -)".into(),
         ));
     }
     let mut file = tempfile::tempfile()?;
-    let n = io::copy(&mut io::stdin().lock(), &mut file)?;
+    // Its size is unknown until it ends: the bar counts bytes and rate.
+    let mut input = progress.reader("read stdin", 0, io::stdin().lock());
+    let n = io::copy(&mut input, &mut file)?;
+    drop(input);
     if n == 0 {
         return Err(Error::corrupt("standard input", "empty"));
     }

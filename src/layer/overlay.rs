@@ -127,6 +127,29 @@ impl Tree {
         Ok((base, tree))
     }
 
+    /// Merges layers in order; returns the tree after each of `ends` layers (ascending;
+    /// the last is the number of layers).
+    pub fn merge_at<'a>(
+        layers: impl IntoIterator<Item = (&'a mut [EntryRec], String)>,
+        ends: &[usize],
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<Tree>> {
+        let mut tree = Tree::default();
+        let mut out = Vec::with_capacity(ends.len());
+        for (i, (entries, name)) in layers.into_iter().enumerate() {
+            tree.apply(i, entries, &name, warnings)?;
+            if ends.contains(&(i + 1)) {
+                out.push(tree.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes `p` and what lies below it.
+    pub fn remove_with_subtree(&mut self, p: &[u8]) {
+        self.remove_subtree(p, true);
+    }
+
     /// Removes what layers below `layer` put at `p` (with `with_self`) and below it.
     fn remove_lower(&mut self, p: &[u8], with_self: bool, layer: usize) -> usize {
         let mut keys: Vec<Vec<u8>> = self

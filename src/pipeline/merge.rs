@@ -102,6 +102,21 @@ pub fn merge_scanned(
     Tree::merge(layers, keep, warnings)
 }
 
+/// Merges the scanned layers, returning the tree after each of `ends` layers
+/// ([`Tree::merge_at`]).
+pub fn merge_scanned_at(
+    scanned: &mut [Scanned],
+    image: &crate::image::Image,
+    ends: &[usize],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Tree>> {
+    let layers = scanned
+        .iter_mut()
+        .zip(&image.layers)
+        .map(|(s, l)| (s.spool.entries.as_mut_slice(), l.name()));
+    Tree::merge_at(layers, ends, warnings)
+}
+
 /// An image read, verified and merged, for the commands that read its filesystem
 /// (`check`, `packages`).
 pub struct Merged {

@@ -27,7 +27,8 @@ use crate::layer::writer::{EmitStats, Spool};
 use crate::pipeline::attach;
 use crate::pipeline::emit::{LayerOut, Sizes, Written, squashed_codec, write_layer};
 use crate::pipeline::format::{default_format, media_family};
-use crate::pipeline::merge::{merge_scanned, scan_layers};
+use crate::pipeline::groups::{self, GroupSpec};
+use crate::pipeline::merge::{merge_scanned, merge_scanned_at, scan_layers};
 use crate::pipeline::slim::Slimmed;
 use crate::policy::{PolicyOutcome, PolicySet};
 use std::path::Path;
@@ -54,6 +55,9 @@ pub struct SquashOptions {
     pub output: OutputOptions,
     /// What to keep.
     pub keep: Keep,
+    /// Write the squashed layers as groups, each one output layer (`--layer-groups`;
+    /// `--base` then only says where the base ends).
+    pub groups: Option<GroupSpec>,
     /// Clamp mtimes and set `created` (`--timestamp`, `SOURCE_DATE_EPOCH`).
     pub timestamp: Option<u64>,
     /// What to delete.
@@ -120,6 +124,10 @@ pub struct SquashReport {
     pub squashed_compression: &'static str,
     /// Entries in it.
     pub squashed_entries: u64,
+    /// With `--layer-groups`, each group's output layer, bottom first (the squashed
+    /// fields above are the top one's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupOutcome>,
     /// Sizes before: sum of stored blobs, sum of plain tars.
     pub before: Sizes,
     /// Sizes after.
@@ -170,6 +178,23 @@ pub struct SquashReport {
     pub pushed: Option<crate::image::remote::Pushed>,
 }
 
+/// One layer group's output layer.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GroupOutcome {
+    /// Its input layers, from 1: first and last.
+    pub layers: (usize, usize),
+    /// The blob's digest.
+    pub digest: Digest,
+    /// Its diff_id.
+    pub diff_id: Digest,
+    /// Stored size.
+    pub compressed_size: u64,
+    /// Plain tar size.
+    pub uncompressed_size: u64,
+    /// Entries in it.
+    pub entries: u64,
+}
+
 /// What a squash saved, each figure comparing like with like.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct Saved {
@@ -207,7 +232,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let image = &source.image;
     let total = image.layers.len();
     let mut warnings = image.warnings.clone();
-    let keep = kept_layers(opts, image, &mut warnings)?;
+    let (keep, ends) = cuts(opts, image, &mut warnings)?;
     let (format, staging) = stage_output(opts, &source)?;
     let mut scanned = scan_layers(
         &source,
@@ -216,7 +241,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         opts.jobs,
         &opts.progress,
     )?;
-    let (base, mut tree) = merge_scanned(&mut scanned, image, keep, &mut warnings)?;
+    let (base, mut tree, snapshots) = merged(&mut scanned, image, (keep, &ends), &mut warnings)?;
     let (scans, mut spools): (Vec<ScanAndBlob>, Vec<Spool>) = scanned
         .into_iter()
         .map(|s| ((s.scan, s.kept_blob), s.spool))
@@ -236,38 +261,29 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         .map(|_| crate::sbom::catalog(&crate::layer::fs::TreeFs::new(&tree, &spools)))
         .transpose()
         .map_err(|e| Error::corrupt("package database", e))?;
-    let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
-    let plan = overlay::plan(&base, &tree, keep, &entries);
     let codec = squashed_codec(
         opts.output.compression,
         Some(scans[total - 1].0.compression),
     );
-    let out = match &staging {
-        Some(st) => LayerOut::Blob(st.blob_writer()?),
-        None => LayerOut::Dry(Meter::new(std::io::sink())),
-    };
-    // The work: the bytes of what is written (entries copied whole, hard-link data taken
-    // over, markers), not what the input layers held before the policy deleted.
-    let upper_bound = plan_bytes(&plan, &entries);
-    let enc = EncodeOptions {
-        compression: codec,
-        level: opts.output.level,
-        threads: opts.jobs.max(1) as u32,
-    };
-    let written = write_layer(
-        &plan,
+    let trees = groups::slimmed_trees(snapshots, tree, &slimmed.deleted);
+    let starts = groups::starts(keep, &ends);
+    let written = write_squashed(
+        opts,
+        (&base, &trees, &starts),
         &spools,
-        enc,
-        opts.timestamp,
-        &opts.progress,
-        upper_bound,
-        out,
+        codec,
+        staging.as_ref(),
     )?;
     let input = Input {
         image,
         scans: &scans,
         spools: &spools,
         keep,
+        groups: starts
+            .iter()
+            .zip(&ends)
+            .map(|(&s, &e)| (s + 1, e))
+            .collect(),
     };
     let (mut out, mut report) =
         assemble(opts, &input, (format, codec), written, slimmed, warnings)?;
@@ -280,6 +296,86 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     };
     commit(staging, &out, &mut report, (report_file, sbom))?;
     Ok(report)
+}
+
+/// How many bottom layers stay as they are, and where the squashed layers end (each
+/// group's last layer; one group, the top, without `--layer-groups`). With groups,
+/// `--base` only says where the base ends: nothing is kept as it is.
+fn cuts(
+    opts: &SquashOptions,
+    image: &Image,
+    warnings: &mut Vec<String>,
+) -> Result<(usize, Vec<usize>)> {
+    let total = image.layers.len();
+    let kept = kept_layers(opts, image, warnings)?;
+    let Some(g) = &opts.groups else {
+        return Ok((kept, vec![total]));
+    };
+    let history = image
+        .config_json
+        .get("history")
+        .unwrap_or(&serde_json::Value::Null);
+    Ok((
+        0,
+        groups::ends(g, history, total, (kept > 0).then_some(kept))?,
+    ))
+}
+
+/// The merged trees: the kept base's (empty with groups), the top's, and with groups
+/// each lower group's (after its last layer).
+fn merged(
+    scanned: &mut [crate::pipeline::merge::Scanned],
+    image: &Image,
+    (keep, ends): (usize, &[usize]),
+    warnings: &mut Vec<String>,
+) -> Result<(overlay::Tree, overlay::Tree, Vec<overlay::Tree>)> {
+    if ends.len() > 1 {
+        let mut trees = merge_scanned_at(scanned, image, ends, warnings)?;
+        let fin = trees.pop().expect("the last group ends at the top");
+        return Ok((overlay::Tree::default(), fin, trees));
+    }
+    let (base, tree) = merge_scanned(scanned, image, keep, warnings)?;
+    Ok((base, tree, Vec::new()))
+}
+
+/// Writes the squashed layers: each group's tree (`trees`, bottom first; one without
+/// groups) as the layer that turns the one below it (`base` for the first) into it,
+/// holding the entries of the input layers from its start on.
+fn write_squashed(
+    opts: &SquashOptions,
+    (base, trees, starts): (&overlay::Tree, &[overlay::Tree], &[usize]),
+    spools: &[Spool],
+    codec: Compression,
+    staging: Option<&Staging>,
+) -> Result<Vec<Written>> {
+    let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
+    let enc = EncodeOptions {
+        compression: codec,
+        level: opts.output.level,
+        threads: opts.jobs.max(1) as u32,
+    };
+    let mut written = Vec::with_capacity(trees.len());
+    for (i, tree) in trees.iter().enumerate() {
+        let below = if i == 0 { base } else { &trees[i - 1] };
+        let plan = overlay::plan(below, tree, starts[i], &entries);
+        let out = match staging {
+            Some(st) => LayerOut::Blob(st.blob_writer()?),
+            None => LayerOut::Dry(Meter::new(std::io::sink())),
+        };
+        // The work: the bytes of what is written (entries copied whole, hard-link data
+        // taken over, markers), not what the input layers held before the policy deleted.
+        let upper_bound = plan_bytes(&plan, &entries);
+        written.push(write_layer(
+            &plan,
+            spools,
+            enc,
+            opts.timestamp,
+            &opts.progress,
+            upper_bound,
+            out,
+        )?);
+    }
+    Ok(written)
 }
 
 /// The output's format (`--format`, else the input's family for the destination) and
@@ -345,53 +441,57 @@ struct Input<'a> {
     scans: &'a [ScanAndBlob],
     spools: &'a [Spool],
     keep: usize,
+    /// The squashed groups' input layers, from 1: first and last (one without groups).
+    groups: Vec<(usize, usize)>,
 }
 
 /// The output image (config, manifest's media types, layers, names) and the report,
-/// from the squashed layer as written and what the policy did.
+/// from the squashed layers as written (one per group) and what the policy did.
 fn assemble(
     opts: &SquashOptions,
     input: &Input,
     (format, codec): (Format, Compression),
-    written: Written,
+    written: Vec<Written>,
     slimmed: Slimmed,
     mut warnings: Vec<String>,
 ) -> Result<(OutImage, SquashReport)> {
     let (image, scans, spools, keep) = (input.image, input.scans, input.spools, input.keep);
-    let total = image.layers.len();
-    let mut codecs: Vec<Compression> = scans[..keep].iter().map(|s| s.0.compression).collect();
-    codecs.push(codec);
+    let kept_codecs = scans[..keep].iter().map(|s| s.0.compression);
+    let codecs: Vec<Compression> = kept_codecs.chain(written.iter().map(|_| codec)).collect();
     let (docker, manifest_media, config_media) = media_family(image, &codecs, &mut warnings);
-    let squashed = OutLayer {
-        digest: written.digest.clone(),
-        size: written.size,
+    let squashed = written.iter().map(|w| OutLayer {
+        digest: w.digest.clone(),
+        size: w.size,
         media_type: codec.media_type(docker).to_string(),
         annotations: None,
-    };
+    });
     let layers = out_layers(&scans[..keep], image, docker, squashed);
-    let config_bytes = out_config(opts, image, (keep, total), &written.diff_id, &mut warnings)?;
+    let diff_ids: Vec<&Digest> = written.iter().map(|w| &w.diff_id).collect();
+    let config_bytes = out_config(opts, image, (keep, &input.groups), &diff_ids, &mut warnings)?;
     let config_digest = Digest::of(&config_bytes);
     let (tags, ref_names) = output_names(opts, format, image);
     let (report_layers, before, after) = layer_outcomes(
         scans,
         spools,
         keep,
-        &written.stats,
+        &summed(&written),
         &slimmed.policy,
         Sizes {
-            compressed: written.size,
-            uncompressed: written.tar_size,
+            compressed: written.iter().map(|w| w.size).sum(),
+            uncompressed: written.iter().map(|w| w.tar_size).sum(),
         },
     );
+    let top = written.last().expect("at least one squashed layer");
     let report = SquashReport {
         input_format: image.format.name(),
         output_format: format.name(),
         kept_layers: keep,
         layers: report_layers,
-        squashed_digest: written.digest,
-        squashed_diff_id: written.diff_id,
+        squashed_digest: top.digest.clone(),
+        squashed_diff_id: top.diff_id.clone(),
         squashed_compression: codec.name(),
-        squashed_entries: written.stats.entries,
+        squashed_entries: top.stats.entries,
+        groups: group_outcomes(&written, &input.groups),
         saved: Saved::of(
             before,
             after,
@@ -426,6 +526,39 @@ fn assemble(
         attached: Vec::new(),
     };
     Ok((out, report))
+}
+
+/// What the squashed layers emitted, together.
+fn summed(written: &[Written]) -> crate::layer::writer::EmitStats {
+    let mut stats = crate::layer::writer::EmitStats::default();
+    for w in written {
+        stats.entries += w.stats.entries;
+        let n = w.stats.kept_by_layer.len().max(stats.kept_by_layer.len());
+        stats.kept_by_layer.resize(n, 0);
+        for (i, b) in w.stats.kept_by_layer.iter().enumerate() {
+            stats.kept_by_layer[i] += b;
+        }
+    }
+    stats
+}
+
+/// Each group's layer in the report (none without groups).
+fn group_outcomes(written: &[Written], groups: &[(usize, usize)]) -> Vec<GroupOutcome> {
+    if written.len() < 2 {
+        return Vec::new();
+    }
+    written
+        .iter()
+        .zip(groups)
+        .map(|(w, &layers)| GroupOutcome {
+            layers,
+            digest: w.digest.clone(),
+            diff_id: w.diff_id.clone(),
+            compressed_size: w.size,
+            uncompressed_size: w.tar_size,
+            entries: w.stats.entries,
+        })
+        .collect()
 }
 
 /// About the plain tar bytes `plan` writes: each entry copied as the input holds it,
@@ -464,7 +597,7 @@ fn out_layers(
     kept: &[ScanAndBlob],
     image: &crate::image::Image,
     docker: bool,
-    squashed: OutLayer,
+    squashed: impl Iterator<Item = OutLayer>,
 ) -> Vec<OutLayer> {
     let mut layers: Vec<OutLayer> = kept
         .iter()
@@ -484,27 +617,28 @@ fn out_layers(
             }
         })
         .collect();
-    layers.push(squashed);
+    layers.extend(squashed);
     layers
 }
 
 /// The output's config: the input's, with the kept layers' diff_ids and the squashed
-/// one's, and a history entry saying what was squashed.
+/// ones', and a history entry per squashed layer saying what was squashed.
 fn out_config(
     opts: &SquashOptions,
     image: &crate::image::Image,
-    (keep, total): (usize, usize),
-    diff_id: &Digest,
+    (keep, groups): (usize, &[(usize, usize)]),
+    squashed: &[&Digest],
     warnings: &mut Vec<String>,
 ) -> Result<Vec<u8>> {
     let mut diff_ids: Vec<Digest> = image.layers[..keep]
         .iter()
         .map(|l| l.diff_id.clone())
         .collect();
-    diff_ids.push(diff_id.clone());
+    diff_ids.extend(squashed.iter().map(|d| (*d).clone()));
     let note = SquashNote {
         kept: keep,
-        total,
+        total: image.layers.len(),
+        groups: groups.to_vec(),
         policy: opts.policy.names.clone(),
         created: opts.timestamp.map(config::rfc3339),
     };

@@ -90,12 +90,26 @@ fn bash_completes_subcommands_and_flags_from_the_generated_script() {
     assert_eq!(bash_complete(&script, &["ocislim", "pac"]), ["packages"]);
     let flags = bash_complete(&script, &["ocislim", "squash", "--allow"]);
     assert_eq!(flags, ["--allow-broken"]);
+    // --policy completes the built-in names and files (the tests run in the crate root).
+    for sub in ["squash", "inspect", "bench"] {
+        let names = bash_complete(&script, &["ocislim", sub, "--policy", "agg"]);
+        assert_eq!(names, ["aggressive"], "{sub}");
+        let files = bash_complete(&script, &["ocislim", sub, "--policy", "Cargo.t"]);
+        assert_eq!(files, ["Cargo.toml"], "{sub}");
+    }
     for shell in ["zsh", "fish"] {
         let out = run(ocislim().args(["completions", shell]));
         let text = String::from_utf8(out.stdout).unwrap();
         for s in SUBCOMMANDS {
             assert!(text.contains(s), "{shell}: {s}");
         }
+        let policy = text
+            .lines()
+            .find(|l| l.contains("policy=[") || l.contains(" -l policy "));
+        assert!(
+            policy.is_some_and(|l| l.contains("aggressive") && l.contains("default")),
+            "{shell}: --policy offers no built-in names: {policy:?}"
+        );
     }
     let (code, err) = run_fail(ocislim().args(["completions", "tcsh"]));
     assert_eq!(code, 2, "{err}");

@@ -160,6 +160,23 @@ fn debian_image_squashed_whole_and_above_its_base_matches_umoci_and_docker_and_r
             r["before"]["compressed"], r["after"]["compressed"]
         );
     }
+    // Layer groups: the base, the first RUN, and the two above as three layers, the
+    // whiteouts between them as Docker applies them (umoci judges the filesystem).
+    let args = ["--policy", "default", "--layer-groups", "1,2"];
+    let (r, _) =
+        crate::policy::assert_only_reported_paths_go(&orig, "t", &args, w.path(), "groups");
+    assert_eq!(
+        r["groups"].as_array().unwrap().len(),
+        3,
+        "{:#}",
+        r["groups"]
+    );
+    let tag = "ocislim-test/debian:groups";
+    squash_and_load(&saved, &args, tag, w.path());
+    assert_eq!(docker_layer_count(tag).trim(), "3");
+    let out = run(docker().args(["run", "--rm", "--network", "none", tag]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), RUNS, "groups");
+    run(docker().args(["rmi", tag]));
     run(docker().args([
         "rmi",
         "ocislim-test/debian:layered",

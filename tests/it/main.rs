@@ -14,6 +14,7 @@ mod diff;
 mod docker;
 mod errors;
 mod fixtures;
+mod groups;
 mod hostile;
 mod hostile2;
 mod inspect;

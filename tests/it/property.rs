@@ -290,6 +290,7 @@ fn check(layers: &[Vec<Op>], keep: usize) -> Result<(), TestCaseError> {
             ref_name: None,
         },
         keep: Keep::Layers(keep.min(layers.len() - 1)),
+        groups: None,
         timestamp: None,
         policy: ocislim::policy::PolicySet::none(),
         dry_run: false,

@@ -1,0 +1,163 @@
+//! `squash --layer-groups`: each group one output layer, the filesystem the input's
+//! minus exactly the reported deletions (umoci judges), and a rebuild that changes only
+//! the top layer leaves the lower groups' blobs byte-identical.
+
+use crate::builder::Spec;
+use crate::tools::*;
+use serde_json::Value;
+use std::path::Path;
+
+/// A base (with docs the policy deletes and a file a later layer deletes), a layer of
+/// dependencies over it, then the app, whose file is `app`.
+fn image(dir: &Path, app: &str) {
+    let spec = format!(
+        r#"tag g:1
+layer "/bin/sh -c #(nop) ADD file:base in / "
+dir etc mode=0755
+dir usr mode=0755
+dir usr/lib mode=0755
+dir usr/share mode=0755
+dir usr/share/doc mode=0755
+file etc/os-release "ID=test\n"
+file etc/old "going\n"
+dir usr/share/doc/base mode=0755
+file usr/share/doc/base/README size=5000
+file usr/lib/libbase.so size=20000
+hardlink usr/lib/libbase.so.1 -> usr/lib/libbase.so
+symlink usr/lib/libbase.so.0 -> libbase.so
+layer "RUN /bin/sh -c apt-get install deps # buildkit"
+whiteout etc/old
+dir var mode=0755
+dir var/lib mode=0755
+dir var/lib/apt mode=0755
+dir var/lib/apt/lists mode=0755
+file var/lib/apt/lists/Packages size=30000
+file usr/lib/libdep.so size=10000
+dir usr/share/doc/dep mode=0755
+file usr/share/doc/dep/changelog size=4000
+file usr/lib/libbase.so size=21000
+layer "COPY . /app # buildkit"
+dir app mode=0755
+file app/main "{app}"
+opaque usr/share/doc/dep
+file usr/share/doc/dep/NEWS size=300
+"#
+    );
+    Spec::parse(&spec).write_layout(dir, false);
+}
+
+/// The squash's report and output layers' digests.
+fn squash(src: &Path, out: &Path, groups: &str) -> (Value, Vec<String>) {
+    let rep = out.with_extension("json");
+    run(ocislim()
+        .arg("squash")
+        .arg(src)
+        .args(["--policy", "default", "--layer-groups", groups, "--report"])
+        .arg(&rep)
+        .args(["--format", "oci", "--tag", "g:1", "-o"])
+        .arg(out));
+    let r: Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let manifest = index["manifests"][0]["digest"].as_str().unwrap();
+    let m: Value = serde_json::from_slice(
+        &std::fs::read(out.join("blobs/sha256").join(&manifest[7..])).unwrap(),
+    )
+    .unwrap();
+    let layers = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    (r, layers)
+}
+
+#[test]
+fn layer_groups_keep_the_filesystem_and_share_unchanged_groups_across_rebuilds() {
+    let w = scratch();
+    let v1 = w.path().join("v1.oci");
+    image(&v1, "v1\\n");
+    // umoci: the output is the input minus exactly the reported paths, for cuts given
+    // and for auto (before the COPY; this history marks no base's end).
+    for (i, (groups, want)) in [("1,2", 3), ("auto", 2), ("2", 2)].into_iter().enumerate() {
+        let (r, _) = crate::policy::assert_only_reported_paths_go(
+            &v1,
+            "1",
+            &["--policy", "default", "--layer-groups", groups],
+            w.path(),
+            &format!("groups{i}"),
+        );
+        assert_eq!(
+            r["groups"].as_array().map_or(1, Vec::len),
+            want,
+            "{groups}: {:#}",
+            r["groups"]
+        );
+    }
+    let (r1, layers1) = squash(&v1, &w.path().join("out1.oci"), "1,2");
+    assert_eq!(layers1.len(), 3, "{r1:#}");
+    let groups: Vec<&Value> = r1["groups"].as_array().unwrap().iter().collect();
+    assert_eq!(groups[0]["layers"], serde_json::json!([1, 1]));
+    assert_eq!(groups[2]["layers"], serde_json::json!([3, 3]));
+    // The docs the policy deletes are deleted in the group that holds them, so the base
+    // group holds no README.
+    let deleted: Vec<&str> = r1["policy"]["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    assert!(deleted.contains(&"usr/share/doc/base"), "{deleted:?}");
+    let blob = w
+        .path()
+        .join("out1.oci/blobs/sha256")
+        .join(&layers1[0][7..]);
+    let listing = run(std::process::Command::new("bsdtar").arg("-tvf").arg(&blob));
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        !listing.contains("README") && listing.contains("libbase.so"),
+        "{listing}"
+    );
+    // A rebuild changing only the app: the lower groups' blobs are the same bytes.
+    let v2 = w.path().join("v2.oci");
+    image(&v2, "v2, longer\\n");
+    let (_, layers2) = squash(&v2, &w.path().join("out2.oci"), "1,2");
+    assert_eq!(layers2.len(), 3);
+    assert_eq!(
+        layers1[..2],
+        layers2[..2],
+        "unchanged groups are byte-identical"
+    );
+    assert_ne!(layers1[2], layers2[2], "the app group changed");
+    // The history has one entry per group.
+    let config = skopeo_config(&format!("oci:{}:1", w.path().join("out2.oci").display()));
+    let comments: Vec<&str> = config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["comment"].as_str())
+        .collect();
+    assert_eq!(
+        comments,
+        [
+            "squashed layers 1-1 of 3 (policy default)",
+            "squashed layers 2-2 of 3 (policy default)",
+            "squashed layers 3-3 of 3 (policy default)"
+        ],
+        "{config:#}"
+    );
+    // Bad cuts are usage errors, before anything is written.
+    for bad in ["3", "2,1", "x"] {
+        let (code, err) = run_fail(
+            ocislim()
+                .arg("squash")
+                .arg(&v1)
+                .args(["--layer-groups", bad, "-o"])
+                .arg(w.path().join("bad.oci")),
+        );
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains("--layer-groups"), "{err}");
+        assert!(!w.path().join("bad.oci").exists());
+    }
+}
