@@ -13,6 +13,7 @@
 
 use crate::error::{Error, Result};
 use crate::layer::overlay::Tree;
+use crate::policy::{Computed, PolicySet};
 use serde_json::Value;
 
 /// Where `--layer-groups` cuts.
@@ -149,20 +150,29 @@ pub fn starts(keep: usize, ends: &[usize]) -> Vec<usize> {
 
 /// Each group's merged tree as its layer must leave the filesystem: the input merged up
 /// to its end (`snapshots`, the lower groups') minus what the policy deleted (`deleted`,
-/// every path, a folder with what lies below it); the top group's is the slimmed final
-/// tree `fin`.
-pub fn slimmed_trees(snapshots: Vec<Tree>, fin: Tree, deleted: &[(Vec<u8>, usize)]) -> Vec<Tree> {
-    let mut out: Vec<Tree> = snapshots
-        .into_iter()
-        .map(|mut t| {
-            for (p, _) in deleted {
-                t.remove_with_subtree(p);
-            }
-            t
-        })
-        .collect();
+/// every path, a folder with what lies below it) and minus what the policy's glob rules
+/// delete among the paths a higher layer removed (they are in no final path, so only
+/// the globs decide them: the apt archives a later `apt-get clean` deletes go from the
+/// group that holds them); the top group's is the slimmed final tree `fin`.
+pub fn slimmed_trees(
+    snapshots: Vec<Tree>,
+    fin: Tree,
+    deleted: &[(Vec<u8>, usize)],
+    policy: &PolicySet,
+) -> Result<Vec<Tree>> {
+    let mut out = Vec::with_capacity(snapshots.len() + 1);
+    for mut t in snapshots {
+        for (p, _) in deleted {
+            t.remove_with_subtree(p);
+        }
+        let by_globs = policy.decide(&t, &Computed::default())?;
+        for (p, _) in by_globs.iter().filter(|(p, _)| !fin.nodes.contains_key(p)) {
+            t.remove_with_subtree(p);
+        }
+        out.push(t);
+    }
     out.push(fin);
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

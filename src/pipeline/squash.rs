@@ -265,7 +265,7 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         opts.output.compression,
         Some(scans[total - 1].0.compression),
     );
-    let trees = groups::slimmed_trees(snapshots, tree, &slimmed.deleted);
+    let trees = groups::slimmed_trees(snapshots, tree, &slimmed.deleted, &opts.policy)?;
     let starts = groups::starts(keep, &ends);
     let written = write_squashed(
         opts,

@@ -8,7 +8,8 @@ use serde_json::Value;
 use std::path::Path;
 
 /// A base (with docs the policy deletes and a file a later layer deletes), a layer of
-/// dependencies over it, then the app, whose file is `app`.
+/// dependencies over it (with an apt archive the app's layer cleans), then the app,
+/// whose file is `app`.
 fn image(dir: &Path, app: &str) {
     let spec = format!(
         r#"tag g:1
@@ -32,6 +33,10 @@ dir var/lib mode=0755
 dir var/lib/apt mode=0755
 dir var/lib/apt/lists mode=0755
 file var/lib/apt/lists/Packages size=30000
+dir var/cache mode=0755
+dir var/cache/apt mode=0755
+dir var/cache/apt/archives mode=0755
+file var/cache/apt/archives/dep.deb size=50000
 file usr/lib/libdep.so size=10000
 dir usr/share/doc/dep mode=0755
 file usr/share/doc/dep/changelog size=4000
@@ -40,6 +45,7 @@ layer "COPY . /app # buildkit"
 dir app mode=0755
 file app/main "{app}"
 opaque usr/share/doc/dep
+whiteout var/cache/apt/archives/dep.deb
 file usr/share/doc/dep/NEWS size=300
 "#
     );
@@ -117,6 +123,15 @@ fn layer_groups_keep_the_filesystem_and_share_unchanged_groups_across_rebuilds()
     let listing = String::from_utf8_lossy(&listing.stdout);
     assert!(
         !listing.contains("README") && listing.contains("libbase.so"),
+        "{listing}"
+    );
+    // What a higher layer removes from a lower group and the policy's globs delete (the
+    // apt archive `apt-get clean` removes) is not carried in the lower group's blob.
+    let blob = w.path().join("out1.oci/blobs/sha256").join(&layers1[1][7..]);
+    let listing = run(std::process::Command::new("bsdtar").arg("-tvf").arg(&blob));
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        !listing.contains("dep.deb") && listing.contains("libdep.so"),
         "{listing}"
     );
     // A rebuild changing only the app: the lower groups' blobs are the same bytes.
