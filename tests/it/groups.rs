@@ -127,7 +127,10 @@ fn layer_groups_keep_the_filesystem_and_share_unchanged_groups_across_rebuilds()
     );
     // What a higher layer removes from a lower group and the policy's globs delete (the
     // apt archive `apt-get clean` removes) is not carried in the lower group's blob.
-    let blob = w.path().join("out1.oci/blobs/sha256").join(&layers1[1][7..]);
+    let blob = w
+        .path()
+        .join("out1.oci/blobs/sha256")
+        .join(&layers1[1][7..]);
     let listing = run(std::process::Command::new("bsdtar").arg("-tvf").arg(&blob));
     let listing = String::from_utf8_lossy(&listing.stdout);
     assert!(
@@ -175,4 +178,117 @@ fn layer_groups_keep_the_filesystem_and_share_unchanged_groups_across_rebuilds()
         assert!(err.contains("--layer-groups"), "{err}");
         assert!(!w.path().join("bad.oci").exists());
     }
+}
+
+const REBUILT: &str = r#"FROM ocislim-test/rebuild:base
+RUN rm -rf /var/lib/apt/lists/* && mkdir -p /var/cache/apt/archives && head -c 2000000 /dev/urandom > /var/cache/apt/archives/big.deb && echo deps > /etc/deps
+COPY requirements.txt /app/requirements.txt
+RUN mkdir -p /opt/site && cp -r /usr/local/lib/python3.11/dist-packages/requests /opt/site/ && rm /var/cache/apt/archives/big.deb
+COPY . /app
+CMD ["python3", "/app/main.py"]
+"#;
+
+/// Five rebuilds of a Python service (Debian base, an apt-like layer, requirements, a
+/// dependencies layer, `COPY . /app`), each changing one app file, each slimmed with
+/// `--layer-groups auto` and pushed: the registry judges what each push uploads and what
+/// it stores, skopeo what a copy into a layout holding the previous build copies.
+#[test]
+fn five_rebuilds_pushed_with_layer_groups_upload_and_store_only_the_app_group() {
+    use crate::registry::Registry;
+    let w = scratch();
+    let reg = Registry::start(false);
+    let rootfs = std::env::var_os("OCISLIM_DEBIAN_ROOTFS")
+        .expect("OCISLIM_DEBIAN_ROOTFS is set by scripts/test");
+    run(docker()
+        .arg("import")
+        .arg(rootfs)
+        .arg("ocislim-test/rebuild:base"));
+    let ctx = w.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), REBUILT).unwrap();
+    std::fs::write(ctx.join("requirements.txt"), "requests\n").unwrap();
+    let mut one_build = 0;
+    let mut lower: Option<Vec<Value>> = None;
+    for i in 1..=5 {
+        std::fs::write(
+            ctx.join("main.py"),
+            format!("import sys\nsys.path.insert(0, '/opt/site')\nimport requests\nprint('build {i}', requests.__name__)\n"),
+        )
+        .unwrap();
+        let tag = format!("ocislim-test/rebuild:{i}");
+        run(docker()
+            .args(["build", "--network", "none", "-q", "-t", &tag])
+            .arg(&ctx));
+        let (since, stored) = (reg.log().len(), reg.blob_bytes());
+        let r = json_report(
+            std::process::Command::new(OCISLIM)
+                .args(["squash", &format!("docker-daemon:{tag}"), "--json"])
+                .args(["--policy", "default", "--layer-groups", "auto", "-o"])
+                .arg(format!("docker://{}/app:{i}", reg.host()))
+                .args(reg.access()),
+        );
+        let groups = r["groups"].as_array().unwrap().clone();
+        assert_eq!(groups.len(), 3, "{:#}", r["groups"]);
+        assert_eq!(groups[2]["layers"], serde_json::json!([5, 5]));
+        let app = groups[2]["compressed_size"].as_u64().unwrap();
+        let grown = reg.blob_bytes() - stored;
+        let uploads = reg.uploads_since(since);
+        eprintln!("build {i}: {uploads} uploads, {grown} bytes stored, app group {app}");
+        match &lower {
+            None => one_build = grown,
+            Some(l) => {
+                assert_eq!(&groups[..2], &l[..], "the lower groups are the same blobs");
+                // The app group's layer and the config, nothing else.
+                assert_eq!(uploads, 2, "{}", &reg.log()[since..]);
+                assert!(
+                    grown as f64 <= 1.1 * app as f64 + 16384.0,
+                    "build {i}: {grown} bytes stored for an app group of {app}"
+                );
+            }
+        }
+        lower = Some(groups[..2].to_vec());
+    }
+    let total = reg.blob_bytes();
+    assert!(
+        total as f64 <= 1.3 * one_build as f64,
+        "five builds store {total} bytes, one {one_build}"
+    );
+    // skopeo copies build 5 into a layout holding build 4: the app group's blob, its
+    // config and manifest are all it adds.
+    let layout = w.path().join("copies");
+    let copy = |i: u32| {
+        run(std::process::Command::new("skopeo")
+            .args(["copy", "--quiet", "--src-tls-verify=false"])
+            .arg(format!("docker://{}/app:{i}", reg.host()))
+            .arg(format!("oci:{}:{i}", layout.display())));
+    };
+    copy(4);
+    let before = entries(&layout.join("blobs/sha256")).len();
+    copy(5);
+    let added = entries(&layout.join("blobs/sha256")).len() - before;
+    assert_eq!(added, 3, "the app group, the config and the manifest");
+    // Build 5 from the registry runs under Docker.
+    let pulled = format!("{}/app:5", reg.host());
+    run(docker().args(["pull", "-q", &pulled]));
+    let out = run(docker().args(["run", "--rm", "--network", "none", &pulled]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "build 5 requests\n");
+    // umoci: build 5's grouped slim is its input minus exactly the reported paths.
+    let saved = w.path().join("build5.tar");
+    run(docker()
+        .args(["save", "-o"])
+        .arg(&saved)
+        .arg("ocislim-test/rebuild:5"));
+    let input = w.path().join("build5.oci");
+    skopeo_to_oci(&format!("docker-archive:{}", saved.display()), &input);
+    crate::policy::assert_only_reported_paths_go(
+        &input,
+        "t",
+        &["--policy", "default", "--layer-groups", "auto"],
+        w.path(),
+        "rebuild5",
+    );
+    for i in 1..=5 {
+        run(docker().args(["rmi", &format!("ocislim-test/rebuild:{i}")]));
+    }
+    run(docker().args(["rmi", &pulled, "ocislim-test/rebuild:base"]));
 }

@@ -87,10 +87,25 @@ fn shipped_policies_golden_effect_on_the_test_images() {
     }
 }
 
+/// A path as bsdtar's mtree writer names it: spaces, `#`, backslashes and other bytes
+/// outside printable ASCII as `\ooo`.
+fn mtree_name(p: &str) -> String {
+    p.bytes()
+        .map(|b| match b {
+            b'!'..=b'~' if b != b'\\' && b != b'#' => (b as char).to_string(),
+            _ => format!("\\{b:03o}"),
+        })
+        .collect()
+}
+
 /// The listing of `rootfs` without the given paths (and, for subtrees, what is under
 /// them), with nlink dropped: hard-link groups are compared separately.
 fn without(listing: &str, deleted: &[(String, bool)]) -> String {
     let files = listing.split(GROUPS_HEADER).next().unwrap();
+    let deleted: Vec<(String, bool)> = deleted
+        .iter()
+        .map(|(d, sub)| (mtree_name(d), *sub))
+        .collect();
     files
         .lines()
         .filter(|l| {

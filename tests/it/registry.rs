@@ -206,6 +206,23 @@ impl Registry {
     }
 
     /// Upload sessions started since the log had `since` bytes (a mount is not one).
+    /// Bytes of the blobs the registry stores, as its storage on disk holds them.
+    pub fn blob_bytes(&self) -> u64 {
+        let mut total = 0;
+        let mut stack = vec![self.dir.path().join("data/docker/registry/v2/blobs")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let m = e.metadata().unwrap();
+                if m.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    total += m.len();
+                }
+            }
+        }
+        total
+    }
+
     pub fn uploads_since(&self, since: usize) -> usize {
         self.log()[since..]
             .lines()
