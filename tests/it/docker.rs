@@ -443,3 +443,66 @@ fn bench_check_and_smoke_columns_say_whether_each_slimmed_image_still_works() {
     let csv = String::from_utf8_lossy(&out.stdout);
     assert!(csv.lines().next().unwrap().ends_with(",check"), "{csv}");
 }
+
+/// The README's headline command, read from the README and run as a user runs it (a
+/// shell pipeline, stderr a pipe as in a CI log) against the private engine: the slim
+/// image is loaded under the name it was given, and the input keeps its ID and tag.
+#[test]
+fn the_readme_headline_command_runs_end_to_end_and_leaves_the_input_alone() {
+    let w = scratch();
+    let layout = busybox_with("headline", w.path());
+    let archive = w.path().join("app.tar");
+    run(ocislim()
+        .arg("convert")
+        .arg(&layout)
+        .args([
+            "--tag",
+            "ocislim-test/headline:1",
+            "--format",
+            "docker-archive",
+            "-o",
+        ])
+        .arg(&archive));
+    run(docker().args(["load", "-i"]).arg(&archive));
+    let id = |t: &str| {
+        String::from_utf8(run(docker().args(["image", "inspect", "-f", "{{.Id}}", t])).stdout)
+            .unwrap()
+    };
+    let input = id("ocislim-test/headline:1");
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let headline = readme
+        .lines()
+        .find(|l| l.starts_with("docker save app:1 | ocislim squash"))
+        .expect("the README shows the headline pipeline");
+    let command = headline.replace("app:1", "ocislim-test/headline:1");
+    let bin = std::path::Path::new(OCISLIM).parent().unwrap();
+    let out = run(Command::new("sh")
+        .args(["-c", &format!("set -e; {command}")])
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // A CI log gets plain progress lines and the summary.
+    assert!(
+        err.contains("s] read stdin: streaming") && err.contains("saved:"),
+        "{err}"
+    );
+    assert_eq!(
+        id("ocislim-test/headline:1"),
+        input,
+        "the input keeps its ID"
+    );
+    assert_ne!(id("ocislim-test/headline:1-slim"), input);
+    assert_eq!(
+        run_image("ocislim-test/headline:1-slim"),
+        "fixture-ok\nmotd from layer 2\n"
+    );
+    run(docker().args([
+        "rmi",
+        "ocislim-test/headline:1",
+        "ocislim-test/headline:1-slim",
+    ]));
+}
