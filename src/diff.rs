@@ -69,7 +69,8 @@ pub struct Change {
 }
 
 impl Change {
-    /// Its raw path, normalised (no leading `/`), as the facts were keyed.
+    /// The change at `path` (normalised, as the facts are keyed), the fields that
+    /// differ worked out from its facts.
     fn new(path: &[u8], change: How, before: Option<&Facts>, after: Option<&Facts>) -> Change {
         Change {
             path: format!("/{}", escape(path)),

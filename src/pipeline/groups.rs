@@ -114,15 +114,12 @@ fn auto(history: &Value, total: usize, base: Option<usize>, max: usize) -> Vec<u
         }
     }
     let base_end = base_end.unwrap_or(0);
+    // Layers count up, so the copies' cuts ascend with no repeat.
     let mut cuts: Vec<usize> = copies.into_iter().filter(|&c| c > base_end).collect();
-    cuts.dedup();
     let room = max.saturating_sub(1 + usize::from(base_end > 0));
     let cuts = cuts.split_off(cuts.len().saturating_sub(room));
     let mut out: Vec<usize> = (base_end > 0).then_some(base_end).into_iter().collect();
     out.extend(cuts);
-    if max <= 1 {
-        out.clear();
-    }
     out.truncate(max.saturating_sub(1));
     out
 }
