@@ -12,6 +12,7 @@
 //! filesystem or config; `inspect` reads and verifies every layer and reports on it.
 //! The library never prints and never exits: it returns reports and typed errors.
 
+pub mod cache;
 pub mod cleanup;
 pub mod command;
 pub mod deps;

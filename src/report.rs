@@ -278,6 +278,7 @@ pub fn squash_text(r: &SquashReport) -> String {
         r.squashed_compression,
         r.squashed_entries
     );
+    groups_text(&mut o, r);
     let _ = writeln!(
         o,
         "before: {:>10} stored, {:>10} tar",
@@ -315,6 +316,43 @@ pub fn squash_text(r: &SquashReport) -> String {
         let _ = writeln!(o, "warning: {}", clean(w));
     }
     o
+}
+
+/// With `--layer-groups`, a line per group; with `--cache`, what came from it.
+fn groups_text(o: &mut String, r: &SquashReport) {
+    for (i, g) in r.groups.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "group {} (layers {}-{}): {} {:>10} stored, {} entries{}",
+            i + 1,
+            g.layers.0,
+            g.layers.1,
+            &g.digest.as_str()[..19],
+            human_bytes(g.compressed_size),
+            g.entries,
+            if g.reused { ", from the cache" } else { "" }
+        );
+    }
+    if let Some(c) = &r.cache {
+        let _ = writeln!(
+            o,
+            "cache {}: {} of {} layers read from it, {} squashed layers reused{}{}",
+            c.dir,
+            c.layers_reused.len(),
+            r.layers.len(),
+            c.groups_reused.len(),
+            if c.dropped.is_empty() {
+                String::new()
+            } else {
+                format!("; {} broken entries dropped and redone", c.dropped.len())
+            },
+            if c.evicted_bytes == 0 {
+                String::new()
+            } else {
+                format!("; {} of old entries deleted", human_bytes(c.evicted_bytes))
+            }
+        );
+    }
 }
 
 /// `squash`'s first lines: formats, kept layers, the image id, and each input layer.

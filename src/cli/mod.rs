@@ -154,6 +154,18 @@ pub struct SquashArgs {
     /// The most groups --layer-groups auto makes.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_layer_groups: u64,
+    /// Keep decompressed layers and squashed layers in DIR and reuse them.
+    ///
+    /// Keep each decompressed input layer (by diff_id) and each squashed layer (by
+    /// everything its bytes depend on) in DIR, and reuse them: a rebuild that changed
+    /// only its top layers decompresses and compresses only those. Default DIR:
+    /// $XDG_CACHE_HOME/ocislim (~/.cache/ocislim); $OCISLIM_CACHE turns it on without
+    /// the flag. Every entry is checked when used; one that fails is recomputed.
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub cache: Option<Option<std::path::PathBuf>>,
+    /// The most the cache holds: least recently used entries go (bytes, or K, M, G).
+    #[arg(long, value_name = "SIZE", default_value = "10G", value_parser = parse_size)]
+    pub cache_max: u64,
     /// Deletion policy: a built-in name or a TOML file (repeatable).
     ///
     /// Deletion policy: a built-in name (`ocislim policy list`) or a TOML file;
@@ -435,4 +447,31 @@ impl Cli {
         !matches!(&self.command, Command::Convert(ConvertArgs { output, .. }) | Command::Squash(SquashArgs { output: Some(output), .. })
             if OutputOptions::parse(output, None, Vec::new(), Default::default()).is_ok_and(|o| o.dest.is_stream()))
     }
+}
+
+/// A size: bytes, or a number with K, M, G or T (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => {
+                    return Err(format!(
+                        "{s:?}: a size is bytes, or a number with K, M, G or T"
+                    ));
+                }
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: a size is bytes, or a number with K, M, G or T"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too big"))
 }

@@ -10,7 +10,7 @@ use ocislim::Error;
 use ocislim::cleanup::STAGED;
 use ocislim::command::bench::{self, BenchOptions};
 use ocislim::command::convert::{self, ConvertOptions};
-use ocislim::command::squash::{self, GroupSpec, Keep, SquashOptions};
+use ocislim::command::squash::{self, CacheOptions, GroupSpec, Keep, SquashOptions};
 use ocislim::command::{check, diff, inspect, packages, policy as policy_cmd};
 use ocislim::image::reader::{OpenOptions, SourceSpec};
 use ocislim::image::remote::Access;
@@ -170,6 +170,22 @@ fn timestamp(given: Option<u64>) -> Result<Option<u64>, Error> {
     }
 }
 
+/// The cache folder: `--cache DIR`; `--cache` alone, `$XDG_CACHE_HOME/ocislim`
+/// (`~/.cache/ocislim`); without the flag, `$OCISLIM_CACHE` when set.
+fn cache_dir(flag: Option<Option<std::path::PathBuf>>) -> Option<std::path::PathBuf> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    match flag {
+        Some(Some(dir)) => return Some(dir),
+        Some(None) => {}
+        None => return env("OCISLIM_CACHE").map(Into::into),
+    }
+    let base = env("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| env("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    Some(base.join("ocislim"))
+}
+
 fn squash_command(a: SquashArgs, ctx: Ctx) -> Result<String, Error> {
     // Policies are parsed and compiled before any image byte is read.
     let (_, policy) = policies(&a.policy, &a.globs)?;
@@ -193,6 +209,10 @@ fn squash_command(a: SquashArgs, ctx: Ctx) -> Result<String, Error> {
             .transpose()
             .map_err(|e| Error::Usage(format!("--layer-groups: {e}")))?,
         timestamp: timestamp(a.timestamp)?,
+        cache: cache_dir(a.cache).map(|dir| CacheOptions {
+            dir,
+            max: a.cache_max,
+        }),
         policy,
         dry_run: a.dry_run,
         allow_broken: a.allow_broken,

@@ -89,7 +89,7 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchReport> {
     for (name, spec) in &opts.images {
         let source = reader::open(spec, &opts.open)?;
         let mode = (0, IndexMode::Entries);
-        let mut scanned = scan_layers(&source, mode, None, opts.jobs, &opts.progress)?;
+        let mut scanned = scan_layers(&source, mode, (None, None), opts.jobs, &opts.progress)?;
         let mut warnings = Vec::new();
         let (_, tree) = merge_scanned(&mut scanned, &source.image, 0, &mut warnings)?;
         let before = Sizes {
@@ -214,6 +214,7 @@ fn smoke(spec: &SourceSpec, policy: &PolicySet, cmd: &str, opts: &BenchOptions) 
         keep: crate::pipeline::squash::Keep::Nothing,
         groups: None,
         timestamp: None,
+        cache: None,
         policy: policy.clone(),
         dry_run: false,
         report_file: None,

@@ -23,6 +23,7 @@ use crate::image::writer::{Dest, OutputOptions, StagedImage, Staging};
 use crate::image::{Format, media, reader};
 use crate::pipeline::format::default_format;
 pub use crate::pipeline::groups::GroupSpec;
+pub use crate::pipeline::reuse::CacheOptions;
 use crate::pipeline::squash;
 pub use crate::pipeline::squash::{Keep, SquashOptions, SquashReport, squash};
 use serde_json::{Value, json};

@@ -489,6 +489,22 @@ impl Staging {
         })
     }
 
+    /// Where the blob `digest` is staged.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs().join(digest.hex())
+    }
+
+    /// Stages a copy of a blob already written elsewhere (a cached squashed layer, its
+    /// digest checked by the caller), never a hard link: the output shares no file
+    /// with where it came from.
+    pub fn adopt(&self, from: &Path, digest: &Digest) -> Result<()> {
+        let to = self.blob_path(digest);
+        if !to.exists() {
+            fs_err::copy(from, &to)?;
+        }
+        Ok(())
+    }
+
     /// Writes a small blob whole.
     pub fn add_bytes(&self, bytes: &[u8]) -> Result<(Digest, u64)> {
         let mut w = self.blob_writer()?;

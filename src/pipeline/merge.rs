@@ -2,6 +2,7 @@
 //! every layer streamed once (biggest first), verified and indexed, compressed layers
 //! spooled as a plain tar, then merged as a runtime would (see [`Tree::merge`]).
 
+use crate::cache::Cache;
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::image::reader::{self, OpenOptions, SourceSpec};
@@ -12,6 +13,7 @@ use crate::layer::index::IndexMode;
 use crate::layer::overlay::Tree;
 use crate::layer::reader::{LayerScan, scan_full};
 use crate::layer::writer::Spool;
+use crate::pipeline::reuse;
 use std::io::BufWriter;
 use std::sync::Arc;
 
@@ -23,15 +25,19 @@ pub struct Scanned {
     pub spool: Spool,
     /// Its blob as copied into staging, for a kept base layer.
     pub kept_blob: Option<(Digest, u64)>,
+    /// Whether it was indexed from the cache's plain tar.
+    pub cached: bool,
 }
 
 /// Pass 1: every layer streamed once (biggest first), verified and indexed; compressed
 /// layers are spooled as a plain tar, plain ones stay where they are; the kept base
 /// layers' blobs are also copied into `staging`. `mode` says what the index records.
+/// With a `cache`, a squashed layer whose plain tar it holds is indexed from there, and
+/// the plain tar of each one decompressed is kept in it.
 pub fn scan_layers(
     source: &reader::Source,
     (keep, mode): (usize, IndexMode),
-    staging: Option<&Staging>,
+    (staging, cache): (Option<&Staging>, Option<&Cache>),
     jobs: usize,
     progress: &crate::progress::Progress,
 ) -> Result<Vec<Scanned>> {
@@ -41,6 +47,12 @@ pub fn scan_layers(
         jobs,
         |l| source.layer_size(l),
         |l| -> Result<Scanned> {
+            let cache = cache.filter(|_| l.position > keep);
+            if let Some(c) = cache
+                && let Some(s) = reuse::cached_layer(c, source, l, mode, progress)?
+            {
+                return Ok(s);
+            }
             let blob = source.layer_blob(l)?;
             let raw = match staging {
                 Some(st) if l.position <= keep => Some(st.blob_writer()?),
@@ -48,12 +60,18 @@ pub fn scan_layers(
             };
             // A plain tar is read in place in pass 2; only compressed layers are
             // spooled, decompressed, to a temporary file.
+            let mut cached_tar = None;
             let spool = match blob.compression {
                 Compression::None => None,
                 _ => {
-                    let f = match staging {
-                        Some(st) => tempfile::tempfile_in(st.path())?,
-                        None => tempfile::tempfile()?,
+                    let f = match (cache.filter(|_| l.digest.is_some()), staging) {
+                        (Some(c), _) => {
+                            let (f, path) = c.tar_writer()?;
+                            cached_tar = Some((c, path));
+                            f
+                        }
+                        (None, Some(st)) => tempfile::tempfile_in(st.path())?,
+                        (None, None) => tempfile::tempfile()?,
                     };
                     Some(Encoder::Plain(BufWriter::with_capacity(1 << 20, f)))
                 }
@@ -79,10 +97,14 @@ pub fn scan_layers(
                 },
             };
             let kept_blob = raw.map(|w| w.finish()).transpose()?;
+            if let Some((c, path)) = cached_tar {
+                c.keep_tar(path, &scan.diff_id);
+            }
             Ok(Scanned {
                 scan,
                 spool,
                 kept_blob,
+                cached: false,
             })
         },
     )
@@ -150,7 +172,7 @@ impl Merged {
         progress: &crate::progress::Progress,
     ) -> Result<Merged> {
         let source = reader::open(spec, open)?;
-        let mut scanned = scan_layers(&source, (0, mode), None, jobs, progress)?;
+        let mut scanned = scan_layers(&source, (0, mode), (None, None), jobs, progress)?;
         let mut warnings = source.image.warnings.clone();
         let (_, tree) = merge_scanned(&mut scanned, &source.image, 0, &mut warnings)?;
         let spools = scanned.into_iter().map(|s| s.spool).collect();

@@ -6,6 +6,7 @@
 //!         the dependency check against the merged input
 //! groups  with --layer-groups, where the squashed layers are cut, each group's tree
 //! emit    the overlay plan streamed through the codec into one blob per output layer
+//! reuse   with --cache, layers indexed from cached plain tars, squashed layers reused
 //! format  the output's format and media types
 //! squash  the four in sequence for one image, with its config, manifest and report
 //! attach  squash's SBOM of the output and record of the slim, attached as referrers
@@ -16,5 +17,6 @@ pub mod emit;
 pub mod format;
 pub mod groups;
 pub mod merge;
+pub mod reuse;
 pub mod slim;
 pub mod squash;

@@ -11,6 +11,7 @@
 //! config: rootfs.diff_ids, history folded; manifest, index; atomic rename
 //! ```
 
+use crate::cache::Cache;
 use crate::deps::closure::ClosureReport;
 use crate::deps::guard::GuardReport;
 use crate::digest::{Digest, Meter};
@@ -29,6 +30,7 @@ use crate::pipeline::emit::{LayerOut, Sizes, Written, squashed_codec, write_laye
 use crate::pipeline::format::{default_format, media_family};
 use crate::pipeline::groups::{self, GroupSpec};
 use crate::pipeline::merge::{merge_scanned, merge_scanned_at, scan_layers};
+use crate::pipeline::reuse::{self, CacheOptions, CacheOutcome};
 use crate::pipeline::slim::Slimmed;
 use crate::policy::{PolicyOutcome, PolicySet};
 use std::path::Path;
@@ -60,6 +62,8 @@ pub struct SquashOptions {
     pub groups: Option<GroupSpec>,
     /// Clamp mtimes and set `created` (`--timestamp`, `SOURCE_DATE_EPOCH`).
     pub timestamp: Option<u64>,
+    /// Keep and reuse decompressed layers and squashed layers here (`--cache`).
+    pub cache: Option<CacheOptions>,
     /// What to delete.
     pub policy: PolicySet,
     /// Compute everything, write nothing (but the report file).
@@ -176,6 +180,9 @@ pub struct SquashReport {
     /// For a registry destination, what the push did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pushed: Option<crate::image::remote::Pushed>,
+    /// With `--cache`, what came from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheOutcome>,
 }
 
 /// One layer group's output layer.
@@ -193,6 +200,8 @@ pub struct GroupOutcome {
     pub uncompressed_size: u64,
     /// Entries in it.
     pub entries: u64,
+    /// Whether its blob came from the cache (`--cache`).
+    pub reused: bool,
 }
 
 /// What a squash saved, each figure comparing like with like.
@@ -228,6 +237,11 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let report_file = stage_side(opts, (opts.report_file.as_deref(), "--report"), None)?;
     let sbom_path = opts.sbom.as_ref().map(|(p, _)| p.as_path());
     let sbom_file = stage_side(opts, (sbom_path, "--sbom"), opts.report_file.as_deref())?;
+    let cache = opts
+        .cache
+        .as_ref()
+        .map(|c| Cache::open(&c.dir, c.max))
+        .transpose()?;
     let source = reader::open(&opts.source, &opts.open)?;
     let image = &source.image;
     let total = image.layers.len();
@@ -237,10 +251,11 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let mut scanned = scan_layers(
         &source,
         (keep, IndexMode::Entries),
-        staging.as_ref(),
+        (staging.as_ref(), cache.as_ref()),
         opts.jobs,
         &opts.progress,
     )?;
+    let from_cache: Vec<bool> = scanned.iter().map(|s| s.cached).collect();
     let (base, mut tree, snapshots) = merged(&mut scanned, image, (keep, &ends), &mut warnings)?;
     let (scans, mut spools): (Vec<ScanAndBlob>, Vec<Spool>) = scanned
         .into_iter()
@@ -267,13 +282,24 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     );
     let trees = groups::slimmed_trees(snapshots, tree, &slimmed.deleted, &opts.policy)?;
     let starts = groups::starts(keep, &ends);
-    let written = write_squashed(
+    let diff_ids: Vec<Digest> = image.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let ids = match &cache {
+        Some(c) => Some((c, reuse::spool_ids(&diff_ids, &spools)?)),
+        None => None,
+    };
+    let (written, reused) = write_squashed(
         opts,
         (&base, &trees, &starts),
         &spools,
         codec,
-        staging.as_ref(),
+        (
+            staging.as_ref(),
+            ids.as_ref().map(|(c, ids)| (*c, ids.as_slice())),
+        ),
     )?;
+    let cached = cache
+        .as_ref()
+        .map(|c| reuse::outcome(c, &from_cache, reused));
     let input = Input {
         image,
         scans: &scans,
@@ -287,6 +313,13 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     };
     let (mut out, mut report) =
         assemble(opts, &input, (format, codec), written, slimmed, warnings)?;
+    if let Some((outcome, cache_warnings)) = cached {
+        for (i, g) in report.groups.iter_mut().enumerate() {
+            g.reused = outcome.groups_reused.contains(&(i + 1));
+        }
+        report.warnings.extend(cache_warnings);
+        report.cache = Some(outcome);
+    }
     let sbom = match (inventory, sbom_file) {
         (Some(inv), Some(f)) => Some((
             attach::documents(opts, image, &inv, (&mut out, &mut report))?,
@@ -340,14 +373,16 @@ fn merged(
 
 /// Writes the squashed layers: each group's tree (`trees`, bottom first; one without
 /// groups) as the layer that turns the one below it (`base` for the first) into it,
-/// holding the entries of the input layers from its start on.
+/// holding the entries of the input layers from its start on. With a cache (and what
+/// each spool holds, [`reuse::spool_ids`]), a layer it has is taken from it and one
+/// written is kept in it; the second list is the squashed layers reused, from 1.
 fn write_squashed(
     opts: &SquashOptions,
     (base, trees, starts): (&overlay::Tree, &[overlay::Tree], &[usize]),
     spools: &[Spool],
     codec: Compression,
-    staging: Option<&Staging>,
-) -> Result<Vec<Written>> {
+    (staging, cache): (Option<&Staging>, Option<(&Cache, &[Digest])>),
+) -> Result<(Vec<Written>, Vec<usize>)> {
     let entries: Vec<&[EntryRec]> = spools.iter().map(|s| s.entries.as_slice()).collect();
     let enc = EncodeOptions {
         compression: codec,
@@ -355,9 +390,23 @@ fn write_squashed(
         threads: opts.jobs.max(1) as u32,
     };
     let mut written = Vec::with_capacity(trees.len());
+    let mut reused = Vec::new();
     for (i, tree) in trees.iter().enumerate() {
         let below = if i == 0 { base } else { &trees[i - 1] };
         let plan = overlay::plan(below, tree, starts[i], &entries);
+        let key = cache.map(|(c, ids)| {
+            (
+                c,
+                reuse::group_key(&plan, &entries, ids, enc, opts.timestamp),
+            )
+        });
+        if let Some((c, k)) = &key
+            && let Some(w) = reuse::reused_group(c, k, staging)?
+        {
+            written.push(w);
+            reused.push(i + 1);
+            continue;
+        }
         let out = match staging {
             Some(st) => LayerOut::Blob(st.blob_writer()?),
             None => LayerOut::Dry(Meter::new(std::io::sink())),
@@ -365,7 +414,7 @@ fn write_squashed(
         // The work: the bytes of what is written (entries copied whole, hard-link data
         // taken over, markers), not what the input layers held before the policy deleted.
         let upper_bound = plan_bytes(&plan, &entries);
-        written.push(write_layer(
+        let w = write_layer(
             &plan,
             spools,
             enc,
@@ -373,9 +422,13 @@ fn write_squashed(
             &opts.progress,
             upper_bound,
             out,
-        )?);
+        )?;
+        if let (Some((c, k)), Some(st)) = (&key, staging) {
+            reuse::keep_group(c, k, &w, st);
+        }
+        written.push(w);
     }
-    Ok(written)
+    Ok((written, reused))
 }
 
 /// The output's format (`--format`, else the input's family for the destination) and
@@ -513,6 +566,7 @@ fn assemble(
         rewritten: slimmed.rewritten,
         sbom: None,
         pushed: None,
+        cache: None,
         tags: tags.clone(),
     };
     let out = OutImage {
@@ -557,6 +611,7 @@ fn group_outcomes(written: &[Written], groups: &[(usize, usize)]) -> Vec<GroupOu
             compressed_size: w.size,
             uncompressed_size: w.tar_size,
             entries: w.stats.entries,
+            reused: false,
         })
         .collect()
 }

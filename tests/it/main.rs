@@ -3,6 +3,7 @@
 mod bench;
 mod builder;
 mod builders;
+mod cache;
 mod check;
 mod cli_docs;
 mod closure;

@@ -292,6 +292,7 @@ fn check(layers: &[Vec<Op>], keep: usize) -> Result<(), TestCaseError> {
         keep: Keep::Layers(keep.min(layers.len() - 1)),
         groups: None,
         timestamp: None,
+        cache: None,
         policy: ocislim::policy::PolicySet::none(),
         dry_run: false,
         allow_broken: false,
