@@ -4,6 +4,8 @@
 //! ```text
 //! DIR/tars/<diff_id hex>    an input layer's plain tar: its sha256 is its name
 //! DIR/groups/<key hex>      a layer group's record: its blob's digest, diff_id, sizes
+//! DIR/results/<key hex>     a whole squash's record: the output's config, manifest
+//!                           fields and report, its layers being group blobs
 //! DIR/blobs/<digest hex>    a group's blob
 //! DIR/tmp/                  entries being written, renamed into place when whole
 //! ```
@@ -38,8 +40,27 @@ const STALE_TMP: Duration = Duration::from_secs(3600);
 /// The subfolders.
 const TARS: &str = "tars";
 const GROUPS: &str = "groups";
+const RESULTS: &str = "results";
 const BLOBS: &str = "blobs";
 const TMP: &str = "tmp";
+
+/// What a record describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A squashed layer ([`GroupRecord`]).
+    Group,
+    /// A whole squash: the output image and the report.
+    Result,
+}
+
+impl Kind {
+    fn folder(self) -> &'static str {
+        match self {
+            Kind::Group => GROUPS,
+            Kind::Result => RESULTS,
+        }
+    }
+}
 
 /// A cache folder, opened for one run.
 #[derive(Debug)]
@@ -76,7 +97,7 @@ pub struct GroupRecord {
 impl Cache {
     /// Opens (creating) the cache folder `dir`, bounded to `max` bytes.
     pub fn open(dir: &Path, max: u64) -> Result<Cache> {
-        for sub in [TARS, GROUPS, BLOBS, TMP] {
+        for sub in [TARS, GROUPS, RESULTS, BLOBS, TMP] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| {
                 Error::Usage(format!(
                     "--cache: cannot use {} as a cache folder: {e}",
@@ -125,22 +146,16 @@ impl Cache {
     /// its digest, both marked used; `None` (the broken one dropped) when either is
     /// missing or fails its check.
     pub fn group(&self, key: &Digest) -> Option<(GroupRecord, PathBuf)> {
+        let body = self.record(Kind::Group, key)?;
         let path = self.dir.join(GROUPS).join(key.hex());
-        let body = self.record(&path)?;
         let Some(rec) = GroupRecord::parse(&body) else {
             self.drop_entry(&path, "a record that does not parse");
             return None;
         };
-        let blob = self.dir.join(BLOBS).join(rec.digest.hex());
-        match hash_file(&blob) {
-            Ok((d, n)) if d == rec.digest && n == rec.size => Some((rec, blob)),
-            Ok(_) => {
-                self.drop_entry(&blob, "a blob whose digest is not its name");
-                self.drop_entry(&path, "its blob failed its check");
-                None
-            }
-            Err(_) => {
-                self.drop_entry(&path, "its blob is missing");
+        match self.blob(&rec.digest, rec.size) {
+            Some(blob) => Some((rec, blob)),
+            None => {
+                self.drop_entry(&path, "its blob is missing or broken");
                 None
             }
         }
@@ -152,7 +167,67 @@ impl Cache {
         if let Err(e) = self.place(blob, &to) {
             return self.warn(&to, &e);
         }
-        self.write_record(&self.dir.join(GROUPS).join(key.hex()), &rec.body());
+        self.put_record(Kind::Group, key, &rec.body());
+    }
+
+    /// The blob `digest` of `size` bytes, checked (a broken one is dropped) and marked
+    /// used.
+    pub fn blob(&self, digest: &Digest, size: u64) -> Option<PathBuf> {
+        let blob = self.dir.join(BLOBS).join(digest.hex());
+        match hash_file(&blob) {
+            Ok((d, n)) if d == *digest && n == size => Some(blob),
+            Ok(_) => {
+                self.drop_entry(&blob, "a blob whose digest is not its name");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// A record's body, when its checksum holds (a broken one is dropped), marked used.
+    pub fn record(&self, kind: Kind, key: &Digest) -> Option<Vec<u8>> {
+        let path = self.dir.join(kind.folder()).join(key.hex());
+        let bytes = read_capped(&path, 64 << 20).ok()?;
+        let parsed = (|| {
+            let nl = bytes.iter().position(|&b| b == b'\n')?;
+            let head = std::str::from_utf8(&bytes[..nl]).ok()?;
+            let (magic, sum) = head.split_once(' ')?;
+            let body = &bytes[nl + 1..];
+            (magic == RECORD_MAGIC && Digest::parse(sum)? == Digest::of(body))
+                .then(|| body.to_vec())
+        })();
+        match parsed {
+            Some(body) => {
+                if let Ok(f) = File::open(&path) {
+                    touch(&f);
+                }
+                Some(body)
+            }
+            None => {
+                self.drop_entry(&path, "a record whose checksum fails");
+                None
+            }
+        }
+    }
+
+    /// Writes a record atomically: its checksum, then its body.
+    pub fn put_record(&self, kind: Kind, key: &Digest, body: &[u8]) {
+        let path = self.dir.join(kind.folder()).join(key.hex());
+        let result = (|| -> std::io::Result<()> {
+            let mut tmp = tempfile::NamedTempFile::new_in(self.dir.join(TMP))?;
+            writeln!(tmp, "{RECORD_MAGIC} {}", Digest::of(body))?;
+            tmp.write_all(body)?;
+            tmp.persist(&path).map_err(|e| e.error)?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            self.warn(&path, &e);
+        }
+    }
+
+    /// Deletes the record of `kind` under `key`, saying why in the report.
+    pub fn drop_record(&self, kind: Kind, key: &Digest, why: &str) {
+        self.drop_entry(&self.dir.join(kind.folder()).join(key.hex()), why);
     }
 
     /// Deletes a cache entry that failed its check, saying why in the report.
@@ -183,7 +258,7 @@ impl Cache {
     pub fn trim(&self) -> (u64, u64) {
         let now = SystemTime::now();
         let mut entries = Vec::new();
-        for sub in [TARS, GROUPS, BLOBS, TMP] {
+        for sub in [TARS, GROUPS, RESULTS, BLOBS, TMP] {
             let Ok(rd) = std::fs::read_dir(self.dir.join(sub)) else {
                 continue;
             };
@@ -212,45 +287,6 @@ impl Cache {
             }
         }
         (evicted, total)
-    }
-
-    /// A record's body, when its checksum holds; a broken one is dropped.
-    fn record(&self, path: &Path) -> Option<Vec<u8>> {
-        let bytes = read_capped(path, 1 << 20).ok()?;
-        let parsed = (|| {
-            let nl = bytes.iter().position(|&b| b == b'\n')?;
-            let head = std::str::from_utf8(&bytes[..nl]).ok()?;
-            let (magic, sum) = head.split_once(' ')?;
-            let body = &bytes[nl + 1..];
-            (magic == RECORD_MAGIC && Digest::parse(sum)? == Digest::of(body))
-                .then(|| body.to_vec())
-        })();
-        match parsed {
-            Some(body) => {
-                if let Ok(f) = File::open(path) {
-                    touch(&f);
-                }
-                Some(body)
-            }
-            None => {
-                self.drop_entry(path, "a record whose checksum fails");
-                None
-            }
-        }
-    }
-
-    /// Writes a record atomically: its checksum, then its body.
-    fn write_record(&self, path: &Path, body: &[u8]) {
-        let result = (|| -> std::io::Result<()> {
-            let mut tmp = tempfile::NamedTempFile::new_in(self.dir.join(TMP))?;
-            writeln!(tmp, "{RECORD_MAGIC} {}", Digest::of(body))?;
-            tmp.write_all(body)?;
-            tmp.persist(path).map_err(|e| e.error)?;
-            Ok(())
-        })();
-        if let Err(e) = result {
-            self.warn(path, &e);
-        }
     }
 
     /// Puts a copy of `from` at `to` through `tmp/` (a copy, never a hard link: an

@@ -333,7 +333,13 @@ fn groups_text(o: &mut String, r: &SquashReport) {
             if g.reused { ", from the cache" } else { "" }
         );
     }
-    if let Some(c) = &r.cache {
+    if let Some(c) = r.cache.as_ref().filter(|c| c.result_reused) {
+        let _ = writeln!(
+            o,
+            "cache {}: the same input, options and policy again: the whole result from it, no layer read",
+            c.dir
+        );
+    } else if let Some(c) = &r.cache {
         let _ = writeln!(
             o,
             "cache {}: {} of {} layers read from it, {} squashed layers reused{}{}",

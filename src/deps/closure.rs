@@ -176,7 +176,7 @@ pub struct ClosureOptions {
 }
 
 /// One kept path and why.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Kept {
     /// The path.
     pub path: String,
@@ -187,7 +187,7 @@ pub struct Kept {
 }
 
 /// One root of a closure.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Root {
     /// The root: a path and why it is one.
     pub root: String,
@@ -197,7 +197,7 @@ pub struct Root {
 }
 
 /// What a closure kept and why.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct ClosureReport {
     /// The roots, in the order they were taken.
     pub roots: Vec<Root>,

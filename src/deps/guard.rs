@@ -20,7 +20,7 @@ pub fn before(fs: &dyn Fs, config: &Value, libraries: &[String], elf: &ElfCache)
 }
 
 /// A reference the policy broke.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub struct Regression {
     /// Who needs it.
     pub who: String,
@@ -45,7 +45,7 @@ impl std::fmt::Display for Regression {
 }
 
 /// What the guard found.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct GuardReport {
     /// References the policy broke: an error unless `--allow-broken`.
     pub broken_by_policy: Vec<Regression>,

@@ -26,7 +26,7 @@ use std::collections::HashSet;
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// One reference the image does not satisfy.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub struct Broken {
     /// Who needs it: a file's path (`/usr/bin/x`), or `config` for the image's config.
     pub who: String,

@@ -141,7 +141,7 @@ impl Access {
 }
 
 /// What a push did.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Pushed {
     /// The reference pushed to.
     pub reference: String,

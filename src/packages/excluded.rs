@@ -40,7 +40,7 @@ pub struct GlobRule<'a> {
 }
 
 /// What was done to the database.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct ExcludeReport {
     /// Kept packages that lost files, each with how many of its listed paths went.
     pub packages: BTreeMap<String, usize>,

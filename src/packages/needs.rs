@@ -37,7 +37,7 @@ pub struct FileNeed {
 }
 
 /// A package a removal would have taken that stays for what a kept file needs.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub struct KeptFor {
     /// The package.
     pub package: String,

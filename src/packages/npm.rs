@@ -49,7 +49,7 @@ const MAX_DEPTH: usize = 128;
 const MAX_RESOLUTIONS: usize = 1 << 20;
 
 /// What pruning did in one project.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct Project {
     /// The project folder, from the image root.
     pub path: String,
@@ -62,7 +62,7 @@ pub struct Project {
 }
 
 /// What pruning did in the image.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct PruneReport {
     /// Each project with a lockfile, in path order.
     pub projects: Vec<Project>,

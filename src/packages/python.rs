@@ -27,7 +27,7 @@ use std::collections::HashSet;
 pub const MAX_RECORD: u64 = 16 << 20;
 
 /// What was done to the Python metadata.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct PythonReport {
     /// Distributions whose `RECORD` lost lines (files the policy deleted).
     pub records_rewritten: Vec<String>,

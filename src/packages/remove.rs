@@ -58,7 +58,7 @@ pub struct RemovalOptions {
 }
 
 /// What a removal did.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct RemovalReport {
     /// Packages the globs named.
     pub removed: Vec<String>,

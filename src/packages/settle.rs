@@ -44,7 +44,7 @@ const DOCS: &[&[u8]] = &[
 const DOC: &[u8] = b"usr/share/doc";
 
 /// What settling the database did.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct SettleReport {
     /// Packages left with no file outside docs, purged from the database.
     pub purged: Vec<String>,

@@ -50,7 +50,12 @@ fn sbom_bytes(
         digest: report.config_digest.clone(),
         created: crate::sbom::created(&config),
     };
-    report.sbom = Some(inv.counts());
+    report.sbom = Some(
+        inv.counts()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    );
     report
         .warnings
         .extend(inv.warnings.iter().map(|w| format!("sbom: {w}")));

@@ -11,7 +11,7 @@ use crate::layer::writer::{EmitOptions, Spool, emit};
 use std::io::Write;
 
 /// Compressed and uncompressed totals.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Sizes {
     /// Stored (compressed) bytes.
     pub compressed: u64,

@@ -9,13 +9,20 @@
 //! entries are in (its diff_id, or the digest of the policy's rewritten files). What
 //! changed above a group is in none of these, so a rebuild that changes only the top
 //! layers finds the lower groups' blobs.
+//!
+//! A whole squash is kept too, under a key of its input (the config's digest, each
+//! layer's digest, diff_id, media type and annotations, the manifest's annotations and
+//! the names), its options and the policy's text: the same again reads no layer, only
+//! checks and copies the cached blobs, and prints the report it printed then. It is
+//! kept only when every output layer is a squashed one (nothing kept as it is: no
+//! `--keep-layers`, no `--base` without groups), with no `--sbom` and no dry run.
 
 use crate::cache::{Cache, GroupRecord, Key};
 use crate::digest::{Digest, Meter};
 use crate::error::Result;
 use crate::image::LayerRef;
 use crate::image::reader::Source;
-use crate::image::writer::Staging;
+use crate::image::writer::{OutImage, OutLayer, Staging};
 use crate::layer::codec::{Compression, EncodeOptions};
 use crate::layer::index::{EntryRec, IndexMode};
 use crate::layer::overlay::{Emit, EntryId};
@@ -23,6 +30,7 @@ use crate::layer::reader::{LayerScan, scan_full};
 use crate::layer::writer::{EmitStats, Spool};
 use crate::pipeline::emit::Written;
 use crate::pipeline::merge::Scanned;
+use crate::pipeline::squash::SquashReport;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -38,7 +46,7 @@ pub struct CacheOptions {
 }
 
 /// What the cache did in one squash, for the report.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CacheOutcome {
     /// The cache folder.
     pub dir: String,
@@ -46,6 +54,9 @@ pub struct CacheOutcome {
     pub layers_reused: Vec<usize>,
     /// Squashed layers (from 1, bottom first) whose blob came from the cache.
     pub groups_reused: Vec<usize>,
+    /// Whether the whole result came from the cache (the same input, options and
+    /// policy again): no layer was read.
+    pub result_reused: bool,
     /// Entries that failed their check, deleted and their work done again.
     pub dropped: Vec<String>,
     /// Bytes of least recently used entries deleted to keep within `--cache-max`.
@@ -194,11 +205,25 @@ pub fn outcome(cache: &Cache, scanned: &[bool], reused: Vec<usize>) -> (CacheOut
         dir: crate::escape::escape(cache.dir().as_os_str().as_bytes()),
         layers_reused: (1..=scanned.len()).filter(|&i| scanned[i - 1]).collect(),
         groups_reused: reused,
+        result_reused: false,
         dropped,
         evicted_bytes,
         size,
     };
     (outcome, warnings)
+}
+
+/// `report`, kept whole, as this run gives it: every squashed layer from the cache,
+/// and the cache's account (with its warnings) this run's.
+pub fn reused_whole(cache: &Cache, report: &mut SquashReport) {
+    let groups = report.groups.len().max(1);
+    let (mut outcome, warnings) = outcome(cache, &[], (1..=groups).collect());
+    outcome.result_reused = true;
+    for g in &mut report.groups {
+        g.reused = true;
+    }
+    report.warnings.extend(warnings);
+    report.cache = Some(outcome);
 }
 
 /// Keeps the squashed layer `w`, staged in `staging`, under `key`.
@@ -212,4 +237,152 @@ pub fn keep_group(cache: &Cache, key: &Digest, w: &Written, staging: &Staging) {
         kept_by_layer: w.stats.kept_by_layer.clone(),
     };
     cache.put_group(key, &rec, &staging.blob_path(&w.digest));
+}
+
+/// Whether a squash with these options is kept whole and looked up whole.
+pub fn result_applies(opts: &crate::pipeline::squash::SquashOptions, keep: usize) -> bool {
+    use crate::pipeline::squash::Keep;
+    keep == 0
+        && !opts.dry_run
+        && opts.sbom.is_none()
+        && (opts.groups.is_some() || !matches!(opts.keep, Keep::Base(_)))
+}
+
+/// The key of a whole squash of `image` into `format` (see the module's text).
+pub fn result_key(
+    opts: &crate::pipeline::squash::SquashOptions,
+    image: &crate::image::Image,
+    format: crate::image::Format,
+    ends: &[usize],
+) -> Digest {
+    let mut key = Key::new();
+    let o = &opts.output;
+    key.part(b"squash result")
+        .part(
+            format!(
+                "{format:?} {:?} {:?} {:?} {:?} {ends:?} {:?} {} {}",
+                o.compression,
+                o.level,
+                (&o.tags, &o.ref_name),
+                opts.timestamp,
+                opts.groups,
+                opts.check,
+                opts.allow_broken
+            )
+            .as_bytes(),
+        )
+        .part(opts.policy.fingerprint().as_bytes())
+        .part(
+            format!(
+                "{:?} {} {:?} {:?} {:?} {:?} {:?} {:?}",
+                image.format,
+                image.config_digest(),
+                (&image.config_media_type, image.docker_media_types),
+                image.manifest_annotations.as_ref().map(|v| v.to_string()),
+                image.tags,
+                image.ref_names,
+                image.warnings,
+                image.shape,
+            )
+            .as_bytes(),
+        );
+    for l in &image.layers {
+        key.part(
+            format!(
+                "{:?} {} {:?} {:?} {:?}",
+                l.digest,
+                l.diff_id,
+                l.size,
+                l.media_type,
+                l.annotations.as_ref().map(|v| v.to_string())
+            )
+            .as_bytes(),
+        );
+    }
+    key.finish()
+}
+
+/// The squash kept under `key`: its output image, every layer blob checked and staged,
+/// and its report; `None` (the record dropped) when the record or a blob is missing or
+/// broken.
+pub fn cached_result(
+    cache: &Cache,
+    key: &Digest,
+    staging: &Staging,
+) -> Result<Option<(OutImage, SquashReport)>> {
+    use crate::cache::Kind;
+    let Some(body) = cache.record(Kind::Result, key) else {
+        return Ok(None);
+    };
+    let Some((out, report)) = parse_result(&body) else {
+        cache.drop_record(Kind::Result, key, "a record that does not parse");
+        return Ok(None);
+    };
+    for l in &out.layers {
+        let Some(blob) = cache.blob(&l.digest, l.size) else {
+            cache.drop_record(Kind::Result, key, "a layer blob is missing or broken");
+            return Ok(None);
+        };
+        staging.adopt(&blob, &l.digest)?;
+    }
+    Ok(Some((out, report)))
+}
+
+/// Keeps the squash that wrote `out` and `report` under `key`.
+pub fn keep_result(cache: &Cache, key: &Digest, out: &OutImage, report: &SquashReport) {
+    let layers: Vec<serde_json::Value> = out
+        .layers
+        .iter()
+        .map(|l| {
+            serde_json::json!({"digest": l.digest, "size": l.size,
+                "media_type": l.media_type, "annotations": l.annotations})
+        })
+        .collect();
+    let body = serde_json::json!({
+        "config": String::from_utf8_lossy(&out.config),
+        "config_media_type": out.config_media_type,
+        "manifest_media_type": out.manifest_media_type,
+        "manifest_annotations": out.manifest_annotations,
+        "layers": layers,
+        "tags": out.tags,
+        "ref_names": out.ref_names,
+        "report": report,
+    });
+    let bytes = serde_json::to_vec(&body).expect("records serialise");
+    cache.put_record(crate::cache::Kind::Result, key, &bytes);
+}
+
+/// A result record's output image and report.
+fn parse_result(body: &[u8]) -> Option<(OutImage, SquashReport)> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let text = |k: &str| Some(v.get(k)?.as_str()?.to_string());
+    let texts = |k: &str| serde_json::from_value::<Vec<String>>(v.get(k)?.clone()).ok();
+    let layers = v
+        .get("layers")?
+        .as_array()?
+        .iter()
+        .map(|l| {
+            Some(OutLayer {
+                digest: Digest::parse(l.get("digest")?.as_str()?)?,
+                size: l.get("size")?.as_u64()?,
+                media_type: l.get("media_type")?.as_str()?.to_string(),
+                annotations: l.get("annotations").filter(|a| !a.is_null()).cloned(),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let out = OutImage {
+        config: text("config")?.into_bytes(),
+        config_media_type: text("config_media_type")?,
+        manifest_media_type: text("manifest_media_type")?,
+        manifest_annotations: v
+            .get("manifest_annotations")
+            .filter(|a| !a.is_null())
+            .cloned(),
+        layers,
+        tags: texts("tags")?,
+        ref_names: texts("ref_names")?,
+        attached: Vec::new(),
+    };
+    let report = serde_json::from_value(v.get("report")?.clone()).ok()?;
+    Some((out, report))
 }

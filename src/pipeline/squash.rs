@@ -89,7 +89,7 @@ pub struct SquashOptions {
 }
 
 /// One input layer in the report.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct LayerOutcome {
     /// Position from 1.
     pub position: usize,
@@ -110,12 +110,12 @@ pub struct LayerOutcome {
 }
 
 /// What `squash` did.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SquashReport {
     /// Input format.
-    pub input_format: &'static str,
+    pub input_format: String,
     /// Output format.
-    pub output_format: &'static str,
+    pub output_format: String,
     /// Layers kept below the squashed one.
     pub kept_layers: usize,
     /// Per input layer.
@@ -125,12 +125,12 @@ pub struct SquashReport {
     /// Its diff_id.
     pub squashed_diff_id: Digest,
     /// Its codec.
-    pub squashed_compression: &'static str,
+    pub squashed_compression: String,
     /// Entries in it.
     pub squashed_entries: u64,
     /// With `--layer-groups`, each group's output layer, bottom first (the squashed
     /// fields above are the top one's).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub groups: Vec<GroupOutcome>,
     /// Sizes before: sum of stored blobs, sum of plain tars.
     pub before: Sizes,
@@ -176,7 +176,7 @@ pub struct SquashReport {
     pub rewritten: Vec<String>,
     /// The packages the output's SBOM lists, by ecosystem, when `--sbom` asked for one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sbom: Option<std::collections::BTreeMap<&'static str, usize>>,
+    pub sbom: Option<std::collections::BTreeMap<String, usize>>,
     /// For a registry destination, what the push did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pushed: Option<crate::image::remote::Pushed>,
@@ -186,7 +186,7 @@ pub struct SquashReport {
 }
 
 /// One layer group's output layer.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct GroupOutcome {
     /// Its input layers, from 1: first and last.
     pub layers: (usize, usize),
@@ -205,7 +205,7 @@ pub struct GroupOutcome {
 }
 
 /// What a squash saved, each figure comparing like with like.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Saved {
     /// Percent of the plain tar bytes (what unpacks).
     pub tar_percent: f64,
@@ -248,6 +248,17 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let mut warnings = image.warnings.clone();
     let (keep, ends) = cuts(opts, image, &mut warnings)?;
     let (format, staging) = stage_output(opts, &source)?;
+    let result_key = cache
+        .as_ref()
+        .filter(|_| reuse::result_applies(opts, keep))
+        .map(|c| (c, reuse::result_key(opts, image, format, &ends)));
+    if let (Some((c, k)), Some(st)) = (&result_key, &staging)
+        && let Some((out, mut report)) = reuse::cached_result(c, k, st)?
+    {
+        reuse::reused_whole(c, &mut report);
+        commit(staging, &out, &mut report, (report_file, None))?;
+        return Ok(report);
+    }
     let mut scanned = scan_layers(
         &source,
         (keep, IndexMode::Entries),
@@ -319,6 +330,9 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
         }
         report.warnings.extend(cache_warnings);
         report.cache = Some(outcome);
+    }
+    if let Some((c, k)) = &result_key {
+        reuse::keep_result(c, k, &out, &report);
     }
     let sbom = match (inventory, sbom_file) {
         (Some(inv), Some(f)) => Some((
@@ -536,13 +550,13 @@ fn assemble(
     );
     let top = written.last().expect("at least one squashed layer");
     let report = SquashReport {
-        input_format: image.format.name(),
-        output_format: format.name(),
+        input_format: image.format.name().to_string(),
+        output_format: format.name().to_string(),
         kept_layers: keep,
         layers: report_layers,
         squashed_digest: top.digest.clone(),
         squashed_diff_id: top.diff_id.clone(),
-        squashed_compression: codec.name(),
+        squashed_compression: codec.name().to_string(),
         squashed_entries: top.stats.entries,
         groups: group_outcomes(&written, &input.groups),
         saved: Saved::of(

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 const EXAMPLES: usize = 3;
 
 /// One rule's effect.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct RuleOutcome {
     /// Rule id.
     pub id: String,
@@ -31,7 +31,7 @@ pub struct RuleOutcome {
 }
 
 /// One deleted path; a directory stands for its whole subtree.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct DeletedPath {
     /// The path, escaped.
     pub path: String,
@@ -44,7 +44,7 @@ pub struct DeletedPath {
 }
 
 /// A policy's effect on one image.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct PolicyOutcome {
     /// The policies applied.
     pub policy: String,

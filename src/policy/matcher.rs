@@ -127,6 +127,30 @@ fn rule_bits(set: &GlobSet, rule_of: &[usize], path: &Path, scratch: &mut Vec<us
 }
 
 impl PolicySet {
+    /// What the policy decides by, as text (its compiled globs left out: they follow
+    /// from the rest): the same text, the same decisions. The key of a cached squash.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "{:?}",
+            (
+                (&self.names, &self.sources, &self.rules, &self.keep_globs),
+                self.closure
+                    .as_ref()
+                    .map(|c| (&c.roots, &c.presets, &c.libraries)),
+                self.packages
+                    .as_ref()
+                    .map(|p| (&p.patterns, &p.unless_needed, p.autoremove)),
+                (
+                    self.closure_rule,
+                    self.packages_rule,
+                    self.npm_rule,
+                    self.emptied_rule,
+                ),
+                (&self.libraries, &self.check_ignore, &self.warnings),
+            )
+        )
+    }
+
     /// A policy set that deletes nothing.
     pub fn none() -> PolicySet {
         PolicySet {

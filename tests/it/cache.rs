@@ -1,7 +1,8 @@
 //! `squash --cache`: a cached run writes exactly what an uncached run writes, whatever
 //! the cache holds (garbage, truncated entries, what a killed run left, what a
 //! concurrent run is writing), and reuses what did not change: the layers it holds are
-//! not decompressed, the squashed layers it holds are not compressed again.
+//! not decompressed, the squashed layers it holds are not compressed again, and the
+//! same input with the same options again reads no layer at all.
 
 use crate::builder::Spec;
 use crate::tools::*;
@@ -142,10 +143,14 @@ fn a_cached_run_writes_what_an_uncached_one_does_and_reuses_what_did_not_change(
     assert_same(&t.ref_a, &out("cold"), "cold");
     assert_eq!(list(&r["cache"]["layers_reused"]), Vec::<u64>::new());
     assert_eq!(list(&r["cache"]["groups_reused"]), Vec::<u64>::new());
-    // The same input again: every layer read from the cache, every group reused.
+    assert_eq!(r["cache"]["result_reused"], false);
+    let cold = r;
+    // The same input again: the whole result from the cache, no layer read, the same
+    // report but for what it says of the cache.
     let r = squash(&t.a, &out("warm"), &c);
     assert_same(&t.ref_a, &out("warm"), "warm");
-    assert_eq!(list(&r["cache"]["layers_reused"]), [1, 2, 3]);
+    assert_eq!(r["cache"]["result_reused"], true, "{:#}", r["cache"]);
+    assert_eq!(list(&r["cache"]["layers_reused"]), Vec::<u64>::new());
     assert_eq!(list(&r["cache"]["groups_reused"]), [1, 2, 3]);
     assert!(
         r["groups"]
@@ -154,11 +159,27 @@ fn a_cached_run_writes_what_an_uncached_one_does_and_reuses_what_did_not_change(
             .iter()
             .all(|g| g["reused"] == true)
     );
+    let without_cache = |v: &Value| {
+        let mut v = v.clone();
+        v.as_object_mut().unwrap().remove("cache");
+        for g in v["groups"].as_array_mut().unwrap() {
+            g.as_object_mut().unwrap().remove("reused");
+        }
+        v
+    };
+    assert_eq!(without_cache(&r), without_cache(&cold));
+    // Other options are another result: every layer read from the cache (none
+    // decompressed), every group reused, as the options leave the groups' bytes alone.
+    let r = squash(&t.a, &out("named"), &[c[0], c[1], "--tag", "c:2"]);
+    assert_eq!(r["cache"]["result_reused"], false);
+    assert_eq!(list(&r["cache"]["layers_reused"]), [1, 2, 3]);
+    assert_eq!(list(&r["cache"]["groups_reused"]), [1, 2, 3]);
     // A rebuild that changed the app: only its layer decompressed, its group written.
     let r = squash(&t.b, &out("rebuilt"), &c);
     assert_same(&t.ref_b, &out("rebuilt"), "rebuilt");
     assert_eq!(list(&r["cache"]["layers_reused"]), [1, 2]);
     assert_eq!(list(&r["cache"]["groups_reused"]), [1, 2]);
+    assert_eq!(r["cache"]["result_reused"], false);
     // The text summary says so.
     let text = run(Command::new(OCISLIM)
         .arg("squash")
@@ -170,20 +191,24 @@ fn a_cached_run_writes_what_an_uncached_one_does_and_reuses_what_did_not_change(
             "1,2",
             "--progress",
             "none",
+            "--format",
+            "oci",
+            "--tag",
+            "c:1",
         ])
         .args(c)
         .arg("-o")
         .arg(out("text")));
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
     assert!(
-        text.contains("3 of 3 layers read from it, 3 squashed layers reused"),
+        text.contains("the whole result from it, no layer read"),
         "{text}"
     );
     assert!(text.contains("group 3 (layers 3-3): "), "{text}");
     // $OCISLIM_CACHE turns it on; --cache alone means $XDG_CACHE_HOME/ocislim.
     let r = json_report(squash_cmd(&t.b, &out("env"), &[]).env("OCISLIM_CACHE", &cache));
     assert_eq!(r["cache"]["dir"], cache.to_str().unwrap());
-    assert_eq!(list(&r["cache"]["groups_reused"]), [1, 2, 3]);
+    assert_eq!(r["cache"]["result_reused"], true);
     let xdg = t.w.path().join("xdg");
     let r = json_report(
         squash_cmd(&t.b, &out("xdg-out"), &["--cache"])
@@ -231,12 +256,13 @@ fn garbage_truncation_kills_and_a_concurrent_run_change_no_output() {
         std::fs::write(p, b"garbage\n").unwrap();
     }
     let r = squash(&t.a, &out("garbage"), &c);
+    // The whole result's record, three plain tars, three groups' records.
     assert_same(&t.ref_a, &out("garbage"), "garbage");
     assert_eq!(list(&r["cache"]["layers_reused"]), Vec::<u64>::new());
     assert_eq!(list(&r["cache"]["groups_reused"]), Vec::<u64>::new());
     assert_eq!(
         r["cache"]["dropped"].as_array().unwrap().len(),
-        6,
+        7,
         "{:#}",
         r["cache"]
     );
@@ -269,7 +295,7 @@ fn garbage_truncation_kills_and_a_concurrent_run_change_no_output() {
     assert_same(&t.ref_b, &out("after-kills"), "after kills");
     let r = squash(&t.b, &out("after-kills2"), &c);
     assert_same(&t.ref_b, &out("after-kills2"), "after kills, again");
-    assert_eq!(list(&r["cache"]["groups_reused"]), [1, 2, 3]);
+    assert_eq!(r["cache"]["result_reused"], true);
     // Two runs at once on a new cache, of the two inputs, then both again at once.
     let shared = t.w.path().join("shared");
     let s = ["--cache", shared.to_str().unwrap()];
@@ -288,6 +314,6 @@ fn garbage_truncation_kills_and_a_concurrent_run_change_no_output() {
         assert_same(&t.ref_b, &ob, "concurrent b");
     }
     let r = squash(&t.a, &out("after-concurrent"), &s);
-    assert_eq!(list(&r["cache"]["groups_reused"]), [1, 2, 3]);
+    assert_eq!(r["cache"]["result_reused"], true);
     assert_same(&t.ref_a, &out("after-concurrent"), "after concurrent runs");
 }

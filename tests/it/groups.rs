@@ -209,6 +209,7 @@ fn five_rebuilds_pushed_with_layer_groups_upload_and_store_only_the_app_group() 
     std::fs::write(ctx.join("requirements.txt"), "requests\n").unwrap();
     let mut one_build = 0;
     let mut lower: Option<Vec<Value>> = None;
+    let cache = w.path().join("cache");
     for i in 1..=5 {
         std::fs::write(
             ctx.join("main.py"),
@@ -223,7 +224,9 @@ fn five_rebuilds_pushed_with_layer_groups_upload_and_store_only_the_app_group() 
         let r = json_report(
             std::process::Command::new(OCISLIM)
                 .args(["squash", &format!("docker-daemon:{tag}"), "--json"])
-                .args(["--policy", "default", "--layer-groups", "auto", "-o"])
+                .args(["--policy", "default", "--layer-groups", "auto", "--cache"])
+                .arg(&cache)
+                .arg("-o")
                 .arg(format!("docker://{}/app:{i}", reg.host()))
                 .args(reg.access()),
         );
@@ -237,7 +240,23 @@ fn five_rebuilds_pushed_with_layer_groups_upload_and_store_only_the_app_group() 
         match &lower {
             None => one_build = grown,
             Some(l) => {
-                assert_eq!(&groups[..2], &l[..], "the lower groups are the same blobs");
+                let same = |g: &[Value]| {
+                    g.iter()
+                        .map(|g| (g["digest"].clone(), g["diff_id"].clone()))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(
+                    same(&groups[..2]),
+                    same(l),
+                    "the lower groups are the same blobs"
+                );
+                // ... taken from the cache, not compressed again.
+                assert_eq!(
+                    r["cache"]["groups_reused"],
+                    serde_json::json!([1, 2]),
+                    "{:#}",
+                    r["cache"]
+                );
                 // The app group's layer and the config, nothing else.
                 assert_eq!(uploads, 2, "{}", &reg.log()[since..]);
                 assert!(
