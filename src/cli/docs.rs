@@ -202,6 +202,14 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "The time set on the squashed layer's entries and the config's created when --timestamp is not given, for reproducible builds.",
     ),
     (
+        "OCISLIM_CACHE",
+        "squash's cache folder when --cache is not given (see --cache); unset or empty, no cache.",
+    ),
+    (
+        "XDG_CACHE_HOME",
+        "Where --cache alone keeps its folder, ocislim (default: ~/.cache).",
+    ),
+    (
         "TMPDIR",
         "Where compressed layers are decompressed while an image is read (an image written to stdout is also staged there).",
     ),
@@ -209,6 +217,11 @@ const ENVIRONMENT: &[(&str, &str)] = &[
 
 /// Examples by page: what it does, then the command.
 const EXAMPLES: &[(&str, &str, &str)] = &[
+    (
+        "ocislim-squash",
+        "In CI, slim each build in layer groups with a cache: only the layers a rebuild changed are decompressed, only the groups it changed compressed and pushed:",
+        "ocislim squash docker-daemon:app:$SHA --layer-groups auto --cache /var/cache/ocislim -o docker://registry.example/app:$SHA-slim",
+    ),
     (
         "ocislim",
         "Slim an image from the Docker engine and load it back under a new name:",
