@@ -30,7 +30,6 @@ use crate::layer::reader::{LayerScan, scan_full};
 use crate::layer::writer::{EmitStats, Spool};
 use crate::pipeline::emit::Written;
 use crate::pipeline::merge::Scanned;
-use crate::pipeline::squash::SquashReport;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -213,19 +212,6 @@ pub fn outcome(cache: &Cache, scanned: &[bool], reused: Vec<usize>) -> (CacheOut
     (outcome, warnings)
 }
 
-/// `report`, kept whole, as this run gives it: every squashed layer from the cache,
-/// and the cache's account (with its warnings) this run's.
-pub fn reused_whole(cache: &Cache, report: &mut SquashReport) {
-    let groups = report.groups.len().max(1);
-    let (mut outcome, warnings) = outcome(cache, &[], (1..=groups).collect());
-    outcome.result_reused = true;
-    for g in &mut report.groups {
-        g.reused = true;
-    }
-    report.warnings.extend(warnings);
-    report.cache = Some(outcome);
-}
-
 /// Keeps the squashed layer `w`, staged in `staging`, under `key`.
 pub fn keep_group(cache: &Cache, key: &Digest, w: &Written, staging: &Staging) {
     let rec = GroupRecord {
@@ -239,39 +225,18 @@ pub fn keep_group(cache: &Cache, key: &Digest, w: &Written, staging: &Staging) {
     cache.put_group(key, &rec, &staging.blob_path(&w.digest));
 }
 
-/// Whether a squash with these options is kept whole and looked up whole.
-pub fn result_applies(opts: &crate::pipeline::squash::SquashOptions, keep: usize) -> bool {
-    use crate::pipeline::squash::Keep;
-    keep == 0
-        && !opts.dry_run
-        && opts.sbom.is_none()
-        && (opts.groups.is_some() || !matches!(opts.keep, Keep::Base(_)))
-}
-
-/// The key of a whole squash of `image` into `format` (see the module's text).
+/// The key of a whole squash of `image` with `options` (the output's format, codec,
+/// names, cuts and every other option its bytes depend on, as text) and `policy` (see
+/// the module's text).
 pub fn result_key(
-    opts: &crate::pipeline::squash::SquashOptions,
+    options: &str,
+    policy: &crate::policy::PolicySet,
     image: &crate::image::Image,
-    format: crate::image::Format,
-    ends: &[usize],
 ) -> Digest {
     let mut key = Key::new();
-    let o = &opts.output;
     key.part(b"squash result")
-        .part(
-            format!(
-                "{format:?} {:?} {:?} {:?} {:?} {ends:?} {:?} {} {}",
-                o.compression,
-                o.level,
-                (&o.tags, &o.ref_name),
-                opts.timestamp,
-                opts.groups,
-                opts.check,
-                opts.allow_broken
-            )
-            .as_bytes(),
-        )
-        .part(opts.policy.fingerprint().as_bytes())
+        .part(options.as_bytes())
+        .part(policy.fingerprint().as_bytes())
         .part(
             format!(
                 "{:?} {} {:?} {:?} {:?} {:?} {:?} {:?}",
@@ -305,11 +270,11 @@ pub fn result_key(
 /// The squash kept under `key`: its output image, every layer blob checked and staged,
 /// and its report; `None` (the record dropped) when the record or a blob is missing or
 /// broken.
-pub fn cached_result(
+pub fn cached_result<R: serde::de::DeserializeOwned>(
     cache: &Cache,
     key: &Digest,
     staging: &Staging,
-) -> Result<Option<(OutImage, SquashReport)>> {
+) -> Result<Option<(OutImage, R)>> {
     use crate::cache::Kind;
     let Some(body) = cache.record(Kind::Result, key) else {
         return Ok(None);
@@ -329,7 +294,7 @@ pub fn cached_result(
 }
 
 /// Keeps the squash that wrote `out` and `report` under `key`.
-pub fn keep_result(cache: &Cache, key: &Digest, out: &OutImage, report: &SquashReport) {
+pub fn keep_result<R: serde::Serialize>(cache: &Cache, key: &Digest, out: &OutImage, report: &R) {
     let layers: Vec<serde_json::Value> = out
         .layers
         .iter()
@@ -353,7 +318,7 @@ pub fn keep_result(cache: &Cache, key: &Digest, out: &OutImage, report: &SquashR
 }
 
 /// A result record's output image and report.
-fn parse_result(body: &[u8]) -> Option<(OutImage, SquashReport)> {
+fn parse_result<R: serde::de::DeserializeOwned>(body: &[u8]) -> Option<(OutImage, R)> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let text = |k: &str| Some(v.get(k)?.as_str()?.to_string());
     let texts = |k: &str| serde_json::from_value::<Vec<String>>(v.get(k)?.clone()).ok();

@@ -250,12 +250,12 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let (format, staging) = stage_output(opts, &source)?;
     let result_key = cache
         .as_ref()
-        .filter(|_| reuse::result_applies(opts, keep))
-        .map(|c| (c, reuse::result_key(opts, image, format, &ends)));
+        .filter(|_| kept_whole(opts, keep))
+        .map(|c| (c, result_key(opts, image, format, &ends)));
     if let (Some((c, k)), Some(st)) = (&result_key, &staging)
         && let Some((out, mut report)) = reuse::cached_result(c, k, st)?
     {
-        reuse::reused_whole(c, &mut report);
+        reused_whole(c, &mut report);
         commit(staging, &out, &mut report, (report_file, None))?;
         return Ok(report);
     }
@@ -343,6 +343,45 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     };
     commit(staging, &out, &mut report, (report_file, sbom))?;
     Ok(report)
+}
+
+/// Whether a squash with these options is kept whole in the cache and looked up whole:
+/// every output layer a squashed one (nothing kept as it is), no SBOM, no dry run.
+fn kept_whole(opts: &SquashOptions, keep: usize) -> bool {
+    keep == 0
+        && !opts.dry_run
+        && opts.sbom.is_none()
+        && (opts.groups.is_some() || !matches!(opts.keep, Keep::Base(_)))
+}
+
+/// The cache's key of this whole squash ([`reuse::result_key`]): the image, the policy,
+/// and every option the output depends on.
+fn result_key(opts: &SquashOptions, image: &Image, format: Format, ends: &[usize]) -> Digest {
+    let o = &opts.output;
+    let options = format!(
+        "{format:?} {:?} {:?} {:?} {:?} {ends:?} {:?} {} {}",
+        o.compression,
+        o.level,
+        (&o.tags, &o.ref_name),
+        opts.timestamp,
+        opts.groups,
+        opts.check,
+        opts.allow_broken
+    );
+    reuse::result_key(&options, &opts.policy, image)
+}
+
+/// `report`, kept whole, as this run gives it: every squashed layer from the cache,
+/// and the cache's account (with its warnings) this run's.
+fn reused_whole(cache: &Cache, report: &mut SquashReport) {
+    let groups = report.groups.len().max(1);
+    let (mut outcome, warnings) = reuse::outcome(cache, &[], (1..=groups).collect());
+    outcome.result_reused = true;
+    for g in &mut report.groups {
+        g.reused = true;
+    }
+    report.warnings.extend(warnings);
+    report.cache = Some(outcome);
 }
 
 /// How many bottom layers stay as they are, and where the squashed layers end (each
