@@ -64,6 +64,8 @@ pub struct Meter<T> {
     inner: T,
     hasher: Sha256,
     count: u64,
+    /// When set, only counts: the bytes are hashed elsewhere ([`Meter::hashing_off`]).
+    off: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl<T> Meter<T> {
@@ -73,7 +75,25 @@ impl<T> Meter<T> {
             inner,
             hasher: Sha256::new(),
             count: 0,
+            off: None,
         }
+    }
+
+    /// A meter that stops hashing (and only counts) once `off` is set, for bytes that
+    /// turn out to be hashed elsewhere too: its digest is then of a prefix, not to be
+    /// used.
+    pub fn hashing_off(inner: T, off: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        Meter {
+            off: Some(off),
+            ..Meter::new(inner)
+        }
+    }
+
+    fn hashing(&self) -> bool {
+        !self
+            .off
+            .as_ref()
+            .is_some_and(|o| o.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Bytes seen so far.
@@ -95,7 +115,9 @@ impl<T> Meter<T> {
 impl<R: Read> Read for Meter<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if self.hashing() {
+            self.hasher.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }

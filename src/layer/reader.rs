@@ -97,12 +97,18 @@ pub fn scan_full<R: Read, W1: Write, W2: Write>(
 ) -> Result<FullScan<W1, W2>> {
     let corrupt = |e: io::Error| Error::corrupt(what, e);
     let mut records = Vec::new();
-    let metered = Meter::new(TeeReader::new(blob, Maybe(raw_tee)));
+    // A plain tar's blob digest is its diff_id: hashed once, by the tar's meter.
+    let plain = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let metered = Meter::hashing_off(TeeReader::new(blob, Maybe(raw_tee)), plain.clone());
     let buffered = BufReader::with_capacity(READ_BUFFER, metered);
     let (compression, decoder) = Decoder::sniff(buffered).map_err(|e| match e {
         Error::Io(io) => corrupt(io),
         other => other,
     })?;
+    plain.store(
+        compression == Compression::None,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let tar_meter = Meter::new(TeeReader::new(decoder, Maybe(reencode)));
     let mut walker = Walker::new(tar_meter);
     let mut entries = 0u64;
@@ -141,6 +147,10 @@ pub fn scan_full<R: Read, W1: Write, W2: Write>(
     let mut buffered = decoder.into_inner();
     io::copy(&mut buffered, &mut io::sink()).map_err(corrupt)?;
     let (tee, blob_digest, blob_size) = buffered.into_inner().finish();
+    let blob_digest = match compression {
+        Compression::None => diff_id.clone(),
+        _ => blob_digest,
+    };
     let (_, Maybe(raw)) = tee.into_parts();
     let scan = LayerScan {
         compression,
