@@ -231,33 +231,15 @@ type ScanAndBlob = (LayerScan, Option<(Digest, u64)>);
 /// Runs `squash`: the source read and merged, slimmed by the policy, the squashed layer
 /// emitted, then the config, manifest and report, committed together.
 pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
-    if let Some(f) = opts.output.format.filter(|_| !opts.dry_run) {
-        opts.output.check(f)?;
-    }
-    let report_file = stage_side(opts, (opts.report_file.as_deref(), "--report"), None)?;
-    let sbom_path = opts.sbom.as_ref().map(|(p, _)| p.as_path());
-    let sbom_file = stage_side(opts, (sbom_path, "--sbom"), opts.report_file.as_deref())?;
-    let cache = opts
-        .cache
-        .as_ref()
-        .map(|c| Cache::open(&c.dir, c.max))
-        .transpose()?;
+    let (mut report_file, sbom_file, cache) = before_reading(opts)?;
     let source = reader::open(&opts.source, &opts.open)?;
     let image = &source.image;
-    let total = image.layers.len();
     let mut warnings = image.warnings.clone();
     let (keep, ends) = cuts(opts, image, &mut warnings)?;
-    let (format, staging) = stage_output(opts, &source)?;
-    let result_key = cache
-        .as_ref()
-        .filter(|_| kept_whole(opts, keep))
-        .map(|c| (c, result_key(opts, image, format, &ends)));
-    if let (Some((c, k)), Some(st)) = (&result_key, &staging)
-        && let Some((out, mut report)) = reuse::cached_result(c, k, st)?
-    {
-        reused_whole(c, &mut report);
-        commit(staging, &out, &mut report, (report_file, None))?;
-        return Ok(report);
+    let (format, mut staging) = stage_output(opts, &source)?;
+    let result_key = result_key(opts, cache.as_ref(), (image, keep, &ends), format);
+    if let Some(r) = whole_from_cache(result_key.as_ref(), &mut staging, &mut report_file)? {
+        return Ok(r);
     }
     let mut scanned = scan_layers(
         &source,
@@ -284,33 +266,21 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     let inventory = opts
         .sbom
         .as_ref()
-        .map(|_| crate::sbom::catalog(&crate::layer::fs::TreeFs::new(&tree, &spools)))
-        .transpose()
-        .map_err(|e| Error::corrupt("package database", e))?;
+        .map(|_| catalog(&tree, &spools))
+        .transpose()?;
     let codec = squashed_codec(
         opts.output.compression,
-        Some(scans[total - 1].0.compression),
+        scans.last().map(|s| s.0.compression),
     );
     let trees = groups::slimmed_trees(snapshots, tree, &slimmed.deleted, &opts.policy)?;
     let starts = groups::starts(keep, &ends);
-    let diff_ids: Vec<Digest> = image.layers.iter().map(|l| l.diff_id.clone()).collect();
-    let ids = match &cache {
-        Some(c) => Some((c, reuse::spool_ids(&diff_ids, &spools)?)),
-        None => None,
-    };
-    let (written, reused) = write_squashed(
+    let (written, reused) = write_groups(
         opts,
+        image,
         (&base, &trees, &starts),
-        &spools,
-        codec,
-        (
-            staging.as_ref(),
-            ids.as_ref().map(|(c, ids)| (*c, ids.as_slice())),
-        ),
+        (&spools, codec),
+        (staging.as_ref(), cache.as_ref()),
     )?;
-    let cached = cache
-        .as_ref()
-        .map(|c| reuse::outcome(c, &from_cache, reused));
     let input = Input {
         image,
         scans: &scans,
@@ -324,12 +294,8 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     };
     let (mut out, mut report) =
         assemble(opts, &input, (format, codec), written, slimmed, warnings)?;
-    if let Some((outcome, cache_warnings)) = cached {
-        for (i, g) in report.groups.iter_mut().enumerate() {
-            g.reused = outcome.groups_reused.contains(&(i + 1));
-        }
-        report.warnings.extend(cache_warnings);
-        report.cache = Some(outcome);
+    if let Some(c) = &cache {
+        account_cache(&mut report, reuse::outcome(c, &from_cache, reused));
     }
     if let Some((c, k)) = &result_key {
         reuse::keep_result(c, k, &out, &report);
@@ -345,18 +311,72 @@ pub fn squash(opts: &SquashOptions) -> Result<SquashReport> {
     Ok(report)
 }
 
-/// Whether a squash with these options is kept whole in the cache and looked up whole:
-/// every output layer a squashed one (nothing kept as it is), no SBOM, no dry run.
-fn kept_whole(opts: &SquashOptions, keep: usize) -> bool {
-    keep == 0
-        && !opts.dry_run
-        && opts.sbom.is_none()
-        && (opts.groups.is_some() || !matches!(opts.keep, Keep::Base(_)))
+/// What is checked and opened before any image byte is read: the output's format, the
+/// side files (`--report`, `--sbom`) staged, the cache.
+fn before_reading(
+    opts: &SquashOptions,
+) -> Result<(Option<SideFile>, Option<SideFile>, Option<Cache>)> {
+    if let Some(f) = opts.output.format.filter(|_| !opts.dry_run) {
+        opts.output.check(f)?;
+    }
+    let report_file = stage_side(opts, (opts.report_file.as_deref(), "--report"), None)?;
+    let sbom_path = opts.sbom.as_ref().map(|(p, _)| p.as_path());
+    let sbom_file = stage_side(opts, (sbom_path, "--sbom"), opts.report_file.as_deref())?;
+    let cache = opts
+        .cache
+        .as_ref()
+        .map(|c| Cache::open(&c.dir, c.max))
+        .transpose()?;
+    Ok((report_file, sbom_file, cache))
 }
 
-/// The cache's key of this whole squash ([`reuse::result_key`]): the image, the policy,
-/// and every option the output depends on.
-fn result_key(opts: &SquashOptions, image: &Image, format: Format, ends: &[usize]) -> Digest {
+/// The slimmed image's packages, for `--sbom`.
+fn catalog(tree: &overlay::Tree, spools: &[Spool]) -> Result<crate::sbom::Inventory> {
+    crate::sbom::catalog(&crate::layer::fs::TreeFs::new(tree, spools))
+        .map_err(|e| Error::corrupt("package database", e))
+}
+
+/// [`write_squashed`], with what each spool holds when there is a cache.
+fn write_groups(
+    opts: &SquashOptions,
+    image: &Image,
+    trees: (&overlay::Tree, &[overlay::Tree], &[usize]),
+    (spools, codec): (&[Spool], Compression),
+    (staging, cache): (Option<&Staging>, Option<&Cache>),
+) -> Result<(Vec<Written>, Vec<usize>)> {
+    let diff_ids: Vec<Digest> = image.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let ids = match cache {
+        Some(c) => Some((c, reuse::spool_ids(&diff_ids, spools)?)),
+        None => None,
+    };
+    let cache = ids.as_ref().map(|(c, ids)| (*c, ids.as_slice()));
+    write_squashed(opts, trees, spools, codec, (staging, cache))
+}
+
+/// The report's account of the cache ([`reuse::outcome`]), each group marked reused or
+/// not.
+fn account_cache(report: &mut SquashReport, (outcome, warnings): (CacheOutcome, Vec<String>)) {
+    for (i, g) in report.groups.iter_mut().enumerate() {
+        g.reused = outcome.groups_reused.contains(&(i + 1));
+    }
+    report.warnings.extend(warnings);
+    report.cache = Some(outcome);
+}
+
+/// The cache's key of this whole squash ([`reuse::result_key`]: the image, the policy,
+/// and every option the output depends on), when it is kept whole and looked up whole:
+/// every output layer a squashed one (nothing kept as it is), no SBOM, no dry run.
+fn result_key<'c>(
+    opts: &SquashOptions,
+    cache: Option<&'c Cache>,
+    (image, keep, ends): (&Image, usize, &[usize]),
+    format: Format,
+) -> Option<(&'c Cache, Digest)> {
+    let whole = keep == 0
+        && !opts.dry_run
+        && opts.sbom.is_none()
+        && (opts.groups.is_some() || !matches!(opts.keep, Keep::Base(_)));
+    let cache = cache.filter(|_| whole)?;
     let o = &opts.output;
     let options = format!(
         "{format:?} {:?} {:?} {:?} {:?} {ends:?} {:?} {} {}",
@@ -368,7 +388,30 @@ fn result_key(opts: &SquashOptions, image: &Image, format: Format, ends: &[usize
         opts.check,
         opts.allow_broken
     );
-    reuse::result_key(&options, &opts.policy, image)
+    Some((cache, reuse::result_key(&options, &opts.policy, image)))
+}
+
+/// The whole squash from the cache, committed, when it has it (the staging folder and
+/// the report file are taken then).
+fn whole_from_cache(
+    key: Option<&(&Cache, Digest)>,
+    staging: &mut Option<Staging>,
+    report_file: &mut Option<SideFile>,
+) -> Result<Option<SquashReport>> {
+    let (Some((c, k)), Some(st)) = (key, staging.as_ref()) else {
+        return Ok(None);
+    };
+    let Some((out, mut report)) = reuse::cached_result(c, k, st)? else {
+        return Ok(None);
+    };
+    reused_whole(c, &mut report);
+    commit(
+        staging.take(),
+        &out,
+        &mut report,
+        (report_file.take(), None),
+    )?;
+    Ok(Some(report))
 }
 
 /// `report`, kept whole, as this run gives it: every squashed layer from the cache,
@@ -574,7 +617,6 @@ fn assemble(
     let layers = out_layers(&scans[..keep], image, docker, squashed);
     let diff_ids: Vec<&Digest> = written.iter().map(|w| &w.diff_id).collect();
     let config_bytes = out_config(opts, image, (keep, &input.groups), &diff_ids, &mut warnings)?;
-    let config_digest = Digest::of(&config_bytes);
     let (tags, ref_names) = output_names(opts, format, image);
     let (report_layers, before, after) = layer_outcomes(
         scans,
@@ -605,7 +647,7 @@ fn assemble(
         ),
         before,
         after,
-        config_digest,
+        config_digest: Digest::of(&config_bytes),
         policy: slimmed.policy,
         dry_run: opts.dry_run,
         warnings,
